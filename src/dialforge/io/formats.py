@@ -1,0 +1,241 @@
+"""Parsers and serialisers for each on-disk dialogue format.
+
+Each parser turns one raw record into conversations and raises `RecordError` with the
+field at fault; `reader.py` adds the file and line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..conversation import ROLES, Conversation, Message, content_id
+from ..errors import RecordError
+
+# -- OpenAI messages (canonical) ---------------------------------------------
+
+_OPENAI_MSG_KEYS = {"role", "content", "meta", "name", "tool_calls", "tool_call_id"}
+
+
+def _text_content(content: Any, field: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text" or "text" not in part:
+                raise RecordError("only text content parts are supported", field=f"{field}[{j}]")
+            texts.append(part["text"])
+        return "".join(texts)
+    raise RecordError(f"expected a string, got {type(content).__name__}", field=field)
+
+
+def _check_content(content: str, field: str) -> str:
+    if not content.strip():
+        raise RecordError("empty message", field=field)
+    return content
+
+
+def parse_openai(rec: Any) -> list[Conversation]:
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected an object, got {type(rec).__name__}")
+    if "messages" not in rec:
+        raise RecordError("missing field", field="messages")
+    raw = rec["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise RecordError("expected a non-empty list", field="messages")
+    msgs: list[Message] = []
+    for i, m in enumerate(raw):
+        f = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise RecordError("expected an object", field=f)
+        if "role" not in m:
+            raise RecordError("missing field", field=f"{f}.role")
+        role = m["role"]
+        if role not in ROLES:
+            raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})",
+                              field=f"{f}.role")
+        meta = dict(m.get("meta") or {})
+        for k in m:
+            if k not in _OPENAI_MSG_KEYS:
+                raise RecordError(f"unknown message field {k!r}", field=f"{f}.{k}")
+        if m.get("tool_calls"):
+            content = orjson.dumps(m["tool_calls"]).decode()
+            meta["kind"] = "tool_call"
+        else:
+            if "content" not in m or m["content"] is None:
+                raise RecordError("missing field", field=f"{f}.content")
+            content = _check_content(_text_content(m["content"], f"{f}.content"), f"{f}.content")
+        for k in ("name", "tool_call_id"):
+            if k in m:
+                meta[k] = m[k]
+        msgs.append(Message(role=role, content=content, meta=meta))
+    meta = rec.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise RecordError("expected an object", field="meta")
+    cid = rec.get("id")
+    if cid is not None and not isinstance(cid, str):
+        cid = str(cid)
+    return [Conversation(id=cid or content_id(msgs), messages=msgs, meta=meta)]
+
+
+def to_openai(conv: Conversation) -> dict[str, Any]:
+    return conv.to_record()
+
+
+# -- ShareGPT (FastChat, LLaMA-Factory incl. tool calls) -----------------------
+
+_SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+}
+
+
+def parse_sharegpt(rec: Any) -> list[Conversation]:
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected an object, got {type(rec).__name__}")
+    if "conversations" not in rec:
+        raise RecordError("missing field", field="conversations")
+    raw = rec["conversations"]
+    if not isinstance(raw, list) or not raw:
+        raise RecordError("expected a non-empty list", field="conversations")
+    msgs: list[Message] = []
+    system = rec.get("system")
+    if system is not None:
+        if not isinstance(system, str):
+            raise RecordError("expected a string", field="system")
+        if system.strip():
+            msgs.append(Message(role="system", content=system))
+    for i, m in enumerate(raw):
+        f = f"conversations[{i}]"
+        if not isinstance(m, dict):
+            raise RecordError("expected an object", field=f)
+        for k in ("from", "value"):
+            if k not in m:
+                raise RecordError("missing field", field=f"{f}.{k}")
+        src = m["from"]
+        if src not in _SHAREGPT_ROLES:
+            raise RecordError(
+                f"unknown role {src!r} (expected one of {', '.join(_SHAREGPT_ROLES)})",
+                field=f"{f}.from")
+        value = m["value"]
+        if not isinstance(value, str):
+            raise RecordError(f"expected a string, got {type(value).__name__}", field=f"{f}.value")
+        _check_content(value, f"{f}.value")
+        meta = {"kind": "tool_call"} if src == "function_call" else {}
+        msgs.append(Message(role=_SHAREGPT_ROLES[src], content=value, meta=meta))  # type: ignore[arg-type]
+    meta: dict[str, Any] = {}
+    if "tools" in rec:
+        meta["tools"] = rec["tools"]
+    for k, v in rec.items():
+        if k not in ("conversations", "system", "tools", "id"):
+            meta.setdefault("source_fields", {})[k] = v
+    cid = rec.get("id")
+    if cid is not None:
+        meta["source_id"] = cid
+    return [Conversation(id=content_id(msgs), messages=msgs, meta=meta)]
+
+
+def to_sharegpt(conv: Conversation) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "source_id" in conv.meta:
+        out["id"] = conv.meta["source_id"]
+    turns = []
+    for i, m in enumerate(conv.messages):
+        if m.role == "system":
+            if i == 0:
+                out["system"] = m.content
+                continue
+            turns.append({"from": "system", "value": m.content})
+        elif m.role == "user":
+            turns.append({"from": "human", "value": m.content})
+        elif m.role == "assistant":
+            src = "function_call" if m.meta.get("kind") == "tool_call" else "gpt"
+            turns.append({"from": src, "value": m.content})
+        else:
+            turns.append({"from": "observation", "value": m.content})
+    out["conversations"] = turns
+    if "tools" in conv.meta:
+        out["tools"] = conv.meta["tools"]
+    return out
+
+
+# -- OpenAssistant message trees ------------------------------------------------
+
+_OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
+
+
+def _oasst_node(node: Any, field: str) -> Message:
+    if not isinstance(node, dict):
+        raise RecordError("expected an object", field=field)
+    for k in ("text", "role"):
+        if k not in node:
+            raise RecordError("missing field", field=f"{field}.{k}")
+    if node["role"] not in _OASST_ROLES:
+        raise RecordError(f"unknown role {node['role']!r} (expected prompter or assistant)",
+                          field=f"{field}.role")
+    _check_content(node["text"], f"{field}.text")
+    return Message(role=_OASST_ROLES[node["role"]], content=node["text"],  # type: ignore[arg-type]
+                   meta={"message_id": node.get("message_id")})
+
+
+def _rank_key(node: dict[str, Any]) -> tuple[int, float]:
+    rank = node.get("rank")
+    return (0, float(rank)) if rank is not None else (1, 0.0)
+
+
+def parse_oasst(rec: Any, mode: str = "all") -> list[Conversation]:
+    """Threads of one message tree.
+
+    `all`: every root-to-leaf path, cut back to its last assistant message (a dialogue
+    that ends on an unanswered user turn is not a training dialogue), duplicates removed.
+    `best`: one thread following the best-ranked reply (rank 0) at each step.
+    Deleted messages and their subtrees are skipped.
+    """
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected an object, got {type(rec).__name__}")
+    if "prompt" not in rec:
+        raise RecordError("missing field", field="prompt")
+    tree_id = rec.get("message_tree_id")
+    threads: list[list[Message]] = []
+
+    def walk(node: dict[str, Any], field: str, path: list[Message]) -> None:
+        msg = _oasst_node(node, field)
+        path = path + [msg]
+        replies = node.get("replies") or []
+        if not isinstance(replies, list):
+            raise RecordError("expected a list", field=f"{field}.replies")
+        live = [(j, r) for j, r in enumerate(replies) if not (isinstance(r, dict) and r.get("deleted"))]
+        if mode == "best" and live:
+            live = [min(live, key=lambda jr: _rank_key(jr[1]))]
+        if not live:
+            threads.append(path)
+        for j, r in live:
+            walk(r, f"{field}.replies[{j}]", path)
+
+    walk(rec["prompt"], "prompt", [])
+    out: list[Conversation] = []
+    seen: set[str] = set()
+    for path in threads:
+        while path and path[-1].role != "assistant":
+            path = path[:-1]
+        if not path:
+            continue
+        cid = content_id(path)
+        if cid in seen:
+            continue
+        seen.add(cid)
+        meta = {"source": "oasst", "message_tree_id": tree_id,
+                "leaf_message_id": path[-1].meta.get("message_id")}
+        out.append(Conversation(id=cid, messages=path, meta=meta))
+    return out
+
+
+def parse_oasst_best(rec: Any) -> list[Conversation]:
+    return parse_oasst(rec, mode="best")

@@ -1,0 +1,151 @@
+"""`LLM`: a backend plus the call cache, usage accounting and validated structured output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from .cache import CallCache, request_key
+from .structured import parse_structured, strict_schema
+from .types import DEFAULT_PARAMS, ChatModel, ChatRequest, Completion, SamplingParams
+from .usage import UsageTracker
+
+T = TypeVar("T", bound=BaseModel)
+
+_REPAIR = ("Your previous reply could not be used: {error}. Reply again with only one JSON "
+           "object that matches this schema, and nothing else:\n{schema}")
+
+
+@dataclass
+class StructuredResult(Generic[T]):
+    """A parsed value, or `error` with every raw reply kept for the record."""
+
+    value: T | None
+    raw: list[str] = field(default_factory=list)
+    error: str | None = None
+    completions: list[Completion] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+class LLM:
+    """What stages call. Cache hits never reach the backend; usage is counted per stage."""
+
+    def __init__(
+        self,
+        backend: ChatModel,
+        *,
+        cache: CallCache | None = None,
+        usage: UsageTracker | None = None,
+        stage: str = "default",
+        params: SamplingParams = DEFAULT_PARAMS,
+        system_prompt: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.usage = usage if usage is not None else UsageTracker()
+        self.stage = stage
+        self.params = params
+        self.system_prompt = system_prompt
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    def for_stage(self, stage: str) -> LLM:
+        return LLM(self.backend, cache=self.cache, usage=self.usage, stage=stage,
+                   params=self.params, system_prompt=self.system_prompt)
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(requests)
+        keys: list[str] = []
+        missing: list[int] = []
+        for i, req in enumerate(requests):
+            if self.cache is not None:
+                key = request_key(self.model_id, req)
+                keys.append(key)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    out[i] = hit
+                    self.usage.record(self.stage, hit)
+                    continue
+            missing.append(i)
+        if missing:
+            comps = await self.backend.chat([requests[i] for i in missing])
+            for i, comp in zip(missing, comps, strict=True):
+                out[i] = comp
+                self.usage.record(self.stage, comp)
+                if self.cache is not None:
+                    self.cache.put(keys[i], comp)
+        return out  # type: ignore[return-value]
+
+    def _messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        if self.system_prompt and (not messages or messages[0]["role"] != "system"):
+            return [{"role": "system", "content": self.system_prompt}, *messages]
+        return messages
+
+    async def complete(self, messages: list[dict[str, str]], *, params: SamplingParams | None = None,
+                       sample_index: int = 0) -> Completion:
+        req = ChatRequest(self._messages(messages), params or self.params, sample_index=sample_index)
+        return (await self.chat([req]))[0]
+
+    async def structured(
+        self,
+        messages: list[dict[str, str]],
+        model: type[T],
+        *,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+        repair: bool = True,
+    ) -> StructuredResult[T]:
+        """Ask for JSON matching `model`; validate; one repair attempt; then a typed failure."""
+        schema = strict_schema(model)
+        msgs = self._messages(messages)
+        p = params or self.params
+        req = ChatRequest(msgs, p, schema=schema, schema_name=model.__name__, sample_index=sample_index)
+        result: StructuredResult[T] = StructuredResult(value=None)
+        comp = (await self.chat([req]))[0]
+        result.completions.append(comp)
+        if not comp.ok:
+            result.error = f"request failed: {comp.error}"
+            return result
+        result.raw.append(comp.text)
+        try:
+            result.value = parse_structured(comp.text, model)
+            return result
+        except ValueError as e:
+            result.error = str(e)
+        if not repair:
+            return result
+        import json
+
+        fix = msgs + [{"role": "assistant", "content": comp.text},
+                      {"role": "user", "content": _REPAIR.format(error=result.error,
+                                                                 schema=json.dumps(schema))}]
+        comp2 = (await self.chat([ChatRequest(fix, p, schema=schema, schema_name=model.__name__,
+                                              sample_index=sample_index)]))[0]
+        result.completions.append(comp2)
+        if not comp2.ok:
+            result.error = f"repair request failed: {comp2.error}"
+            return result
+        result.raw.append(comp2.text)
+        try:
+            result.value = parse_structured(comp2.text, model)
+            result.error = None
+        except ValueError as e:
+            result.error = f"invalid after one repair attempt: {e}"
+        return result
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine from sync code (the CLI and the sync Python API)."""
+    return asyncio.run(coro)

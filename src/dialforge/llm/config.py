@@ -1,0 +1,48 @@
+"""One backend config for CLI, YAML and Python: `base_url` set -> HTTP, else in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .types import ChatModel, SamplingParams
+
+
+class BackendConfig(BaseModel):
+    """How to reach a model. Holds the *name* of the API-key variable, never the key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        None, description="environment variable that holds the API key (the key is never stored)")
+    max_concurrency: int = Field(64, ge=1)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    structured_output: bool = Field(True, description="send response_format json_schema")
+    batch_size: int = Field(16, ge=1, description="in-process backend: rows per generate call")
+    device: str | None = None
+    params: SamplingParams = SamplingParams()
+    system_prompt: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What may go into a manifest: everything (the key itself is never in the config)."""
+        return self.model_dump(mode="json")
+
+
+def make_backend(cfg: BackendConfig) -> ChatModel:
+    if cfg.base_url:
+        from .http import OpenAIHTTPBackend
+
+        return OpenAIHTTPBackend(
+            cfg.model, cfg.base_url, api_key_env=cfg.api_key_env,
+            max_concurrency=cfg.max_concurrency, timeout_s=cfg.timeout_s,
+            max_retries=cfg.max_retries, backoff_base_s=cfg.backoff_base_s,
+            backoff_max_s=cfg.backoff_max_s, structured_output=cfg.structured_output)
+    from .local import TransformersBackend
+
+    return TransformersBackend(cfg.model, batch_size=cfg.batch_size, device=cfg.device)

@@ -1,0 +1,168 @@
+"""In-process transformers backend: the embedded default, no server needed.
+
+Concurrent `chat` calls are gathered into batches (up to `batch_size` rows) by one worker
+task, so an engine with many live conversations gets batched generation for free.
+Structured output uses xgrammar's logits processor, so even a tiny random model emits
+JSON that parses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import DialforgeError
+from .types import ChatRequest, Completion, SamplingParams, Usage
+
+log = logging.getLogger("dialforge.llm")
+
+
+class TransformersBackend:
+    def __init__(self, model: str, *, batch_size: int = 16, device: str | None = None,
+                 dtype: str = "auto") -> None:
+        self.model_id = model
+        self.batch_size = batch_size
+        self._device = device
+        self._dtype = dtype
+        self._model: Any = None
+        self._tok: Any = None
+        self._grammars: dict[str, Any] = {}
+        self._compiler: Any = None
+        self._queue: asyncio.Queue[tuple[ChatRequest, asyncio.Future[Completion]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    # -- loading -----------------------------------------------------------------
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self._tok = AutoTokenizer.from_pretrained(self.model_id)
+            self._model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self._dtype)
+        except (OSError, ValueError) as e:
+            raise DialforgeError(f"cannot load model {self.model_id!r}: {str(e).splitlines()[0]}") from None
+        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._model.to(device).eval()
+        self._tok.padding_side = "left"
+        if self._tok.pad_token is None:
+            self._tok.pad_token = self._tok.eos_token
+        if not getattr(self._tok, "chat_template", None):
+            raise DialforgeError(f"model {self.model_id!r} has no chat template")
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            import xgrammar as xgr
+
+            if self._compiler is None:
+                info = xgr.TokenizerInfo.from_huggingface(
+                    self._tok, vocab_size=self._model.config.vocab_size)
+                self._compiler = xgr.GrammarCompiler(info)
+            self._grammars[key] = self._compiler.compile_json_schema(key, any_whitespace=False)
+        return self._grammars[key]
+
+    # -- batching ----------------------------------------------------------------
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        if self._queue is None or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._run())
+        loop = asyncio.get_running_loop()
+        futs = []
+        for r in requests:
+            fut: asyncio.Future[Completion] = loop.create_future()
+            self._queue.put_nowait((r, fut))
+            futs.append(fut)
+        return list(await asyncio.gather(*futs))
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = await self._queue.get()
+            await asyncio.sleep(0)  # let concurrent callers enqueue before we cut a batch
+            batch = [item]
+            while not self._queue.empty() and len(batch) < self.batch_size:
+                batch.append(self._queue.get_nowait())
+            groups: dict[tuple[Any, ...], list[tuple[ChatRequest, asyncio.Future[Completion]]]] = {}
+            for req, fut in batch:
+                key = (req.params, json.dumps(req.schema, sort_keys=True) if req.schema else None)
+                groups.setdefault(key, []).append((req, fut))
+            for group in groups.values():
+                try:
+                    comps = await asyncio.to_thread(self._generate, [r for r, _ in group])
+                except Exception as e:  # one bad batch must not kill the worker
+                    log.exception("local generation failed")
+                    comps = [Completion(model=self.model_id, error=f"{type(e).__name__}: {e}")
+                             for _ in group]
+                for (_, fut), comp in zip(group, comps, strict=True):
+                    if not fut.done():
+                        fut.set_result(comp)
+
+    # -- generation --------------------------------------------------------------
+    def _generate(self, reqs: list[ChatRequest]) -> list[Completion]:
+        import torch
+
+        self.load()
+        tok, model = self._tok, self._model
+        p: SamplingParams = reqs[0].params
+        start = time.perf_counter()
+        prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
+                   for r in reqs for _ in range(p.n)]
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tok.pad_token_id}
+        if p.temperature > 0:
+            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p,
+                          top_k=p.top_k or 0)
+        else:
+            kwargs.update(do_sample=False)
+        if reqs[0].schema is not None:
+            import xgrammar as xgr
+
+            g = self._grammar(reqs[0].schema)
+            kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor([g] * len(prompts))]
+        if p.seed is not None:
+            torch.manual_seed(p.seed + reqs[0].sample_index)
+        with torch.no_grad():
+            out = model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1]:]
+        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
+        elapsed = time.perf_counter() - start
+        eos = tok.eos_token_id
+        comps = []
+        for i, r in enumerate(reqs):
+            texts, reasons, ptoks, ctoks = [], [], 0, 0
+            for j in range(p.n):
+                row = new[i * p.n + j].tolist()
+                n_gen = len(row)
+                reason = "length"
+                for k, t in enumerate(row):
+                    if t == eos or t == tok.pad_token_id:
+                        n_gen, reason = k + (t == eos), "stop"
+                        break
+                text = tok.decode(row[:n_gen], skip_special_tokens=True)
+                for s in p.stop:
+                    cut = text.find(s)
+                    if cut >= 0:
+                        text, reason = text[:cut], "stop"
+                texts.append(text)
+                reasons.append(reason)
+                ptoks += int(prompt_lens[i * p.n + j])
+                ctoks += n_gen
+            comps.append(Completion(texts=texts, finish_reasons=reasons, model=self.model_id,
+                                    usage=Usage(ptoks // p.n, ctoks), latency_s=elapsed))
+        return comps
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._worker = None
+            self._queue = None

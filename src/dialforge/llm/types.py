@@ -1,0 +1,91 @@
+"""The backend protocol and the request/response types every backend speaks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SamplingParams(BaseModel):
+    """Sampling for one request. `n` completions per request; `seed` makes servers repeatable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    max_tokens: int = Field(512, ge=1)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int = Field(1, ge=1)
+
+
+DEFAULT_PARAMS = SamplingParams()
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat completion request. `schema` asks for structured (JSON) output."""
+
+    messages: list[dict[str, str]]
+    params: SamplingParams = DEFAULT_PARAMS
+    schema: dict[str, Any] | None = None
+    schema_name: str = "output"
+    sample_index: int = 0
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Completion:
+    """The answer to one request. A failed request has `error` set and no texts; never raises."""
+
+    texts: list[str] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    latency_s: float = 0.0
+    retries: int = 0
+    cached: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.texts)
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+    @property
+    def finish_reason(self) -> str:
+        return self.finish_reasons[0] if self.finish_reasons else ("error" if self.error else "")
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"texts": self.texts, "finish_reasons": self.finish_reasons, "model": self.model,
+                "usage": [self.usage.prompt_tokens, self.usage.completion_tokens]}
+
+    @classmethod
+    def from_cache(cls, d: dict[str, Any]) -> Completion:
+        p, c = d["usage"]
+        return cls(texts=d["texts"], finish_reasons=d["finish_reasons"], model=d["model"],
+                   usage=Usage(p, c), cached=True)
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat backend. `chat` answers every request in order and never raises for one
+    bad request: the failure is in that request's `Completion.error`."""
+
+    model_id: str
+
+    async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]: ...
+
+    async def aclose(self) -> None: ...
