@@ -134,10 +134,11 @@ class OpenAIHTTPBackend:
                     self.limiter.on_pushback()
                 if retries >= self.max_retries:
                     break
+                # Retry-After when the server names a wait; else exponential backoff + jitter
                 delay = e.retry_after
-                if delay is None:
+                if not delay:
                     delay = min(self.backoff_max_s, self.backoff_base_s * 2**retries)
-                    delay *= 0.5 + random.random()  # jitter
+                    delay *= 0.5 + random.random()
                 retries += 1
                 log.debug("retry %d after %.2fs: %s", retries, delay, last_error)
                 await asyncio.sleep(delay)

@@ -21,6 +21,38 @@ from .types import ChatRequest, Completion, SamplingParams, Usage
 log = logging.getLogger("dialforge.llm")
 
 
+def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """A copy of `schema` whose strings and arrays are bounded so the JSON always closes
+    within `max_tokens` (a token is at least one character). Without it a weak model can
+    fill one string until the budget runs out and the reply is cut mid-JSON."""
+    strings: list[dict[str, Any]] = []
+    overhead = 2
+
+    def walk(node: Any) -> Any:
+        nonlocal overhead
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        node = {k: walk(v) for k, v in node.items()}
+        if node.get("type") == "string" and "enum" not in node:
+            strings.append(node)
+        if node.get("type") == "array":
+            node.setdefault("maxItems", 4)
+        for k in node.get("properties", {}):
+            overhead += len(k) + 6
+        return node
+
+    out = walk(schema)
+    if strings:
+        room = max(8 * len(strings), max_tokens - overhead - 8)
+        # an array of strings repeats its item: give it its share of the room per item
+        share = max(8, room // (len(strings) * 4))
+        for node in strings:
+            node["maxLength"] = min(node.get("maxLength", share * 4), share * 4)
+    return out
+
+
 class TransformersBackend:
     def __init__(self, model: str, *, batch_size: int = 16, device: str | None = None,
                  dtype: str = "auto") -> None:
@@ -55,8 +87,8 @@ class TransformersBackend:
         if not getattr(self._tok, "chat_template", None):
             raise DialforgeError(f"model {self.model_id!r} has no chat template")
 
-    def _grammar(self, schema: dict[str, Any]) -> Any:
-        key = json.dumps(schema, sort_keys=True)
+    def _grammar(self, schema: dict[str, Any], max_tokens: int) -> Any:
+        key = json.dumps(bound_schema(schema, max_tokens), sort_keys=True)
         if key not in self._grammars:
             import xgrammar as xgr
 
@@ -123,7 +155,7 @@ class TransformersBackend:
         if reqs[0].schema is not None:
             import xgrammar as xgr
 
-            g = self._grammar(reqs[0].schema)
+            g = self._grammar(reqs[0].schema, p.max_tokens)
             kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor([g] * len(prompts))]
         if p.seed is not None:
             torch.manual_seed(p.seed + reqs[0].sample_index)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up .venv with everything dialforge needs. Idempotent: re-running is a no-op unless
+# pyproject.toml changed. On a CPU machine torch is pinned to the 2.13.0 CPU wheel first, so
+# no resolver ever pulls CUDA wheels; with an NVIDIA GPU the registry's CUDA build is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+stamp="$VENV/.dialforge-setup"
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade pip >/dev/null
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  pip install "torch>=2.3"
+else
+  pip install "torch==2.13.0"
+fi
+pip install -e ".[train,dev]"
+echo "$want" > "$stamp"

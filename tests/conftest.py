@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dialforge.testing import FakeOpenAIServer, build_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture()
+def fake_server():
+    with FakeOpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tokenizer trained on real OASST prompts + a random 2-layer Llama (built once)."""
+    texts = [json.loads(line) for line in (DATA / "oasst/prompt_lottery_en_250_text.jsonl").open()]
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", texts, vocab_size=1024)

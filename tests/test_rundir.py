@@ -1,0 +1,112 @@
+"""Run directory, cache, usage and resume, through `dialforge answer` on real OASST prompts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dialforge.answer import AnswerConfig, answer
+from dialforge.errors import RunDirConflict
+from dialforge.llm import BackendConfig
+from dialforge.run import RecordStore
+
+SECRET = "sk-test-SECRET-do-not-leak-0123456789"
+
+
+def _cfg(data_dir, srv, limit=20):
+    return AnswerConfig(prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+                        assistant=BackendConfig(model="fake-model", base_url=srv.base_url,
+                                                api_key_env="DIALFORGE_TEST_KEY", backoff_base_s=0.01),
+                        limit=limit)
+
+
+def _all_bytes(path):
+    for root, _, files in os.walk(path):
+        for f in files:
+            yield os.path.join(root, f), open(os.path.join(root, f), "rb").read()
+
+
+def test_api_key_sent_but_never_written(data_dir, fake_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIALFORGE_TEST_KEY", SECRET)
+    fake_server.inject("500", times=1)  # errors are logged too: still no key
+    out = tmp_path / "run"
+    summary = answer(_cfg(data_dir, fake_server), out, progress=False)
+    assert summary["answered_now"] == 20
+    assert fake_server.headers[0]["Authorization"] == f"Bearer {SECRET}"
+    files = dict(_all_bytes(out))
+    assert {"manifest.json", "usage.json", "run.log", "conversations.jsonl", "cache.sqlite"} <= {
+        os.path.basename(f) for f in files}
+    for f, blob in files.items():
+        assert SECRET.encode() not in blob, f
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["assistant"]["api_key_env"] == "DIALFORGE_TEST_KEY"
+    assert manifest["models"] == {"assistant": "fake-model"}
+
+
+def test_cache_and_usage_on_rerun_and_resume(data_dir, fake_server, tmp_path):
+    out = tmp_path / "run"
+    cfg = _cfg(data_dir, fake_server)
+    answer(cfg, out, progress=False)
+    assert len(fake_server.requests) == 20
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["stages"]["answer"]["fake-model"]["calls"] == 20
+    tokens = usage["totals"]["fake-model"]["prompt_tokens"]
+    first = (out / "conversations.jsonl").read_bytes()
+
+    # a crash: the last 5 records lost, one half-written line left behind
+    lines = first.splitlines(keepends=True)
+    (out / "conversations.jsonl").write_bytes(b"".join(lines[:15]) + lines[15][:30])
+    s = answer(cfg, out, progress=False)
+    assert s == {"questions": 20, "answered_now": 5, "already_done": 15, "failed": 0, "total": 20}
+    assert len(fake_server.requests) == 20  # the 5 lost answers came from the cache
+    rows = [json.loads(x) for x in (out / "conversations.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and len({r["id"] for r in rows}) == 20
+    assert (out / "conversations.jsonl").read_bytes().startswith(b"".join(lines[:15]))
+    usage = json.loads((out / "usage.json").read_text())
+    c = usage["stages"]["answer"]["fake-model"]
+    assert (c["calls"], c["cache_hits"], usage["totals"]["fake-model"]["prompt_tokens"]) == (20, 5, tokens)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumes"] == 1
+
+    # --no-cache really sends again
+    answer(cfg, tmp_path / "run2", use_cache=False, progress=False)
+    assert len(fake_server.requests) == 40
+
+
+def test_different_config_refused_unless_force_new(data_dir, fake_server, tmp_path):
+    out = tmp_path / "run"
+    answer(_cfg(data_dir, fake_server, limit=3), out, progress=False)
+    with pytest.raises(RunDirConflict, match="different config"):
+        answer(_cfg(data_dir, fake_server, limit=4), out, progress=False)
+    # operational knobs (concurrency, timeouts) may change on resume
+    cfg = _cfg(data_dir, fake_server, limit=3)
+    cfg.assistant.max_concurrency = 3
+    assert answer(cfg, out, progress=False)["already_done"] == 3
+    answer(_cfg(data_dir, fake_server, limit=4), out, force_new=True, progress=False)
+    assert len(list(tmp_path.glob("run.old-*"))) == 1
+
+
+def test_record_store_is_append_only_and_idempotent(tmp_path):
+    s = RecordStore(tmp_path / "r.jsonl")
+    assert s.append({"id": "a", "x": 1}) and not s.append({"id": "a", "x": 2})
+    s.close()
+    assert RecordStore(tmp_path / "r.jsonl").ids == {"a"}
+
+
+def test_cli_answer_with_config_errors(data_dir, fake_server, tmp_path):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("prompts: [x]\nassistant:\n  model: m\n  temprature: 0.3\n")
+    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "answer", "--config", str(cfg), "--out",
+                        str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "a.yaml: field 'assistant.temprature': unknown field" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "answer", "--prompts",
+                        str(data_dir / "oasst/en_100_text.jsonl"), "--limit", "7", "--out", str(tmp_path / "o"),
+                        "--base-url", fake_server.base_url, "--model", "fake-model"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len((tmp_path / "o/conversations.jsonl").read_text().splitlines()) == 7
