@@ -27,8 +27,12 @@ OnErrorOpt = typer.Option("fail", "--on-error", help="fail on the first bad reco
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks")) -> None:
     _state["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if debug:
+        logging.getLogger().setLevel(logging.DEBUG)
 
 
 def _check_on_error(v: str) -> Any:
@@ -135,6 +139,74 @@ def answer(
     cfg = load_config(AnswerConfig, config, ov)
     summary = run_answer(cfg, out, force_new=force_new, use_cache=not no_cache)
     err_console.print(f"{out}: {summary}", markup=False, highlight=False)
+
+
+@app.command()
+def induce(
+    dialogues: list[Path] = typer.Option(None, "--dialogues", help="real dialogue files (any format)"),
+    out: Path = typer.Option(..., "--out", help="run directory"),
+    config: Path | None = typer.Option(None, "--config", help="YAML InduceConfig"),
+    model: str | None = typer.Option(None, "--model", help="model name (with --base-url) or local path/hub id"),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="env var holding the API key"),
+    embedder: str | None = typer.Option(None, "--embedder", help="sentence-transformers model id or path"),
+    threshold: float | None = typer.Option(None, help="cosine threshold for clustering (0.5)"),
+    method: str | None = typer.Option(None, help="components (default) or leader (published)"),
+    from_: str | None = typer.Option(None, "--from", help="input format (auto)"),
+    on_error: str | None = typer.Option(None, "--on-error", help="fail|skip bad records"),
+    max_dialogues: int | None = typer.Option(None, help="use only the first N dialogues"),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+    force_new: bool = typer.Option(False, "--force-new"),
+) -> None:
+    """IDEAS induction: filter, extract, embed, cluster, abstract -> RUN_DIR/library.json."""
+    from .config import load_config
+    from .induce import InduceConfig
+    from .induce import induce as run_induce
+
+    ov = backend_overrides("model", model, base_url, api_key_env)
+    ov.update({"dialogues": [str(p) for p in dialogues] if dialogues else None, "embedder": embedder,
+               "threshold": threshold, "method": method, "format": from_, "on_error": on_error,
+               "max_dialogues": max_dialogues})
+    cfg = load_config(InduceConfig, config, ov)
+    lib = run_induce(cfg, out, force_new=force_new, use_cache=not no_cache)
+    err_console.print(f"{out}/library.json: {lib.counts}", markup=False, highlight=False)
+
+
+strategies_app = typer.Typer(no_args_is_help=True, help="Inspect and use a strategy library.")
+app.add_typer(strategies_app, name="strategies")
+
+
+@strategies_app.command("show")
+def strategies_show(
+    library: Path = typer.Argument(..., help="library.json or its run directory"),
+    top: int = typer.Option(20, help="how many strategies"),
+    examples: int = typer.Option(2, help="source turns shown per strategy"),
+) -> None:
+    """The largest strategies with their sizes and real source turns."""
+    from .induce import StrategyLibrary
+
+    lib = StrategyLibrary.load(library)
+    out_console.print(f"{len(lib.strategies)} strategies from {lib.counts.get('extracted')} turns "
+                      f"(embedder {lib.embedder}, {lib.method} @ {lib.threshold})", highlight=False)
+    for s in lib.strategies[:top]:
+        out_console.print(f"[bold]{s.id}[/] size {s.size}: {s.text}", highlight=False)
+        for ex in s.examples[:examples]:
+            out_console.print(f"    {ex.conversation_id}#{ex.turn_index}: {ex.instruction[:100]!r}",
+                              markup=False, highlight=False)
+
+
+@strategies_app.command("assign")
+def strategies_assign(
+    library: Path = typer.Argument(..., help="library.json or its run directory"),
+    records: Path = typer.Option(..., "--records", help="extracted records (JSONL with a strategy field)"),
+    out: Path = typer.Option(..., "--out", help="output JSONL: each record with strategy_id and strategy_text"),
+    embedder: str | None = typer.Option(None, help="embedder for unseen strategies (the library's)"),
+) -> None:
+    """Label each extracted record with its high-level strategy (simulator training labels)."""
+    from .induce.assign import assign_records
+
+    n = assign_records(library, records, out, embedder=embedder)
+    err_console.print(f"{out}: {n} records labelled", markup=False, highlight=False)
 
 
 def main() -> None:

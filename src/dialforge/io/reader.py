@@ -51,6 +51,8 @@ class ReadReport:
 def detect_format(path: Path) -> str:
     if path.is_dir():
         return "hf"
+    if not path.read_bytes().strip():
+        raise DialforgeError(f"{path}: no records (empty file)")
     for rec, _, _ in iter_records(path):
         if isinstance(rec, RecordError):
             continue

@@ -53,19 +53,25 @@ class LLM:
         self.stage = stage
         self.params = params
         self.system_prompt = system_prompt
+        self._inflight: dict[str, asyncio.Future[Completion]] = {}
 
     @property
     def model_id(self) -> str:
         return self.backend.model_id
 
     def for_stage(self, stage: str) -> LLM:
-        return LLM(self.backend, cache=self.cache, usage=self.usage, stage=stage,
-                   params=self.params, system_prompt=self.system_prompt)
+        other = LLM(self.backend, cache=self.cache, usage=self.usage, stage=stage,
+                    params=self.params, system_prompt=self.system_prompt)
+        other._inflight = self._inflight
+        return other
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Answers in order. With a cache, an identical request already in flight is awaited,
+        not sent twice (single flight), and counts as a cache hit."""
         out: list[Completion | None] = [None] * len(requests)
         keys: list[str] = []
         missing: list[int] = []
+        waiting: list[tuple[int, asyncio.Future[Completion]]] = []
         for i, req in enumerate(requests):
             if self.cache is not None:
                 key = request_key(self.model_id, req)
@@ -75,14 +81,35 @@ class LLM:
                     out[i] = hit
                     self.usage.record(self.stage, hit)
                     continue
+                if key in self._inflight:
+                    waiting.append((i, self._inflight[key]))
+                    continue
+                self._inflight[key] = asyncio.get_running_loop().create_future()
             missing.append(i)
         if missing:
-            comps = await self.backend.chat([requests[i] for i in missing])
+            try:
+                comps = await self.backend.chat([requests[i] for i in missing])
+            except BaseException as e:
+                for i in missing:
+                    fut = self._inflight.pop(keys[i], None) if self.cache is not None else None
+                    if fut is not None and not fut.done():
+                        fut.set_exception(e)
+                        fut.exception()  # mark retrieved
+                raise
             for i, comp in zip(missing, comps, strict=True):
                 out[i] = comp
                 self.usage.record(self.stage, comp)
                 if self.cache is not None:
                     self.cache.put(keys[i], comp)
+                    fut = self._inflight.pop(keys[i])
+                    if not fut.done():
+                        fut.set_result(comp)
+        for i, fut in waiting:
+            comp = await fut
+            shared = Completion(texts=comp.texts, finish_reasons=comp.finish_reasons, usage=comp.usage,
+                                model=comp.model, cached=True, error=comp.error)
+            out[i] = shared
+            self.usage.record(self.stage, shared)
         return out  # type: ignore[return-value]
 
     def _messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:

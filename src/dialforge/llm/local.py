@@ -22,34 +22,36 @@ log = logging.getLogger("dialforge.llm")
 
 
 def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-    """A copy of `schema` whose strings and arrays are bounded so the JSON always closes
-    within `max_tokens` (a token is at least one character). Without it a weak model can
-    fill one string until the budget runs out and the reply is cut mid-JSON."""
-    strings: list[dict[str, Any]] = []
+    """A copy of `schema` whose strings and arrays are bounded to about `max_tokens`
+    characters in all. Without it a weak model can fill one string until the budget runs out
+    and the reply is cut mid-JSON. A character can cost up to 4 byte-level tokens, so the
+    generation limit of a constrained request is 4x `max_tokens` (see `_generate`): the JSON
+    always closes, and a real model, which closes its strings early, never uses the extra."""
+    strings: list[tuple[dict[str, Any], int]] = []
     overhead = 2
 
-    def walk(node: Any) -> Any:
+    def walk(node: Any, mult: int) -> Any:
         nonlocal overhead
         if isinstance(node, list):
-            return [walk(v) for v in node]
+            return [walk(v, mult) for v in node]
         if not isinstance(node, dict):
             return node
-        node = {k: walk(v) for k, v in node.items()}
-        if node.get("type") == "string" and "enum" not in node:
-            strings.append(node)
         if node.get("type") == "array":
-            node.setdefault("maxItems", 4)
+            node = {**node, "maxItems": min(node.get("maxItems", 4), 4)}
+            mult *= node["maxItems"]
+        node = {k: walk(v, mult) for k, v in node.items()}
+        if node.get("type") == "string" and "enum" not in node:
+            strings.append((node, mult))
         for k in node.get("properties", {}):
-            overhead += len(k) + 6
+            overhead += (len(k) + 6) * mult
         return node
 
-    out = walk(schema)
-    if strings:
-        room = max(8 * len(strings), max_tokens - overhead - 8)
-        # an array of strings repeats its item: give it its share of the room per item
-        share = max(8, room // (len(strings) * 4))
-        for node in strings:
-            node["maxLength"] = min(node.get("maxLength", share * 4), share * 4)
+    out = walk(schema, 1)
+    slots = sum(m for _, m in strings)
+    if slots:
+        share = max(1, (max_tokens - overhead - 8) // slots)
+        for node, _ in strings:
+            node["maxLength"] = min(node.get("maxLength", share), share)
     return out
 
 
@@ -156,6 +158,7 @@ class TransformersBackend:
             import xgrammar as xgr
 
             g = self._grammar(reqs[0].schema, p.max_tokens)
+            kwargs["max_new_tokens"] = 4 * p.max_tokens
             kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor([g] * len(prompts))]
         if p.seed is not None:
             torch.manual_seed(p.seed + reqs[0].sample_index)

@@ -1,0 +1,54 @@
+"""Source-dialogue filter (IDEAS rules): drop dialogues that repeat a user turn or contain an
+empty or refusing assistant turn."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict, Field
+from rapidfuzz.distance import Levenshtein
+
+from ..conversation import Conversation
+
+# The published keyword list (English part), plus the content-filter placeholder.
+REFUSAL_MARKERS = ("Omitted content due to a flag from our content filters", "sorry", "Sorry",
+                   "apologize", "I cannot", "language model", "UNKNOWN ERROR")
+
+
+class FilterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_user_similarity: float = Field(0.8, ge=0, le=1, description="drop at Levenshtein ratio >= this")
+    refusal_markers: list[str] = Field(default_factory=lambda: list(REFUSAL_MARKERS))
+
+
+def drop_reason(conv: Conversation, cfg: FilterConfig) -> str | None:
+    users = [m.content for m in conv.messages if m.role == "user"]
+    if not users:
+        return "no user turns"
+    for m in conv.messages:
+        if m.role == "assistant":
+            if not m.content.strip():
+                return "empty assistant turn"
+            if any(k in m.content for k in cfg.refusal_markers):
+                return "refusal in assistant turn"
+    for i in range(len(users)):
+        for j in range(i + 1, len(users)):
+            if Levenshtein.normalized_similarity(users[i], users[j]) >= cfg.max_user_similarity:
+                return "near-duplicate user turns"
+    return None
+
+
+def filter_dialogues(convs: list[Conversation], cfg: FilterConfig) -> tuple[list[Conversation], Counter[str]]:
+    """Kept dialogues and a count of the dropped ones by reason."""
+    if not cfg.enabled:
+        return convs, Counter()
+    kept, dropped = [], Counter[str]()
+    for c in convs:
+        why = drop_reason(c, cfg)
+        if why is None:
+            kept.append(c)
+        else:
+            dropped[why] += 1
+    return kept, dropped

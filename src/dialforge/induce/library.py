@@ -1,0 +1,74 @@
+"""The strategy library: the artifact induction produces and deduction consumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import DialforgeError
+from ..io.reader import atomic_write_bytes
+
+SCHEMA_VERSION = 1
+
+
+class SourceTurn(BaseModel):
+    """Where a strategy was seen: a real user turn of a real dialogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: str
+    turn_index: int
+    instruction: str
+    strategy: str
+
+
+class Strategy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    text: str
+    size: int = Field(description="extracted turns in the cluster")
+    members: list[str] = Field(description="ids of the original (extracted) strategies")
+    examples: list[SourceTurn]
+    centroid: list[float]
+    abstracted: bool = Field(description="False when the text is a singleton kept as-is")
+
+
+class StrategyLibrary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    created_at: str
+    embedder: str
+    threshold: float
+    method: str
+    abstraction_model: str
+    sources: list[str]
+    counts: dict[str, Any]
+    strategies: list[Strategy]
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_bytes(path, orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> StrategyLibrary:
+        p = Path(path)
+        if p.is_dir():
+            p = p / "library.json"
+        if not p.exists():
+            raise DialforgeError(f"{p}: strategy library not found")
+        data = orjson.loads(p.read_bytes())
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise DialforgeError(f"{p}: library schema version {data.get('schema_version')} "
+                                 f"is not {SCHEMA_VERSION}")
+        return cls.model_validate(data)
+
+    def centroids(self) -> np.ndarray:
+        return np.asarray([s.centroid for s in self.strategies], dtype=np.float32)
+
+    def by_id(self) -> dict[str, Strategy]:
+        return {s.id: s for s in self.strategies}

@@ -1,0 +1,198 @@
+"""IDEAS induction end to end on the real OASST threads."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import orjson
+import pytest
+
+from dialforge.errors import DialforgeError
+from dialforge.induce import (
+    FilterConfig,
+    InduceConfig,
+    StrategyLibrary,
+    cluster,
+    exact_threshold_components,
+    filter_dialogues,
+    induce_async,
+)
+from dialforge.io import read_conversations
+from dialforge.llm import BackendConfig
+from dialforge.testing import ScriptedChatModel
+
+# Obviously synthetic strategy phrases for the scripted extractor (not dialogue data).
+SYNTH = ["Ask for more details about a point in the previous answer",
+         "Request a concrete example of the idea",
+         "Ask how to apply the advice in practice",
+         "Challenge the answer and propose an alternative",
+         "Ask for a shorter summary of the explanation"]
+
+
+def scripted_reply(req):
+    if req.schema_name == "ExtractedStrategy":
+        msg = req.messages[-1]["content"].split("The user's next message:\n", 1)[1]
+        h = int(hashlib.sha1(msg.encode()).hexdigest(), 16)
+        phrase = SYNTH[h % len(SYNTH)] + (" again" if h % 3 == 0 else "")
+        return json.dumps({"analysis": "synthetic", "strategy": phrase})
+    first = req.messages[-1]["content"].splitlines()[1][2:]
+    return json.dumps({"strategy": "In general: " + first})
+
+
+def _cfg(data_dir, **kw):
+    return InduceConfig(dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst",
+                        model=BackendConfig(model="scripted"), **kw)
+
+
+def _induce(cfg, out, backend, monkeypatch):
+    monkeypatch.setattr("dialforge.induce.pipeline.make_backend", lambda c: backend)
+    return asyncio.run(induce_async(cfg, out, progress=False))
+
+
+def test_filter_rules_on_real_threads(data_dir):
+    convs = read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst")
+    kept, dropped = filter_dialogues(convs, FilterConfig())
+    assert len(convs) == 564 and len(kept) == 510
+    assert dict(dropped) == {"refusal in assistant turn": 54}
+    assert all(not any(k in m.content for m in c.messages if m.role == "assistant"
+                       for k in ("sorry", "I cannot")) for c in kept)
+
+
+def test_induce_oasst_scripted(data_dir, tmp_path, monkeypatch):
+    backend = ScriptedChatModel(scripted_reply)
+    out = tmp_path / "run"
+    lib = _induce(_cfg(data_dir), out, backend, monkeypatch)
+    assert lib.counts["dialogues_read"] == 564
+    assert lib.counts["dialogues_kept"] == 510
+    assert lib.counts["turns"] == lib.counts["extracted"] == 309
+    assert lib.counts["original_strategies"] == 10
+    # each phrase and its "again" variant cluster together; at cosine 0.5 MiniLM also joins
+    # the two "explanation" phrases (more details / shorter summary)
+    assert lib.counts["clusters"] == 4
+    assert sorted(len(s.members) for s in lib.strategies) == [2, 2, 2, 4]
+    assert sum(s.size for s in lib.strategies) == 309
+    assert all(s.text.startswith("In general: ") and s.abstracted for s in lib.strategies)
+    # provenance: every strategy traces back to real OASST user turns
+    threads = {c.id: c for c in read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst")}
+    for s in lib.strategies:
+        assert s.examples
+        for ex in s.examples:
+            users = threads[ex.conversation_id].turns("user")
+            assert users[ex.turn_index].content == ex.instruction
+    # extracted records are in the IDEAS training shape, with the full history
+    rec = json.loads((out / "extracted.jsonl").open().readline())
+    assert {"history", "instruction", "strategy", "analysis", "conversation_id", "turn_index"} <= rec.keys()
+    assert len(rec["history"]) == 2 * rec["turn_index"]
+    calls = len(backend.requests)
+    # OASST threads of one tree share prefixes: 309 turns are 140 distinct extraction
+    # requests, and each is sent once
+    assert calls == 140 + 4
+    # beside the library: embeddings + assignments (re-abstraction needs no re-embedding)
+    assert np.load(out / "embeddings.npy").shape == (10, 384)
+    assert len((out / "assignments.jsonl").read_text().splitlines()) == 309
+    # resume: nothing is sent again, the library is identical
+    lib2 = _induce(_cfg(data_dir), out, backend, monkeypatch)
+    assert len(backend.requests) == calls
+    assert [s.model_dump() for s in lib2.strategies] == [s.model_dump() for s in lib.strategies]
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["stages"]["extract"]["scripted"]["calls"] == 140
+    # first run: 169 shared an identical request; the resume skips finished turns entirely
+    assert usage["stages"]["extract"]["scripted"]["cache_hits"] == 169
+    abstract = usage["stages"]["abstract"]["scripted"]
+    assert (abstract["calls"], abstract["cache_hits"], abstract["failures"]) == (4, 4, 0)
+
+
+def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
+    """The in-process tiny model: structured outputs parse through constrained decoding."""
+    cfg = InduceConfig(dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst",
+                       max_dialogues=40,
+                       model=BackendConfig(model=str(tiny_model_dir), batch_size=16,
+                                           params={"temperature": 0.0, "max_tokens": 64}))
+    lib = asyncio.run(induce_async(cfg, tmp_path / "run", progress=False))
+    assert lib.counts["dialogues_read"] == 40
+    assert lib.counts["dialogues_kept"] == 38
+    assert lib.counts["turns"] == 21
+    assert lib.counts["extracted"] == 21  # every structured output parsed
+    assert sum(s.size for s in lib.strategies) == 21
+    assert 1 <= lib.counts["clusters"] <= lib.counts["original_strategies"] <= 21
+
+
+def test_components_match_exact_threshold_clustering():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(30, 32))
+    x = np.repeat(centers, 20, axis=0) + 0.3 * rng.normal(size=(600, 32))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    exact = exact_threshold_components(x, 0.7)
+    approx = cluster(x, 0.7, k=32)
+    assert (approx == exact).all()
+    assert len(set(exact)) == 30
+    # order independence: permuting the input permutes the labels consistently
+    perm = rng.permutation(600)
+    again = cluster(x[perm], 0.7, k=32)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(approx[perm], again) == 1.0
+    leader = cluster(x, 0.7, method="leader")
+    assert adjusted_rand_score(exact, leader) > 0.95
+
+
+def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    only_first = tmp_path / "first.jsonl"
+    only_first.write_text('{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}\n')
+    base = [sys.executable, "-m", "dialforge.cli", "induce", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"]
+    for args, msg in [
+        (["--dialogues", str(empty)], "no records (empty file)"),
+        (["--dialogues", str(only_first)], "no user turns to extract"),
+        (["--dialogues", str(data_dir / "oasst/en_100_tree.jsonl"), "--embedder", str(tmp_path / "nope")],
+         "embedder path"),
+    ]:
+        r = subprocess.run(base + args + ["--out", str(tmp_path / "o")], capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert msg in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_strategies_show_and_assign(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    lib = _induce(_cfg(data_dir), out, ScriptedChatModel(scripted_reply), monkeypatch)
+    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "strategies", "show", str(out), "--top", "3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and lib.strategies[0].id in r.stdout and "size" in r.stdout
+    labels = tmp_path / "labels.jsonl"
+    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "strategies", "assign", str(out / "library.json"),
+                        "--records", str(out / "extracted.jsonl"), "--out", str(labels)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [orjson.loads(x) for x in labels.read_bytes().splitlines()]
+    assert len(rows) == 309
+    ids = {s.id: s for s in lib.strategies}
+    expected = {a["id"]: a["strategy_id"] for a in map(orjson.loads, (out / "assignments.jsonl").read_bytes().splitlines())}
+    for row in rows:
+        assert row["strategy_id"] == expected[row["id"]]
+        assert row["strategy_text"] == ids[row["strategy_id"]].text
+    # an unseen strategy string goes to the nearest centroid
+    unseen = tmp_path / "unseen.jsonl"
+    unseen.write_text(json.dumps({"id": "x", "strategy": "Please request a concrete example"}) + "\n")
+    from dialforge.induce.assign import assign_records
+
+    assign_records(out, unseen, tmp_path / "u.jsonl")
+    row = json.loads((tmp_path / "u.jsonl").read_text())
+    assert row["strategy_text"] == "In general: Request a concrete example of the idea"
+
+
+def test_library_schema_round_trip(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    lib = _induce(_cfg(data_dir, singletons="merge"), out, ScriptedChatModel(scripted_reply), monkeypatch)
+    assert StrategyLibrary.load(out / "library.json") == lib
+    data = json.loads((out / "library.json").read_text())
+    data["schema_version"] = 99
+    (out / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(DialforgeError, match="schema version 99"):
+        StrategyLibrary.load(out / "bad.json")
