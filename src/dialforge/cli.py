@@ -172,6 +172,32 @@ def induce(
     err_console.print(f"{out}/library.json: {lib.counts}", markup=False, highlight=False)
 
 
+@app.command()
+def simulate(
+    config: Path = typer.Option(..., "--config", help="YAML SimulateConfig (see examples/)"),
+    out: Path = typer.Option(..., "--out", help="run directory"),
+    user_model: str | None = typer.Option(None, "--user-model", help="user simulator model"),
+    user_base_url: str | None = typer.Option(None, "--user-base-url"),
+    assistant_model: str | None = typer.Option(None, "--assistant-model", help="assistant model"),
+    assistant_base_url: str | None = typer.Option(None, "--assistant-base-url"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help="env var holding the API key (both roles)"),
+    limit: int | None = typer.Option(None, help="only the first N seeds"),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+    force_new: bool = typer.Option(False, "--force-new"),
+) -> None:
+    """Self-play: a user simulator (strategy | socratic | persona) talks with an assistant."""
+    from .config import load_config
+    from .simulate import SimulateConfig
+    from .simulate import simulate as run_simulate
+
+    ov = {**backend_overrides("user", user_model, user_base_url, api_key_env),
+          **backend_overrides("assistant", assistant_model, assistant_base_url, api_key_env),
+          "seeds.limit": limit}
+    cfg = load_config(SimulateConfig, config, ov)
+    summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
+    err_console.print(f"{out}/conversations.jsonl: {summary}", markup=False, highlight=False)
+
+
 strategies_app = typer.Typer(no_args_is_help=True, help="Inspect and use a strategy library.")
 app.add_typer(strategies_app, name="strategies")
 

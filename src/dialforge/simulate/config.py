@@ -1,0 +1,81 @@
+"""Configuration of `dialforge simulate`: one class for CLI, YAML and Python."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..llm.config import BackendConfig
+
+DEFAULT_GOODBYES = ["goodbye", "bye bye", "bye!", "thanks for your help", "thank you for your help",
+                    "that's all i needed", "that is all i needed", "have a nice day", "have a great day"]
+
+
+class SeedConfig(BaseModel):
+    """Where conversations start. `questions`: the seed is the first user turn. `exchanges`:
+    the first user+assistant exchange of each conversation in the files. `free`: this many
+    conversations that the simulator opens itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    questions: list[str] = Field(default_factory=list)
+    exchanges: list[str] = Field(default_factory=list)
+    free: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1, description="use only the first N seeds")
+
+
+class StopConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    goodbye_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_GOODBYES))
+    end_token: str = "[END]"
+    repeat_similarity: float = Field(0.8, ge=0, le=1, description="Levenshtein ratio above which a user turn repeats")
+    max_context_chars: int = Field(24_000, ge=100)
+    role_flip: bool = True
+
+
+class StrategyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    library: str
+    candidates: int = Field(50, ge=1, description="strategies shown to the simulator")
+    threshold: float = Field(0.2, ge=-1, le=1, description="min cosine(answer, strategy) to be a candidate")
+    ranker: Literal["embedding", "llm"] = "embedding"
+    embedder: str | None = Field(None, description="defaults to the library's embedder")
+    max_rejections: int = Field(6, ge=1, description="consecutive QC rejections before stopping")
+    max_similarity: float = Field(0.8, ge=0, le=1, description="reject at Levenshtein ratio > this")
+    judge: BackendConfig | None = Field(None, description="LLM judge for incorrect/incoherent instructions")
+
+
+class SimulateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["strategy", "socratic", "persona"]
+    seeds: SeedConfig = SeedConfig()
+    samples_per_seed: int = Field(1, ge=1)
+    max_turns: int = Field(10, ge=1, description="user turns per conversation, seed included")
+    user: BackendConfig
+    assistant: BackendConfig
+    user_format: Literal["prompted", "trained"] = Field(
+        "prompted", description="trained: a simulator trained by `dialforge train simulator`, "
+                                "prompted exactly as trained (roles swapped, no instruction)")
+    user_system_prompt: str | None = None
+    personas: list[str] = Field(default_factory=list)
+    strategy: StrategyConfig | None = None
+    stop: StopConfig = StopConfig()
+    concurrency: int = Field(64, ge=1, description="conversations alive at once")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> SimulateConfig:
+        s = self.seeds
+        if not (s.questions or s.exchanges or s.free):
+            raise ValueError("seeds: give questions, exchanges or a number of free conversations")
+        if self.mode == "strategy" and self.strategy is None:
+            raise ValueError("mode strategy needs a `strategy:` section with the library path")
+        if self.mode == "persona" and not self.personas:
+            raise ValueError("mode persona needs a list of `personas`")
+        if self.mode == "strategy" and s.free:
+            raise ValueError("strategy mode follows up an answer: use questions or exchanges as seeds")
+        return self

@@ -1,0 +1,271 @@
+"""User simulators: prompted (persona / Socratic), trained (PlatoLM-style), strategy-guided (IDEAS).
+
+All of them see the dialogue from the user's side: the assistant's answers become the
+"user" messages and the simulated user's own turns the "assistant" messages, so any chat
+model (and a simulator trained with `dialforge train simulator`) writes the next user turn
+as its own reply. A prompted simulator gets its instruction *after* the history, which keeps
+it from slipping into the assistant role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..conversation import stable_hash
+from ..llm.client import LLM
+from .config import SimulateConfig, StrategyConfig
+from .stops import max_similarity
+
+
+@dataclass
+class ConvState:
+    conv_id: str
+    messages: list[dict[str, Any]]  # {"role", "content", "meta"}
+    sample: int
+    persona: str | None = None
+    topic: str | None = None
+    user_turns: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def plain(self) -> list[dict[str, str]]:
+        return [{"role": m["role"], "content": m["content"]} for m in self.messages]
+
+
+@dataclass
+class UserTurn:
+    text: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    stop: str | None = None  # the simulator ends the conversation (end signal, rejections, error)
+
+
+class UserSimulator(Protocol):
+    model_id: str
+
+    async def next_turn(self, state: ConvState) -> UserTurn: ...
+
+
+def swap_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    swap = {"user": "assistant", "assistant": "user"}
+    return [{"role": swap.get(m["role"], m["role"]), "content": m["content"]}
+            for m in messages if m["role"] != "system"]
+
+
+def sample_index(state: ConvState, attempt: int = 0) -> int:
+    """Distinct per sample of a seed, per turn and per retry, so samples differ and a
+    resumed run replays the same requests (cache hits)."""
+    return state.sample * 10_000 + state.user_turns * 100 + attempt
+
+
+def _usage_meta(comps: list[Any]) -> dict[str, Any]:
+    return {"model": comps[-1].model if comps else None,
+            "usage": [sum(c.usage.prompt_tokens for c in comps), sum(c.usage.completion_tokens for c in comps)],
+            "latency_s": round(sum(c.latency_s for c in comps), 4)}
+
+
+PERSONA_SYSTEM = (
+    "You are role-playing a human user who talks with an AI assistant. Your persona: {persona}. "
+    "Stay in character. You only ever write the user's messages: ask, instruct, push back, or "
+    "follow up on what the assistant said; never answer your own questions. When you have "
+    "nothing more to ask, reply with exactly {end}.")
+SOCRATIC_SYSTEM = (
+    "You are a curious, demanding human user talking with an AI assistant. You only ever write "
+    "the user's messages. Ask questions and give instructions that build on the assistant's "
+    "last answer and go deeper; never answer your own questions. When you have nothing more to "
+    "ask, reply with exactly {end}.")
+NEXT_TURN = ("Write your next message to the assistant as the user: one message, no preamble, "
+             "no quotation marks, no role label.")
+FIRST_TURN = "Start the conversation: write your first message to the assistant{topic}."
+
+
+class PromptedUser:
+    """Any instruct model prompted as the user (persona or Socratic system prompt)."""
+
+    def __init__(self, llm: LLM, system: str, end_token: str) -> None:
+        self.llm = llm
+        self.system = system
+        self.end_token = end_token
+        self.model_id = llm.model_id
+
+    async def next_turn(self, state: ConvState) -> UserTurn:
+        system = self.system.format(persona=state.persona or "", end=self.end_token)
+        hist = swap_roles(state.plain())
+        if hist:
+            msgs = [{"role": "system", "content": system}, *hist, {"role": "user", "content": NEXT_TURN}]
+        else:
+            topic = f" about: {state.topic}" if state.topic else ""
+            msgs = [{"role": "system", "content": system},
+                    {"role": "user", "content": FIRST_TURN.format(topic=topic)}]
+        comp = await self.llm.complete(msgs, sample_index=sample_index(state))
+        if not comp.ok:
+            return UserTurn(stop="error", meta={"error": comp.error})
+        return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
+
+
+class TrainedUser:
+    """A simulator trained on user turns (PlatoLM): prompted exactly as trained, i.e. the
+    role-swapped dialogue through its own chat template and nothing else. With no history
+    it opens the topic itself (free mode)."""
+
+    def __init__(self, llm: LLM, system: str | None = None) -> None:
+        self.llm = llm
+        self.system = system
+        self.model_id = llm.model_id
+
+    async def next_turn(self, state: ConvState) -> UserTurn:
+        msgs = swap_roles(state.plain())
+        if self.system:
+            msgs = [{"role": "system", "content": self.system}, *msgs]
+        comp = await self.llm.complete(msgs, sample_index=sample_index(state))
+        if not comp.ok:
+            return UserTurn(stop="error", meta={"error": comp.error})
+        return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
+
+
+class StrategyPick(BaseModel):
+    strategy_number: int = Field(description="the number of the chosen strategy")
+    instruction: str = Field(description="the user's next message, following that strategy")
+
+
+class Verdict(BaseModel):
+    coherent: bool
+    correct: bool
+    reason: str
+
+
+STRATEGY_SYSTEM = (
+    "You are role-playing a thoughtful human user who talks with an AI assistant and wants "
+    "diverse, in-depth follow-ups. You will see the dialogue so far and a numbered list of "
+    "instruction strategies. Pick the strategy that fits the assistant's last answer best and "
+    "write the user's next message following it: specific to this dialogue, in the user's "
+    "voice, one message, never answering it yourself. Answer in JSON with strategy_number and "
+    "instruction.")
+JUDGE_SYSTEM = (
+    "You check a user's next message in a dialogue with an AI assistant. It is coherent if it "
+    "makes sense as the user's next message given the dialogue; it is correct if it contains "
+    "no factual error or false premise. Answer in JSON with coherent, correct and reason.")
+
+
+def render_dialogue(messages: list[dict[str, str]], max_chars: int = 2000) -> str:
+    out = []
+    for m in messages:
+        text = m["content"] if len(m["content"]) <= max_chars else m["content"][:max_chars] + " [...]"
+        out.append(f"{m['role'].upper()}: {text}")
+    return "\n\n".join(out)
+
+
+class StrategyUser:
+    """IDEAS deduction: rank the library's strategies for the last answer, show up to K
+    candidates, let the simulator pick one and write the instruction; quality control
+    rejects repeats (Levenshtein) and, with a judge, incoherent or incorrect instructions,
+    then resamples; too many consecutive rejections end the conversation."""
+
+    def __init__(self, llm: LLM, cfg: StrategyConfig, judge: LLM | None = None) -> None:
+        from ..induce.embed import Embedder
+        from ..induce.library import StrategyLibrary
+
+        self.llm = llm
+        self.cfg = cfg
+        self.judge = judge
+        self.model_id = llm.model_id
+        self.library = StrategyLibrary.load(cfg.library)
+        if not self.library.strategies:
+            from ..errors import DialforgeError
+
+            raise DialforgeError(f"{cfg.library}: the library has no strategies")
+        self.centroids = self.library.centroids()
+        self.embedder = Embedder(cfg.embedder or self.library.embedder)
+        self._embed_lock = asyncio.Lock()
+
+    async def _rank(self, answer: str) -> np.ndarray:
+        async with self._embed_lock:
+            v = await asyncio.to_thread(self.embedder.embed, [answer])
+        return self.centroids @ v[0]
+
+    async def candidates(self, state: ConvState, attempt: int) -> list[int]:
+        answer = state.messages[-1]["content"]
+        sims = await self._rank(answer)
+        order = np.argsort(-sims, kind="stable")
+        if self.cfg.ranker == "llm":
+            order = await self._llm_rank(state, order[: 3 * self.cfg.candidates])
+        above = [int(i) for i in order if sims[i] >= self.cfg.threshold] or [int(i) for i in order[: self.cfg.candidates]]
+        rng = random.Random(stable_hash(state.conv_id, state.user_turns, attempt))
+        picked = rng.sample(above, min(len(above), self.cfg.candidates))
+        rng.shuffle(picked)
+        return picked
+
+    async def _llm_rank(self, state: ConvState, pool: np.ndarray) -> np.ndarray:
+        class Ranked(BaseModel):
+            numbers: list[int]
+
+        listing = "\n".join(f"{n}. {self.library.strategies[int(i)].text}" for n, i in enumerate(pool, 1))
+        res = await self.llm.structured(
+            [{"role": "system", "content": "Rank which instruction strategies would make the best next user "
+                                           "message after the assistant's last answer. Answer in JSON with "
+                                           "numbers, best first."},
+             {"role": "user", "content": f"{render_dialogue(state.plain()[-2:])}\n\nStrategies:\n{listing}"}],
+            Ranked, sample_index=sample_index(state))
+        if not res.value:
+            return pool
+        chosen = [int(pool[n - 1]) for n in res.value.numbers if 1 <= n <= len(pool)]
+        rest = [int(i) for i in pool if int(i) not in set(chosen)]
+        return np.asarray(list(dict.fromkeys(chosen)) + rest)
+
+    async def next_turn(self, state: ConvState) -> UserTurn:
+        earlier = [m["content"] for m in state.messages if m["role"] == "user"]
+        rejections: list[str] = []
+        comps: list[Any] = []
+        for attempt in range(self.cfg.max_rejections):
+            cands = await self.candidates(state, attempt)
+            listing = "\n".join(f"{n}. {self.library.strategies[i].text}" for n, i in enumerate(cands, 1))
+            msgs = [{"role": "system", "content": STRATEGY_SYSTEM},
+                    {"role": "user", "content": f"Dialogue so far:\n\n{render_dialogue(state.plain())}\n\n"
+                                                f"Strategies:\n{listing}\n\nWrite the user's next message."}]
+            res = await self.llm.structured(msgs, StrategyPick, sample_index=sample_index(state, attempt))
+            comps.extend(res.completions)
+            if res.value is None:
+                if any(not c.ok for c in res.completions):
+                    return UserTurn(stop="error", meta={"error": res.error})
+                rejections.append(f"unparsable: {res.error}")
+                continue
+            pick = res.value
+            if not 1 <= pick.strategy_number <= len(cands):
+                rejections.append(f"strategy number {pick.strategy_number} not in 1..{len(cands)}")
+                continue
+            text = pick.instruction.strip()
+            if not text:
+                rejections.append("empty instruction")
+                continue
+            sim = max_similarity(text, earlier)
+            if sim > self.cfg.max_similarity:
+                rejections.append(f"repeats an earlier instruction (ratio {sim:.2f})")
+                continue
+            if self.judge is not None:
+                verdict = await self.judge.structured(
+                    [{"role": "system", "content": JUDGE_SYSTEM},
+                     {"role": "user", "content": f"Dialogue:\n\n{render_dialogue(state.plain())}\n\n"
+                                                 f"User's next message:\n{text}"}],
+                    Verdict, sample_index=sample_index(state, attempt))
+                if verdict.value is not None and not (verdict.value.coherent and verdict.value.correct):
+                    rejections.append(f"judge: {verdict.value.reason}")
+                    continue
+            s = self.library.strategies[cands[pick.strategy_number - 1]]
+            meta = {**_usage_meta(comps), "strategy_id": s.id, "strategy": s.text,
+                    "candidates": len(cands), "rejections": rejections}
+            return UserTurn(text=text, meta=meta)
+        return UserTurn(stop="rejections", meta={"rejections": rejections})
+
+
+def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None) -> UserSimulator:
+    if cfg.mode == "strategy":
+        assert cfg.strategy is not None
+        return StrategyUser(user_llm, cfg.strategy, judge)
+    if cfg.user_format == "trained":
+        return TrainedUser(user_llm, cfg.user_system_prompt)
+    system = cfg.user_system_prompt or (PERSONA_SYSTEM if cfg.mode == "persona" else SOCRATIC_SYSTEM)
+    return PromptedUser(user_llm, system, cfg.stop.end_token)

@@ -1,0 +1,233 @@
+"""The self-play engine: stop rules, strategy mode with QC, mixed backends, SIGKILL resume."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from dialforge.llm import LLM, BackendConfig
+from dialforge.llm.types import Completion
+from dialforge.simulate import Engine, SimulateConfig, load_seeds, make_simulator, simulate_async
+from dialforge.simulate.engine import Seed
+from dialforge.testing import FakeOpenAIServer, ScriptedChatModel
+
+Q = "What is a good way to learn to play the guitar as an adult?"
+
+
+def _cfg(**kw):
+    base = dict(mode="persona", personas=["a retired engineer"], seeds={"free": 1},
+                user=BackendConfig(model="sim"), assistant=BackendConfig(model="asst"), max_turns=4)
+    base.update(kw)
+    return SimulateConfig(**base)
+
+
+def _run(cfg, user_reply, assistant_reply, seed_msgs=None):
+    user = ScriptedChatModel(user_reply, "sim")
+    asst = ScriptedChatModel(assistant_reply, "asst")
+    engine = Engine(cfg, make_simulator(cfg, LLM(user)), LLM(asst))
+    seed = Seed("s", seed_msgs if seed_msgs is not None else [{"role": "user", "content": Q, "meta": {"seed": True}}], Q)
+    return asyncio.run(engine.run_one("c1", seed, 0)), user, asst
+
+
+def _counter(prefix):
+    """Distinct synthetic turns: the prefix, a counter and random letters (no dialogue data)."""
+    import random
+
+    rng = random.Random(prefix)
+    n = iter(range(1000))
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return lambda req: f"{prefix} number {next(n)} " + " ".join(
+        "".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(10)) + "?"
+
+
+def test_max_turns_and_roles_alternate():
+    conv, user, _ = _run(_cfg(), _counter("Tell me more, point"), _counter("Here is an answer"))
+    assert conv.meta["termination_reason"] == "max_turns"
+    assert conv.meta["user_turns"] == 4
+    assert [m.role for m in conv.messages] == ["user", "assistant"] * 4
+    assert not conv.role_order_problems()
+    # the user simulator sees the dialogue with roles swapped and its instruction last
+    last = user.requests[-1].messages
+    assert last[0]["role"] == "system" and "retired engineer" in last[0]["content"]
+    assert last[1] == {"role": "assistant", "content": Q}
+    assert last[-1]["role"] == "user" and "next message" in last[-1]["content"]
+    assert conv.messages[1].meta["model"] == "asst" and conv.messages[2].meta["model"] == "sim"
+
+
+@pytest.mark.parametrize("user_turns,reason", [
+    (["[END]"], "end_signal"),
+    (["Thanks for your help, goodbye!"], "goodbye"),
+    ([Q], "repetition"),
+    (["Sure! Here is a complete answer to that question: practise daily."], "role_flip"),
+    ([""], "empty_turn"),
+])
+def test_user_stop_rules(user_turns, reason):
+    conv, _, _ = _run(_cfg(), list(user_turns), _counter("An answer"))
+    assert conv.meta["termination_reason"] == reason
+    # the dialogue still ends on an answer; the stopping turn is kept in meta, not in the data
+    assert [m.role for m in conv.messages] == ["user", "assistant"]
+
+
+def test_assistant_role_flip_and_error_and_budget():
+    conv, _, _ = _run(_cfg(), _counter("Next"), [Q])  # the assistant asks the user's question back
+    assert conv.meta["termination_reason"] == "role_flip"
+    assert conv.messages == conv.messages[:1] and conv.meta["final_assistant_turn"] == Q
+    conv, _, _ = _run(_cfg(), _counter("Next"), [Completion(error="HTTP 500: boom")])
+    assert conv.meta["termination_reason"] == "error" and "boom" in conv.meta["error"]
+    cfg = _cfg(stop={"max_context_chars": 500})
+    conv, _, _ = _run(cfg, _counter("Next"), lambda r: "x " * 200)
+    assert conv.meta["termination_reason"] == "context_budget"
+    assert conv.meta["user_turns"] == 1
+
+
+def test_free_mode_opens_the_topic():
+    conv, user, _ = _run(_cfg(max_turns=2), _counter("Opening"), _counter("Answer"), seed_msgs=[])
+    assert conv.messages[0].role == "user" and conv.messages[0].content.startswith("Opening number 0")
+    assert "Start the conversation" in user.requests[0].messages[-1]["content"]
+    assert conv.meta["termination_reason"] == "max_turns"
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, data_dir):
+    """A strategy library induced from real OASST threads with the scripted extractor."""
+    from test_induce import scripted_reply
+
+    from dialforge.induce import InduceConfig, pipeline
+
+    out = tmp_path_factory.mktemp("lib") / "run"
+    backend = ScriptedChatModel(scripted_reply)
+    orig = pipeline.make_backend
+    pipeline.make_backend = lambda c: backend
+    try:
+        cfg = InduceConfig(dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst",
+                           model=BackendConfig(model="scripted"))
+        asyncio.run(pipeline.induce_async(cfg, out, progress=False))
+    finally:
+        pipeline.make_backend = orig
+    return out / "library.json"
+
+
+def test_strategy_mode_qc_rejects_and_resamples(library):
+    cfg = _cfg(mode="strategy", personas=[], seeds={"questions": ["unused"]}, strategy={"library": str(library), "candidates": 3, "threshold": -1},
+               max_turns=3)
+    n = iter(range(100))
+    fresh = _counter("Example please")
+
+    def user(req):
+        i = next(n)
+        # every other attempt repeats the seed question: QC must reject it and resample
+        text = Q if i % 2 == 0 else fresh(req)
+        return json.dumps({"strategy_number": 2, "instruction": text})
+
+    conv, sim, _ = _run(cfg, user, _counter("Answer"))
+    assert conv.meta["termination_reason"] == "max_turns"
+    users = [m for m in conv.messages if m.role == "user"]
+    assert len(users) == 3
+    for m in users[1:]:
+        assert m.meta["strategy_id"].startswith("s-") and m.meta["strategy"]
+        assert m.meta["candidates"] == 3
+        assert len(m.meta["rejections"]) == 1 and "repeats an earlier instruction" in m.meta["rejections"][0]
+    assert len(sim.requests) == 4  # 2 turns x (1 rejected + 1 accepted)
+    # the chosen strategy is the 2nd of the candidates listed in the prompt
+    prompt = sim.requests[1].messages[-1]["content"]
+    assert f"2. {users[1].meta['strategy']}" in prompt
+
+
+def test_strategy_mode_stops_after_consecutive_rejections(library):
+    cfg = _cfg(mode="strategy", personas=[], seeds={"questions": ["unused"]}, strategy={"library": str(library), "max_rejections": 6})
+    conv, sim, _ = _run(cfg, lambda r: json.dumps({"strategy_number": 1, "instruction": Q}), _counter("A"))
+    assert conv.meta["termination_reason"] == "rejections"
+    assert len(conv.meta["rejections"]) == 6 and len(sim.requests) == 6
+
+
+def test_strategy_mode_judge_rejects(library):
+    cfg = _cfg(mode="strategy", personas=[], seeds={"questions": ["unused"]}, max_turns=2,
+               strategy={"library": str(library), "judge": {"model": "judge"}})
+    verdicts = iter([{"coherent": False, "correct": True, "reason": "off topic"},
+                     {"coherent": True, "correct": True, "reason": "fine"}])
+    judge = LLM(ScriptedChatModel(lambda r: json.dumps(next(verdicts)), "judge"))
+    fresh = _counter("Why")
+    user = ScriptedChatModel(lambda r: json.dumps({"strategy_number": 1, "instruction": fresh(r)}), "sim")
+    engine = Engine(cfg, make_simulator(cfg, LLM(user), judge), LLM(ScriptedChatModel(_counter("A"), "asst")))
+    conv = asyncio.run(engine.run_one("c", Seed("s", [{"role": "user", "content": Q, "meta": {"seed": True}}], Q), 0))
+    assert conv.messages[2].meta["rejections"] == ["judge: off topic"]
+    assert conv.messages[2].content.startswith("Why number 1 ")
+
+
+def test_mixed_backends_http_user_and_local_assistant(tmp_path, tiny_model_dir, data_dir):
+    """The user simulator behind a loopback HTTP server, the assistant an in-process model."""
+    with FakeOpenAIServer(reply=lambda b: hashlib.md5(json.dumps(b).encode()).hexdigest() + "?") as srv:
+        cfg = SimulateConfig(mode="socratic", seeds={"questions": [str(data_dir / "oasst/en_100_text.jsonl")],
+                                                      "limit": 3},
+                             user=BackendConfig(model="sim", base_url=srv.base_url),
+                             assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 16}),
+                             max_turns=3, stop={"role_flip": False})
+        summary = asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
+        served = srv.served
+    assert summary["conversations"] == 3
+    rows = [json.loads(x) for x in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
+    assert served == 3 * 2
+    for r in rows:
+        assert r["meta"]["simulator_model"] == "sim" and r["meta"]["assistant_model"] == str(tiny_model_dir)
+        assert r["meta"]["termination_reason"] in ("max_turns", "empty_turn")
+    usage = json.loads((tmp_path / "run/usage.json").read_text())
+    assert usage["stages"]["simulate.user"]["sim"]["calls"] == 6
+
+
+def test_seeds_from_real_files(data_dir):
+    from dialforge.simulate import SeedConfig
+
+    seeds = load_seeds(SeedConfig(questions=[str(data_dir / "fastchat/mt_bench/question.jsonl")],
+                                  exchanges=[str(data_dir / "fastchat/dummy_conversation.json")], free=2))
+    qs = [s for s in seeds if len(s.messages) == 1]
+    assert len(qs) == 80  # the MT-Bench first turns
+    assert len([s for s in seeds if not s.messages]) == 2
+    assert all(len(s.messages) == 2 for s in seeds if len(s.messages) == 2)
+
+
+def test_resume_after_sigkill(tmp_path, data_dir):
+    def reply(body):
+        h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()
+        return f"{h}?" if body["model"] == "sim" else f"Answer {h}."
+
+    with FakeOpenAIServer(reply=reply, delay_s=0.02) as srv:
+        cfg = {"mode": "socratic", "seeds": {"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+                                             "limit": 60},
+               "user": {"model": "sim", "base_url": srv.base_url},
+               "assistant": {"model": "asst", "base_url": srv.base_url},
+               "max_turns": 4, "concurrency": 8}
+        path = tmp_path / "sim.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        out = tmp_path / "run"
+        cmd = [sys.executable, "-m", "dialforge.cli", "simulate", "--config", str(path), "--out", str(out)]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conv_file = out / "conversations.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if conv_file.exists() and len(conv_file.read_bytes().splitlines()) >= 10:
+                break
+            time.sleep(0.01)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        before = conv_file.read_bytes()
+        done_before = before[: before.rfind(b"\n") + 1]
+        n_before = len(done_before.splitlines())
+        assert 10 <= n_before < 60
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    after = conv_file.read_bytes()
+    rows = [json.loads(x) for x in after.splitlines()]
+    assert len(rows) == 60 and len({r["id"] for r in rows}) == 60
+    assert after.startswith(done_before)  # finished conversations are untouched
+    assert all(r["meta"]["termination_reason"] == "max_turns" for r in rows)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumes"] == 1
