@@ -18,7 +18,7 @@ from dialforge.induce import (
     InduceConfig,
     StrategyLibrary,
     cluster,
-    exact_threshold_components,
+    exact_threshold_clustering,
     filter_dialogues,
     induce_async,
 )
@@ -127,10 +127,11 @@ def test_components_match_exact_threshold_clustering():
     centers = rng.normal(size=(30, 32))
     x = np.repeat(centers, 20, axis=0) + 0.3 * rng.normal(size=(600, 32))
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    exact = exact_threshold_components(x, 0.7)
+    exact = exact_threshold_clustering(x, 0.7)
     approx = cluster(x, 0.7, k=32)
     assert (approx == exact).all()
     assert len(set(exact)) == 30
+    assert (cluster(x, 0.7, "components") == exact_threshold_clustering(x, 0.7, "components")).all()
     # order independence: permuting the input permutes the labels consistently
     perm = rng.permutation(600)
     again = cluster(x[perm], 0.7, k=32)

@@ -151,7 +151,7 @@ def induce(
     api_key_env: str | None = typer.Option(None, "--api-key-env", help="env var holding the API key"),
     embedder: str | None = typer.Option(None, "--embedder", help="sentence-transformers model id or path"),
     threshold: float | None = typer.Option(None, help="cosine threshold for clustering (0.5)"),
-    method: str | None = typer.Option(None, help="components (default) or leader (published)"),
+    method: str | None = typer.Option(None, help="butina (default), components, or leader (published)"),
     from_: str | None = typer.Option(None, "--from", help="input format (auto)"),
     on_error: str | None = typer.Option(None, "--on-error", help="fail|skip bad records"),
     max_dialogues: int | None = typer.Option(None, help="use only the first N dialogues"),

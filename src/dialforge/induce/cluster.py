@@ -1,10 +1,15 @@
 """Threshold clustering of normalised embeddings, in memory linear in n.
 
-- `components` (default, order-independent): connected components of the graph that links
-  two strategies when their cosine similarity is >= threshold, with edges found by a
-  k-nearest-neighbour search (FAISS; exact below `exact_below` points, IVF above), so memory
-  is O(n k) instead of O(n^2). With k large enough it equals exact all-pairs threshold
-  clustering; `benchmarks/induce_scale.py` measures the agreement (adjusted Rand index).
+Neighbours above the cosine threshold come from a k-nearest-neighbour search (FAISS; exact
+below `exact_below` points, IVF above), so memory is O(n k) instead of O(n^2).
+
+- `butina` (default, order-independent): Butina/Taylor sphere exclusion. The strategy with
+  the most neighbours above the threshold becomes a centre and takes all its unassigned
+  neighbours; repeat. Clusters are balls of radius `threshold` around a centre, like the
+  published rule, but the order comes from the data, not from the input file.
+- `components`: connected components of the threshold graph (single linkage). Order-
+  independent too, but it chains: on sentence embeddings at 0.5 a few long chains swallow
+  most points (see docs/benchmarks.md), so it is not the default.
 - `leader` (the published rule): in input order, each unassigned point becomes a leader and
   takes every point above the threshold; a point already taken moves to a later leader only
   if it is more similar to it. Order-dependent, kept for fidelity.
@@ -16,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-Method = Literal["components", "leader"]
+Method = Literal["butina", "components", "leader"]
 
 
 def knn(x: np.ndarray, k: int, exact_below: int = 20_000, nprobe: int = 16,
@@ -65,7 +70,7 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
     return remap[np.searchsorted(np.unique(labels), labels)]
 
 
-def cluster(x: np.ndarray, threshold: float = 0.5, method: Method = "components", k: int = 32,
+def cluster(x: np.ndarray, threshold: float = 0.5, method: Method = "butina", k: int = 64,
             exact_below: int = 20_000) -> np.ndarray:
     """Cluster labels (0..m-1) for normalised rows of `x`."""
     n = len(x)
@@ -75,8 +80,25 @@ def cluster(x: np.ndarray, threshold: float = 0.5, method: Method = "components"
         return leader_cluster(x, threshold, k=max(k, 256), exact_below=exact_below)
     sims, idx = knn(x, k, exact_below=exact_below)
     mask = (sims >= threshold) & (idx >= 0)
+    if method == "butina":
+        return _butina(n, [idx[i][mask[i]] for i in range(n)], np.where(mask, sims, 0).sum(axis=1))
     rows = np.repeat(np.arange(n), idx.shape[1])[mask.ravel()]
     return _components(n, rows, idx.ravel()[mask.ravel()])
+
+
+def _butina(n: int, neighbours: list[np.ndarray], weight: np.ndarray) -> np.ndarray:
+    """Sphere exclusion: centres in order of neighbour count (then summed similarity)."""
+    counts = np.fromiter((len(nb) for nb in neighbours), dtype=np.int64, count=n)
+    order = np.lexsort((np.arange(n), -weight, -counts))
+    label = np.full(n, -1, dtype=np.int64)
+    for i in order:
+        if label[i] != -1:
+            continue
+        nb = neighbours[i]
+        free = nb[label[nb] == -1]
+        label[free] = i
+        label[i] = i
+    return _canonical(label)
 
 
 def leader_cluster(x: np.ndarray, threshold: float = 0.5, k: int = 256,
@@ -99,14 +121,26 @@ def leader_cluster(x: np.ndarray, threshold: float = 0.5, k: int = 256,
     return _canonical(label)
 
 
-def exact_threshold_components(x: np.ndarray, threshold: float = 0.5, block: int = 2048) -> np.ndarray:
-    """Reference: connected components of the full all-pairs threshold graph (blocked, so
-    memory stays O(block * n); time O(n^2)). For benchmarks and tests."""
+def exact_threshold_clustering(x: np.ndarray, threshold: float = 0.5, method: Method = "butina",
+                               block: int = 2048) -> np.ndarray:
+    """Reference: the same rule over the full all-pairs threshold graph (blocked, so memory
+    stays O(block * n) plus the edges; time O(n^2)). For benchmarks and tests."""
     n = len(x)
-    rows, cols = [], []
+    rows, cols, ws = [], [], []
     for s in range(0, n, block):
         sim = x[s:s + block] @ x.T
         r, c = np.nonzero(sim >= threshold)
         rows.append(r + s)
         cols.append(c)
-    return _components(n, np.concatenate(rows), np.concatenate(cols))
+        ws.append(sim[r, c])
+    r, c, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(ws)
+    if method == "components":
+        return _components(n, r, c)
+    if method != "butina":
+        raise ValueError(f"no exact reference for {method!r}")
+    order = np.argsort(r, kind="stable")
+    r, c, w = r[order], c[order], w[order]
+    bounds = np.searchsorted(r, np.arange(n + 1))
+    neighbours = [c[bounds[i]:bounds[i + 1]] for i in range(n)]
+    weight = np.bincount(r, weights=w, minlength=n)
+    return _butina(n, neighbours, weight)

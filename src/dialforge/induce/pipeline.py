@@ -58,8 +58,8 @@ class InduceConfig(BaseModel):
     model: BackendConfig
     embedder: str = DEFAULT_EMBEDDER
     threshold: float = Field(0.5, gt=0, le=1)
-    method: Literal["components", "leader"] = "components"
-    knn: int = Field(32, ge=2)
+    method: Literal["butina", "components", "leader"] = "butina"
+    knn: int = Field(64, ge=2, description="neighbours searched per strategy (bounds memory: n x knn)")
     abstract_sample: int = Field(20, ge=1, description="members shown to the LLM per cluster")
     singletons: Literal["keep", "merge"] = "keep"
     examples_per_strategy: int = Field(5, ge=1)
