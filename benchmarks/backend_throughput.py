@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import os
+import platform
 
 from _common import Meter, server_process
 

@@ -198,6 +198,44 @@ def simulate(
     err_console.print(f"{out}/conversations.jsonl: {summary}", markup=False, highlight=False)
 
 
+@app.command()
+def train(
+    kind: str = typer.Argument(..., help="simulator (loss on user turns) or chat (loss on assistant turns)"),
+    data: list[Path] = typer.Option(None, "--data", help="dialogue files (any format) or labelled IDEAS records"),
+    model: str | None = typer.Option(None, "--model", help="base model: local path or hub id"),
+    out: Path | None = typer.Option(None, "--out", help="output directory (final/ loads as a model)"),
+    config: Path | None = typer.Option(None, "--config", help="YAML TrainConfig"),
+    template: str | None = typer.Option(None, help="auto, chatml, llama3, vicuna, dyadic"),
+    full: bool = typer.Option(False, "--full", help="full fine-tuning instead of LoRA"),
+    packing: bool | None = typer.Option(None, "--packing/--no-packing"),
+    strategy_conditioned: bool = typer.Option(False, "--strategy-conditioned",
+                                              help="data are `strategies assign` output (IDEAS simulator)"),
+    epochs: float | None = typer.Option(None), max_steps: int | None = typer.Option(None),
+    learning_rate: float | None = typer.Option(None, "--lr"), batch_size: int | None = typer.Option(None),
+    max_length: int | None = typer.Option(None),
+) -> None:
+    """Role-masked SFT (TRL + PEFT LoRA). Multi-GPU: `accelerate launch --config_file
+    configs/accelerate/... -m dialforge.cli train ...`."""
+    from .config import load_config
+    from .train import TrainConfig
+    from .train import train as run_train
+
+    if kind not in ("simulator", "chat"):
+        raise DialforgeError(f"train: kind must be simulator or chat, not {kind!r}")
+    ov: dict[str, Any] = {"kind": kind, "data": [str(p) for p in data] if data else None, "model": model,
+                          "out": str(out) if out else None, "template": template, "packing": packing,
+                          "epochs": epochs, "max_steps": max_steps, "learning_rate": learning_rate,
+                          "batch_size": batch_size, "max_length": max_length}
+    if full:
+        ov["lora"] = False
+    if strategy_conditioned:
+        ov["strategy_conditioned"] = True
+    cfg = load_config(TrainConfig, config, ov)
+    summary = run_train(cfg)
+    err_console.print(f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, "
+                      f"loss {summary['losses'][:1]} -> {summary['losses'][-1:]}", markup=False, highlight=False)
+
+
 strategies_app = typer.Typer(no_args_is_help=True, help="Inspect and use a strategy library.")
 app.add_typer(strategies_app, name="strategies")
 

@@ -47,7 +47,8 @@ class Embedder:
         self._cache_file = self.cache_dir / "embedding_cache.npz" if self.cache_dir else None
         if self._cache_file and self._cache_file.exists():
             with np.load(self._cache_file) as z:
-                self._cache = {k: z[k] for k in z.files}
+                if str(z["model"]) == self.name:
+                    self._cache = dict(zip(z["keys"].tolist(), z["vectors"], strict=True))
 
     def _load(self) -> Any:
         if self._model is None:
@@ -80,6 +81,8 @@ class Embedder:
     def _save(self) -> None:
         if self._cache_file is None:
             return
-        tmp = self._cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, **self._cache)
+        tmp = self._cache_file.with_name(self._cache_file.name + ".tmp.npz")
+        keys = list(self._cache)
+        vectors = np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+        np.savez(tmp, model=np.asarray(self.name), keys=np.asarray(keys), vectors=vectors)
         tmp.replace(self._cache_file)

@@ -22,7 +22,7 @@ class SeedConfig(BaseModel):
     questions: list[str] = Field(default_factory=list)
     exchanges: list[str] = Field(default_factory=list)
     free: int = Field(0, ge=0)
-    limit: int | None = Field(None, ge=1, description="use only the first N seeds")
+    limit: int | None = Field(None, ge=1, description="use only the first N seeds from files")
 
 
 class StopConfig(BaseModel):

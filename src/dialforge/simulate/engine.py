@@ -48,12 +48,11 @@ def load_seeds(cfg: SeedConfig) -> list[Seed]:
             if len(body) >= 2 and body[0].role == "user" and body[1].role == "assistant":
                 msgs = [{"role": m.role, "content": m.content, "meta": {"seed": True}} for m in body[:2]]
                 seeds.append(Seed(stable_hash("x", body[0].content, body[1].content), msgs, body[0].content))
-    for i in range(cfg.free):
-        seeds.append(Seed(stable_hash("free", i), [], None))
     seen: set[str] = set()
     uniq = [s for s in seeds if not (s.id in seen or seen.add(s.id))]  # type: ignore[func-returns-value]
     if cfg.limit:
         uniq = uniq[: cfg.limit]
+    uniq += [Seed(stable_hash("free", i), [], None) for i in range(cfg.free)]
     if not uniq:
         raise DialforgeError("no seeds: the seed files are empty")
     return uniq

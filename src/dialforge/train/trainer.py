@@ -1,0 +1,160 @@
+"""`dialforge train simulator|chat`: role-masked SFT on TRL's SFTTrainer, LoRA by default.
+
+The renderer (not TRL) builds `input_ids` + `labels`; TRL receives the pre-tokenised rows
+and leaves the labels as they are. The output directory `final/` holds a full model (LoRA
+merged into a saved copy of the base) plus the tokenizer with the exact training template,
+so it loads straight into the in-process backend and the `socratic` simulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import DialforgeError
+from ..io.reader import atomic_write_bytes, read_conversations
+from .render import RenderStats, RoleRenderer, swap_for_simulator
+from .templates import get_template
+
+log = logging.getLogger("dialforge.train")
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["simulator", "chat"]
+    data: list[str] = Field(min_length=1)
+    model: str
+    out: str
+    template: str = Field("auto", description="auto (the tokenizer's), chatml, llama3, vicuna, dyadic")
+    roles: list[Literal["user", "assistant"]] | None = Field(
+        None, description="roles with loss (default: user for a simulator, assistant for a chat model)")
+    last_turn_only: bool = False
+    strategy_conditioned: bool = Field(False, description="data are IDEAS records labelled by `strategies assign`")
+    candidates: int = Field(50, ge=1)
+    max_length: int = Field(2048, ge=16)
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    packing: bool = False
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    grad_accum: int = 1
+    seed: int = 0
+    logging_steps: int = 10
+    save_steps: int = 500
+    resume: bool = Field(True, description="resume from the last checkpoint in out/ if there is one")
+    bf16: bool | None = None
+
+
+def _load_rows(cfg: TrainConfig) -> list[list[dict[str, str]]]:
+    if cfg.strategy_conditioned:
+        from ..io._records import iter_records
+        from .strategy_data import strategy_conditioned
+
+        recs = [r for p in cfg.data for r, _, _ in iter_records(Path(p))]
+        pool = sorted({r["strategy_text"] for r in recs})
+        return [ex["messages"] for ex in strategy_conditioned(recs, pool, cfg.candidates, cfg.seed)]
+    rows = []
+    for p in cfg.data:
+        for c in read_conversations(p, on_error="skip"):
+            rows.append([{"role": m.role, "content": m.content} for m in c.messages if m.role != "tool"])
+    return rows
+
+
+def build_examples(cfg: TrainConfig, tokenizer: Any, template: str) -> tuple[list[dict[str, list[int]]], RenderStats]:
+    rows = _load_rows(cfg)
+    if cfg.kind == "simulator":
+        rows = [swap_for_simulator(r) for r in rows]
+        # after the swap the simulator's turns are the "assistant" role
+        roles = {"assistant" if r == "user" else "user" for r in (cfg.roles or ["user"])}
+        last_only = cfg.last_turn_only or cfg.strategy_conditioned
+    else:
+        roles = set(cfg.roles or ["assistant"])
+        last_only = cfg.last_turn_only
+    renderer = RoleRenderer(tokenizer, template, roles, last_only, cfg.max_length)
+    stats = RenderStats()
+    out = []
+    for r in rows:
+        ex = renderer.render(r, stats)
+        if ex is not None:
+            out.append({"input_ids": ex.input_ids, "labels": ex.labels})
+    if not out:
+        raise DialforgeError(f"{', '.join(cfg.data)}: no example has a trainable token "
+                             f"({stats.skipped_no_trainable} without, {stats.skipped_too_long} too long)")
+    return out, stats
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(cfg.out)
+    done = out / "train_summary.json"
+    if cfg.resume and done.exists():
+        prev = orjson.loads(done.read_bytes())
+        if prev.get("config") == cfg.model_dump(mode="json"):
+            log.info("%s: already trained with this config; nothing to do", out)
+            return dict(prev)
+    try:
+        tok = AutoTokenizer.from_pretrained(cfg.model)
+    except (OSError, ValueError) as e:
+        raise DialforgeError(f"cannot load tokenizer of {cfg.model!r}: {str(e).splitlines()[0]}") from None
+    if cfg.template == "auto" and cfg.kind == "simulator" and not getattr(tok, "chat_template", None):
+        cfg = cfg.model_copy(update={"template": "dyadic"})
+    template = get_template(cfg.template, tok)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    examples, stats = build_examples(cfg, tok, template)
+    log.info("%d examples (%d skipped without trainable tokens, %d too long, %d truncated)",
+             stats.examples, stats.skipped_no_trainable, stats.skipped_too_long, stats.truncated)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    args = SFTConfig(
+        output_dir=str(out), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
+        save_total_limit=2, seed=cfg.seed, report_to=[], max_length=cfg.max_length, packing=cfg.packing,
+        bf16=bf16, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                         processing_class=tok, peft_config=peft_config)
+    last = None
+    if cfg.resume and out.exists():
+        ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        last = str(ckpts[-1]) if ckpts else None
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    wall = time.perf_counter() - t0
+    final = out / "final"
+    model = trainer.model
+    if cfg.lora:
+        model.save_pretrained(out / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(final)
+    tok.chat_template = template
+    tok.save_pretrained(final)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    summary = {"examples": stats.examples, "skipped_no_trainable": stats.skipped_no_trainable,
+               "skipped_too_long": stats.skipped_too_long, "truncated": stats.truncated,
+               "trained_tokens": stats.trained_tokens, "steps": trainer.state.global_step,
+               "train_loss": result.training_loss, "losses": losses, "wall_s": round(wall, 2),
+               "resumed_from": last, "final": str(final), "config": cfg.model_dump(mode="json")}
+    atomic_write_bytes(out / "train_summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    return summary
