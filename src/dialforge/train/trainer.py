@@ -151,10 +151,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     tok.chat_template = template
     tok.save_pretrained(final)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
     summary = {"examples": stats.examples, "skipped_no_trainable": stats.skipped_no_trainable,
                "skipped_too_long": stats.skipped_too_long, "truncated": stats.truncated,
                "trained_tokens": stats.trained_tokens, "steps": trainer.state.global_step,
                "train_loss": result.training_loss, "losses": losses, "wall_s": round(wall, 2),
+               "train_runtime_s": result.metrics.get("train_runtime"), "num_tokens": tokens[-1] if tokens else None,
                "resumed_from": last, "final": str(final), "config": cfg.model_dump(mode="json")}
     atomic_write_bytes(out / "train_summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     return summary
