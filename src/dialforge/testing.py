@@ -231,8 +231,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="Run the fake OpenAI-compatible server")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    ap.add_argument("--unique", action="store_true", help="answer every request with fresh random text")
     args = ap.parse_args()
-    srv = FakeOpenAIServer(delay_s=args.delay, port=args.port, record=False)
+    reply = None
+    if args.unique:
+        import uuid
+
+        def reply(body: dict[str, Any]) -> str:
+            return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
+
+    srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False)
     srv.start()
     print(f"serving on {srv.base_url}", flush=True)
     try:

@@ -57,9 +57,10 @@ def swap_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def sample_index(state: ConvState, attempt: int = 0) -> int:
-    """Distinct per sample of a seed, per turn and per retry, so samples differ and a
-    resumed run replays the same requests (cache hits)."""
-    return state.sample * 10_000 + state.user_turns * 100 + attempt
+    """Distinct per conversation, per turn and per retry: two conversations whose prompts
+    happen to be identical (free mode, or samples of one seed) still sample independently,
+    and a resumed run replays exactly the same requests (cache hits)."""
+    return (int(state.conv_id[:8], 16) << 16) + state.user_turns * 64 + attempt
 
 
 def _usage_meta(comps: list[Any]) -> dict[str, Any]:
