@@ -236,6 +236,151 @@ def train(
                       f"loss {summary['losses'][:1]} -> {summary['losses'][-1:]}", markup=False, highlight=False)
 
 
+@app.command()
+def score(
+    path: Path = typer.Argument(..., help="conversation file or run directory"),
+    judge_model: str | None = typer.Option(None, "--judge-model", help="LLM judge for question quality"),
+    judge_base_url: str | None = typer.Option(None, "--judge-base-url"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env"),
+    library: str | None = typer.Option(None, help="strategy library (coverage in strategy mode)"),
+    no_embedding: bool = typer.Option(False, "--no-embedding", help="skip embedding diversity"),
+    config: Path | None = typer.Option(None, "--config", help="YAML ScoreConfig"),
+) -> None:
+    """Metrics per conversation and per dataset, written beside the data."""
+    from .config import load_config
+    from .score import ScoreConfig
+    from .score import score as run_score
+    from .score.scoring import locate
+
+    ov: dict[str, Any] = {"library": library}
+    if judge_model:
+        ov.update(backend_overrides("judge", judge_model, judge_base_url, api_key_env))
+    if no_embedding:
+        ov["embedder"] = None
+    cfg = load_config(ScoreConfig, config, {k: v for k, v in ov.items() if v is not None})
+    if no_embedding:
+        cfg.embedder = None
+    summary = run_score(path, cfg)
+    _, per, summ = locate(path)
+    out_console.print_json(json.dumps(summary))
+    err_console.print(f"wrote {per} and {summ}", markup=False, highlight=False)
+
+
+def _read_input(path: Path) -> Any:
+    from .io import read_conversations
+    from .score.scoring import locate
+
+    data, scores_path, _ = locate(path)
+    return data, read_conversations(data, on_error="skip"), scores_path
+
+
+@app.command("filter")
+def filter_cmd(
+    path: Path = typer.Argument(..., help="conversation file or run directory"),
+    where: str = typer.Option(..., "--where", help='e.g. \'user_turns >= 3 and termination_reason != "error"\''),
+    out: Path = typer.Option(..., "--out", help="output JSONL"),
+    scores: Path | None = typer.Option(None, help="scores JSONL (default: the one `score` wrote beside the data)"),
+) -> None:
+    """Keep the conversations for which an expression over scores and meta is true."""
+    from .io import write_conversations
+    from .score import filter_conversations
+    from .score.select import load_scores
+
+    _, convs, scores_path = _read_input(path)
+    kept = filter_conversations(convs, load_scores(scores or scores_path), where)
+    write_conversations(kept, out)
+    err_console.print(f"{out}: kept {len(kept)} of {len(convs)} ({where})", markup=False, highlight=False)
+
+
+@app.command("dedup")
+def dedup_cmd(
+    path: Path = typer.Argument(..., help="conversation file or run directory"),
+    out: Path = typer.Option(..., "--out", help="output JSONL (a .removed.jsonl report goes beside it)"),
+    near: float | None = typer.Option(0.8, help="MinHash Jaccard threshold (0 to disable)"),
+    embedding: float | None = typer.Option(None, help="cosine threshold for embedding dedup (off by default)"),
+) -> None:
+    """Exact, near-duplicate (MinHash) and embedding dedup, reporting what was removed and why."""
+    from collections import Counter
+
+    import orjson
+
+    from .io import write_conversations
+    from .io.reader import atomic_write_bytes
+    from .score import dedup
+
+    _, convs, _ = _read_input(path)
+    kept, removed = dedup(convs, near=near or None, embedding=embedding)
+    write_conversations(kept, out)
+    report = out.with_name(out.name.rsplit(".", 1)[0] + ".removed.jsonl")
+    atomic_write_bytes(report, b"".join(orjson.dumps(r) + b"\n" for r in removed))
+    why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
+    err_console.print(f"{out}: kept {len(kept)} of {len(convs)}; removed {dict(why)}; report {report}",
+                      markup=False, highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    path: Path = typer.Argument(..., help="conversation file or run directory"),
+    to: str = typer.Option(..., "--to", help="sharegpt | openai | hf | llamafactory"),
+    out: Path = typer.Option(..., "--out", help="file, or folder for hf / llamafactory"),
+    name: str = typer.Option("dialforge", help="dataset name (llamafactory dataset_info.json entry)"),
+) -> None:
+    """Export for training frameworks."""
+    from .score import export
+
+    _, convs, _ = _read_input(path)
+    written = export(convs, to, out, name)
+    err_console.print(f"exported {len(convs)} conversations: {', '.join(map(str, written))}",
+                      markup=False, highlight=False)
+
+
+eval_app = typer.Typer(no_args_is_help=True, help="Judged benchmarks.")
+app.add_typer(eval_app, name="eval")
+
+_DATA = Path(__file__).resolve().parents[2] / "data" / "fastchat"
+
+
+@eval_app.command("mt-bench")
+def eval_mt_bench(
+    out: Path = typer.Option(..., "--out", help="run directory"),
+    model: str = typer.Option(..., "--model", help="answering model"),
+    base_url: str | None = typer.Option(None, "--base-url"),
+    judge: str = typer.Option(..., "--judge", help="judge model"),
+    judge_base_url: str | None = typer.Option(None, "--judge-base-url"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env"),
+    mode: str = typer.Option("single", help="single or pairwise"),
+    baseline_answers: Path | None = typer.Option(None, help="FastChat answer file to compare with (pairwise)"),
+    questions: Path = typer.Option(_DATA / "mt_bench/question.jsonl", help="MT-Bench questions"),
+    reference_answers: Path | None = typer.Option(_DATA / "mt_bench/reference_answer/gpt-4.jsonl"),
+    judge_prompts: Path = typer.Option(_DATA / "judge_prompts.jsonl"),
+    force_new: bool = typer.Option(False, "--force-new"),
+) -> None:
+    """MT-Bench: answers from any backend, FastChat judge prompts, [[rating]] parsing."""
+    from .config import load_config
+    from .score.mtbench import MTBenchConfig, mt_bench
+
+    ov = {**backend_overrides("model", model, base_url, api_key_env),
+          **backend_overrides("judge", judge, judge_base_url, api_key_env),
+          "mode": mode, "baseline_answers": str(baseline_answers) if baseline_answers else None,
+          "questions": str(questions), "reference_answers": str(reference_answers) if reference_answers else None,
+          "judge_prompts": str(judge_prompts)}
+    cfg = load_config(MTBenchConfig, None, ov)
+    summary = mt_bench(cfg, out, force_new=force_new)
+    if mode == "single":
+        t = Table(title=f"MT-Bench {model} (judge {judge})")
+        t.add_column("category")
+        t.add_column("score", justify="right")
+        for c, v in summary["categories"].items():
+            t.add_row(c, f"{v:.2f}")
+        for turn, v in summary["turns"].items():
+            t.add_row(f"turn {turn}", f"{v:.2f}")
+        t.add_row("overall", f"{summary['mean']:.2f}" if summary["mean"] is not None else "-")
+        out_console.print(t)
+        out_console.print(f"judged {summary['judged']}, unparsed {summary['unparsed']}")
+    else:
+        out_console.print_json(json.dumps(summary))
+
+
 strategies_app = typer.Typer(no_args_is_help=True, help="Inspect and use a strategy library.")
 app.add_typer(strategies_app, name="strategies")
 

@@ -179,7 +179,7 @@ class RunDir:
     def write_manifest(self) -> None:
         self.manifest["updated_at"] = _now()
         atomic_write_bytes(self.path / "manifest.json",
-                           orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2))
+                           orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
     def close(self) -> None:
         for s in self._stores.values():

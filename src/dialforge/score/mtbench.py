@@ -1,0 +1,231 @@
+"""MT-Bench (80 two-turn questions) with any backend as the answerer and any as the judge,
+using FastChat's judge prompts (data) and its `[[rating]]` / `[[A]]` output formats.
+
+Files follow FastChat's layout, so answers and judgments interoperate with FastChat tools:
+answers `{question_id, model_id, choices: [{index, turns}]}`, judgments `{question_id, model,
+judge, user_prompt, judgment, score, turn}` (score -1 when no rating could be parsed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import DialforgeError
+from ..io._records import iter_records
+from ..llm.client import LLM
+from ..llm.config import BackendConfig, make_backend
+from ..llm.types import SamplingParams
+from ..progress import stage_progress
+from ..run.rundir import RunDir
+
+NEED_REF = ("math", "reasoning", "coding")
+# FastChat's answer temperatures by category
+TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+               "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+_RATING = [re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]")]
+
+
+def parse_rating(judgment: str) -> float:
+    """FastChat's rule: `[[x]]`, else `[x]`; -1 when neither is there."""
+    for pat in _RATING:
+        m = pat.search(judgment)
+        if m:
+            try:
+                return float(m.group(1))
+            except ValueError:
+                pass
+    return -1.0
+
+
+def parse_pair(judgment: str) -> str:
+    if "[[A]]" in judgment:
+        return "A"
+    if "[[B]]" in judgment:
+        return "B"
+    if "[[C]]" in judgment:
+        return "tie"
+    return "error"
+
+
+class MTBenchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    questions: str
+    reference_answers: str | None = None
+    judge_prompts: str
+    model: BackendConfig
+    judge: BackendConfig
+    mode: Literal["single", "pairwise"] = "single"
+    baseline_answers: str | None = Field(None, description="FastChat answer file of the model to compare with")
+    max_tokens: int = 1024
+    concurrency: int = 32
+
+
+def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    out = []
+    for rec, _, _ in iter_records(Path(path)):
+        if isinstance(rec, Exception):
+            raise rec
+        out.append(rec)
+    return out
+
+
+def summarise_single(judgments: list[dict[str, Any]], categories: dict[int, str]) -> dict[str, Any]:
+    """Mean score overall, per turn and per category (judgments with score -1 left out)."""
+    ok = [j for j in judgments if j["score"] != -1]
+    by_turn: dict[int, list[float]] = defaultdict(list)
+    by_cat: dict[str, list[float]] = defaultdict(list)
+    for j in ok:
+        by_turn[j["turn"]].append(j["score"])
+        if j["question_id"] in categories:
+            by_cat[categories[j["question_id"]]].append(j["score"])
+    return {"mean": round(statistics.fmean(j["score"] for j in ok), 4) if ok else None,
+            "turns": {t: round(statistics.fmean(v), 4) for t, v in sorted(by_turn.items())},
+            "categories": {c: round(statistics.fmean(v), 4) for c, v in sorted(by_cat.items())},
+            "judged": len(ok), "unparsed": len(judgments) - len(ok)}
+
+
+async def run_mt_bench(cfg: MTBenchConfig, out: str | Path, *, force_new: bool = False,
+                       progress: bool | None = None) -> dict[str, Any]:
+    questions = load_jsonl(cfg.questions)
+    refs = {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.reference_answers)} \
+        if cfg.reference_answers else {}
+    prompts = {p["name"]: p for p in load_jsonl(cfg.judge_prompts)}
+    if cfg.mode == "pairwise" and not cfg.baseline_answers:
+        raise DialforgeError("pairwise mode needs --baseline-answers (a FastChat answer file)")
+    with RunDir(out, command="eval mt-bench", config=cfg,
+                models={"model": cfg.model.model, "judge": cfg.judge.model}, force_new=force_new) as run:
+        model = LLM(make_backend(cfg.model), cache=run.cache, usage=run.usage, stage="mtbench.answer")
+        judge = LLM(make_backend(cfg.judge), cache=run.cache, usage=run.usage, stage="mtbench.judge")
+        answers_store = run.store("answers.jsonl")
+        judgments_store = run.store("judgments.jsonl")
+        sem = asyncio.Semaphore(cfg.concurrency)
+        try:
+            with stage_progress("answer", len(questions), run.usage, progress) as bar:
+
+                async def answer(q: dict[str, Any]) -> None:
+                    rid = f"{cfg.model.model}:{q['question_id']}"
+                    if rid in answers_store:
+                        bar.advance()
+                        return
+                    params = SamplingParams(temperature=TEMPERATURE.get(q["category"], 0.7),
+                                            max_tokens=cfg.max_tokens)
+                    msgs: list[dict[str, str]] = []
+                    turns = []
+                    async with sem:
+                        for t in q["turns"]:
+                            msgs.append({"role": "user", "content": t})
+                            comp = await model.complete(msgs, params=params)
+                            text = comp.text if comp.ok else "$ERROR$"
+                            msgs.append({"role": "assistant", "content": text})
+                            turns.append(text)
+                    answers_store.append({"id": rid, "question_id": q["question_id"], "model_id": cfg.model.model,
+                                          "choices": [{"index": 0, "turns": turns}]})
+                    bar.advance()
+
+                await asyncio.gather(*(answer(q) for q in questions))
+            answers = {r["question_id"]: r["choices"][0]["turns"] for r in answers_store.records()}
+            baseline = ({r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.baseline_answers)}
+                        if cfg.baseline_answers else {})
+            jobs = [(q, turn) for q in questions for turn in (1, 2)]
+            with stage_progress("judge", len(jobs), run.usage, progress) as bar:
+
+                async def judge_one(q: dict[str, Any], turn: int) -> None:
+                    rid = f"{cfg.judge.model}:{cfg.mode}:{q['question_id']}:{turn}"
+                    if rid in judgments_store:
+                        bar.advance()
+                        return
+                    rec = await _judge(judge, cfg, prompts, q, turn, answers[q["question_id"]],
+                                       refs.get(q["question_id"]), baseline.get(q["question_id"]))
+                    judgments_store.append({"id": rid, **rec})
+                    bar.advance()
+
+                await asyncio.gather(*(_bounded(sem, judge_one(q, turn)) for q, turn in jobs))
+        finally:
+            await model.aclose()
+            await judge.aclose()
+        judgments = list(judgments_store.records())
+        cats = {q["question_id"]: q["category"] for q in questions}
+        if cfg.mode == "single":
+            summary = summarise_single(judgments, cats)
+        else:
+            summary = summarise_pairwise(judgments, cats)
+        run.stage_done("mt-bench", **summary)
+        return summary
+
+
+async def _bounded(sem: asyncio.Semaphore, coro: Any) -> None:
+    async with sem:
+        await coro
+
+
+def summarise_pairwise(judgments: list[dict[str, Any]], categories: dict[int, str]) -> dict[str, Any]:
+    from collections import Counter
+
+    res = Counter(j["winner"] for j in judgments)
+    by_cat: dict[str, Counter[str]] = defaultdict(Counter)
+    for j in judgments:
+        by_cat[categories.get(j["question_id"], "?")][j["winner"]] += 1
+    n = sum(res.values())
+    return {"win": res["model"], "loss": res["baseline"], "tie": res["tie"], "error": res["error"],
+            "win_rate": round(res["model"] / n, 4) if n else None,
+            "categories": {c: dict(v) for c, v in sorted(by_cat.items())}}
+
+
+def _fill(template: str, **kw: Any) -> str:
+    for k, v in kw.items():
+        template = template.replace("{" + k + "}", str(v))
+    return template
+
+
+async def _judge(judge: LLM, cfg: MTBenchConfig, prompts: dict[str, dict[str, Any]], q: dict[str, Any],
+                 turn: int, ans: list[str], ref: list[str] | None, base: list[str] | None) -> dict[str, Any]:
+    need_ref = q["category"] in NEED_REF and ref is not None
+    multi = "-multi-turn" if turn == 2 else ""
+    params = SamplingParams(temperature=0.0, max_tokens=2048)
+    fields: dict[str, Any] = {"question": q["turns"][0], "question_1": q["turns"][0],
+                              "question_2": q["turns"][1] if len(q["turns"]) > 1 else ""}
+    if need_ref and ref is not None:
+        fields.update(ref_answer_1=ref[0], ref_answer_2=ref[1] if len(ref) > 1 else "")
+    common = {"question_id": q["question_id"], "model": cfg.model.model, "turn": turn,
+              "judge": [cfg.judge.model, ""]}
+    if cfg.mode == "single":
+        name = ("single-math-v1" if need_ref else "single-v1") + multi
+        p = prompts[name]
+        fields.update(answer=ans[0], answer_1=ans[0], answer_2=ans[1] if len(ans) > 1 else "")
+        user = _fill(p["prompt_template"], **fields)
+        comp = await judge.complete([{"role": "system", "content": p["system_prompt"]},
+                                     {"role": "user", "content": user}], params=params)
+        text = comp.text if comp.ok else f"$ERROR$ {comp.error}"
+        common["judge"][1] = name
+        return {**common, "user_prompt": user, "judgment": text, "score": parse_rating(text)}
+    assert base is not None
+    name = ("pair-math-v1" if need_ref else "pair-v2") + multi
+    p = prompts[name]
+    verdicts = []
+    judgments = []
+    for a, b in ((ans, base), (base, ans)):  # both orders: position bias
+        f = dict(fields, answer_a=a[0], answer_b=b[0], answer_a_1=a[0], answer_b_1=b[0],
+                 answer_a_2=a[1] if len(a) > 1 else "", answer_b_2=b[1] if len(b) > 1 else "")
+        comp = await judge.complete([{"role": "system", "content": p["system_prompt"]},
+                                     {"role": "user", "content": _fill(p["prompt_template"], **f)}], params=params)
+        text = comp.text if comp.ok else f"$ERROR$ {comp.error}"
+        judgments.append(text)
+        verdicts.append(parse_pair(text))
+    first = {"A": "model", "B": "baseline"}.get(verdicts[0], verdicts[0])
+    second = {"A": "baseline", "B": "model"}.get(verdicts[1], verdicts[1])
+    winner = first if first == second else ("error" if "error" in (first, second) else "tie")
+    common["judge"][1] = name
+    return {**common, "judgments": judgments, "verdicts": verdicts, "winner": winner}
+
+
+def mt_bench(cfg: MTBenchConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
+    return asyncio.run(run_mt_bench(cfg, out, **kw))

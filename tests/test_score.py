@@ -1,0 +1,187 @@
+"""Metrics against hand-computed values, determinism, filter/dedup/export, MT-Bench."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dialforge import Conversation, read_conversations, write_conversations
+from dialforge.errors import DialforgeError
+from dialforge.score import (
+    Expression,
+    dedup,
+    distinct_n,
+    embedding_diversity,
+    entropy_bits,
+    export,
+    filter_conversations,
+    is_follow_up,
+    mtld,
+    parse_rating,
+    self_bleu,
+    summarise_single,
+)
+
+
+def test_distinct_n_by_hand():
+    assert distinct_n(["a b a", "b c"], 1) == pytest.approx(3 / 5)
+    assert distinct_n(["a b a", "b c"], 2) == pytest.approx(3 / 3)
+    assert distinct_n(["a a a a"], 2) == pytest.approx(1 / 3)
+    assert distinct_n([], 1) == 0.0
+
+
+def test_mtld_by_hand():
+    assert mtld("a a a a".split()) == 2.0  # TTR hits 0.5 every second token: 2 factors
+    assert mtld("a b c d".split()) == 4.0  # never reaches 0.72: the length
+    assert mtld("a b a b c".split()) == 5.0  # one factor each way (2/3 and 3/5 <= 0.72)
+    assert mtld([]) == 0.0
+
+
+def test_embedding_diversity_by_hand():
+    same = np.tile(np.array([[1.0, 0.0, 0.0]]), (4, 1))
+    d = embedding_diversity(same)
+    assert d["mean_cosine"] == pytest.approx(1.0) and d["vendi"] == pytest.approx(1.0)
+    d = embedding_diversity(np.eye(3))
+    assert d["mean_cosine"] == pytest.approx(0.0) and d["vendi"] == pytest.approx(3.0)
+
+
+def test_self_bleu_and_follow_up_and_entropy():
+    assert self_bleu(["the cat sat on the mat today"] * 3) == pytest.approx(1.0)
+    assert self_bleu(["alpha beta gamma delta", "one two three four", "red green blue black"]) < 0.1
+    assert is_follow_up("Can you explain that step in more detail?", "First, preheat the oven.")
+    assert is_follow_up("Why does the oven temperature matter when I preheat?", "Preheat the oven; temperature matters.")
+    assert not is_follow_up("What is the capital of France?", "Bananas are yellow.")
+    assert entropy_bits(Counter(a=1, b=1)) == pytest.approx(1.0)
+    assert entropy_bits(Counter(a=4)) == 0.0
+
+
+def test_parse_rating_fastchat_rules():
+    assert parse_rating("Rating: [[7]]") == 7.0
+    assert parse_rating("I give it [6.5] overall") == 6.5
+    assert parse_rating("no rating at all") == -1.0
+
+
+def test_platolm_published_mt_bench_score(data_dir):
+    """PlatoLM-7B's 160 GPT-4 judgments reproduce its published MT-Bench 6.33 (6.74 / 5.91)."""
+    from dialforge.score.mtbench import load_jsonl
+
+    judgments = load_jsonl(data_dir / "platolm/mt-bench/model_judgment/gpt-4_single.jsonl")
+    # re-parse the judge's text instead of trusting the stored score
+    reparsed = [{**j, "score": parse_rating(j["judgment"])} for j in judgments]
+    assert [j["score"] for j in reparsed] == [j["score"] for j in judgments]
+    cats = {q["question_id"]: q["category"] for q in load_jsonl(data_dir / "fastchat/mt_bench/question.jsonl")}
+    s = summarise_single(reparsed, cats)
+    assert round(s["mean"], 2) == 6.33
+    assert round(s["turns"][1], 2) == 6.74 and round(s["turns"][2], 2) == 5.91
+    assert s["judged"] == 160 and s["unparsed"] == 0 and len(s["categories"]) == 8
+
+
+@pytest.fixture(scope="module")
+def threads(data_dir):
+    return read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst")[:40]
+
+
+def test_score_file_is_deterministic(threads, tmp_path):
+    from dialforge.score import ScoreConfig, score
+
+    f = tmp_path / "t.jsonl"
+    write_conversations(threads, f)
+    a = score(f, ScoreConfig(embedding_sample=50, self_bleu_sample=30))
+    per = (tmp_path / "t.scores.jsonl").read_text()
+    b = score(f, ScoreConfig(embedding_sample=50, self_bleu_sample=30))
+    assert a == b and per == (tmp_path / "t.scores.jsonl").read_text()
+    assert a["conversations"] == 40 and 0 < a["distinct_2"] <= 1 and a["embedding_vendi"] > 1
+    assert json.loads((tmp_path / "t.scores_summary.json").read_text())["dataset"] == a
+    rows = [json.loads(x) for x in per.splitlines()]
+    assert [r["id"] for r in rows] == [c.id for c in threads]
+    assert all(r["user_turns"] == c.n_user_turns for r, c in zip(rows, threads, strict=True))
+
+
+def test_filter_expressions_and_errors(threads):
+    scores = {c.id: {"user_turns": c.n_user_turns, "judge": {"mean": 7.5 if i % 2 else 3.0}}
+              for i, c in enumerate(threads)}
+    kept = filter_conversations(threads, scores, "user_turns >= 2 and judge_mean > 5")
+    assert len(kept) == sum(1 for i, c in enumerate(threads) if c.n_user_turns >= 2 and i % 2)
+    assert len(filter_conversations(threads, scores, "source in ['oasst']")) == 40
+    with pytest.raises(DialforgeError, match="unknown name 'turns'"):
+        filter_conversations(threads, scores, "turns > 2")
+    with pytest.raises(DialforgeError, match="syntax error"):
+        Expression("user_turns >")
+    with pytest.raises(DialforgeError, match="call is not allowed"):
+        Expression("__import__('os').system('true')")
+
+
+def test_dedup_planted_duplicates(threads):
+    base = threads[:30]
+    exact = [Conversation(id=f"dup{i}", messages=base[i].messages, meta={}) for i in range(3)]
+    near = []
+    for i in (10, 11):
+        msgs = [m.model_copy() for m in base[i].messages]
+        msgs[-1] = msgs[-1].model_copy(update={"content": msgs[-1].content + " Thanks."})
+        near.append(Conversation(id=f"near{i}", messages=msgs, meta={}))
+    kept, removed = dedup(base + exact + near, near=0.8)
+    assert len(kept) == 30
+    reasons = Counter(r["reason"].split(" (")[0] for r in removed)
+    assert reasons == {"exact": 3, "near-duplicate": 2}
+    assert {r["duplicate_of"] for r in removed if r["id"].startswith("dup")} == {c.id for c in base[:3]}
+    assert {r["duplicate_of"] for r in removed if r["id"].startswith("near")} == {base[10].id, base[11].id}
+
+
+def test_export_llamafactory_and_formats(threads, tmp_path):
+    written = export(threads, "llamafactory", tmp_path / "lf", name="oasst_threads")
+    info = json.loads((tmp_path / "lf/dataset_info.json").read_text())
+    assert info["oasst_threads"]["file_name"] == "oasst_threads.json"
+    assert info["oasst_threads"]["formatting"] == "sharegpt"
+    back = read_conversations(written[0])
+    assert [[(m.role, m.content) for m in c.messages] for c in back] == [
+        [(m.role, m.content) for m in c.messages] for c in threads]
+    export(threads[:2], "llamafactory", tmp_path / "lf", name="second")
+    assert set(json.loads((tmp_path / "lf/dataset_info.json").read_text())) == {"oasst_threads", "second"}
+    export(threads, "hf", tmp_path / "hf")
+    assert len(read_conversations(tmp_path / "hf")) == 40
+
+
+def test_mt_bench_end_to_end(data_dir, tmp_path):
+    from dialforge.testing import FakeOpenAIServer
+
+    def reply(body):
+        user = body["messages"][-1]["content"]
+        if body["model"] == "judge":
+            if "Assistant B" in user:  # pairwise: prefer whichever position holds our model's answer
+                return "[[A]]" if "MODEL-ANSWER" in user.split("Assistant B")[0] else "[[B]]"
+            if "trip to Hawaii" in user:
+                return "I cannot decide."  # no rating: recorded as -1, not fatal
+            return "Solid answer. Rating: [[8]]"
+        return f"MODEL-ANSWER to: {user[:40]}"
+
+    with FakeOpenAIServer(reply=reply) as srv:
+        base = [sys.executable, "-m", "dialforge.cli", "eval", "mt-bench", "--model", "m", "--base-url", srv.base_url,
+                "--judge", "judge", "--judge-base-url", srv.base_url,
+                "--questions", str(data_dir / "fastchat/mt_bench/question.jsonl"),
+                "--reference-answers", str(data_dir / "fastchat/mt_bench/reference_answer/gpt-4.jsonl"),
+                "--judge-prompts", str(data_dir / "fastchat/judge_prompts.jsonl")]
+        r = subprocess.run(base + ["--out", str(tmp_path / "single")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        judgments = [json.loads(x) for x in (tmp_path / "single/judgments.jsonl").read_text().splitlines()]
+        assert len(judgments) == 160
+        unparsed = [j for j in judgments if j["score"] == -1]
+        assert len(unparsed) == 2 and all(j["judgment"] == "I cannot decide." for j in unparsed)
+        assert {j["judge"][1] for j in judgments} == {"single-v1", "single-math-v1", "single-v1-multi-turn",
+                                                      "single-math-v1-multi-turn"}
+        math_j = next(j for j in judgments if j["judge"][1] == "single-math-v1")
+        assert "[The Start of Reference Answer]" in math_j["user_prompt"]
+        assert "overall" in r.stdout and "8.00" in r.stdout
+        answers = [json.loads(x) for x in (tmp_path / "single/answers.jsonl").read_text().splitlines()]
+        assert len(answers) == 80 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
+        # pairwise against PlatoLM-7B's real answers, both positions judged
+        r = subprocess.run(base + ["--out", str(tmp_path / "pair"), "--mode", "pairwise", "--baseline-answers",
+                                   str(data_dir / "platolm/mt-bench/model_answer/PlatoLM-7b-v1.0.jsonl")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        assert s["win"] == 160 and s["loss"] == 0
