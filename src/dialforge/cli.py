@@ -17,8 +17,8 @@ from .errors import DialforgeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Multi-turn instructional dialogue data by simulating the user.")
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 OnErrorOpt = typer.Option("fail", "--on-error", help="fail on the first bad record, or skip and count")
@@ -379,6 +379,64 @@ def eval_mt_bench(
         out_console.print(f"judged {summary['judged']}, unparsed {summary['unparsed']}")
     else:
         out_console.print_json(json.dumps(summary))
+
+
+workflows_app = typer.Typer(no_args_is_help=True, help="Workflow graphs for self-talk.")
+app.add_typer(workflows_app, name="workflows")
+
+
+@workflows_app.command("show")
+def workflows_show(path: Path = typer.Argument(..., help="workflow YAML file or folder")) -> None:
+    """Validate and draw workflows as text."""
+    from .workflows import draw, load_workflows
+
+    for wf in load_workflows(path):
+        out_console.print(draw(wf), markup=False, highlight=False)
+        out_console.print()
+
+
+@workflows_app.command("import")
+def workflows_import(
+    kind: str = typer.Argument(..., help="star or abcd"),
+    src: Path = typer.Argument(..., help="STAR tasks/ folder, or ABCD guidelines.json (or its folder)"),
+    out: Path = typer.Argument(..., help="output folder of workflow YAML files"),
+) -> None:
+    """Import workflows from real schemas; every task imports or is reported with its reason."""
+    from .workflows import import_abcd, import_star, write_workflows
+
+    if kind not in ("star", "abcd"):
+        raise DialforgeError(f"workflows import: kind must be star or abcd, not {kind!r}")
+    wfs, failed = import_star(src) if kind == "star" else import_abcd(src)
+    write_workflows(wfs, out)
+    err_console.print(f"{out}: {len(wfs)} workflows imported, {len(failed)} not", markup=False, highlight=False)
+    for name, why in failed.items():
+        err_console.print(f"  not imported: {name}: {why}", markup=False, highlight=False)
+
+
+@app.command()
+def selftalk(
+    config: Path = typer.Option(..., "--config", help="YAML SelfTalkConfig"),
+    out: Path = typer.Option(..., "--out", help="run directory"),
+    workflows: Path | None = typer.Option(None, "--workflows", help="workflow folder or file"),
+    loops: int | None = typer.Option(None, "--loops", help="generate -> filter -> train rounds"),
+    agent_model: str | None = typer.Option(None, "--agent-model"),
+    agent_base_url: str | None = typer.Option(None, "--agent-base-url"),
+    client_model: str | None = typer.Option(None, "--client-model"),
+    client_base_url: str | None = typer.Option(None, "--client-base-url"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env"),
+    force_new: bool = typer.Option(False, "--force-new"),
+) -> None:
+    """Self-talk for workflow-following agents: client/agent loop, subgoal metric, filters, training."""
+    from .config import load_config
+    from .workflows import SelfTalkConfig
+    from .workflows import selftalk as run_selftalk
+
+    ov = {**backend_overrides("agent", agent_model, agent_base_url, api_key_env),
+          **backend_overrides("client", client_model, client_base_url, api_key_env),
+          "workflows": str(workflows) if workflows else None, "loops": loops}
+    cfg = load_config(SelfTalkConfig, config, ov)
+    summary = run_selftalk(cfg, out, force_new=force_new)
+    out_console.print_json(json.dumps(summary))
 
 
 strategies_app = typer.Typer(no_args_is_help=True, help="Inspect and use a strategy library.")

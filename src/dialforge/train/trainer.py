@@ -135,6 +135,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         disable_tqdm=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                          processing_class=tok, peft_config=peft_config)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)  # keep stdout clean: losses go to train_summary.json
+    trainer.remove_callback(ProgressCallback)
     last = None
     if cfg.resume and out.exists():
         ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))

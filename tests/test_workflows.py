@@ -1,0 +1,191 @@
+"""Workflow graphs, importers on the real schemas, the subgoal tracker, the self-talk loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from dialforge.errors import ConfigError
+from dialforge.llm import LLM
+from dialforge.testing import ScriptedChatModel
+from dialforge.workflows import (
+    FilterSpec,
+    SelfTalkConfig,
+    apply_filter,
+    import_abcd,
+    import_star,
+    load_workflow,
+    run_dialogue,
+    track,
+)
+
+# A hand-written workflow in the style of the paper's shop-keeper example (not dialogue data).
+SHOP = {
+    "name": "buy_longsword", "topic": "buy a longsword", "agent": "shop keeper", "start": "greet",
+    "steps": {
+        "greet": {"say": "Good day, how can I help you?", "options": [
+            {"answer": "I want to buy a longsword", "next": "budget"},
+            {"answer": "I am just browsing", "end": "Let me know if you need anything."}]},
+        "budget": {"say": "What is your budget?", "options": [
+            {"answer": "I have 10 gold coins", "next": "cheap"},
+            {"answer": "I have 100 gold coins", "end": "Here is your steel longsword. Glad to be of service, goodbye!"}]},
+        "cheap": {"say": "For 10 gold coins I can offer a wooden practice sword. Glad to be of service!"},
+    },
+}
+
+
+def _write(tmp_path, data, name="wf.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize("mutate,msg", [
+    (lambda d: d["steps"]["greet"]["options"][0].update(next="nowhere"), "next step 'nowhere' is not defined"),
+    (lambda d: d["steps"].update(orphan={"say": "hi"}), "step 'orphan' is unreachable"),
+    (lambda d: d["steps"]["greet"]["options"][0].update(end="x"), "exactly one of `next` or `end`"),
+    (lambda d: d.update(start="missing"), "start step 'missing' is not defined"),
+])
+def test_graph_validation_errors(tmp_path, mutate, msg):
+    data = json.loads(json.dumps(SHOP))
+    mutate(data)
+    with pytest.raises(ConfigError) as e:
+        load_workflow(_write(tmp_path, data))
+    assert msg in str(e.value) and "wf.yaml" in str(e.value)
+
+
+def test_no_ending_is_an_error(tmp_path):
+    data = {"name": "loop", "start": "a", "steps": {"a": {"say": "A?", "options": [{"answer": None, "next": "b"}]},
+                                                   "b": {"say": "B?", "options": [{"answer": None, "next": "a"}]}}}
+    with pytest.raises(ConfigError, match="no ending"):
+        load_workflow(_write(tmp_path, data))
+
+
+def test_star_importer_on_real_tasks(tmp_path, data_dir):
+    wfs, failed = import_star(data_dir / "star/tasks")
+    assert failed == {} and len(wfs) == 18
+    bank = next(w for w in wfs if w.name == "bank_balance")
+    assert bank.steps["hello"].say == "Hello, how can I help?"
+    # the query branches: authenticated -> balance, else cannot authenticate
+    pin = {o.next for o in bank.steps["bank_ask_pin"].options}
+    assert {"bank_inform_balance", "bank_inform_cannot_authenticate", "bank_ask_dob"} <= pin
+    assert bank.steps["bank_inform_balance"].say == "Your current balance is in credit."  # slot removed
+    apt = next(w for w in wfs if w.name == "apartment_search")
+    assert [(o.answer, o.next) for o in apt.steps["apartment_ask_search_more"].options] == [
+        ("Yes", "apartment_inform_search_criteria"), ("No", "goodbye_1")]
+    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "workflows", "import", "star", str(data_dir / "star/tasks"),
+                        str(tmp_path / "wf")], capture_output=True, text=True)
+    assert r.returncode == 0 and "18 workflows imported, 0 not" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "workflows", "show", str(tmp_path / "wf/weather.yaml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "[hello] 'Hello, how can I help?'" in r.stdout
+
+
+def test_abcd_importer_on_real_guidelines(data_dir):
+    src = data_dir / "abcd"
+    wfs, failed = import_abcd(src)
+    guidelines = json.loads((src / "guidelines.json").read_text())
+    assert len(wfs) + len(failed) == sum(len(f["subflows"]) for f in guidelines.values()) == 55
+    assert failed == {}
+    refund = next(w for w in wfs if w.name == "product_defect_initiate_refund")
+    assert refund.steps[refund.start].say.startswith("All chats in this flow start by asking the customer")
+    assert any(o.answer and o.answer.startswith("Gift card") for s in refund.steps.values() for o in s.options)
+
+
+def test_tracker_depth_on_hand_checked_dialogues(tmp_path):
+    wf = load_workflow(_write(tmp_path, SHOP))
+    assert wf.max_depth == 3
+    # full path to the 100-coin ending
+    r = track(wf, ["Good day! How can I help you today?", "What is your budget, traveller?",
+                   "Here is your steel longsword, glad to be of service. Goodbye!"])
+    assert (r["depth"], r["success"], r["path"]) == (3, True, ["greet", "budget", "budget#1"])
+    assert r["relative_depth"] == 1.0
+    # stuck after the greeting: the second utterance matches no child
+    r = track(wf, ["Good day, how can I help you?", "The weather is lovely in the valley today."])
+    assert (r["depth"], r["success"]) == (1, False) and r["relative_depth"] == pytest.approx(1 / 3, abs=1e-3)
+    # graph order: the budget question before the greeting does not count
+    r = track(wf, ["What is your budget?", "Good day, how can I help you?"])
+    assert r["path"] == ["budget"] and r["depth"] == 1  # the start's children may open (user spoke first)
+    assert track(wf, [])["depth"] == 0
+
+
+def _agent_says_instruction(req):
+    m = re.search(r"Now, you must say: (.*)$", req.messages[0]["content"], re.S)
+    return m.group(1) if m else "Sure, tell me more."
+
+
+def _run(tmp_path, client_replies, **kw):
+    wf = load_workflow(_write(tmp_path, SHOP))
+    cfg = SelfTalkConfig(workflows=str(tmp_path), client={"model": "client"}, agent={"model": "agent"}, **kw)
+    client = ScriptedChatModel(client_replies, "client")
+    conv = asyncio.run(run_dialogue(cfg, wf, 0, "c0ffee00", LLM(client), LLM(ScriptedChatModel(
+        _agent_says_instruction, "agent")), None))
+    return conv, client
+
+
+def test_loop_reaches_an_ending(tmp_path):
+    conv, _ = _run(tmp_path, ["Hello, I want to buy a longsword.", "I have 100 gold coins."])
+    assert conv.meta["termination_reason"] in ("ended", "goodbye")
+    assert conv.meta["workflow_eval"]["success"] and conv.meta["workflow_eval"]["depth"] == 3
+    agent = [m for m in conv.messages if m.role == "assistant"]
+    assert agent[-1].content.startswith("Here is your steel longsword")
+    assert [m.meta["step"] for m in agent] == ["greet", "budget", "budget#1"]
+
+
+def test_loop_gets_stuck_and_runs_out_of_turns(tmp_path):
+    conv, _ = _run(tmp_path, lambda r: "Tell me about the dragons in the northern mountains.", max_turns=4)
+    assert conv.meta["termination_reason"] == "max_turns"
+    assert conv.meta["workflow_eval"]["depth"] == 1 and not conv.meta["workflow_eval"]["success"]
+    agent = [m for m in conv.messages if m.role == "assistant"]
+    assert len(agent) == 4 and all("natural reply" in m.meta["instruction"] for m in agent[1:])
+
+
+def test_loop_ends_by_goodbye(tmp_path):
+    conv, _ = _run(tmp_path, ["Nothing for me today, goodbye!"])
+    assert conv.meta["termination_reason"] == "goodbye"
+    assert conv.messages[-1].role == "user" and "goodbye" in conv.messages[-1].content
+
+
+def test_filters_kept_counts():
+    from dialforge.conversation import Conversation
+
+    convs = [Conversation(id=f"c{i}", messages=[], meta={"workflow_eval": {
+        "depth": i % 7, "relative_depth": (i % 7) / 6, "success": i % 7 == 6}}) for i in range(100)]
+    assert len(apply_filter(convs, FilterSpec(kind="abs_subgoals", k=5))) == sum(1 for i in range(100) if i % 7 >= 5)
+    top = apply_filter(convs, FilterSpec(kind="top_percent", p=0.05))
+    assert len(top) == 5 and all(c.meta["workflow_eval"]["depth"] == 6 for c in top)
+    assert len(apply_filter(convs, FilterSpec(kind="ended"))) == 14
+    r1 = apply_filter(convs, FilterSpec(kind="random", p=0.1, seed=1))
+    assert len(r1) == 10 and r1 == apply_filter(convs, FilterSpec(kind="random", p=0.1, seed=1))
+    assert len(apply_filter(convs, FilterSpec(kind="none"))) == 100
+
+
+def test_selftalk_two_loops_trains_the_agent(tmp_path, tiny_model_dir):
+    """Generate with a tiny in-process agent and an HTTP client, keep all, train, loop again."""
+    from dialforge.testing import FakeOpenAIServer
+
+    wfdir = tmp_path / "wf"
+    wfdir.mkdir()
+    _write(wfdir, SHOP)
+    with FakeOpenAIServer(reply=lambda b: "I want to buy a longsword.") as srv:
+        cfg = {"workflows": str(wfdir), "client": {"model": "client", "base_url": srv.base_url},
+               "agent": {"model": str(tiny_model_dir), "params": {"max_tokens": 12}},
+               "dialogues_per_workflow": 4, "max_turns": 2, "loops": 2,
+               "filter": {"kind": "random", "p": 1.0}, "train_max_steps": 2, "lora_r": 4}
+        path = tmp_path / "st.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        r = subprocess.run([sys.executable, "-m", "dialforge.cli", "selftalk", "--config", str(path), "--out",
+                            str(tmp_path / "run")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout)
+    assert [lp["dialogues"] for lp in summary["loops"]] == [4, 4]
+    assert summary["loops"][0]["train"]["steps"] == 2
+    assert summary["loops"][1]["agent"].endswith("loop-0/agent/final")
+    rows = [json.loads(x) for x in (tmp_path / "run/loop-1/dialogues.jsonl").read_text().splitlines()]
+    assert all(r["meta"]["agent_model"].endswith("loop-0/agent/final") for r in rows)
