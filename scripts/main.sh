@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Set up, then run the main job on the bundled real dialogues (OpenAssistant trees):
-# extract every thread, convert to the canonical format, and summarise it.
+# Set up, then run the main job on the bundled real data, offline: induce strategies from
+# OpenAssistant threads -> simulate (strategy, persona, socratic) -> score -> filter -> dedup
+# -> export -> report. With no model hub and no server it runs on a tiny local model (built
+# once); add `--base-url URL --model NAME` (or `--model PATH`) to use a real model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-OUT=${OUT:-runs/quickstart}
-mkdir -p "$OUT"
-.venv/bin/dialforge convert data/oasst/en_100_tree.jsonl "$OUT/oasst_threads.jsonl" --from oasst
-.venv/bin/dialforge convert "$OUT/oasst_threads.jsonl" "$OUT/oasst_threads.sharegpt.json" --to sharegpt
-.venv/bin/dialforge stats "$OUT/oasst_threads.jsonl"
+.venv/bin/dialforge run examples/quickstart.yaml --out "${OUT:-runs/quickstart}" "$@"

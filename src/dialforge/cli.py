@@ -439,6 +439,56 @@ def selftalk(
     out_console.print_json(json.dumps(summary))
 
 
+@app.command("run")
+def run_cmd(
+    config: Path = typer.Argument(..., help="pipeline YAML (see examples/quickstart.yaml)"),
+    out: Path | None = typer.Option(None, "--out", help="run directory (default runs/<config name>)"),
+    model: str | None = typer.Option(None, "--model", help="model for every role: name (with --base-url) or path"),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server for every role"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env"),
+) -> None:
+    """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> train -> report."""
+    from .config import load_config
+    from .pipeline import TINY, PipelineConfig, run_pipeline, uses_tiny
+
+    ov = backend_overrides("model", model, base_url, api_key_env)
+    cfg = load_config(PipelineConfig, config, ov)
+    out = out or Path("runs") / config.stem
+    if uses_tiny(cfg):
+        err_console.print(f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "
+                          "meaningful; it shows every stage working offline. Point the same config at a real model "
+                          "with --base-url URL --model NAME (an OpenAI-compatible server) or --model /path/to/model.",
+                          markup=False, highlight=False)
+    state = run_pipeline(cfg, out)
+    err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
+    if cfg.report:
+        err_console.print(f"report: {out / 'report.html'}", markup=False, highlight=False)
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory")) -> None:
+    """The offline quickstart: `dialforge run examples/quickstart.yaml` on the tiny local model."""
+    cfg = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+    if not cfg.exists():
+        raise DialforgeError(f"{cfg}: the quickstart config ships with the source checkout")
+    run_cmd(cfg, out, None, None, None)
+
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="run directories (several: compared side by side)"),
+    out: Path | None = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)"),
+) -> None:
+    """One self-contained HTML page: summary, strategy map, metrics, dialogues, comparison."""
+    from .report import write_report
+
+    for r in runs:
+        if not r.is_dir():
+            raise DialforgeError(f"{r}: not a run directory")
+    path = write_report(runs, out or runs[0] / "report.html")
+    err_console.print(f"report: {path}", markup=False, highlight=False)
+
+
 strategies_app = typer.Typer(no_args_is_help=True, help="Inspect and use a strategy library.")
 app.add_typer(strategies_app, name="strategies")
 
