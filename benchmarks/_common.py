@@ -20,9 +20,12 @@ def free_port() -> int:
 def server_process(delay_s: float, unique: bool = False) -> Iterator[str]:
     """The loopback OpenAI-compatible server in a separate process (its CPU is not ours)."""
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "dialforge.testing", "--port", str(port),
-                          "--delay", str(delay_s)] + (["--unique"] if unique else []),
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dialforge.testing", "--port", str(port), "--delay", str(delay_s)]
+        + (["--unique"] if unique else []),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert p.stdout is not None
         p.stdout.readline()

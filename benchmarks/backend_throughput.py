@@ -37,10 +37,14 @@ async def run_thin(url: str, n: int, conc: int) -> tuple[Meter, int]:
     import httpx2 as httpx
     import openai
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="bench", max_retries=3,
-                                http_client=openai.DefaultAsyncHttpxClient(
-                                    limits=httpx.Limits(max_connections=conc,
-                                                        max_keepalive_connections=conc)))
+    client = openai.AsyncOpenAI(
+        base_url=url,
+        api_key="bench",
+        max_retries=3,
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+        ),
+    )
     sem = asyncio.Semaphore(conc)
     errors = 0
 
@@ -49,7 +53,8 @@ async def run_thin(url: str, n: int, conc: int) -> tuple[Meter, int]:
         async with sem:
             try:
                 await client.chat.completions.create(
-                    model="bench", messages=[{"role": "user", "content": f"question {i}"}])
+                    model="bench", messages=[{"role": "user", "content": f"question {i}"}]
+                )
             except Exception:
                 errors += 1
 
@@ -82,8 +87,10 @@ def main() -> None:
     by = {(r[0], r[2]): r for r in rows}
     for conc in args.concurrency:
         if (conc, "thin openai SDK") in by and (conc, "dialforge") in by:
-            print(f"dialforge / thin client at {conc}: "
-                  f"{by[(conc, 'dialforge')][3] / by[(conc, 'thin openai SDK')][3]:.2f}x")
+            print(
+                f"dialforge / thin client at {conc}: "
+                f"{by[(conc, 'dialforge')][3] / by[(conc, 'thin openai SDK')][3]:.2f}x"
+            )
 
 
 if __name__ == "__main__":

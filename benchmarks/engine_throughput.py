@@ -42,9 +42,14 @@ async def thin_client(url: str, conversations: int, rounds: int, conc: int) -> M
     import httpx2 as httpx
     import openai
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="bench", max_retries=3,
-                                http_client=openai.DefaultAsyncHttpxClient(
-                                    limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc)))
+    client = openai.AsyncOpenAI(
+        base_url=url,
+        api_key="bench",
+        max_retries=3,
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+        ),
+    )
     sem = asyncio.Semaphore(conc)
 
     async def conv(c: int) -> None:
@@ -53,7 +58,8 @@ async def thin_client(url: str, conversations: int, rounds: int, conc: int) -> M
             for r in range(rounds):
                 for role, model in (("user", "sim"), ("assistant", "asst")):
                     resp = await client.chat.completions.create(
-                        model=model, messages=msgs + [{"role": "user", "content": f"c{c} r{r}"}])
+                        model=model, messages=msgs + [{"role": "user", "content": f"c{c} r{r}"}]
+                    )
                     msgs.append({"role": role, "content": resp.choices[0].message.content or ""})
 
     with Meter() as m:
@@ -72,10 +78,14 @@ def main() -> None:
     calls = args.conversations * args.rounds * 2
     with server_process(LATENCY, unique=True) as url, tempfile.TemporaryDirectory() as tmp:
         cfg = SimulateConfig(
-            mode="socratic", seeds={"free": args.conversations}, max_turns=args.rounds,
+            mode="socratic",
+            seeds={"free": args.conversations},
+            max_turns=args.rounds,
             user=BackendConfig(model="sim", base_url=url, max_concurrency=args.concurrency),
             assistant=BackendConfig(model="asst", base_url=url, max_concurrency=args.concurrency),
-            concurrency=args.concurrency, stop={"role_flip": False})
+            concurrency=args.concurrency,
+            stop={"role_flip": False},
+        )
         with Meter() as m:
             summary = asyncio.run(simulate_async(cfg, os.path.join(tmp, "run"), progress=False))
         usage = orjson.loads(open(os.path.join(tmp, "run", "usage.json"), "rb").read())
@@ -86,18 +96,26 @@ def main() -> None:
     ideal = args.concurrency / LATENCY
     print(f"dialforge / thin client: {(sent / m.wall) / (calls / thin.wall):.2f}x")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"machine: {os.cpu_count()} cores; server answers after {LATENCY * 1000:.0f} ms; "
-          f"{args.conversations} conversations x {args.rounds} rounds, {args.concurrency} alive")
+    print(
+        f"machine: {os.cpu_count()} cores; server answers after {LATENCY * 1000:.0f} ms; "
+        f"{args.conversations} conversations x {args.rounds} rounds, {args.concurrency} alive"
+    )
     print(f"termination: {summary['termination_reasons']}; calls sent: {sent} (expected {calls})")
     print("| loop | calls/s | ideal calls/s | achieved/ideal | client CPU ms/call | wall s | peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| dialforge engine ({args.concurrency} alive) | {sent / m.wall:.0f} | {ideal:.0f} | "
-          f"{sent / m.wall / ideal:.2f} | {m.cpu / sent * 1000:.2f} | {m.wall:.1f} | {peak:.0f} |")
-    print(f"| thin client: asyncio + openai SDK ({args.concurrency} alive) | {calls / thin.wall:.0f} | {ideal:.0f} | "
-          f"{calls / thin.wall / ideal:.2f} | {thin.cpu / calls * 1000:.2f} | {thin.wall:.1f} | - |")
-    print(f"| plain sequential loop ({args.sequential_slice} conversations) | {seq_calls / seq.wall:.1f} | "
-          f"{1 / LATENCY:.0f} | {seq_calls / seq.wall * LATENCY:.2f} | {seq.cpu / seq_calls * 1000:.2f} | "
-          f"{seq.wall:.1f} (x{calls / seq_calls:.0f} = {seq.wall * calls / seq_calls:.0f} s for all) | - |")
+    print(
+        f"| dialforge engine ({args.concurrency} alive) | {sent / m.wall:.0f} | {ideal:.0f} | "
+        f"{sent / m.wall / ideal:.2f} | {m.cpu / sent * 1000:.2f} | {m.wall:.1f} | {peak:.0f} |"
+    )
+    print(
+        f"| thin client: asyncio + openai SDK ({args.concurrency} alive) | {calls / thin.wall:.0f} | {ideal:.0f} | "
+        f"{calls / thin.wall / ideal:.2f} | {thin.cpu / calls * 1000:.2f} | {thin.wall:.1f} | - |"
+    )
+    print(
+        f"| plain sequential loop ({args.sequential_slice} conversations) | {seq_calls / seq.wall:.1f} | "
+        f"{1 / LATENCY:.0f} | {seq_calls / seq.wall * LATENCY:.2f} | {seq.cpu / seq_calls * 1000:.2f} | "
+        f"{seq.wall:.1f} (x{calls / seq_calls:.0f} = {seq.wall * calls / seq_calls:.0f} s for all) | - |"
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,18 @@ import psutil
 from dialforge.induce import Embedder, cluster, exact_threshold_clustering
 
 VERBS = ["Ask for", "Request", "Seek", "Inquire about", "Press for", "Look for", "Probe", "Push for"]
-TAILS = ["", " to clarify understanding", " before deciding", " in more depth", " with specifics",
-         " step by step", " in practice", " briefly", " with examples", " for comparison"]
+TAILS = [
+    "",
+    " to clarify understanding",
+    " before deciding",
+    " in more depth",
+    " with specifics",
+    " step by step",
+    " in practice",
+    " briefly",
+    " with examples",
+    " for comparison",
+]
 
 
 def _vocab() -> list[str]:
@@ -109,16 +119,20 @@ def main() -> None:
     ari = adjusted_rand_score(exact, cluster(x, args.threshold))
     ari_leader = adjusted_rand_score(exact, cluster(x, args.threshold, method="leader"))
     ari_planted = adjusted_rand_score(families[:n0], exact)
-    print(f"machine: {os.cpu_count()} cores; embedder all-MiniLM-L6-v2 on CPU: {rate:.0f} sentences/s "
-          f"({biggest} embedded in {embed_s_biggest:.0f} s); threshold {args.threshold}; max RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+    print(
+        f"machine: {os.cpu_count()} cores; embedder all-MiniLM-L6-v2 on CPU: {rate:.0f} sentences/s "
+        f"({biggest} embedded in {embed_s_biggest:.0f} s); threshold {args.threshold}; max RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+    )
     print("| strategies | embed s | cluster s | cluster peak extra MiB | process peak MiB | clusters |")
     print("|---|---|---|---|---|---|")
     for n, e, c, extra, peak, k in rows:
         print(f"| {n} | {e:.0f} | {c:.1f} | {extra:.0f} | {peak:.0f} | {k} |")
-    print(f"ARI at {n0} vs exact all-pairs Butina ({exact_s:.1f} s): default {ari:.3f}, "
-          f"published leader rule {ari_leader:.3f}; exact vs the planted families {ari_planted:.3f} "
-          f"({len(set(exact))} exact clusters, {len(set(families[:n0]))} planted families)")
+    print(
+        f"ARI at {n0} vs exact all-pairs Butina ({exact_s:.1f} s): default {ari:.3f}, "
+        f"published leader rule {ari_leader:.3f}; exact vs the planted families {ari_planted:.3f} "
+        f"({len(set(exact))} exact clusters, {len(set(families[:n0]))} planted families)"
+    )
 
 
 if __name__ == "__main__":

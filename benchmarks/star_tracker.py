@@ -51,17 +51,26 @@ def main() -> None:
     args = ap.parse_args()
     dialogues, tasks = Path(args.data) / "star_dialogues_subset.jsonl", Path(args.data) / "tasks"
     wfs = {w.name: w for w in import_star(tasks)[0]}
-    lines = ["# The subgoal tracker on STAR human dialogues", "",
-             f"Made by `python benchmarks/star_tracker.py` from `{dialogues.name}` (STAR, MIT) and the "
-             "18 task flowcharts imported with `dialforge workflows import star`. ROUGE-L F >= 0.33.", ""]
+    lines = [
+        "# The subgoal tracker on STAR human dialogues",
+        "",
+        f"Made by `python benchmarks/star_tracker.py` from `{dialogues.name}` (STAR, MIT) and the "
+        "18 task flowcharts imported with `dialforge workflows import star`. ROUGE-L F >= 0.33.",
+        "",
+    ]
     for order in ("graph", "any"):
         r = evaluate_star(dialogues, tasks, order=order)
-        lines += [f"## order = {order}" + (" (the paper's tracker: graph edges only)" if order == "graph"
-                                            else " (lenient: any node, any order)"), "",
-                  "| group | dialogues | depth | relative depth | success |", "|---|---|---|---|---|"]
+        lines += [
+            f"## order = {order}"
+            + (" (the paper's tracker: graph edges only)" if order == "graph" else " (lenient: any node, any order)"),
+            "",
+            "| group | dialogues | depth | relative depth | success |",
+            "|---|---|---|---|---|",
+        ]
         for name, g in [("all", r["all"]), *r["groups"].items()]:
-            lines.append(f"| {name} | {g['dialogues']} | {g['depth_mean']} | {g['relative_depth_mean']} | "
-                         f"{g['success_rate']} |")
+            lines.append(
+                f"| {name} | {g['dialogues']} | {g['depth_mean']} | {g['relative_depth_mean']} | {g['success_rate']} |"
+            )
         full, cut = [], []
         for d, _, _ in iter_records(dialogues):
             caps = [c["Task"] for c in d["Scenario"]["WizardCapabilities"] if c["Task"] in wfs]
@@ -75,10 +84,14 @@ def main() -> None:
         cd = [x["relative_depth"] for x in cut]
         fs = sum(x["success"] for x in full) / len(full)
         cs = sum(x["success"] for x in cut) / len(cut)
-        lines += ["", f"Complete vs cut after half of the wizard turns ({len(full)} single-task dialogues): "
-                      f"relative depth {statistics.fmean(fd):.3f} vs {statistics.fmean(cd):.3f} "
-                      f"(difference {statistics.fmean(fd) - statistics.fmean(cd):.3f}, AUC {auc(fd, cd):.3f}); "
-                      f"success {fs:.3f} vs {cs:.3f}.", ""]
+        lines += [
+            "",
+            f"Complete vs cut after half of the wizard turns ({len(full)} single-task dialogues): "
+            f"relative depth {statistics.fmean(fd):.3f} vs {statistics.fmean(cd):.3f} "
+            f"(difference {statistics.fmean(fd) - statistics.fmean(cd):.3f}, AUC {auc(fd, cd):.3f}); "
+            f"success {fs:.3f} vs {cs:.3f}.",
+            "",
+        ]
     Path(args.out).write_text("\n".join(lines) + "\n" + READING)
     print("\n".join(lines))
 

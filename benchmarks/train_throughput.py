@@ -31,21 +31,46 @@ def plain_trl(model_dir: str, convs: list, steps: int, batch: int, max_length: i
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     ds = Dataset.from_list([{"messages": [{"role": m.role, "content": m.content} for m in c.messages]} for c in convs])
-    args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=1e-4,
-                     logging_steps=steps, save_strategy="no", report_to=[], max_length=max_length,
-                     assistant_only_loss=True, use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
-                     bf16=torch.cuda.is_available())
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, train_dataset=ds,
-                         processing_class=tok)
+    args = SFTConfig(
+        output_dir=out,
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=1e-4,
+        logging_steps=steps,
+        save_strategy="no",
+        report_to=[],
+        max_length=max_length,
+        assistant_only_loss=True,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True,
+        bf16=torch.cuda.is_available(),
+    )
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, train_dataset=ds, processing_class=tok
+    )
     res = trainer.train()
     tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h][-1]
     return tokens / res.metrics["train_runtime"]
 
 
 def ours(model_dir: str, data: str, steps: int, batch: int, max_length: int, out: str) -> float:
-    s = train(TrainConfig(kind="chat", data=[data], model=model_dir, out=out, lora=False, max_steps=steps,
-                          batch_size=batch, learning_rate=1e-4, max_length=max_length, logging_steps=steps,
-                          save_steps=10**9, resume=False, bf16=torch.cuda.is_available()))
+    s = train(
+        TrainConfig(
+            kind="chat",
+            data=[data],
+            model=model_dir,
+            out=out,
+            lora=False,
+            max_steps=steps,
+            batch_size=batch,
+            learning_rate=1e-4,
+            max_length=max_length,
+            logging_steps=steps,
+            save_steps=10**9,
+            resume=False,
+            bf16=torch.cuda.is_available(),
+        )
+    )
     return s["num_tokens"] / s["train_runtime_s"]
 
 
@@ -66,12 +91,16 @@ def main() -> None:
     results: dict[str, list[float]] = {"plain TRL (assistant_only_loss)": [], "dialforge train chat": []}
     for rnd in range(2):
         results["plain TRL (assistant_only_loss)"].append(
-            plain_trl(model_dir, convs, args.steps, args.batch, args.max_length, f"{tmp}/trl{rnd}"))
-        results["dialforge train chat"].append(ours(model_dir, data, args.steps, args.batch, args.max_length,
-                                                    f"{tmp}/ours{rnd}"))
+            plain_trl(model_dir, convs, args.steps, args.batch, args.max_length, f"{tmp}/trl{rnd}")
+        )
+        results["dialforge train chat"].append(
+            ours(model_dir, data, args.steps, args.batch, args.max_length, f"{tmp}/ours{rnd}")
+        )
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {device}; Llama {args.layers} layers x {args.hidden} hidden; {len(convs)} OASST threads; "
-          f"{args.steps} steps x batch {args.batch}, max_length {args.max_length}; full fine-tuning")
+    print(
+        f"device: {device}; Llama {args.layers} layers x {args.hidden} hidden; {len(convs)} OASST threads; "
+        f"{args.steps} steps x batch {args.batch}, max_length {args.max_length}; full fine-tuning"
+    )
     print("| trainer | tokens/s (run 1, run 2) | best |")
     print("|---|---|---|")
     for name, v in results.items():

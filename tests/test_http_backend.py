@@ -27,6 +27,7 @@ def _ask(backend, text="hello", n=1):
             return await backend.chat([ChatRequest([{"role": "user", "content": f"{text} {i}"}]) for i in range(n)])
         finally:
             await backend.aclose()
+
     return asyncio.run(go())
 
 

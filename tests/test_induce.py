@@ -27,11 +27,13 @@ from dialforge.llm import BackendConfig
 from dialforge.testing import ScriptedChatModel
 
 # Obviously synthetic strategy phrases for the scripted extractor (not dialogue data).
-SYNTH = ["Ask for more details about a point in the previous answer",
-         "Request a concrete example of the idea",
-         "Ask how to apply the advice in practice",
-         "Challenge the answer and propose an alternative",
-         "Ask for a shorter summary of the explanation"]
+SYNTH = [
+    "Ask for more details about a point in the previous answer",
+    "Request a concrete example of the idea",
+    "Ask how to apply the advice in practice",
+    "Challenge the answer and propose an alternative",
+    "Ask for a shorter summary of the explanation",
+]
 
 
 def scripted_reply(req):
@@ -45,8 +47,12 @@ def scripted_reply(req):
 
 
 def _cfg(data_dir, **kw):
-    return InduceConfig(dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst",
-                        model=BackendConfig(model="scripted"), **kw)
+    return InduceConfig(
+        dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")],
+        format="oasst",
+        model=BackendConfig(model="scripted"),
+        **kw,
+    )
 
 
 def _induce(cfg, out, backend, monkeypatch):
@@ -59,8 +65,10 @@ def test_filter_rules_on_real_threads(data_dir):
     kept, dropped = filter_dialogues(convs, FilterConfig())
     assert len(convs) == 564 and len(kept) == 510
     assert dict(dropped) == {"refusal in assistant turn": 54}
-    assert all(not any(k in m.content for m in c.messages if m.role == "assistant"
-                       for k in ("sorry", "I cannot")) for c in kept)
+    assert all(
+        not any(k in m.content for m in c.messages if m.role == "assistant" for k in ("sorry", "I cannot"))
+        for c in kept
+    )
 
 
 def test_induce_oasst_scripted(data_dir, tmp_path, monkeypatch):
@@ -109,10 +117,12 @@ def test_induce_oasst_scripted(data_dir, tmp_path, monkeypatch):
 
 def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
     """The in-process tiny model: structured outputs parse through constrained decoding."""
-    cfg = InduceConfig(dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst",
-                       max_dialogues=40,
-                       model=BackendConfig(model=str(tiny_model_dir), batch_size=16,
-                                           params={"temperature": 0.0, "max_tokens": 64}))
+    cfg = InduceConfig(
+        dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")],
+        format="oasst",
+        max_dialogues=40,
+        model=BackendConfig(model=str(tiny_model_dir), batch_size=16, params={"temperature": 0.0, "max_tokens": 64}),
+    )
     lib = asyncio.run(induce_async(cfg, tmp_path / "run", progress=False))
     assert lib.counts["dialogues_read"] == 40
     assert lib.counts["dialogues_kept"] == 38
@@ -151,8 +161,10 @@ def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
     for args, msg in [
         (["--dialogues", str(empty)], "no records (empty file)"),
         (["--dialogues", str(only_first)], "no user turns to extract"),
-        (["--dialogues", str(data_dir / "oasst/en_100_tree.jsonl"), "--embedder", str(tmp_path / "nope")],
-         "embedder path"),
+        (
+            ["--dialogues", str(data_dir / "oasst/en_100_tree.jsonl"), "--embedder", str(tmp_path / "nope")],
+            "embedder path",
+        ),
     ]:
         r = subprocess.run(base + args + ["--out", str(tmp_path / "o")], capture_output=True, text=True)
         assert r.returncode == 2, r.stderr
@@ -163,18 +175,36 @@ def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
 def test_strategies_show_and_assign(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     lib = _induce(_cfg(data_dir), out, ScriptedChatModel(scripted_reply), monkeypatch)
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "strategies", "show", str(out), "--top", "3"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "strategies", "show", str(out), "--top", "3"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and lib.strategies[0].id in r.stdout and "size" in r.stdout
     labels = tmp_path / "labels.jsonl"
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "strategies", "assign", str(out / "library.json"),
-                        "--records", str(out / "extracted.jsonl"), "--out", str(labels)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dialforge.cli",
+            "strategies",
+            "assign",
+            str(out / "library.json"),
+            "--records",
+            str(out / "extracted.jsonl"),
+            "--out",
+            str(labels),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     rows = [orjson.loads(x) for x in labels.read_bytes().splitlines()]
     assert len(rows) == 309
     ids = {s.id: s for s in lib.strategies}
-    expected = {a["id"]: a["strategy_id"] for a in map(orjson.loads, (out / "assignments.jsonl").read_bytes().splitlines())}
+    expected = {
+        a["id"]: a["strategy_id"] for a in map(orjson.loads, (out / "assignments.jsonl").read_bytes().splitlines())
+    }
     for row in rows:
         assert row["strategy_id"] == expected[row["id"]]
         assert row["strategy_text"] == ids[row["strategy_id"]].text

@@ -72,8 +72,7 @@ def test_fastchat_sharegpt_and_hf_round_trip(data_dir, tmp_path):
     back = read_conversations(tmp_path / "ds")
     assert [c.to_record() for c in back] == [c.to_record() for c in convs]
     write_conversations(convs, tmp_path / "s.jsonl", "sharegpt")
-    assert [c.to_record() for c in read_conversations(tmp_path / "s.jsonl")] == [
-        c.to_record() for c in convs]
+    assert [c.to_record() for c in read_conversations(tmp_path / "s.jsonl")] == [c.to_record() for c in convs]
 
 
 BAD = [
@@ -119,8 +118,11 @@ def test_alternation_required_by_consumer(tmp_path):
 
 def test_json_array_errors_name_record_index(tmp_path):
     p = tmp_path / "a.json"
-    p.write_text(json.dumps([{"conversations": [{"from": "human", "value": "x"}]},
-                             {"conversations": [{"from": "human", "value": ""}]}]))
+    p.write_text(
+        json.dumps(
+            [{"conversations": [{"from": "human", "value": "x"}]}, {"conversations": [{"from": "human", "value": ""}]}]
+        )
+    )
     with pytest.raises(RecordError, match=r"a.json\[record 1\]: field 'conversations\[0\].value': empty"):
         read_conversations(p)
 

@@ -44,13 +44,20 @@ def test_greedy_is_deterministic(tiny_model_dir):
 
 
 def test_structured_output_parses_from_random_model(tiny_model_dir):
-    llm = LLM(TransformersBackend(str(tiny_model_dir), batch_size=4),
-              params=SamplingParams(max_tokens=160, temperature=1.0, seed=0))
+    llm = LLM(
+        TransformersBackend(str(tiny_model_dir), batch_size=4),
+        params=SamplingParams(max_tokens=160, temperature=1.0, seed=0),
+    )
 
     async def go():
-        res = await asyncio.gather(*(llm.structured([{"role": "user", "content": f"Why ask question {i}?"}],
-                                                    Strategy, sample_index=i, repair=False)
-                                     for i in range(4)))
+        res = await asyncio.gather(
+            *(
+                llm.structured(
+                    [{"role": "user", "content": f"Why ask question {i}?"}], Strategy, sample_index=i, repair=False
+                )
+                for i in range(4)
+            )
+        )
         await llm.aclose()
         return res
 

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(args, env_extra=None, **kw):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "dialforge.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env, **kw
+    )
 
 
 def _calls(out: Path) -> int:
@@ -35,8 +36,18 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     assert "text is not meaningful" in r.stderr
     assert (tmp_path / "cache/dialforge/tiny-model-v1/config.json").exists()  # built once, cached
     state = json.loads((out / "pipeline.json").read_text())
-    assert list(state["stages"]) == ["start", "induce", "simulate.strategy", "simulate.persona", "simulate.socratic",
-                                     "select.strategy", "select.persona", "select.socratic", "report", "finished"]
+    assert list(state["stages"]) == [
+        "start",
+        "induce",
+        "simulate.strategy",
+        "simulate.persona",
+        "simulate.socratic",
+        "select.strategy",
+        "select.persona",
+        "select.socratic",
+        "report",
+        "finished",
+    ]
     assert state["stages"]["induce"]["dialogues_read"] == 60 and state["stages"]["induce"]["extracted"] == 31
     for name in ("strategy", "persona", "socratic"):
         assert state["stages"][f"simulate.{name}"]["conversations"] == 12
@@ -70,8 +81,18 @@ def test_quickstart_on_loopback_server(tmp_path):
         return f"{h} {h[::-1]}?"
 
     with FakeOpenAIServer(reply=reply) as srv:
-        r = _run(["run", "examples/quickstart.yaml", "--out", str(tmp_path / "qs"), "--base-url", srv.base_url,
-                  "--model", "served-model"])
+        r = _run(
+            [
+                "run",
+                "examples/quickstart.yaml",
+                "--out",
+                str(tmp_path / "qs"),
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "served-model",
+            ]
+        )
         served = srv.served
     assert r.returncode == 0, r.stderr[-3000:]
     assert "not meaningful" not in r.stderr
@@ -89,10 +110,20 @@ def _chromium() -> str:
     return path
 
 
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-INJECTED = ("<script>document.title='PWNED';document.body.setAttribute('data-pwned','1')</script>"
-            "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">")
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INJECTED = (
+    "<script>document.title='PWNED';document.body.setAttribute('data-pwned','1')</script>"
+    "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">"
+)
 
 
 def _injected_run(tmp_path) -> Path:
@@ -104,10 +135,15 @@ def _injected_run(tmp_path) -> Path:
     from dialforge.testing import FakeOpenAIServer
 
     with FakeOpenAIServer(reply=lambda b: INJECTED + " " + str(len(json.dumps(b)))) as srv:
-        cfg = SimulateConfig(mode="persona", personas=["a tester"], seeds={"questions": [
-            str(ROOT / "data/oasst/en_100_text.jsonl")], "limit": 3}, max_turns=2,
-            user=BackendConfig(model="u", base_url=srv.base_url), assistant=BackendConfig(model="a", base_url=srv.base_url),
-            stop={"role_flip": False, "repeat_similarity": 1.0})
+        cfg = SimulateConfig(
+            mode="persona",
+            personas=["a tester"],
+            seeds={"questions": [str(ROOT / "data/oasst/en_100_text.jsonl")], "limit": 3},
+            max_turns=2,
+            user=BackendConfig(model="u", base_url=srv.base_url),
+            assistant=BackendConfig(model="a", base_url=srv.base_url),
+            stop={"role_flip": False, "repeat_similarity": 1.0},
+        )
         asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
     return tmp_path / "run"
 
@@ -121,9 +157,21 @@ def test_report_in_headless_chromium(tmp_path):
     text = page.read_text()
     assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;" in text and "<script>document.title='PWNED'" not in text
     udd = tmp_path / "chrome-profile"
-    dom = subprocess.run([chromium, *CHROME_FLAGS, f"--user-data-dir={udd}", "--enable-logging=stderr", "--v=0",
-                          "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [
+            chromium,
+            *CHROME_FLAGS,
+            f"--user-data-dir={udd}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-ready="yes"' in dom.stdout  # our script ran
     # the injected script and onerror handler did not run: no attribute set, title unchanged,
@@ -134,14 +182,35 @@ def test_report_in_headless_chromium(tmp_path):
     errors = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert errors == []
     shot = tmp_path / "shot.png"
-    s = subprocess.run([chromium, *CHROME_FLAGS, f"--user-data-dir={udd}", "--window-size=1200,1600",
-                        f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120)
+    s = subprocess.run(
+        [
+            chromium,
+            *CHROME_FLAGS,
+            f"--user-data-dir={udd}",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert s.returncode == 0 and shot.exists()
     # not blank: a blank page of the same size compresses to a fraction of the report's bytes
     blank = tmp_path / "blank.png"
     (tmp_path / "blank.html").write_text("<!DOCTYPE html><html><body></body></html>")
-    subprocess.run([chromium, *CHROME_FLAGS, f"--user-data-dir={udd}", "--window-size=1200,1600",
-                    f"--screenshot={blank}", (tmp_path / "blank.html").as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            *CHROME_FLAGS,
+            f"--user-data-dir={udd}",
+            "--window-size=1200,1600",
+            f"--screenshot={blank}",
+            (tmp_path / "blank.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 5 * blank.stat().st_size
 
@@ -157,6 +226,16 @@ def test_report_strategy_map_and_comparison(tmp_path):
     assert "Usage per stage and model" in html and "termination reasons" in html
     chromium = shutil.which("chromium")
     if chromium:
-        dom = subprocess.run([chromium, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--dump-dom",
-                              (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
+        dom = subprocess.run(
+            [
+                chromium,
+                *CHROME_FLAGS,
+                f"--user-data-dir={tmp_path / 'p'}",
+                "--dump-dom",
+                (out / "report.html").as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert 'id="strategy-map"' in dom.stdout and 'data-ready="yes"' in dom.stdout

@@ -20,11 +20,25 @@ def corpus(data_dir):
 def families(corpus):
     return {
         "chatml": (build_tokenizer(corpus, vocab_size=600), TEMPLATES["chatml"], "<|im_end|>"),
-        "llama3": (build_tokenizer(corpus, vocab_size=600, bos="<|begin_of_text|>", eos="<|eot_id|>",
-                                   special_tokens=["<|start_header_id|>", "<|end_header_id|>"],
-                                   chat_template=TEMPLATES["llama3"]), TEMPLATES["llama3"], "<|eot_id|>"),
-        "dyadic": (build_tokenizer(corpus, vocab_size=600, bos="<s>", eos="</s>", special_tokens=[],
-                                   chat_template=TEMPLATES["dyadic"]), TEMPLATES["dyadic"], "</s>"),
+        "llama3": (
+            build_tokenizer(
+                corpus,
+                vocab_size=600,
+                bos="<|begin_of_text|>",
+                eos="<|eot_id|>",
+                special_tokens=["<|start_header_id|>", "<|end_header_id|>"],
+                chat_template=TEMPLATES["llama3"],
+            ),
+            TEMPLATES["llama3"],
+            "<|eot_id|>",
+        ),
+        "dyadic": (
+            build_tokenizer(
+                corpus, vocab_size=600, bos="<s>", eos="</s>", special_tokens=[], chat_template=TEMPLATES["dyadic"]
+            ),
+            TEMPLATES["dyadic"],
+            "</s>",
+        ),
     }
 
 
@@ -109,8 +123,15 @@ def test_no_trainable_token_is_skipped_and_counted(families):
 
 
 def test_strategy_conditioned_examples():
-    recs = [{"id": f"r{i}", "history": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-             "instruction": f"follow-up {i}", "strategy_text": f"strategy {i % 7}"} for i in range(20)]
+    recs = [
+        {
+            "id": f"r{i}",
+            "history": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+            "instruction": f"follow-up {i}",
+            "strategy_text": f"strategy {i % 7}",
+        }
+        for i in range(20)
+    ]
     pool = [f"strategy {i}" for i in range(7)]
     exs = strategy_conditioned(recs, pool, n_candidates=5, seed=3)
     again = strategy_conditioned(recs, pool, n_candidates=5, seed=3)

@@ -18,10 +18,13 @@ SECRET = "sk-test-SECRET-do-not-leak-0123456789"
 
 
 def _cfg(data_dir, srv, limit=20):
-    return AnswerConfig(prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
-                        assistant=BackendConfig(model="fake-model", base_url=srv.base_url,
-                                                api_key_env="DIALFORGE_TEST_KEY", backoff_base_s=0.01),
-                        limit=limit)
+    return AnswerConfig(
+        prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+        assistant=BackendConfig(
+            model="fake-model", base_url=srv.base_url, api_key_env="DIALFORGE_TEST_KEY", backoff_base_s=0.01
+        ),
+        limit=limit,
+    )
 
 
 def _all_bytes(path):
@@ -39,7 +42,8 @@ def test_api_key_sent_but_never_written(data_dir, fake_server, tmp_path, monkeyp
     assert fake_server.headers[0]["Authorization"] == f"Bearer {SECRET}"
     files = dict(_all_bytes(out))
     assert {"manifest.json", "usage.json", "run.log", "conversations.jsonl", "cache.sqlite"} <= {
-        os.path.basename(f) for f in files}
+        os.path.basename(f) for f in files
+    }
     for f, blob in files.items():
         assert SECRET.encode() not in blob, f
     manifest = json.loads((out / "manifest.json").read_text())
@@ -100,13 +104,32 @@ def test_record_store_is_append_only_and_idempotent(tmp_path):
 def test_cli_answer_with_config_errors(data_dir, fake_server, tmp_path):
     cfg = tmp_path / "a.yaml"
     cfg.write_text("prompts: [x]\nassistant:\n  model: m\n  temprature: 0.3\n")
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "answer", "--config", str(cfg), "--out",
-                        str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "answer", "--config", str(cfg), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "a.yaml: field 'assistant.temprature': unknown field" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "answer", "--prompts",
-                        str(data_dir / "oasst/en_100_text.jsonl"), "--limit", "7", "--out", str(tmp_path / "o"),
-                        "--base-url", fake_server.base_url, "--model", "fake-model"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dialforge.cli",
+            "answer",
+            "--prompts",
+            str(data_dir / "oasst/en_100_text.jsonl"),
+            "--limit",
+            "7",
+            "--out",
+            str(tmp_path / "o"),
+            "--base-url",
+            fake_server.base_url,
+            "--model",
+            "fake-model",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert len((tmp_path / "o/conversations.jsonl").read_text().splitlines()) == 7

@@ -54,7 +54,9 @@ def test_self_bleu_and_follow_up_and_entropy():
     assert self_bleu(["the cat sat on the mat today"] * 3) == pytest.approx(1.0)
     assert self_bleu(["alpha beta gamma delta", "one two three four", "red green blue black"]) < 0.1
     assert is_follow_up("Can you explain that step in more detail?", "First, preheat the oven.")
-    assert is_follow_up("Why does the oven temperature matter when I preheat?", "Preheat the oven; temperature matters.")
+    assert is_follow_up(
+        "Why does the oven temperature matter when I preheat?", "Preheat the oven; temperature matters."
+    )
     assert not is_follow_up("What is the capital of France?", "Bananas are yellow.")
     assert entropy_bits(Counter(a=1, b=1)) == pytest.approx(1.0)
     assert entropy_bits(Counter(a=4)) == 0.0
@@ -103,8 +105,9 @@ def test_score_file_is_deterministic(threads, tmp_path):
 
 
 def test_filter_expressions_and_errors(threads):
-    scores = {c.id: {"user_turns": c.n_user_turns, "judge": {"mean": 7.5 if i % 2 else 3.0}}
-              for i, c in enumerate(threads)}
+    scores = {
+        c.id: {"user_turns": c.n_user_turns, "judge": {"mean": 7.5 if i % 2 else 3.0}} for i, c in enumerate(threads)
+    }
     kept = filter_conversations(threads, scores, "user_turns >= 2 and judge_mean > 5")
     assert len(kept) == sum(1 for i, c in enumerate(threads) if c.n_user_turns >= 2 and i % 2)
     assert len(filter_conversations(threads, scores, "source in ['oasst']")) == 40
@@ -139,7 +142,8 @@ def test_export_llamafactory_and_formats(threads, tmp_path):
     assert info["oasst_threads"]["formatting"] == "sharegpt"
     back = read_conversations(written[0])
     assert [[(m.role, m.content) for m in c.messages] for c in back] == [
-        [(m.role, m.content) for m in c.messages] for c in threads]
+        [(m.role, m.content) for m in c.messages] for c in threads
+    ]
     export(threads[:2], "llamafactory", tmp_path / "lf", name="second")
     assert set(json.loads((tmp_path / "lf/dataset_info.json").read_text())) == {"oasst_threads", "second"}
     export(threads, "hf", tmp_path / "hf")
@@ -160,28 +164,58 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
         return f"MODEL-ANSWER to: {user[:40]}"
 
     with FakeOpenAIServer(reply=reply) as srv:
-        base = [sys.executable, "-m", "dialforge.cli", "eval", "mt-bench", "--model", "m", "--base-url", srv.base_url,
-                "--judge", "judge", "--judge-base-url", srv.base_url,
-                "--questions", str(data_dir / "fastchat/mt_bench/question.jsonl"),
-                "--reference-answers", str(data_dir / "fastchat/mt_bench/reference_answer/gpt-4.jsonl"),
-                "--judge-prompts", str(data_dir / "fastchat/judge_prompts.jsonl")]
+        base = [
+            sys.executable,
+            "-m",
+            "dialforge.cli",
+            "eval",
+            "mt-bench",
+            "--model",
+            "m",
+            "--base-url",
+            srv.base_url,
+            "--judge",
+            "judge",
+            "--judge-base-url",
+            srv.base_url,
+            "--questions",
+            str(data_dir / "fastchat/mt_bench/question.jsonl"),
+            "--reference-answers",
+            str(data_dir / "fastchat/mt_bench/reference_answer/gpt-4.jsonl"),
+            "--judge-prompts",
+            str(data_dir / "fastchat/judge_prompts.jsonl"),
+        ]
         r = subprocess.run(base + ["--out", str(tmp_path / "single")], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         judgments = [json.loads(x) for x in (tmp_path / "single/judgments.jsonl").read_text().splitlines()]
         assert len(judgments) == 160
         unparsed = [j for j in judgments if j["score"] == -1]
         assert len(unparsed) == 2 and all(j["judgment"] == "I cannot decide." for j in unparsed)
-        assert {j["judge"][1] for j in judgments} == {"single-v1", "single-math-v1", "single-v1-multi-turn",
-                                                      "single-math-v1-multi-turn"}
+        assert {j["judge"][1] for j in judgments} == {
+            "single-v1",
+            "single-math-v1",
+            "single-v1-multi-turn",
+            "single-math-v1-multi-turn",
+        }
         math_j = next(j for j in judgments if j["judge"][1] == "single-math-v1")
         assert "[The Start of Reference Answer]" in math_j["user_prompt"]
         assert "overall" in r.stdout and "8.00" in r.stdout
         answers = [json.loads(x) for x in (tmp_path / "single/answers.jsonl").read_text().splitlines()]
         assert len(answers) == 80 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
         # pairwise against PlatoLM-7B's real answers, both positions judged
-        r = subprocess.run(base + ["--out", str(tmp_path / "pair"), "--mode", "pairwise", "--baseline-answers",
-                                   str(data_dir / "platolm/mt-bench/model_answer/PlatoLM-7b-v1.0.jsonl")],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            base
+            + [
+                "--out",
+                str(tmp_path / "pair"),
+                "--mode",
+                "pairwise",
+                "--baseline-answers",
+                str(data_dir / "platolm/mt-bench/model_answer/PlatoLM-7b-v1.0.jsonl"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         s = json.loads(r.stdout)
         assert s["win"] == 160 and s["loss"] == 0

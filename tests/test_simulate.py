@@ -24,8 +24,14 @@ Q = "What is a good way to learn to play the guitar as an adult?"
 
 
 def _cfg(**kw):
-    base = dict(mode="persona", personas=["a retired engineer"], seeds={"free": 1},
-                user=BackendConfig(model="sim"), assistant=BackendConfig(model="asst"), max_turns=4)
+    base = dict(
+        mode="persona",
+        personas=["a retired engineer"],
+        seeds={"free": 1},
+        user=BackendConfig(model="sim"),
+        assistant=BackendConfig(model="asst"),
+        max_turns=4,
+    )
     base.update(kw)
     return SimulateConfig(**base)
 
@@ -34,7 +40,9 @@ def _run(cfg, user_reply, assistant_reply, seed_msgs=None):
     user = ScriptedChatModel(user_reply, "sim")
     asst = ScriptedChatModel(assistant_reply, "asst")
     engine = Engine(cfg, make_simulator(cfg, LLM(user)), LLM(asst))
-    seed = Seed("s", seed_msgs if seed_msgs is not None else [{"role": "user", "content": Q, "meta": {"seed": True}}], Q)
+    seed = Seed(
+        "s", seed_msgs if seed_msgs is not None else [{"role": "user", "content": Q, "meta": {"seed": True}}], Q
+    )
     return asyncio.run(engine.run_one("c1", seed, 0)), user, asst
 
 
@@ -45,8 +53,11 @@ def _counter(prefix):
     rng = random.Random(prefix)
     n = iter(range(1000))
     letters = "abcdefghijklmnopqrstuvwxyz"
-    return lambda req: f"{prefix} number {next(n)} " + " ".join(
-        "".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(10)) + "?"
+    return lambda req: (
+        f"{prefix} number {next(n)} "
+        + " ".join("".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(10))
+        + "?"
+    )
 
 
 def test_max_turns_and_roles_alternate():
@@ -63,13 +74,16 @@ def test_max_turns_and_roles_alternate():
     assert conv.messages[1].meta["model"] == "asst" and conv.messages[2].meta["model"] == "sim"
 
 
-@pytest.mark.parametrize("user_turns,reason", [
-    (["[END]"], "end_signal"),
-    (["Thanks for your help, goodbye!"], "goodbye"),
-    ([Q], "repetition"),
-    (["Sure! Here is a complete answer to that question: practise daily."], "role_flip"),
-    ([""], "empty_turn"),
-])
+@pytest.mark.parametrize(
+    "user_turns,reason",
+    [
+        (["[END]"], "end_signal"),
+        (["Thanks for your help, goodbye!"], "goodbye"),
+        ([Q], "repetition"),
+        (["Sure! Here is a complete answer to that question: practise daily."], "role_flip"),
+        ([""], "empty_turn"),
+    ],
+)
 def test_user_stop_rules(user_turns, reason):
     conv, _, _ = _run(_cfg(), list(user_turns), _counter("An answer"))
     assert conv.meta["termination_reason"] == reason
@@ -108,8 +122,9 @@ def library(tmp_path_factory, data_dir):
     orig = pipeline.make_backend
     pipeline.make_backend = lambda c: backend
     try:
-        cfg = InduceConfig(dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst",
-                           model=BackendConfig(model="scripted"))
+        cfg = InduceConfig(
+            dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst", model=BackendConfig(model="scripted")
+        )
         asyncio.run(pipeline.induce_async(cfg, out, progress=False))
     finally:
         pipeline.make_backend = orig
@@ -117,8 +132,13 @@ def library(tmp_path_factory, data_dir):
 
 
 def test_strategy_mode_qc_rejects_and_resamples(library):
-    cfg = _cfg(mode="strategy", personas=[], seeds={"questions": ["unused"]}, strategy={"library": str(library), "candidates": 3, "threshold": -1},
-               max_turns=3)
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        strategy={"library": str(library), "candidates": 3, "threshold": -1},
+        max_turns=3,
+    )
     n = iter(range(100))
     fresh = _counter("Example please")
 
@@ -143,17 +163,31 @@ def test_strategy_mode_qc_rejects_and_resamples(library):
 
 
 def test_strategy_mode_stops_after_consecutive_rejections(library):
-    cfg = _cfg(mode="strategy", personas=[], seeds={"questions": ["unused"]}, strategy={"library": str(library), "max_rejections": 6})
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        strategy={"library": str(library), "max_rejections": 6},
+    )
     conv, sim, _ = _run(cfg, lambda r: json.dumps({"strategy_number": 1, "instruction": Q}), _counter("A"))
     assert conv.meta["termination_reason"] == "rejections"
     assert len(conv.meta["rejections"]) == 6 and len(sim.requests) == 6
 
 
 def test_strategy_mode_judge_rejects(library):
-    cfg = _cfg(mode="strategy", personas=[], seeds={"questions": ["unused"]}, max_turns=2,
-               strategy={"library": str(library), "judge": {"model": "judge"}})
-    verdicts = iter([{"coherent": False, "correct": True, "reason": "off topic"},
-                     {"coherent": True, "correct": True, "reason": "fine"}])
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        max_turns=2,
+        strategy={"library": str(library), "judge": {"model": "judge"}},
+    )
+    verdicts = iter(
+        [
+            {"coherent": False, "correct": True, "reason": "off topic"},
+            {"coherent": True, "correct": True, "reason": "fine"},
+        ]
+    )
     judge = LLM(ScriptedChatModel(lambda r: json.dumps(next(verdicts)), "judge"))
     fresh = _counter("Why")
     user = ScriptedChatModel(lambda r: json.dumps({"strategy_number": 1, "instruction": fresh(r)}), "sim")
@@ -166,11 +200,14 @@ def test_strategy_mode_judge_rejects(library):
 def test_mixed_backends_http_user_and_local_assistant(tmp_path, tiny_model_dir, data_dir):
     """The user simulator behind a loopback HTTP server, the assistant an in-process model."""
     with FakeOpenAIServer(reply=lambda b: hashlib.md5(json.dumps(b).encode()).hexdigest() + "?") as srv:
-        cfg = SimulateConfig(mode="socratic", seeds={"questions": [str(data_dir / "oasst/en_100_text.jsonl")],
-                                                      "limit": 3},
-                             user=BackendConfig(model="sim", base_url=srv.base_url),
-                             assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 16}),
-                             max_turns=3, stop={"role_flip": False})
+        cfg = SimulateConfig(
+            mode="socratic",
+            seeds={"questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 3},
+            user=BackendConfig(model="sim", base_url=srv.base_url),
+            assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 16}),
+            max_turns=3,
+            stop={"role_flip": False},
+        )
         summary = asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
         served = srv.served
     assert summary["conversations"] == 3
@@ -186,8 +223,13 @@ def test_mixed_backends_http_user_and_local_assistant(tmp_path, tiny_model_dir, 
 def test_seeds_from_real_files(data_dir):
     from dialforge.simulate import SeedConfig
 
-    seeds = load_seeds(SeedConfig(questions=[str(data_dir / "fastchat/mt_bench/question.jsonl")],
-                                  exchanges=[str(data_dir / "fastchat/dummy_conversation.json")], free=2))
+    seeds = load_seeds(
+        SeedConfig(
+            questions=[str(data_dir / "fastchat/mt_bench/question.jsonl")],
+            exchanges=[str(data_dir / "fastchat/dummy_conversation.json")],
+            free=2,
+        )
+    )
     qs = [s for s in seeds if len(s.messages) == 1]
     assert len(qs) == 80  # the MT-Bench first turns
     assert len([s for s in seeds if not s.messages]) == 2
@@ -200,11 +242,14 @@ def test_resume_after_sigkill(tmp_path, data_dir):
         return f"{h}?" if body["model"] == "sim" else f"Answer {h}."
 
     with FakeOpenAIServer(reply=reply, delay_s=0.02) as srv:
-        cfg = {"mode": "socratic", "seeds": {"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
-                                             "limit": 60},
-               "user": {"model": "sim", "base_url": srv.base_url},
-               "assistant": {"model": "asst", "base_url": srv.base_url},
-               "max_turns": 4, "concurrency": 8}
+        cfg = {
+            "mode": "socratic",
+            "seeds": {"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")], "limit": 60},
+            "user": {"model": "sim", "base_url": srv.base_url},
+            "assistant": {"model": "asst", "base_url": srv.base_url},
+            "max_turns": 4,
+            "concurrency": 8,
+        }
         path = tmp_path / "sim.yaml"
         path.write_text(yaml.safe_dump(cfg))
         out = tmp_path / "run"

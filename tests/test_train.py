@@ -22,9 +22,19 @@ def threads(data_dir, tmp_path_factory):
 
 
 def test_chat_lora_loss_goes_down_and_reloads(tiny_model_dir, threads, tmp_path):
-    cfg = TrainConfig(kind="chat", data=[str(threads)], model=str(tiny_model_dir), out=str(tmp_path / "chat"),
-                      max_steps=30, learning_rate=2e-2, batch_size=4, max_length=512, logging_steps=5,
-                      save_steps=15, lora_r=8)
+    cfg = TrainConfig(
+        kind="chat",
+        data=[str(threads)],
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "chat"),
+        max_steps=30,
+        learning_rate=2e-2,
+        batch_size=4,
+        max_length=512,
+        logging_steps=5,
+        save_steps=15,
+        lora_r=8,
+    )
     s = train(cfg)
     assert (s["examples"], s["skipped_too_long"], s["truncated"], s["steps"]) == (13, 11, 7, 30)
     # LoRA on a random 64-wide model learns slowly (its activations are tiny); it must still learn
@@ -55,10 +65,34 @@ def test_chat_lora_loss_goes_down_and_reloads(tiny_model_dir, threads, tmp_path)
 
 def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_dir):
     out = tmp_path / "sim"
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "train", "simulator", "--data", str(threads),
-                        "--model", str(tiny_model_dir), "--out", str(out), "--template", "dyadic",
-                        "--max-steps", "20", "--lr", "3e-3", "--batch-size", "4", "--max-length", "256", "--full"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dialforge.cli",
+            "train",
+            "simulator",
+            "--data",
+            str(threads),
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--template",
+            "dyadic",
+            "--max-steps",
+            "20",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "256",
+            "--full",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["losses"][-1] < summary["losses"][0] * 0.95  # full fine-tuning: clearly down
@@ -69,11 +103,15 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
     from dialforge.llm import BackendConfig
     from dialforge.simulate import SimulateConfig, simulate_async
 
-    cfg = SimulateConfig(mode="socratic", user_format="trained", seeds={"free": 2, "questions": [
-        str(data_dir / "oasst/en_100_text.jsonl")], "limit": 2},
+    cfg = SimulateConfig(
+        mode="socratic",
+        user_format="trained",
+        seeds={"free": 2, "questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 2},
         user=BackendConfig(model=str(out / "final"), params={"max_tokens": 24, "temperature": 1.0, "seed": 1}),
         assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 24}),
-        max_turns=3, stop={"role_flip": False, "repeat_similarity": 1.0})
+        max_turns=3,
+        stop={"role_flip": False, "repeat_similarity": 1.0},
+    )
     summary = asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
     assert summary["conversations"] == 4
     rows = [json.loads(x) for x in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
@@ -86,6 +124,21 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
 def test_bad_train_inputs(tmp_path, tiny_model_dir):
     p = tmp_path / "one.jsonl"
     p.write_text('{"messages":[{"role":"user","content":"only a question"}]}\n')
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "train", "chat", "--data", str(p), "--model",
-                        str(tiny_model_dir), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dialforge.cli",
+            "train",
+            "chat",
+            "--data",
+            str(p),
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "no example has a trainable token" in r.stderr

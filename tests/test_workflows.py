@@ -27,14 +27,28 @@ from dialforge.workflows import (
 
 # A hand-written workflow in the style of the paper's shop-keeper example (not dialogue data).
 SHOP = {
-    "name": "buy_longsword", "topic": "buy a longsword", "agent": "shop keeper", "start": "greet",
+    "name": "buy_longsword",
+    "topic": "buy a longsword",
+    "agent": "shop keeper",
+    "start": "greet",
     "steps": {
-        "greet": {"say": "Good day, how can I help you?", "options": [
-            {"answer": "I want to buy a longsword", "next": "budget"},
-            {"answer": "I am just browsing", "end": "Let me know if you need anything."}]},
-        "budget": {"say": "What is your budget?", "options": [
-            {"answer": "I have 10 gold coins", "next": "cheap"},
-            {"answer": "I have 100 gold coins", "end": "Here is your steel longsword. Glad to be of service, goodbye!"}]},
+        "greet": {
+            "say": "Good day, how can I help you?",
+            "options": [
+                {"answer": "I want to buy a longsword", "next": "budget"},
+                {"answer": "I am just browsing", "end": "Let me know if you need anything."},
+            ],
+        },
+        "budget": {
+            "say": "What is your budget?",
+            "options": [
+                {"answer": "I have 10 gold coins", "next": "cheap"},
+                {
+                    "answer": "I have 100 gold coins",
+                    "end": "Here is your steel longsword. Glad to be of service, goodbye!",
+                },
+            ],
+        },
         "cheap": {"say": "For 10 gold coins I can offer a wooden practice sword. Glad to be of service!"},
     },
 }
@@ -46,12 +60,15 @@ def _write(tmp_path, data, name="wf.yaml"):
     return p
 
 
-@pytest.mark.parametrize("mutate,msg", [
-    (lambda d: d["steps"]["greet"]["options"][0].update(next="nowhere"), "next step 'nowhere' is not defined"),
-    (lambda d: d["steps"].update(orphan={"say": "hi"}), "step 'orphan' is unreachable"),
-    (lambda d: d["steps"]["greet"]["options"][0].update(end="x"), "exactly one of `next` or `end`"),
-    (lambda d: d.update(start="missing"), "start step 'missing' is not defined"),
-])
+@pytest.mark.parametrize(
+    "mutate,msg",
+    [
+        (lambda d: d["steps"]["greet"]["options"][0].update(next="nowhere"), "next step 'nowhere' is not defined"),
+        (lambda d: d["steps"].update(orphan={"say": "hi"}), "step 'orphan' is unreachable"),
+        (lambda d: d["steps"]["greet"]["options"][0].update(end="x"), "exactly one of `next` or `end`"),
+        (lambda d: d.update(start="missing"), "start step 'missing' is not defined"),
+    ],
+)
 def test_graph_validation_errors(tmp_path, mutate, msg):
     data = json.loads(json.dumps(SHOP))
     mutate(data)
@@ -61,8 +78,14 @@ def test_graph_validation_errors(tmp_path, mutate, msg):
 
 
 def test_no_ending_is_an_error(tmp_path):
-    data = {"name": "loop", "start": "a", "steps": {"a": {"say": "A?", "options": [{"answer": None, "next": "b"}]},
-                                                   "b": {"say": "B?", "options": [{"answer": None, "next": "a"}]}}}
+    data = {
+        "name": "loop",
+        "start": "a",
+        "steps": {
+            "a": {"say": "A?", "options": [{"answer": None, "next": "b"}]},
+            "b": {"say": "B?", "options": [{"answer": None, "next": "a"}]},
+        },
+    }
     with pytest.raises(ConfigError, match="no ending"):
         load_workflow(_write(tmp_path, data))
 
@@ -78,12 +101,29 @@ def test_star_importer_on_real_tasks(tmp_path, data_dir):
     assert bank.steps["bank_inform_balance"].say == "Your current balance is in credit."  # slot removed
     apt = next(w for w in wfs if w.name == "apartment_search")
     assert [(o.answer, o.next) for o in apt.steps["apartment_ask_search_more"].options] == [
-        ("Yes", "apartment_inform_search_criteria"), ("No", "goodbye_1")]
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "workflows", "import", "star", str(data_dir / "star/tasks"),
-                        str(tmp_path / "wf")], capture_output=True, text=True)
+        ("Yes", "apartment_inform_search_criteria"),
+        ("No", "goodbye_1"),
+    ]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dialforge.cli",
+            "workflows",
+            "import",
+            "star",
+            str(data_dir / "star/tasks"),
+            str(tmp_path / "wf"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "18 workflows imported, 0 not" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "dialforge.cli", "workflows", "show", str(tmp_path / "wf/weather.yaml")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "workflows", "show", str(tmp_path / "wf/weather.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "[hello] 'Hello, how can I help?'" in r.stdout
 
 
@@ -102,8 +142,14 @@ def test_tracker_depth_on_hand_checked_dialogues(tmp_path):
     wf = load_workflow(_write(tmp_path, SHOP))
     assert wf.max_depth == 3
     # full path to the 100-coin ending
-    r = track(wf, ["Good day! How can I help you today?", "What is your budget, traveller?",
-                   "Here is your steel longsword, glad to be of service. Goodbye!"])
+    r = track(
+        wf,
+        [
+            "Good day! How can I help you today?",
+            "What is your budget, traveller?",
+            "Here is your steel longsword, glad to be of service. Goodbye!",
+        ],
+    )
     assert (r["depth"], r["success"], r["path"]) == (3, True, ["greet", "budget", "budget#1"])
     assert r["relative_depth"] == 1.0
     # stuck after the greeting: the second utterance matches no child
@@ -124,8 +170,11 @@ def _run(tmp_path, client_replies, **kw):
     wf = load_workflow(_write(tmp_path, SHOP))
     cfg = SelfTalkConfig(workflows=str(tmp_path), client={"model": "client"}, agent={"model": "agent"}, **kw)
     client = ScriptedChatModel(client_replies, "client")
-    conv = asyncio.run(run_dialogue(cfg, wf, 0, "c0ffee00", LLM(client), LLM(ScriptedChatModel(
-        _agent_says_instruction, "agent")), None))
+    conv = asyncio.run(
+        run_dialogue(
+            cfg, wf, 0, "c0ffee00", LLM(client), LLM(ScriptedChatModel(_agent_says_instruction, "agent")), None
+        )
+    )
     return conv, client
 
 
@@ -155,8 +204,14 @@ def test_loop_ends_by_goodbye(tmp_path):
 def test_filters_kept_counts():
     from dialforge.conversation import Conversation
 
-    convs = [Conversation(id=f"c{i}", messages=[], meta={"workflow_eval": {
-        "depth": i % 7, "relative_depth": (i % 7) / 6, "success": i % 7 == 6}}) for i in range(100)]
+    convs = [
+        Conversation(
+            id=f"c{i}",
+            messages=[],
+            meta={"workflow_eval": {"depth": i % 7, "relative_depth": (i % 7) / 6, "success": i % 7 == 6}},
+        )
+        for i in range(100)
+    ]
     assert len(apply_filter(convs, FilterSpec(kind="abs_subgoals", k=5))) == sum(1 for i in range(100) if i % 7 >= 5)
     top = apply_filter(convs, FilterSpec(kind="top_percent", p=0.05))
     assert len(top) == 5 and all(c.meta["workflow_eval"]["depth"] == 6 for c in top)
@@ -174,14 +229,24 @@ def test_selftalk_two_loops_trains_the_agent(tmp_path, tiny_model_dir):
     wfdir.mkdir()
     _write(wfdir, SHOP)
     with FakeOpenAIServer(reply=lambda b: "I want to buy a longsword.") as srv:
-        cfg = {"workflows": str(wfdir), "client": {"model": "client", "base_url": srv.base_url},
-               "agent": {"model": str(tiny_model_dir), "params": {"max_tokens": 12}},
-               "dialogues_per_workflow": 4, "max_turns": 2, "loops": 2,
-               "filter": {"kind": "random", "p": 1.0}, "train_max_steps": 2, "lora_r": 4}
+        cfg = {
+            "workflows": str(wfdir),
+            "client": {"model": "client", "base_url": srv.base_url},
+            "agent": {"model": str(tiny_model_dir), "params": {"max_tokens": 12}},
+            "dialogues_per_workflow": 4,
+            "max_turns": 2,
+            "loops": 2,
+            "filter": {"kind": "random", "p": 1.0},
+            "train_max_steps": 2,
+            "lora_r": 4,
+        }
         path = tmp_path / "st.yaml"
         path.write_text(yaml.safe_dump(cfg))
-        r = subprocess.run([sys.executable, "-m", "dialforge.cli", "selftalk", "--config", str(path), "--out",
-                            str(tmp_path / "run")], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "dialforge.cli", "selftalk", "--config", str(path), "--out", str(tmp_path / "run")],
+            capture_output=True,
+            text=True,
+        )
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout)
     assert [lp["dialogues"] for lp in summary["loops"]] == [4, 4]

@@ -32,22 +32,40 @@ class AnswerConfig(BaseModel):
     concurrency: int = Field(64, ge=1)
 
 
-async def answer_async(cfg: AnswerConfig, out: str | Path, *, force_new: bool = False,
-                       use_cache: bool = True, progress: bool | None = None) -> dict[str, Any]:
+async def answer_async(
+    cfg: AnswerConfig, out: str | Path, *, force_new: bool = False, use_cache: bool = True, progress: bool | None = None
+) -> dict[str, Any]:
     questions: list[str] = []
     for p in cfg.prompts:
         questions.extend(read_texts(p))
     if cfg.limit:
         questions = questions[: cfg.limit]
-    with RunDir(out, command="answer", config=cfg, models={"assistant": cfg.assistant.model},
-                force_new=force_new, use_cache=use_cache) as run:
+    with RunDir(
+        out,
+        command="answer",
+        config=cfg,
+        models={"assistant": cfg.assistant.model},
+        force_new=force_new,
+        use_cache=use_cache,
+    ) as run:
         store = run.store("conversations.jsonl")
-        llm = LLM(make_backend(cfg.assistant), cache=run.cache, usage=run.usage, stage="answer",
-                  params=cfg.assistant.params, system_prompt=cfg.assistant.system_prompt)
+        llm = LLM(
+            make_backend(cfg.assistant),
+            cache=run.cache,
+            usage=run.usage,
+            stage="answer",
+            params=cfg.assistant.params,
+            system_prompt=cfg.assistant.system_prompt,
+        )
         todo = []
         for q in questions:
-            cid = stable_hash("answer", q, cfg.assistant.model, cfg.assistant.params.model_dump(mode="json"),
-                              cfg.assistant.system_prompt)
+            cid = stable_hash(
+                "answer",
+                q,
+                cfg.assistant.model,
+                cfg.assistant.params.model_dump(mode="json"),
+                cfg.assistant.system_prompt,
+            )
             if cid not in store:
                 todo.append((cid, q))
         failed = 0
@@ -60,12 +78,22 @@ async def answer_async(cfg: AnswerConfig, out: str | Path, *, force_new: bool = 
                 async with sem:
                     comp = await llm.complete([{"role": "user", "content": q}])
                 if comp.ok:
-                    conv = Conversation(id=cid, messages=[
-                        Message(role="user", content=q),
-                        Message(role="assistant", content=comp.text,
-                                meta={"model": comp.model, "finish_reason": comp.finish_reason,
-                                      "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens]})],
-                        meta={"source": "answer", "assistant_model": cfg.assistant.model})
+                    conv = Conversation(
+                        id=cid,
+                        messages=[
+                            Message(role="user", content=q),
+                            Message(
+                                role="assistant",
+                                content=comp.text,
+                                meta={
+                                    "model": comp.model,
+                                    "finish_reason": comp.finish_reason,
+                                    "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
+                                },
+                            ),
+                        ],
+                        meta={"source": "answer", "assistant_model": cfg.assistant.model},
+                    )
                     store.append(conv.to_record())
                 else:
                     failed += 1
@@ -75,9 +103,13 @@ async def answer_async(cfg: AnswerConfig, out: str | Path, *, force_new: bool = 
             await asyncio.gather(*(one(c, q) for c, q in todo))
         run.usage.end_stage("answer")
         await llm.aclose()
-        summary = {"questions": len(questions), "answered_now": len(todo) - failed,
-                   "already_done": len(questions) - len(todo), "failed": failed,
-                   "total": len(store)}
+        summary = {
+            "questions": len(questions),
+            "answered_now": len(todo) - failed,
+            "already_done": len(questions) - len(todo),
+            "failed": failed,
+            "total": len(store),
+        }
         run.stage_done("answer", **summary)
         return summary
 

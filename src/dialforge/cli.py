@@ -15,8 +15,12 @@ from rich.table import Table
 
 from .errors import DialforgeError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Multi-turn instructional dialogue data by simulating the user.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Multi-turn instructional dialogue data by simulating the user.",
+)
 out_console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
@@ -41,8 +45,7 @@ def _check_on_error(v: str) -> Any:
     return v
 
 
-def backend_overrides(prefix: str, model: str | None, base_url: str | None,
-                      api_key_env: str | None) -> dict[str, Any]:
+def backend_overrides(prefix: str, model: str | None, base_url: str | None, api_key_env: str | None) -> dict[str, Any]:
     """CLI flags for one role's backend, as dotted config overrides (`--base-url URL --model
     NAME` is an HTTP server, `--model PATH_OR_ID` alone the in-process backend)."""
     out: dict[str, Any] = {f"{prefix}.model": model, f"{prefix}.api_key_env": api_key_env}
@@ -64,13 +67,15 @@ def convert(
     from .io import ReadReport, read_conversations, write_conversations
 
     report = ReadReport(path=str(src))
-    convs = read_conversations(src, from_, on_error=_check_on_error(on_error), report=report,
-                               require_alternation=require_alternation)
+    convs = read_conversations(
+        src, from_, on_error=_check_on_error(on_error), report=report, require_alternation=require_alternation
+    )
     n = write_conversations(convs, dst, to)
     for e in report.skipped:
         err_console.print(f"skipped: {e}", markup=False, highlight=False)
-    err_console.print(f"{report.summary()} ({report.format}) -> {n} written to {dst} ({to})",
-                      markup=False, highlight=False)
+    err_console.print(
+        f"{report.summary()} ({report.format}) -> {n} written to {dst} ({to})", markup=False, highlight=False
+    )
 
 
 @app.command()
@@ -109,11 +114,14 @@ def stats(
         t.add_row(role, str(r["messages"]), str(r["chars"]), str(r["tokens"]), str(r["mean_chars"]))
     out_console.print(t)
     u = s["user_turns_per_conversation"]
-    out_console.print(f"conversations: {s['conversations']}  user turns/conv: mean {u['mean']} "
-                      f"min {u['min']} median {u['median']} max {u['max']}  "
-                      f"skipped records: {s['skipped_records']}")
-    out_console.print(f"role-order problems: {s['conversations_with_problems']} conversations "
-                      f"{s['role_order_problems']}")
+    out_console.print(
+        f"conversations: {s['conversations']}  user turns/conv: mean {u['mean']} "
+        f"min {u['min']} median {u['median']} max {u['max']}  "
+        f"skipped records: {s['skipped_records']}"
+    )
+    out_console.print(
+        f"role-order problems: {s['conversations_with_problems']} conversations {s['role_order_problems']}"
+    )
 
 
 @app.command()
@@ -164,9 +172,17 @@ def induce(
     from .induce import induce as run_induce
 
     ov = backend_overrides("model", model, base_url, api_key_env)
-    ov.update({"dialogues": [str(p) for p in dialogues] if dialogues else None, "embedder": embedder,
-               "threshold": threshold, "method": method, "format": from_, "on_error": on_error,
-               "max_dialogues": max_dialogues})
+    ov.update(
+        {
+            "dialogues": [str(p) for p in dialogues] if dialogues else None,
+            "embedder": embedder,
+            "threshold": threshold,
+            "method": method,
+            "format": from_,
+            "on_error": on_error,
+            "max_dialogues": max_dialogues,
+        }
+    )
     cfg = load_config(InduceConfig, config, ov)
     lib = run_induce(cfg, out, force_new=force_new, use_cache=not no_cache)
     err_console.print(f"{out}/library.json: {lib.counts}", markup=False, highlight=False)
@@ -190,9 +206,11 @@ def simulate(
     from .simulate import SimulateConfig
     from .simulate import simulate as run_simulate
 
-    ov = {**backend_overrides("user", user_model, user_base_url, api_key_env),
-          **backend_overrides("assistant", assistant_model, assistant_base_url, api_key_env),
-          "seeds.limit": limit}
+    ov = {
+        **backend_overrides("user", user_model, user_base_url, api_key_env),
+        **backend_overrides("assistant", assistant_model, assistant_base_url, api_key_env),
+        "seeds.limit": limit,
+    }
     cfg = load_config(SimulateConfig, config, ov)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
     err_console.print(f"{out}/conversations.jsonl: {summary}", markup=False, highlight=False)
@@ -208,10 +226,13 @@ def train(
     template: str | None = typer.Option(None, help="auto, chatml, llama3, vicuna, dyadic"),
     full: bool = typer.Option(False, "--full", help="full fine-tuning instead of LoRA"),
     packing: bool | None = typer.Option(None, "--packing/--no-packing"),
-    strategy_conditioned: bool = typer.Option(False, "--strategy-conditioned",
-                                              help="data are `strategies assign` output (IDEAS simulator)"),
-    epochs: float | None = typer.Option(None), max_steps: int | None = typer.Option(None),
-    learning_rate: float | None = typer.Option(None, "--lr"), batch_size: int | None = typer.Option(None),
+    strategy_conditioned: bool = typer.Option(
+        False, "--strategy-conditioned", help="data are `strategies assign` output (IDEAS simulator)"
+    ),
+    epochs: float | None = typer.Option(None),
+    max_steps: int | None = typer.Option(None),
+    learning_rate: float | None = typer.Option(None, "--lr"),
+    batch_size: int | None = typer.Option(None),
     max_length: int | None = typer.Option(None),
 ) -> None:
     """Role-masked SFT (TRL + PEFT LoRA). Multi-GPU: `accelerate launch --config_file
@@ -222,18 +243,31 @@ def train(
 
     if kind not in ("simulator", "chat"):
         raise DialforgeError(f"train: kind must be simulator or chat, not {kind!r}")
-    ov: dict[str, Any] = {"kind": kind, "data": [str(p) for p in data] if data else None, "model": model,
-                          "out": str(out) if out else None, "template": template, "packing": packing,
-                          "epochs": epochs, "max_steps": max_steps, "learning_rate": learning_rate,
-                          "batch_size": batch_size, "max_length": max_length}
+    ov: dict[str, Any] = {
+        "kind": kind,
+        "data": [str(p) for p in data] if data else None,
+        "model": model,
+        "out": str(out) if out else None,
+        "template": template,
+        "packing": packing,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_length": max_length,
+    }
     if full:
         ov["lora"] = False
     if strategy_conditioned:
         ov["strategy_conditioned"] = True
     cfg = load_config(TrainConfig, config, ov)
     summary = run_train(cfg)
-    err_console.print(f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, "
-                      f"loss {summary['losses'][:1]} -> {summary['losses'][-1:]}", markup=False, highlight=False)
+    err_console.print(
+        f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, "
+        f"loss {summary['losses'][:1]} -> {summary['losses'][-1:]}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()
@@ -277,7 +311,7 @@ def _read_input(path: Path) -> Any:
 @app.command("filter")
 def filter_cmd(
     path: Path = typer.Argument(..., help="conversation file or run directory"),
-    where: str = typer.Option(..., "--where", help='e.g. \'user_turns >= 3 and termination_reason != "error"\''),
+    where: str = typer.Option(..., "--where", help="e.g. 'user_turns >= 3 and termination_reason != \"error\"'"),
     out: Path = typer.Option(..., "--out", help="output JSONL"),
     scores: Path | None = typer.Option(None, help="scores JSONL (default: the one `score` wrote beside the data)"),
 ) -> None:
@@ -314,8 +348,9 @@ def dedup_cmd(
     report = out.with_name(out.name.rsplit(".", 1)[0] + ".removed.jsonl")
     atomic_write_bytes(report, b"".join(orjson.dumps(r) + b"\n" for r in removed))
     why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
-    err_console.print(f"{out}: kept {len(kept)} of {len(convs)}; removed {dict(why)}; report {report}",
-                      markup=False, highlight=False)
+    err_console.print(
+        f"{out}: kept {len(kept)} of {len(convs)}; removed {dict(why)}; report {report}", markup=False, highlight=False
+    )
 
 
 @app.command("export")
@@ -330,8 +365,9 @@ def export_cmd(
 
     _, convs, _ = _read_input(path)
     written = export(convs, to, out, name)
-    err_console.print(f"exported {len(convs)} conversations: {', '.join(map(str, written))}",
-                      markup=False, highlight=False)
+    err_console.print(
+        f"exported {len(convs)} conversations: {', '.join(map(str, written))}", markup=False, highlight=False
+    )
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="Judged benchmarks.")
@@ -359,11 +395,15 @@ def eval_mt_bench(
     from .config import load_config
     from .score.mtbench import MTBenchConfig, mt_bench
 
-    ov = {**backend_overrides("model", model, base_url, api_key_env),
-          **backend_overrides("judge", judge, judge_base_url, api_key_env),
-          "mode": mode, "baseline_answers": str(baseline_answers) if baseline_answers else None,
-          "questions": str(questions), "reference_answers": str(reference_answers) if reference_answers else None,
-          "judge_prompts": str(judge_prompts)}
+    ov = {
+        **backend_overrides("model", model, base_url, api_key_env),
+        **backend_overrides("judge", judge, judge_base_url, api_key_env),
+        "mode": mode,
+        "baseline_answers": str(baseline_answers) if baseline_answers else None,
+        "questions": str(questions),
+        "reference_answers": str(reference_answers) if reference_answers else None,
+        "judge_prompts": str(judge_prompts),
+    }
     cfg = load_config(MTBenchConfig, None, ov)
     summary = mt_bench(cfg, out, force_new=force_new)
     if mode == "single":
@@ -431,9 +471,12 @@ def selftalk(
     from .workflows import SelfTalkConfig
     from .workflows import selftalk as run_selftalk
 
-    ov = {**backend_overrides("agent", agent_model, agent_base_url, api_key_env),
-          **backend_overrides("client", client_model, client_base_url, api_key_env),
-          "workflows": str(workflows) if workflows else None, "loops": loops}
+    ov = {
+        **backend_overrides("agent", agent_model, agent_base_url, api_key_env),
+        **backend_overrides("client", client_model, client_base_url, api_key_env),
+        "workflows": str(workflows) if workflows else None,
+        "loops": loops,
+    }
     cfg = load_config(SelfTalkConfig, config, ov)
     summary = run_selftalk(cfg, out, force_new=force_new)
     out_console.print_json(json.dumps(summary))
@@ -455,10 +498,13 @@ def run_cmd(
     cfg = load_config(PipelineConfig, config, ov)
     out = out or Path("runs") / config.stem
     if uses_tiny(cfg):
-        err_console.print(f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "
-                          "meaningful; it shows every stage working offline. Point the same config at a real model "
-                          "with --base-url URL --model NAME (an OpenAI-compatible server) or --model /path/to/model.",
-                          markup=False, highlight=False)
+        err_console.print(
+            f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "
+            "meaningful; it shows every stage working offline. Point the same config at a real model "
+            "with --base-url URL --model NAME (an OpenAI-compatible server) or --model /path/to/model.",
+            markup=False,
+            highlight=False,
+        )
     state = run_pipeline(cfg, out)
     err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
     if cfg.report:
@@ -503,13 +549,17 @@ def strategies_show(
     from .induce import StrategyLibrary
 
     lib = StrategyLibrary.load(library)
-    out_console.print(f"{len(lib.strategies)} strategies from {lib.counts.get('extracted')} turns "
-                      f"(embedder {lib.embedder}, {lib.method} @ {lib.threshold})", highlight=False)
+    out_console.print(
+        f"{len(lib.strategies)} strategies from {lib.counts.get('extracted')} turns "
+        f"(embedder {lib.embedder}, {lib.method} @ {lib.threshold})",
+        highlight=False,
+    )
     for s in lib.strategies[:top]:
         out_console.print(f"[bold]{s.id}[/] size {s.size}: {s.text}", highlight=False)
         for ex in s.examples[:examples]:
-            out_console.print(f"    {ex.conversation_id}#{ex.turn_index}: {ex.instruction[:100]!r}",
-                              markup=False, highlight=False)
+            out_console.print(
+                f"    {ex.conversation_id}#{ex.turn_index}: {ex.instruction[:100]!r}", markup=False, highlight=False
+            )
 
 
 @strategies_app.command("assign")

@@ -30,8 +30,7 @@ def format_validation_error(e: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(errs) + more
 
 
-def load_config(cls: type[C], path: str | Path | None = None,
-                overrides: dict[str, Any] | None = None) -> C:
+def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
     """Config from a YAML file (optional) with CLI overrides (dotted keys) applied on top."""
     data: dict[str, Any] = {}
     source = "command line"

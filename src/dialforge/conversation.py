@@ -48,7 +48,9 @@ class Conversation(BaseModel):
 
     @classmethod
     def from_messages(
-        cls, messages: list[Message] | list[dict[str, Any]], meta: dict[str, Any] | None = None,
+        cls,
+        messages: list[Message] | list[dict[str, Any]],
+        meta: dict[str, Any] | None = None,
         id: str | None = None,
     ) -> Conversation:
         """Build a conversation whose id is a hash of its content unless one is given."""

@@ -127,8 +127,12 @@ def _resolve(b: BackendConfig) -> BackendConfig:
 
 
 def uses_tiny(cfg: PipelineConfig) -> bool:
-    backends = [cfg.model, cfg.simulate.assistant, *(s.user for s in cfg.simulate.simulators),
-                cfg.induce.model if cfg.induce else None]
+    backends = [
+        cfg.model,
+        cfg.simulate.assistant,
+        *(s.user for s in cfg.simulate.simulators),
+        cfg.induce.model if cfg.induce else None,
+    ]
     return any(b is not None and b.model == TINY and not b.base_url for b in backends)
 
 
@@ -156,9 +160,14 @@ async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: 
     model = _resolve(cfg.model)
     library = cfg.library
     if cfg.induce is not None:
-        ic = InduceConfig(dialogues=cfg.induce.dialogues, format=cfg.induce.format,
-                          max_dialogues=cfg.induce.max_dialogues, threshold=cfg.induce.threshold,
-                          method=cfg.induce.method, model=_resolve(cfg.induce.model or model))
+        ic = InduceConfig(
+            dialogues=cfg.induce.dialogues,
+            format=cfg.induce.format,
+            max_dialogues=cfg.induce.max_dialogues,
+            threshold=cfg.induce.threshold,
+            method=cfg.induce.method,
+            model=_resolve(cfg.induce.model or model),
+        )
         lib = await induce_async(ic, out / "induce", progress=progress)
         library = str(out / "induce" / "library.json")
         done("induce", **lib.counts)
@@ -169,11 +178,18 @@ async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: 
             if library is None:
                 raise ConfigError("a strategy simulator needs `induce:` or `library:` in the pipeline config")
             strategy = {"library": library, **spec.strategy}
-        sc = SimulateConfig(mode=spec.mode, seeds=cfg.simulate.seeds, max_turns=cfg.simulate.max_turns,
-                            samples_per_seed=cfg.simulate.samples_per_seed,
-                            user=_resolve(spec.user or model), assistant=_resolve(cfg.simulate.assistant or model),
-                            user_format=spec.user_format, personas=spec.personas, strategy=strategy,
-                            stop=cfg.simulate.stop)
+        sc = SimulateConfig(
+            mode=spec.mode,
+            seeds=cfg.simulate.seeds,
+            max_turns=cfg.simulate.max_turns,
+            samples_per_seed=cfg.simulate.samples_per_seed,
+            user=_resolve(spec.user or model),
+            assistant=_resolve(cfg.simulate.assistant or model),
+            user_format=spec.user_format,
+            personas=spec.personas,
+            strategy=strategy,
+            stop=cfg.simulate.stop,
+        )
         sdir = out / "simulate" / spec.name
         summary = await simulate_async(sc, sdir, progress=progress)
         sims[spec.name] = sdir
@@ -191,16 +207,30 @@ async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: 
         for fmt in cfg.export:
             target = out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
             export(kept, fmt, target, name=name)
-        done(f"select.{name}", conversations=len(convs), kept_after_filter_and_dedup=len(kept),
-             dedup_removed=len(removed), scores=s)
+        done(
+            f"select.{name}",
+            conversations=len(convs),
+            kept_after_filter_and_dedup=len(kept),
+            dedup_removed=len(removed),
+            scores=s,
+        )
     if cfg.train is not None:
         from .train import TrainConfig, train
 
         base = cfg.train.model or model.model
         for name, sdir in sims.items():
-            tsum = await asyncio.to_thread(train, TrainConfig(
-                kind=cfg.train.kind, data=[str(sdir / "final.jsonl")], model=base, out=str(out / "train" / name),
-                max_steps=cfg.train.max_steps, lora=cfg.train.lora, max_length=cfg.train.max_length))
+            tsum = await asyncio.to_thread(
+                train,
+                TrainConfig(
+                    kind=cfg.train.kind,
+                    data=[str(sdir / "final.jsonl")],
+                    model=base,
+                    out=str(out / "train" / name),
+                    max_steps=cfg.train.max_steps,
+                    lora=cfg.train.lora,
+                    max_length=cfg.train.max_length,
+                ),
+            )
             done(f"train.{name}", **{k: tsum[k] for k in ("examples", "steps", "train_loss", "final")})
     if cfg.report:
         from .report import write_report

@@ -33,14 +33,23 @@ class StageProgress:
 
 
 @contextmanager
-def stage_progress(name: str, total: int, usage: UsageTracker | None = None,
-                   enabled: bool | None = None) -> Iterator[StageProgress]:
+def stage_progress(
+    name: str, total: int, usage: UsageTracker | None = None, enabled: bool | None = None
+) -> Iterator[StageProgress]:
     enabled = sys.stderr.isatty() if enabled is None else enabled
     if not enabled:
         yield StageProgress(None, None, usage)
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                  TextColumn("{task.fields[info]}"), console=console, transient=False) as p:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=False,
+    ) as p:
         t = p.add_task(name, total=total, info="")
         yield StageProgress(p, t, usage)

@@ -13,12 +13,10 @@ from .conversation import ROLES, Conversation
 def _describe(xs: list[float]) -> dict[str, float]:
     if not xs:
         return {"mean": 0.0, "min": 0.0, "median": 0.0, "max": 0.0}
-    return {"mean": round(statistics.fmean(xs), 3), "min": min(xs),
-            "median": statistics.median(xs), "max": max(xs)}
+    return {"mean": round(statistics.fmean(xs), 3), "min": min(xs), "median": statistics.median(xs), "max": max(xs)}
 
 
-def conversation_stats(convs: list[Conversation],
-                       count_tokens: Callable[[str], int] | None = None) -> dict[str, Any]:
+def conversation_stats(convs: list[Conversation], count_tokens: Callable[[str], int] | None = None) -> dict[str, Any]:
     """Counts per dataset. Tokens are whitespace words unless a tokenizer counter is given."""
     count = count_tokens or (lambda s: len(s.split()))
     chars: Counter[str] = Counter()
@@ -38,9 +36,16 @@ def conversation_stats(convs: list[Conversation],
             problems[kind] += 1
             if len(examples) < 5:
                 examples.append({"id": c.id, "problem": p})
-    per_role = {r: {"messages": messages[r], "chars": chars[r], "tokens": tokens[r],
-                    "mean_chars": round(chars[r] / messages[r], 1) if messages[r] else 0.0}
-                for r in ROLES if messages[r]}
+    per_role = {
+        r: {
+            "messages": messages[r],
+            "chars": chars[r],
+            "tokens": tokens[r],
+            "mean_chars": round(chars[r] / messages[r], 1) if messages[r] else 0.0,
+        }
+        for r in ROLES
+        if messages[r]
+    }
     return {
         "conversations": len(convs),
         "user_turns_per_conversation": _describe([float(t) for t in turns]),

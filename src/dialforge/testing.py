@@ -57,8 +57,7 @@ class ScriptedChatModel:
     """A backend that answers from a script: a list of replies (used in order) or a function
     of the request. Structured requests without a scripted reply get a minimal valid object."""
 
-    def __init__(self, replies: Sequence[str | Completion] | Reply | None = None,
-                 model_id: str = "scripted") -> None:
+    def __init__(self, replies: Sequence[str | Completion] | Reply | None = None, model_id: str = "scripted") -> None:
         self.model_id = model_id
         self.requests: list[ChatRequest] = []
         self._fn: Reply | None = replies if callable(replies) else None
@@ -78,8 +77,12 @@ class ScriptedChatModel:
                 r = Completion(model=self.model_id, error="script exhausted")
             if isinstance(r, str):
                 prompt = sum(_words(m["content"]) for m in req.messages)
-                r = Completion(texts=[r] * req.params.n, finish_reasons=["stop"] * req.params.n,
-                               model=self.model_id, usage=Usage(prompt, _words(r) * req.params.n))
+                r = Completion(
+                    texts=[r] * req.params.n,
+                    finish_reasons=["stop"] * req.params.n,
+                    model=self.model_id,
+                    usage=Usage(prompt, _words(r) * req.params.n),
+                )
             r.model = self.model_id
             out.append(r)
         return out
@@ -108,9 +111,15 @@ class FakeOpenAIServer:
     - `capacity=k`                   answer 429 while more than k requests are in flight
     """
 
-    def __init__(self, reply: Callable[[dict[str, Any]], str] | None = None, *,
-                 delay_s: float = 0.0, capacity: int | None = None, port: int = 0,
-                 record: bool = True) -> None:
+    def __init__(
+        self,
+        reply: Callable[[dict[str, Any]], str] | None = None,
+        *,
+        delay_s: float = 0.0,
+        capacity: int | None = None,
+        port: int = 0,
+        record: bool = True,
+    ) -> None:
         self.reply = reply or _default_reply
         self.delay_s = delay_s
         self.capacity = capacity
@@ -161,8 +170,9 @@ class FakeOpenAIServer:
                 if kind == "500":
                     return web.Response(status=500, text="injected server error")
                 if kind == "429":
-                    return web.Response(status=429, text="slow down",
-                                        headers={"Retry-After": str(kw.get("retry_after", 0))})
+                    return web.Response(
+                        status=429, text="slow down", headers={"Retry-After": str(kw.get("retry_after", 0))}
+                    )
                 if kind == "hang":
                     await asyncio.sleep(kw.get("seconds", 30))
                 if kind == "malformed":
@@ -173,12 +183,19 @@ class FakeOpenAIServer:
             n = body.get("n", 1)
             prompt_tokens = sum(_words(m.get("content") or "") for m in body.get("messages", []))
             resp = {
-                "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.get("model", "fake"),
-                "choices": [{"index": i, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop"} for i in range(n)],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": _words(content) * n,
-                          "total_tokens": prompt_tokens + _words(content) * n},
+                "id": f"chatcmpl-{next(self._ids)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    for i in range(n)
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": _words(content) * n,
+                    "total_tokens": prompt_tokens + _words(content) * n,
+                },
             }
             self.served += 1
             return web.Response(body=orjson.dumps(resp), content_type="application/json")

@@ -16,9 +16,16 @@ CHATML_TEMPLATE = (
 SPECIAL_TOKENS = ["<pad>", "<s>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer(texts: Iterable[str], *, vocab_size: int = 2048, special_tokens: list[str] | None = None,
-                    bos: str = "<s>", eos: str = "<|im_end|>", pad: str = "<pad>",
-                    chat_template: str = CHATML_TEMPLATE) -> Any:
+def build_tokenizer(
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 2048,
+    special_tokens: list[str] | None = None,
+    bos: str = "<s>",
+    eos: str = "<|im_end|>",
+    pad: str = "<pad>",
+    chat_template: str = CHATML_TEMPLATE,
+) -> Any:
     """A byte-level BPE tokenizer trained on `texts`, wrapped as a HF fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -27,18 +34,27 @@ def build_tokenizer(texts: Iterable[str], *, vocab_size: int = 2048, special_tok
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(list(texts), trainer)
     extra = [t for t in specials if t not in (pad, bos, eos)]
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad,
-                                     additional_special_tokens=extra)
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, additional_special_tokens=extra
+    )
     hf_tok.chat_template = chat_template
     return hf_tok
 
 
-def build_tiny_model(out_dir: str | Path, texts: Iterable[str], *, vocab_size: int = 2048,
-                     hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
+def build_tiny_model(
+    out_dir: str | Path,
+    texts: Iterable[str],
+    *,
+    vocab_size: int = 2048,
+    hidden_size: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+) -> Path:
     """Train a byte-level BPE tokenizer on `texts`, attach a ChatML template, save it with
     a randomly initialised `LlamaForCausalLM`. Returns the directory (loadable by
     `from_pretrained`)."""
@@ -47,11 +63,19 @@ def build_tiny_model(out_dir: str | Path, texts: Iterable[str], *, vocab_size: i
 
     out = Path(out_dir)
     hf_tok = build_tokenizer(texts, vocab_size=vocab_size)
-    cfg = LlamaConfig(vocab_size=len(hf_tok), hidden_size=hidden_size,
-                      intermediate_size=hidden_size * 2, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id,
-                      pad_token_id=hf_tok.pad_token_id, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(hf_tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=hf_tok.bos_token_id,
+        eos_token_id=hf_tok.eos_token_id,
+        pad_token_id=hf_tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg)
     model.generation_config.pad_token_id = hf_tok.pad_token_id

@@ -6,6 +6,18 @@ from .filter import FilterConfig, filter_dialogues
 from .library import SourceTurn, Strategy, StrategyLibrary
 from .pipeline import InduceConfig, induce, induce_async
 
-__all__ = ["DEFAULT_EMBEDDER", "Embedder", "FilterConfig", "InduceConfig", "SourceTurn", "Strategy",
-           "StrategyLibrary", "cluster", "exact_threshold_clustering", "filter_dialogues", "induce",
-           "induce_async", "leader_cluster"]
+__all__ = [
+    "DEFAULT_EMBEDDER",
+    "Embedder",
+    "FilterConfig",
+    "InduceConfig",
+    "SourceTurn",
+    "Strategy",
+    "StrategyLibrary",
+    "cluster",
+    "exact_threshold_clustering",
+    "filter_dialogues",
+    "induce",
+    "induce_async",
+    "leader_cluster",
+]

@@ -14,8 +14,7 @@ from .embed import Embedder
 from .library import StrategyLibrary
 
 
-def assign_records(library: str | Path, records: str | Path, out: str | Path,
-                   embedder: str | None = None) -> int:
+def assign_records(library: str | Path, records: str | Path, out: str | Path, embedder: str | None = None) -> int:
     """Known strategy strings map through the library's members; unseen ones go to the
     nearest centroid in the library's embedding space."""
     lib = StrategyLibrary.load(library)
@@ -43,7 +42,10 @@ def assign_records(library: str | Path, records: str | Path, out: str | Path,
         best = np.argmax(emb @ lib.centroids().T, axis=1)
         for t, b in zip(unseen, best, strict=True):
             by_text[t] = lib.strategies[int(b)].id
-    data = b"".join(orjson.dumps({**r, "strategy_id": by_text[r["strategy"]],
-                                  "strategy_text": text_of[by_text[r["strategy"]]]}) + b"\n" for r in rows)
+    data = b"".join(
+        orjson.dumps({**r, "strategy_id": by_text[r["strategy"]], "strategy_text": text_of[by_text[r["strategy"]]]})
+        + b"\n"
+        for r in rows
+    )
     atomic_write_bytes(out, data)
     return len(rows)

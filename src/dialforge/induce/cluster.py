@@ -44,8 +44,9 @@ def _index(x: np.ndarray, exact_below: int, nprobe: int, seed: int) -> object:
     return index
 
 
-def knn(x: np.ndarray, k: int, exact_below: int = 200_000, nprobe: int = 64,
-        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def knn(
+    x: np.ndarray, k: int, exact_below: int = 200_000, nprobe: int = 64, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, indices) of each row's k nearest rows by inner product."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     k = min(k, len(x))
@@ -54,13 +55,19 @@ def knn(x: np.ndarray, k: int, exact_below: int = 200_000, nprobe: int = 64,
     idx = np.empty((len(x), k), dtype=np.int64)
     step = 8192
     for s in range(0, len(x), step):
-        sims[s:s + step], idx[s:s + step] = index.search(x[s:s + step], k)  # type: ignore[attr-defined]
+        sims[s : s + step], idx[s : s + step] = index.search(x[s : s + step], k)  # type: ignore[attr-defined]
     return sims, idx
 
 
-def threshold_neighbours(x: np.ndarray, threshold: float, k: int = 64, exact_below: int = 200_000,
-                         nprobe: int = 64, max_degree: int = 4096,
-                         seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+def threshold_neighbours(
+    x: np.ndarray,
+    threshold: float,
+    k: int = 64,
+    exact_below: int = 200_000,
+    nprobe: int = 64,
+    max_degree: int = 4096,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Every row's neighbours with similarity >= threshold (self included) and their summed
     similarity. A k-NN search finds them for most rows; rows whose k-th neighbour is still
     above the threshold (hubs) get a range search, capped at `max_degree` neighbours, so
@@ -74,7 +81,7 @@ def threshold_neighbours(x: np.ndarray, threshold: float, k: int = 64, exact_bel
     hubs: list[int] = []
     step = 8192
     for s in range(0, n, step):
-        sims, idx = index.search(x[s:s + step], k)  # type: ignore[attr-defined]
+        sims, idx = index.search(x[s : s + step], k)  # type: ignore[attr-defined]
         mask = (sims >= threshold) & (idx >= 0)
         for r in range(len(sims)):
             if k < n and mask[r, -1]:
@@ -83,10 +90,10 @@ def threshold_neighbours(x: np.ndarray, threshold: float, k: int = 64, exact_bel
             neighbours[s + r] = idx[r][mask[r]]
             weight[s + r] = float(sims[r][mask[r]].sum())
     for s in range(0, len(hubs), 1024):
-        rows = hubs[s:s + 1024]
+        rows = hubs[s : s + 1024]
         lims, dist, ids = index.range_search(x[rows], threshold)  # type: ignore[attr-defined]
         for j, i in enumerate(rows):
-            d, ix = dist[lims[j]:lims[j + 1]], ids[lims[j]:lims[j + 1]]
+            d, ix = dist[lims[j] : lims[j + 1]], ids[lims[j] : lims[j + 1]]
             if len(ix) > max_degree:
                 top = np.argsort(-d, kind="stable")[:max_degree]
                 d, ix = d[top], ix[top]
@@ -113,8 +120,14 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
     return remap[np.searchsorted(np.unique(labels), labels)]
 
 
-def cluster(x: np.ndarray, threshold: float = 0.5, method: Method = "butina", k: int = 64,
-            exact_below: int = 200_000, nprobe: int = 64) -> np.ndarray:
+def cluster(
+    x: np.ndarray,
+    threshold: float = 0.5,
+    method: Method = "butina",
+    k: int = 64,
+    exact_below: int = 200_000,
+    nprobe: int = 64,
+) -> np.ndarray:
     """Cluster labels (0..m-1) for normalised rows of `x`."""
     n = len(x)
     if n == 0:
@@ -143,8 +156,7 @@ def _butina(n: int, neighbours: list[np.ndarray], weight: np.ndarray) -> np.ndar
     return _canonical(label)
 
 
-def leader_cluster(x: np.ndarray, threshold: float = 0.5, k: int = 256,
-                   exact_below: int = 200_000) -> np.ndarray:
+def leader_cluster(x: np.ndarray, threshold: float = 0.5, k: int = 256, exact_below: int = 200_000) -> np.ndarray:
     """The published greedy leader rule, with each leader's reach limited to its k nearest
     neighbours (the published code scans all n; k bounds memory)."""
     n = len(x)
@@ -163,14 +175,15 @@ def leader_cluster(x: np.ndarray, threshold: float = 0.5, k: int = 256,
     return _canonical(label)
 
 
-def exact_threshold_clustering(x: np.ndarray, threshold: float = 0.5, method: Method = "butina",
-                               block: int = 2048) -> np.ndarray:
+def exact_threshold_clustering(
+    x: np.ndarray, threshold: float = 0.5, method: Method = "butina", block: int = 2048
+) -> np.ndarray:
     """Reference: the same rule over the full all-pairs threshold graph (blocked, so memory
     stays O(block * n) plus the edges; time O(n^2)). For benchmarks and tests."""
     n = len(x)
     rows, cols, ws = [], [], []
     for s in range(0, n, block):
-        sim = x[s:s + block] @ x.T
+        sim = x[s : s + block] @ x.T
         r, c = np.nonzero(sim >= threshold)
         rows.append(r + s)
         cols.append(c)
@@ -183,6 +196,6 @@ def exact_threshold_clustering(x: np.ndarray, threshold: float = 0.5, method: Me
     order = np.argsort(r, kind="stable")
     r, c, w = r[order], c[order], w[order]
     bounds = np.searchsorted(r, np.arange(n + 1))
-    neighbours = [c[bounds[i]:bounds[i + 1]] for i in range(n)]
+    neighbours = [c[bounds[i] : bounds[i + 1]] for i in range(n)]
     weight = np.bincount(r, weights=w, minlength=n)
     return _butina(n, neighbours, weight)

@@ -35,8 +35,13 @@ class Embedder:
     """Normalised embeddings (cosine = inner product). `embed` caches by text hash in
     `cache_dir` so each distinct string is embedded once across stages and resumes."""
 
-    def __init__(self, name: str = DEFAULT_EMBEDDER, cache_dir: str | Path | None = None,
-                 batch_size: int = 128, device: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str = DEFAULT_EMBEDDER,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 128,
+        device: str | None = None,
+    ) -> None:
         self.name = name
         self.path = resolve_embedder(name)
         self.batch_size = batch_size
@@ -68,9 +73,13 @@ class Embedder:
         keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items())
         if todo:
-            vecs = self._load().encode([t for _, t in todo], batch_size=self.batch_size,
-                                       normalize_embeddings=True, convert_to_numpy=True,
-                                       show_progress_bar=show_progress)
+            vecs = self._load().encode(
+                [t for _, t in todo],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
             for (k, _), v in zip(todo, vecs, strict=True):
                 self._cache[k] = v.astype(np.float32)
             self._save()

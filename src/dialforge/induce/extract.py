@@ -22,7 +22,8 @@ EXTRACT_SYSTEM = (
     "that would fit many other dialogues: no names, topics or details from this dialogue. "
     "Examples of the style: 'Dig deeper into a detail of the previous answer', "
     "'Ask for a concrete example to check understanding', 'Challenge an assumption and ask "
-    "for an alternative'. Answer in JSON with the keys analysis and strategy.")
+    "for an alternative'. Answer in JSON with the keys analysis and strategy."
+)
 
 MAX_STRATEGY_WORDS = 20
 
@@ -32,7 +33,7 @@ def _render(messages: list[dict[str, str]], max_chars: int) -> str:
     for m in messages:
         text = m["content"]
         if len(text) > max_chars:
-            text = text[: max_chars // 2] + " [...] " + text[-max_chars // 2:]
+            text = text[: max_chars // 2] + " [...] " + text[-max_chars // 2 :]
         lines.append(f"{m['role'].upper()}: {text}")
     return "\n\n".join(lines)
 
@@ -48,17 +49,29 @@ def extraction_units(conv: Conversation, include_first_turn: bool = False) -> li
             continue
         if user_index > 0 or include_first_turn:
             history = [{"role": x.role, "content": x.content} for x in msgs[:i] if x.role != "system"]
-            units.append({"id": stable_hash("extract", conv.id, user_index), "conversation_id": conv.id,
-                          "turn_index": user_index, "history": history, "instruction": m.content})
+            units.append(
+                {
+                    "id": stable_hash("extract", conv.id, user_index),
+                    "conversation_id": conv.id,
+                    "turn_index": user_index,
+                    "history": history,
+                    "instruction": m.content,
+                }
+            )
         user_index += 1
     return units
 
 
 def extraction_messages(unit: dict[str, Any], max_chars_per_turn: int = 1500) -> list[dict[str, str]]:
     history = _render(unit["history"], max_chars_per_turn) if unit["history"] else "(no earlier turns)"
-    return [{"role": "system", "content": EXTRACT_SYSTEM},
-            {"role": "user", "content": f"Dialogue so far:\n\n{history}\n\n---\nThe user's next "
-                                        f"message:\n{unit['instruction'][:max_chars_per_turn]}"}]
+    return [
+        {"role": "system", "content": EXTRACT_SYSTEM},
+        {
+            "role": "user",
+            "content": f"Dialogue so far:\n\n{history}\n\n---\nThe user's next "
+            f"message:\n{unit['instruction'][:max_chars_per_turn]}",
+        },
+    ]
 
 
 def clean_strategy(text: str) -> str:

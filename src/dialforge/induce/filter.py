@@ -11,8 +11,15 @@ from rapidfuzz.distance import Levenshtein
 from ..conversation import Conversation
 
 # The published keyword list (English part), plus the content-filter placeholder.
-REFUSAL_MARKERS = ("Omitted content due to a flag from our content filters", "sorry", "Sorry",
-                   "apologize", "I cannot", "language model", "UNKNOWN ERROR")
+REFUSAL_MARKERS = (
+    "Omitted content due to a flag from our content filters",
+    "sorry",
+    "Sorry",
+    "apologize",
+    "I cannot",
+    "language model",
+    "UNKNOWN ERROR",
+)
 
 
 class FilterConfig(BaseModel):

@@ -63,8 +63,7 @@ class StrategyLibrary(BaseModel):
             raise DialforgeError(f"{p}: strategy library not found")
         data = orjson.loads(p.read_bytes())
         if data.get("schema_version") != SCHEMA_VERSION:
-            raise DialforgeError(f"{p}: library schema version {data.get('schema_version')} "
-                                 f"is not {SCHEMA_VERSION}")
+            raise DialforgeError(f"{p}: library schema version {data.get('schema_version')} is not {SCHEMA_VERSION}")
         return cls.model_validate(data)
 
     def centroids(self) -> np.ndarray:

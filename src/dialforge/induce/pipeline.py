@@ -43,7 +43,8 @@ ABSTRACT_SYSTEM = (
     "You are given instruction strategies that users applied in different conversations with an "
     "AI assistant; they are similar. Write one high-level strategy (at most 15 words) that "
     "covers all of them, general enough to reuse in any conversation. Answer in JSON with the "
-    "key strategy.")
+    "key strategy."
+)
 
 
 class InduceConfig(BaseModel):
@@ -71,8 +72,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-async def induce_async(cfg: InduceConfig, out: str | Path, *, force_new: bool = False,
-                       use_cache: bool = True, progress: bool | None = None) -> StrategyLibrary:
+async def induce_async(
+    cfg: InduceConfig, out: str | Path, *, force_new: bool = False, use_cache: bool = True, progress: bool | None = None
+) -> StrategyLibrary:
     out = Path(out)
     resolve_embedder(cfg.embedder)  # a bad embedder path fails now, not after extraction
     # -- read + filter -------------------------------------------------------------------
@@ -90,31 +92,51 @@ async def induce_async(cfg: InduceConfig, out: str | Path, *, force_new: bool = 
         raise DialforgeError(
             f"{', '.join(cfg.dialogues)}: no user turns to extract ({len(convs)} dialogues read, "
             f"{len(kept)} kept after filtering; only follow-up turns are extracted unless "
-            "include_first_turn is set)")
+            "include_first_turn is set)"
+        )
 
-    with RunDir(out, command="induce", config=cfg, models={"extract": cfg.model.model},
-                force_new=force_new, use_cache=use_cache) as run:
-        log.info("read %d dialogues (%d bad records skipped); kept %d; dropped %s",
-                 len(convs), skipped, len(kept), dict(dropped))
-        run.stage_done("filter", read=len(convs), kept=len(kept), dropped=dict(dropped),
-                       bad_records_skipped=skipped)
-        llm = LLM(make_backend(cfg.model), cache=run.cache, usage=run.usage,
-                  params=cfg.model.params if cfg.model.params != SamplingParams() else
-                  SamplingParams(temperature=0.0, max_tokens=160))
+    with RunDir(
+        out, command="induce", config=cfg, models={"extract": cfg.model.model}, force_new=force_new, use_cache=use_cache
+    ) as run:
+        log.info(
+            "read %d dialogues (%d bad records skipped); kept %d; dropped %s",
+            len(convs),
+            skipped,
+            len(kept),
+            dict(dropped),
+        )
+        run.stage_done("filter", read=len(convs), kept=len(kept), dropped=dict(dropped), bad_records_skipped=skipped)
+        llm = LLM(
+            make_backend(cfg.model),
+            cache=run.cache,
+            usage=run.usage,
+            params=cfg.model.params
+            if cfg.model.params != SamplingParams()
+            else SamplingParams(temperature=0.0, max_tokens=160),
+        )
         try:
             records = await _extract(cfg, run, llm.for_stage("extract"), units, progress)
-            lib = await _cluster_and_abstract(cfg, run, llm.for_stage("abstract"), records, progress,
-                                              counts={"dialogues_read": len(convs),
-                                                      "dialogues_kept": len(kept),
-                                                      "dropped": dict(dropped),
-                                                      "turns": len(units)})
+            lib = await _cluster_and_abstract(
+                cfg,
+                run,
+                llm.for_stage("abstract"),
+                records,
+                progress,
+                counts={
+                    "dialogues_read": len(convs),
+                    "dialogues_kept": len(kept),
+                    "dropped": dict(dropped),
+                    "turns": len(units),
+                },
+            )
         finally:
             await llm.aclose()
         return lib
 
 
-async def _extract(cfg: InduceConfig, run: RunDir, llm: LLM, units: list[dict[str, Any]],
-                   progress: bool | None) -> list[dict[str, Any]]:
+async def _extract(
+    cfg: InduceConfig, run: RunDir, llm: LLM, units: list[dict[str, Any]], progress: bool | None
+) -> list[dict[str, Any]]:
     store = run.store("extracted.jsonl")
     failures = run.store("extract_failures.jsonl")
     todo = [u for u in units if u["id"] not in store]
@@ -130,8 +152,14 @@ async def _extract(cfg: InduceConfig, run: RunDir, llm: LLM, units: list[dict[st
                 # IDEAS training shape: history + the user turn annotated with its strategy
                 store.append({**u, "strategy": strategy, "analysis": res.value.analysis.strip()})
             else:
-                failures.append({"id": stable_hash(u["id"], res.raw), "unit_id": u["id"],
-                                 "error": res.error or "empty strategy", "raw": res.raw})
+                failures.append(
+                    {
+                        "id": stable_hash(u["id"], res.raw),
+                        "unit_id": u["id"],
+                        "error": res.error or "empty strategy",
+                        "raw": res.raw,
+                    }
+                )
             bar.advance()
 
         await asyncio.gather(*(one(u) for u in todo))
@@ -141,13 +169,20 @@ async def _extract(cfg: InduceConfig, run: RunDir, llm: LLM, units: list[dict[st
     n_fail = len(wanted) - len(records)
     run.stage_done("extract", turns=len(units), extracted=len(records), failed=n_fail)
     if not records:
-        raise DialforgeError(f"extraction produced no strategies ({n_fail} failures; see "
-                             f"{run.path / 'extract_failures.jsonl'})")
+        raise DialforgeError(
+            f"extraction produced no strategies ({n_fail} failures; see {run.path / 'extract_failures.jsonl'})"
+        )
     return records
 
 
-async def _cluster_and_abstract(cfg: InduceConfig, run: RunDir, llm: LLM, records: list[dict[str, Any]],
-                                progress: bool | None, counts: dict[str, Any]) -> StrategyLibrary:
+async def _cluster_and_abstract(
+    cfg: InduceConfig,
+    run: RunDir,
+    llm: LLM,
+    records: list[dict[str, Any]],
+    progress: bool | None,
+    counts: dict[str, Any],
+) -> StrategyLibrary:
     # -- embed each distinct strategy once -----------------------------------------------
     freq = Counter(r["strategy"] for r in records)
     originals = sorted(freq)  # sorted: order-independent input to clustering
@@ -179,16 +214,20 @@ async def _cluster_and_abstract(cfg: InduceConfig, run: RunDir, llm: LLM, record
         async def one(members: list[int]) -> tuple[Strategy, list[int]]:
             texts = sorted((originals[i] for i in members), key=lambda t: (-freq[t], t))
             sample = texts[: cfg.abstract_sample // 2]
-            rest = texts[len(sample):]
+            rest = texts[len(sample) :]
             sample += rng.sample(rest, min(len(rest), cfg.abstract_sample - len(sample)))
             if len(texts) == 1:
                 text, abstracted = texts[0], False
             else:
                 listing = "\n".join(f"- {t}" for t in sample)
                 async with sem:
-                    res = await llm.structured([{"role": "system", "content": ABSTRACT_SYSTEM},
-                                                {"role": "user", "content": f"Strategies:\n{listing}"}],
-                                               HighLevelStrategy)
+                    res = await llm.structured(
+                        [
+                            {"role": "system", "content": ABSTRACT_SYSTEM},
+                            {"role": "user", "content": f"Strategies:\n{listing}"},
+                        ],
+                        HighLevelStrategy,
+                    )
                 cleaned = clean_strategy(res.value.strategy) if res.value else ""
                 if cleaned:
                     text, abstracted = cleaned, True
@@ -202,11 +241,21 @@ async def _cluster_and_abstract(cfg: InduceConfig, run: RunDir, llm: LLM, record
             bar.advance()
             return Strategy(
                 id="s-" + stable_hash("cluster", sorted(orig_id[t] for t in texts), length=10),
-                text=text, size=len(turns), members=sorted(orig_id[t] for t in texts),
-                examples=[SourceTurn(conversation_id=r["conversation_id"], turn_index=r["turn_index"],
-                                     instruction=r["instruction"], strategy=r["strategy"])
-                          for r in turns[: cfg.examples_per_strategy]],
-                centroid=[round(float(v), 6) for v in centroid], abstracted=abstracted), members
+                text=text,
+                size=len(turns),
+                members=sorted(orig_id[t] for t in texts),
+                examples=[
+                    SourceTurn(
+                        conversation_id=r["conversation_id"],
+                        turn_index=r["turn_index"],
+                        instruction=r["instruction"],
+                        strategy=r["strategy"],
+                    )
+                    for r in turns[: cfg.examples_per_strategy]
+                ],
+                centroid=[round(float(v), 6) for v in centroid],
+                abstracted=abstracted,
+            ), members
 
         done = await asyncio.gather(*(one(m) for m in clusters))
     run.usage.end_stage("abstract")
@@ -214,20 +263,48 @@ async def _cluster_and_abstract(cfg: InduceConfig, run: RunDir, llm: LLM, record
     strategies = [s for s, _ in done]
     # -- assignments beside the library: re-abstraction needs no re-embedding --------------
     cluster_of = {orig_id[originals[i]]: s.id for s, m in done for i in m}
-    atomic_write_bytes(run.path / "originals.jsonl", b"".join(
-        orjson.dumps({"id": orig_id[t], "text": t, "count": freq[t], "row": i,
-                      "strategy_id": cluster_of[orig_id[t]]}) + b"\n" for i, t in enumerate(originals)))
-    atomic_write_bytes(run.path / "assignments.jsonl", b"".join(
-        orjson.dumps({"id": r["id"], "conversation_id": r["conversation_id"], "turn_index": r["turn_index"],
-                      "strategy": r["strategy"], "strategy_id": cluster_of[orig_id[r["strategy"]]]}) + b"\n"
-        for r in records))
+    atomic_write_bytes(
+        run.path / "originals.jsonl",
+        b"".join(
+            orjson.dumps(
+                {"id": orig_id[t], "text": t, "count": freq[t], "row": i, "strategy_id": cluster_of[orig_id[t]]}
+            )
+            + b"\n"
+            for i, t in enumerate(originals)
+        ),
+    )
+    atomic_write_bytes(
+        run.path / "assignments.jsonl",
+        b"".join(
+            orjson.dumps(
+                {
+                    "id": r["id"],
+                    "conversation_id": r["conversation_id"],
+                    "turn_index": r["turn_index"],
+                    "strategy": r["strategy"],
+                    "strategy_id": cluster_of[orig_id[r["strategy"]]],
+                }
+            )
+            + b"\n"
+            for r in records
+        ),
+    )
     lib = StrategyLibrary(
-        created_at=_now(), embedder=cfg.embedder, threshold=cfg.threshold, method=cfg.method,
-        abstraction_model=cfg.model.model, sources=[str(p) for p in cfg.dialogues],
-        counts={**counts, "extracted": len(records), "original_strategies": len(originals),
-                "clusters": len(strategies),
-                "singletons": sum(1 for s in strategies if len(s.members) == 1)},
-        strategies=strategies)
+        created_at=_now(),
+        embedder=cfg.embedder,
+        threshold=cfg.threshold,
+        method=cfg.method,
+        abstraction_model=cfg.model.model,
+        sources=[str(p) for p in cfg.dialogues],
+        counts={
+            **counts,
+            "extracted": len(records),
+            "original_strategies": len(originals),
+            "clusters": len(strategies),
+            "singletons": sum(1 for s in strategies if len(s.members) == 1),
+        },
+        strategies=strategies,
+    )
     lib.save(run.path / "library.json")
     run.stage_done("library", **lib.counts)
     return lib
@@ -241,7 +318,7 @@ def _merge_singletons(groups: dict[int, list[int]], emb: np.ndarray) -> dict[int
     keys = list(big)
     cents = np.stack([emb[big[k]].mean(axis=0) for k in keys])
     cents /= np.linalg.norm(cents, axis=1, keepdims=True)
-    for k, m in groups.items():
+    for m in groups.values():
         if len(m) == 1:
             big[keys[int(np.argmax(cents @ emb[m[0]]))]].append(m[0])
     return big

@@ -10,5 +10,12 @@ from .reader import (
     write_conversations,
 )
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "ReadReport", "atomic_write_bytes",
-           "read_conversations", "read_texts", "write_conversations"]
+__all__ = [
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+    "ReadReport",
+    "atomic_write_bytes",
+    "read_conversations",
+    "read_texts",
+    "write_conversations",
+]

@@ -54,8 +54,7 @@ def parse_openai(rec: Any) -> list[Conversation]:
             raise RecordError("missing field", field=f"{f}.role")
         role = m["role"]
         if role not in ROLES:
-            raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})",
-                              field=f"{f}.role")
+            raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})", field=f"{f}.role")
         meta = dict(m.get("meta") or {})
         for k in m:
             if k not in _OPENAI_MSG_KEYS:
@@ -121,9 +120,7 @@ def parse_sharegpt(rec: Any) -> list[Conversation]:
                 raise RecordError("missing field", field=f"{f}.{k}")
         src = m["from"]
         if src not in _SHAREGPT_ROLES:
-            raise RecordError(
-                f"unknown role {src!r} (expected one of {', '.join(_SHAREGPT_ROLES)})",
-                field=f"{f}.from")
+            raise RecordError(f"unknown role {src!r} (expected one of {', '.join(_SHAREGPT_ROLES)})", field=f"{f}.from")
         value = m["value"]
         if not isinstance(value, str):
             raise RecordError(f"expected a string, got {type(value).__name__}", field=f"{f}.value")
@@ -178,11 +175,13 @@ def _oasst_node(node: Any, field: str) -> Message:
         if k not in node:
             raise RecordError("missing field", field=f"{field}.{k}")
     if node["role"] not in _OASST_ROLES:
-        raise RecordError(f"unknown role {node['role']!r} (expected prompter or assistant)",
-                          field=f"{field}.role")
+        raise RecordError(f"unknown role {node['role']!r} (expected prompter or assistant)", field=f"{field}.role")
     _check_content(node["text"], f"{field}.text")
-    return Message(role=_OASST_ROLES[node["role"]], content=node["text"],  # type: ignore[arg-type]
-                   meta={"message_id": node.get("message_id")})
+    return Message(
+        role=_OASST_ROLES[node["role"]],
+        content=node["text"],  # type: ignore[arg-type]
+        meta={"message_id": node.get("message_id")},
+    )
 
 
 def _rank_key(node: dict[str, Any]) -> tuple[int, float]:
@@ -231,8 +230,7 @@ def parse_oasst(rec: Any, mode: str = "all") -> list[Conversation]:
         if cid in seen:
             continue
         seen.add(cid)
-        meta = {"source": "oasst", "message_tree_id": tree_id,
-                "leaf_message_id": path[-1].meta.get("message_id")}
+        meta = {"source": "oasst", "message_tree_id": tree_id, "leaf_message_id": path[-1].meta.get("message_id")}
         out.append(Conversation(id=cid, messages=path, meta=meta))
     return out
 

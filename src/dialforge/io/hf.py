@@ -33,9 +33,10 @@ def load_hf(path: Path) -> list[Conversation]:
     out = []
     for row in ds:
         mm = row.get("message_meta") or [None] * len(row["messages"])
-        msgs = [Message(role=m["role"], content=m["content"],
-                        meta=orjson.loads(meta) if meta else {})
-                for m, meta in zip(row["messages"], mm, strict=True)]
+        msgs = [
+            Message(role=m["role"], content=m["content"], meta=orjson.loads(meta) if meta else {})
+            for m, meta in zip(row["messages"], mm, strict=True)
+        ]
         meta = orjson.loads(row["meta"]) if row.get("meta") else {}
         out.append(Conversation(id=row["id"], messages=msgs, meta=meta))
     return out

@@ -65,8 +65,8 @@ def detect_format(path: Path) -> str:
                 return "oasst"
         break
     raise DialforgeError(
-        f"{path}: cannot tell the format from the first record; pass --from "
-        f"({', '.join(READ_FORMATS[1:])})")
+        f"{path}: cannot tell the format from the first record; pass --from ({', '.join(READ_FORMATS[1:])})"
+    )
 
 
 def read_conversations(
@@ -108,8 +108,7 @@ def read_conversations(
                         raise RecordError(f"roles do not alternate: {problems[0]}", field="messages")
         except RecordError as e:
             if e.path is None:
-                e = RecordError(e.message, path=path, line=line, index=None if line else index,
-                                field=e.field)
+                e = RecordError(e.message, path=path, line=line, index=None if line else index, field=e.field)
             if on_error == "fail":
                 raise e from None
             report.skipped.append(e)
@@ -141,8 +140,9 @@ def read_texts(path: str | Path) -> list[str]:
                     text = rec[key][0] if key == "turns" else rec[key]
                     break
             else:
-                raise RecordError("expected a string or an object with text/prompt/question/turns",
-                                  path=path, line=line, index=index)
+                raise RecordError(
+                    "expected a string or an object with text/prompt/question/turns", path=path, line=line, index=index
+                )
         else:
             raise RecordError("expected a string", path=path, line=line, index=index)
         if text.strip():
@@ -189,5 +189,14 @@ def write_conversations(convs: Iterable[Conversation], path: str | Path, fmt: st
     return len(convs)
 
 
-__all__ = ["ReadReport", "read_conversations", "write_conversations", "read_texts",
-           "atomic_write_bytes", "detect_format", "is_jsonl", "READ_FORMATS", "WRITE_FORMATS"]
+__all__ = [
+    "ReadReport",
+    "read_conversations",
+    "write_conversations",
+    "read_texts",
+    "atomic_write_bytes",
+    "detect_format",
+    "is_jsonl",
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+]

@@ -7,6 +7,19 @@ from .structured import parse_structured, strict_schema
 from .types import ChatModel, ChatRequest, Completion, SamplingParams, Usage
 from .usage import UsageTracker
 
-__all__ = ["LLM", "BackendConfig", "CallCache", "ChatModel", "ChatRequest", "Completion",
-           "SamplingParams", "StructuredResult", "Usage", "UsageTracker", "make_backend",
-           "parse_structured", "request_key", "strict_schema"]
+__all__ = [
+    "LLM",
+    "BackendConfig",
+    "CallCache",
+    "ChatModel",
+    "ChatRequest",
+    "Completion",
+    "SamplingParams",
+    "StructuredResult",
+    "Usage",
+    "UsageTracker",
+    "make_backend",
+    "parse_structured",
+    "request_key",
+    "strict_schema",
+]

@@ -17,7 +17,8 @@ def request_key(model_id: str, req: ChatRequest) -> str:
     """What determines an answer: model, messages, sampling, schema and sample index."""
     blob = orjson.dumps(
         [model_id, req.messages, req.params.model_dump(mode="json"), req.schema, req.sample_index],
-        option=orjson.OPT_SORT_KEYS)
+        option=orjson.OPT_SORT_KEYS,
+    )
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -31,8 +32,7 @@ class CallCache:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, value BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, value BLOB)")
 
     def get(self, key: str) -> Completion | None:
         with self._lock:

@@ -16,8 +16,10 @@ from .usage import UsageTracker
 
 T = TypeVar("T", bound=BaseModel)
 
-_REPAIR = ("Your previous reply could not be used: {error}. Reply again with only one JSON "
-           "object that matches this schema, and nothing else:\n{schema}")
+_REPAIR = (
+    "Your previous reply could not be used: {error}. Reply again with only one JSON "
+    "object that matches this schema, and nothing else:\n{schema}"
+)
 
 
 @dataclass
@@ -60,8 +62,14 @@ class LLM:
         return self.backend.model_id
 
     def for_stage(self, stage: str) -> LLM:
-        other = LLM(self.backend, cache=self.cache, usage=self.usage, stage=stage,
-                    params=self.params, system_prompt=self.system_prompt)
+        other = LLM(
+            self.backend,
+            cache=self.cache,
+            usage=self.usage,
+            stage=stage,
+            params=self.params,
+            system_prompt=self.system_prompt,
+        )
         other._inflight = self._inflight
         return other
 
@@ -106,8 +114,14 @@ class LLM:
                         fut.set_result(comp)
         for i, fut in waiting:
             comp = await fut
-            shared = Completion(texts=comp.texts, finish_reasons=comp.finish_reasons, usage=comp.usage,
-                                model=comp.model, cached=True, error=comp.error)
+            shared = Completion(
+                texts=comp.texts,
+                finish_reasons=comp.finish_reasons,
+                usage=comp.usage,
+                model=comp.model,
+                cached=True,
+                error=comp.error,
+            )
             out[i] = shared
             self.usage.record(self.stage, shared)
         return out  # type: ignore[return-value]
@@ -117,8 +131,9 @@ class LLM:
             return [{"role": "system", "content": self.system_prompt}, *messages]
         return messages
 
-    async def complete(self, messages: list[dict[str, str]], *, params: SamplingParams | None = None,
-                       sample_index: int = 0) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, str]], *, params: SamplingParams | None = None, sample_index: int = 0
+    ) -> Completion:
         req = ChatRequest(self._messages(messages), params or self.params, sample_index=sample_index)
         return (await self.chat([req]))[0]
 
@@ -152,11 +167,13 @@ class LLM:
             return result
         import json
 
-        fix = msgs + [{"role": "assistant", "content": comp.text},
-                      {"role": "user", "content": _REPAIR.format(error=result.error,
-                                                                 schema=json.dumps(schema))}]
-        comp2 = (await self.chat([ChatRequest(fix, p, schema=schema, schema_name=model.__name__,
-                                              sample_index=sample_index)]))[0]
+        fix = msgs + [
+            {"role": "assistant", "content": comp.text},
+            {"role": "user", "content": _REPAIR.format(error=result.error, schema=json.dumps(schema))},
+        ]
+        comp2 = (
+            await self.chat([ChatRequest(fix, p, schema=schema, schema_name=model.__name__, sample_index=sample_index)])
+        )[0]
         result.completions.append(comp2)
         if not comp2.ok:
             result.error = f"repair request failed: {comp2.error}"

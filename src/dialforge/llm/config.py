@@ -17,7 +17,8 @@ class BackendConfig(BaseModel):
     model: str
     base_url: str | None = None
     api_key_env: str | None = Field(
-        None, description="environment variable that holds the API key (the key is never stored)")
+        None, description="environment variable that holds the API key (the key is never stored)"
+    )
     max_concurrency: int = Field(64, ge=1)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(5, ge=0)
@@ -39,10 +40,16 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
         from .http import OpenAIHTTPBackend
 
         return OpenAIHTTPBackend(
-            cfg.model, cfg.base_url, api_key_env=cfg.api_key_env,
-            max_concurrency=cfg.max_concurrency, timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries, backoff_base_s=cfg.backoff_base_s,
-            backoff_max_s=cfg.backoff_max_s, structured_output=cfg.structured_output)
+            cfg.model,
+            cfg.base_url,
+            api_key_env=cfg.api_key_env,
+            max_concurrency=cfg.max_concurrency,
+            timeout_s=cfg.timeout_s,
+            max_retries=cfg.max_retries,
+            backoff_base_s=cfg.backoff_base_s,
+            backoff_max_s=cfg.backoff_max_s,
+            structured_output=cfg.structured_output,
+        )
     from .local import TransformersBackend
 
     return TransformersBackend(cfg.model, batch_size=cfg.batch_size, device=cfg.device)

@@ -87,18 +87,26 @@ class OpenAIHTTPBackend:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._max_concurrency, limit_per_host=0,
-                                             ttl_dns_cache=300, keepalive_timeout=60)
+            connector = aiohttp.TCPConnector(
+                limit=self._max_concurrency, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
+            )
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, json_serialize=lambda o: orjson.dumps(o).decode(),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+                connector=connector,
+                headers=self._headers,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            )
         return self._session
 
     def _payload(self, req: ChatRequest) -> dict[str, Any]:
         p = req.params
-        body: dict[str, Any] = {"model": self.model_id, "messages": req.messages,
-                                "temperature": p.temperature, "top_p": p.top_p,
-                                "max_tokens": p.max_tokens}
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": req.messages,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+        }
         if p.n != 1:
             body["n"] = p.n
         if p.top_k is not None:
@@ -108,8 +116,10 @@ class OpenAIHTTPBackend:
         if p.seed is not None:
             body["seed"] = p.seed + req.sample_index
         if req.schema is not None and self.structured_output:
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": req.schema_name, "schema": req.schema, "strict": True}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": req.schema_name, "schema": req.schema, "strict": True},
+            }
         return body
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
@@ -145,16 +155,23 @@ class OpenAIHTTPBackend:
                 continue
             except _Fatal as e:
                 self.limiter.release()
-                return Completion(model=self.model_id, error=self._redact(str(e)), retries=retries,
-                                  latency_s=time.perf_counter() - start)
+                return Completion(
+                    model=self.model_id,
+                    error=self._redact(str(e)),
+                    retries=retries,
+                    latency_s=time.perf_counter() - start,
+                )
             self.limiter.release()
             self.limiter.on_success()
             comp.retries = retries
             comp.latency_s = time.perf_counter() - start
             return comp
-        return Completion(model=self.model_id, retries=retries,
-                          error=f"gave up after {retries} retries: {last_error}",
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            model=self.model_id,
+            retries=retries,
+            error=f"gave up after {retries} retries: {last_error}",
+            latency_s=time.perf_counter() - start,
+        )
 
     async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> Completion:
         try:
@@ -164,9 +181,11 @@ class OpenAIHTTPBackend:
                 if status != 200:
                     snippet = raw[:200].decode("utf-8", "replace")
                     if status in _PUSHBACK:
-                        raise _Retryable(f"HTTP {status}: {snippet}",
-                                         _parse_retry_after(resp.headers.get("Retry-After")),
-                                         pushback=True)
+                        raise _Retryable(
+                            f"HTTP {status}: {snippet}",
+                            _parse_retry_after(resp.headers.get("Retry-After")),
+                            pushback=True,
+                        )
                     if status >= 500 or status == 408:
                         raise _Retryable(f"HTTP {status}: {snippet}")
                     raise _Fatal(f"HTTP {status}: {snippet}")
@@ -180,13 +199,18 @@ class OpenAIHTTPBackend:
             texts = [c["message"]["content"] or "" for c in choices]
             reasons = [c.get("finish_reason") or "stop" for c in choices]
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as e:
-            raise _Retryable(f"malformed response body ({type(e).__name__}: {e}): "
-                             f"{raw[:120].decode('utf-8', 'replace')}") from None
+            raise _Retryable(
+                f"malformed response body ({type(e).__name__}: {e}): {raw[:120].decode('utf-8', 'replace')}"
+            ) from None
         if not choices:
             raise _Retryable("response has no choices")
         u = data.get("usage") or {}
-        return Completion(texts=texts, finish_reasons=reasons, model=self.model_id,
-                          usage=Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0))
+        return Completion(
+            texts=texts,
+            finish_reasons=reasons,
+            model=self.model_id,
+            usage=Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0),
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:

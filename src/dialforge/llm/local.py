@@ -56,8 +56,7 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
 
 
 class TransformersBackend:
-    def __init__(self, model: str, *, batch_size: int = 16, device: str | None = None,
-                 dtype: str = "auto") -> None:
+    def __init__(self, model: str, *, batch_size: int = 16, device: str | None = None, dtype: str = "auto") -> None:
         self.model_id = model
         self.batch_size = batch_size
         self._device = device
@@ -95,8 +94,7 @@ class TransformersBackend:
             import xgrammar as xgr
 
             if self._compiler is None:
-                info = xgr.TokenizerInfo.from_huggingface(
-                    self._tok, vocab_size=self._model.config.vocab_size)
+                info = xgr.TokenizerInfo.from_huggingface(self._tok, vocab_size=self._model.config.vocab_size)
                 self._compiler = xgr.GrammarCompiler(info)
             self._grammars[key] = self._compiler.compile_json_schema(key, any_whitespace=False)
         return self._grammars[key]
@@ -131,8 +129,7 @@ class TransformersBackend:
                     comps = await asyncio.to_thread(self._generate, [r for r, _ in group])
                 except Exception as e:  # one bad batch must not kill the worker
                     log.exception("local generation failed")
-                    comps = [Completion(model=self.model_id, error=f"{type(e).__name__}: {e}")
-                             for _ in group]
+                    comps = [Completion(model=self.model_id, error=f"{type(e).__name__}: {e}") for _ in group]
                 for (_, fut), comp in zip(group, comps, strict=True):
                     if not fut.done():
                         fut.set_result(comp)
@@ -145,13 +142,15 @@ class TransformersBackend:
         tok, model = self._tok, self._model
         p: SamplingParams = reqs[0].params
         start = time.perf_counter()
-        prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
-                   for r in reqs for _ in range(p.n)]
+        prompts = [
+            tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
+            for r in reqs
+            for _ in range(p.n)
+        ]
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tok.pad_token_id}
         if p.temperature > 0:
-            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p,
-                          top_k=p.top_k or 0)
+            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k or 0)
         else:
             kwargs.update(do_sample=False)
         if reqs[0].schema is not None:
@@ -164,12 +163,12 @@ class TransformersBackend:
             torch.manual_seed(p.seed + reqs[0].sample_index)
         with torch.no_grad():
             out = model.generate(**enc, **kwargs)
-        new = out[:, enc["input_ids"].shape[1]:]
+        new = out[:, enc["input_ids"].shape[1] :]
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         elapsed = time.perf_counter() - start
         eos = tok.eos_token_id
         comps = []
-        for i, r in enumerate(reqs):
+        for i in range(len(reqs)):
             texts, reasons, ptoks, ctoks = [], [], 0, 0
             for j in range(p.n):
                 row = new[i * p.n + j].tolist()
@@ -188,8 +187,15 @@ class TransformersBackend:
                 reasons.append(reason)
                 ptoks += int(prompt_lens[i * p.n + j])
                 ctoks += n_gen
-            comps.append(Completion(texts=texts, finish_reasons=reasons, model=self.model_id,
-                                    usage=Usage(ptoks // p.n, ctoks), latency_s=elapsed))
+            comps.append(
+                Completion(
+                    texts=texts,
+                    finish_reasons=reasons,
+                    model=self.model_id,
+                    usage=Usage(ptoks // p.n, ctoks),
+                    latency_s=elapsed,
+                )
+            )
         return comps
 
     async def aclose(self) -> None:

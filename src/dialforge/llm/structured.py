@@ -47,12 +47,11 @@ def parse_structured(text: str, model: type[T]) -> T:
         if start < 0 or end <= start:
             raise ValueError("no JSON object in the reply") from None
         try:
-            obj = json.loads(s[start:end + 1], strict=False)
+            obj = json.loads(s[start : end + 1], strict=False)
         except json.JSONDecodeError as e:
             raise ValueError(f"invalid JSON: {e}") from None
     try:
         return model.model_validate(obj)
     except ValidationError as e:
-        errs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '<root>'}: {x['msg']}"
-                         for x in e.errors()[:3])
+        errs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '<root>'}: {x['msg']}" for x in e.errors()[:3])
         raise ValueError(f"does not match the schema: {errs}") from None

@@ -69,14 +69,19 @@ class Completion:
         return self.finish_reasons[0] if self.finish_reasons else ("error" if self.error else "")
 
     def to_cache(self) -> dict[str, Any]:
-        return {"texts": self.texts, "finish_reasons": self.finish_reasons, "model": self.model,
-                "usage": [self.usage.prompt_tokens, self.usage.completion_tokens]}
+        return {
+            "texts": self.texts,
+            "finish_reasons": self.finish_reasons,
+            "model": self.model,
+            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
+        }
 
     @classmethod
     def from_cache(cls, d: dict[str, Any]) -> Completion:
         p, c = d["usage"]
-        return cls(texts=d["texts"], finish_reasons=d["finish_reasons"], model=d["model"],
-                   usage=Usage(p, c), cached=True)
+        return cls(
+            texts=d["texts"], finish_reasons=d["finish_reasons"], model=d["model"], usage=Usage(p, c), cached=True
+        )
 
 
 @runtime_checkable

@@ -29,9 +29,20 @@ from ..llm.usage import UsageTracker
 log = logging.getLogger("dialforge")
 
 # Knobs that change how fast a run goes, not what it produces: they may differ on resume.
-OPERATIONAL_KEYS = frozenset({"max_concurrency", "timeout_s", "max_retries", "backoff_base_s",
-                              "backoff_max_s", "batch_size", "device", "api_key_env",
-                              "concurrency", "progress"})
+OPERATIONAL_KEYS = frozenset(
+    {
+        "max_concurrency",
+        "timeout_s",
+        "max_retries",
+        "backoff_base_s",
+        "backoff_max_s",
+        "batch_size",
+        "device",
+        "api_key_env",
+        "concurrency",
+        "progress",
+    }
+)
 
 
 def _strip_operational(obj: Any) -> Any:
@@ -81,8 +92,9 @@ class RecordStore:
                     break
             pos = good = nl + 1
         if good < len(data):
-            log.warning("%s: dropped %d bytes of an incomplete last record (crash recovery)",
-                        self.path, len(data) - good)
+            log.warning(
+                "%s: dropped %d bytes of an incomplete last record (crash recovery)", self.path, len(data) - good
+            )
             with self.path.open("r+b") as f:
                 f.truncate(good)
 
@@ -117,9 +129,16 @@ class RecordStore:
 class RunDir:
     """One run's home. Use as a context manager; `close()` flushes usage and the manifest."""
 
-    def __init__(self, path: str | Path, *, command: str, config: BaseModel | dict[str, Any],
-                 models: dict[str, str] | None = None, force_new: bool = False,
-                 use_cache: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        command: str,
+        config: BaseModel | dict[str, Any],
+        models: dict[str, str] | None = None,
+        force_new: bool = False,
+        use_cache: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.command = command
         self.fingerprint = config_fingerprint(config)
@@ -132,7 +151,8 @@ class RunDir:
                 raise RunDirConflict(
                     f"{self.path} holds a run of `{old.get('command')}` with a different config "
                     f"(fingerprint {old.get('config_fingerprint')} != {self.fingerprint}); "
-                    "use another --out directory, or --force-new to move the old run aside")
+                    "use another --out directory, or --force-new to move the old run aside"
+                )
             if not same:
                 aside = self.path.with_name(f"{self.path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
                 self.path.rename(aside)
@@ -144,11 +164,18 @@ class RunDir:
         if not self.resumed:
             cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
             self.manifest = {
-                "dialforge_version": __version__, "command": command,
-                "config_fingerprint": self.fingerprint, "config": cfg,
-                "models": models or {}, "created_at": _now(), "updated_at": _now(),
-                "python": sys.version.split()[0], "platform": platform.platform(),
-                "packages": _package_versions(), "stages": {}, "resumes": 0,
+                "dialforge_version": __version__,
+                "command": command,
+                "config_fingerprint": self.fingerprint,
+                "config": cfg,
+                "models": models or {},
+                "created_at": _now(),
+                "updated_at": _now(),
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "packages": _package_versions(),
+                "stages": {},
+                "resumes": 0,
             }
         else:
             self.manifest["resumes"] = self.manifest.get("resumes", 0) + 1
@@ -157,8 +184,7 @@ class RunDir:
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger("dialforge").addHandler(self._log_handler)
         logging.getLogger("dialforge").setLevel(logging.INFO)
-        log.info("%s run %s (config %s)", "resumed" if self.resumed else "started", self.path,
-                 self.fingerprint)
+        log.info("%s run %s (config %s)", "resumed" if self.resumed else "started", self.path, self.fingerprint)
         self.cache = CallCache(self.path / "cache.sqlite") if use_cache else None
         self.usage = UsageTracker(self.path / "usage.json")
         self._stores: dict[str, RecordStore] = {}
@@ -178,8 +204,10 @@ class RunDir:
 
     def write_manifest(self) -> None:
         self.manifest["updated_at"] = _now()
-        atomic_write_bytes(self.path / "manifest.json",
-                           orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        atomic_write_bytes(
+            self.path / "manifest.json",
+            orjson.dumps(self.manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS),
+        )
 
     def close(self) -> None:
         for s in self._stores.values():
@@ -202,8 +230,7 @@ def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("torch", "transformers", "sentence-transformers", "trl", "peft", "aiohttp",
-                 "pydantic", "xgrammar"):
+    for name in ("torch", "transformers", "sentence-transformers", "trl", "peft", "aiohttp", "pydantic", "xgrammar"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -15,10 +15,20 @@ EXPORT_FORMATS = ("openai", "sharegpt", "hf", "llamafactory")
 
 def llamafactory_entry(file_name: str) -> dict[str, object]:
     """A `dataset_info.json` entry for a ShareGPT file written by `to_sharegpt`."""
-    return {"file_name": file_name, "formatting": "sharegpt",
-            "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
-            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                     "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}}
+    return {
+        "file_name": file_name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+        "tags": {
+            "role_tag": "from",
+            "content_tag": "value",
+            "user_tag": "human",
+            "assistant_tag": "gpt",
+            "observation_tag": "observation",
+            "function_tag": "function_call",
+            "system_tag": "system",
+        },
+    }
 
 
 def export(convs: list[Conversation], fmt: str, out: str | Path, name: str = "dialforge") -> list[Path]:

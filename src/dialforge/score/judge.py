@@ -21,7 +21,8 @@ QUESTION_QUALITY_SYSTEM = (
     "- diversity: the user varies how the topic develops (following up, associating related "
     "questions, moving to new topics) instead of repeating one pattern.\n"
     "Answer in JSON with the keys complexity, relevancy, logicality, diversity and a one-"
-    "sentence rationale.")
+    "sentence rationale."
+)
 
 
 class QuestionQuality(BaseModel):
@@ -53,9 +54,11 @@ def parse_loose(text: str) -> dict[str, int] | None:
 
 async def judge_question_quality(llm: LLM, conv: Conversation) -> dict[str, Any]:
     """Scores (and their mean) or an error; the raw judge output is always kept."""
-    res = await llm.structured([{"role": "system", "content": QUESTION_QUALITY_SYSTEM},
-                                {"role": "user", "content": render_for_judge(conv)}],
-                               QuestionQuality, params=llm.params)
+    res = await llm.structured(
+        [{"role": "system", "content": QUESTION_QUALITY_SYSTEM}, {"role": "user", "content": render_for_judge(conv)}],
+        QuestionQuality,
+        params=llm.params,
+    )
     out: dict[str, Any] = {"raw": res.raw}
     scores: dict[str, int] | None = None
     if res.value is not None:

@@ -22,7 +22,7 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     grams: list[tuple[str, ...]] = []
     for t in texts:
         w = words(t)
-        grams.extend(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+        grams.extend(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -68,7 +68,7 @@ def self_bleu(texts: Sequence[str], sample_size: int = 100, seed: int = 0) -> fl
     if len(s) < 2:
         return 0.0
     smooth = SmoothingFunction().method1
-    scores = [sentence_bleu(s[:i] + s[i + 1:], hyp, smoothing_function=smooth) for i, hyp in enumerate(s)]
+    scores = [sentence_bleu(s[:i] + s[i + 1 :], hyp, smoothing_function=smooth) for i, hyp in enumerate(s)]
     return float(np.mean(scores))
 
 
@@ -90,10 +90,14 @@ def embedding_diversity(vectors: np.ndarray) -> dict[str, float]:
 _REFER = re.compile(
     r"\b(this|that|these|those|it|its|they|them|above|previous|earlier|you (said|mentioned|suggested|listed|wrote)|"
     r"your (answer|response|reply|list|example|suggestion|explanation|code)|the (first|second|third|last|other) "
-    r"(one|point|option|step|idea|example))\b", re.I)
-_STOP = frozenset("about above after again against because before being below between could doing during "
-                  "further having other should their there these those through under until while which would "
-                  "where what when your yours with from into only same some such than that then this very".split())
+    r"(one|point|option|step|idea|example))\b",
+    re.I,
+)
+_STOP = frozenset(
+    "about above after again against because before being below between could doing during "
+    "further having other should their there these those through under until while which would "
+    "where what when your yours with from into only same some such than that then this very".split()
+)
 
 
 def is_follow_up(question: str, previous_answer: str) -> bool:

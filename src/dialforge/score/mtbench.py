@@ -27,8 +27,16 @@ from ..run.rundir import RunDir
 
 NEED_REF = ("math", "reasoning", "coding")
 # FastChat's answer temperatures by category
-TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
-               "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}
+TEMPERATURE = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
 _RATING = [re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]")]
 
 
@@ -86,22 +94,34 @@ def summarise_single(judgments: list[dict[str, Any]], categories: dict[int, str]
         by_turn[j["turn"]].append(j["score"])
         if j["question_id"] in categories:
             by_cat[categories[j["question_id"]]].append(j["score"])
-    return {"mean": round(statistics.fmean(j["score"] for j in ok), 4) if ok else None,
-            "turns": {t: round(statistics.fmean(v), 4) for t, v in sorted(by_turn.items())},
-            "categories": {c: round(statistics.fmean(v), 4) for c, v in sorted(by_cat.items())},
-            "judged": len(ok), "unparsed": len(judgments) - len(ok)}
+    return {
+        "mean": round(statistics.fmean(j["score"] for j in ok), 4) if ok else None,
+        "turns": {t: round(statistics.fmean(v), 4) for t, v in sorted(by_turn.items())},
+        "categories": {c: round(statistics.fmean(v), 4) for c, v in sorted(by_cat.items())},
+        "judged": len(ok),
+        "unparsed": len(judgments) - len(ok),
+    }
 
 
-async def run_mt_bench(cfg: MTBenchConfig, out: str | Path, *, force_new: bool = False,
-                       progress: bool | None = None) -> dict[str, Any]:
+async def run_mt_bench(
+    cfg: MTBenchConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
+) -> dict[str, Any]:
     questions = load_jsonl(cfg.questions)
-    refs = {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.reference_answers)} \
-        if cfg.reference_answers else {}
+    refs = (
+        {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.reference_answers)}
+        if cfg.reference_answers
+        else {}
+    )
     prompts = {p["name"]: p for p in load_jsonl(cfg.judge_prompts)}
     if cfg.mode == "pairwise" and not cfg.baseline_answers:
         raise DialforgeError("pairwise mode needs --baseline-answers (a FastChat answer file)")
-    with RunDir(out, command="eval mt-bench", config=cfg,
-                models={"model": cfg.model.model, "judge": cfg.judge.model}, force_new=force_new) as run:
+    with RunDir(
+        out,
+        command="eval mt-bench",
+        config=cfg,
+        models={"model": cfg.model.model, "judge": cfg.judge.model},
+        force_new=force_new,
+    ) as run:
         model = LLM(make_backend(cfg.model), cache=run.cache, usage=run.usage, stage="mtbench.answer")
         judge = LLM(make_backend(cfg.judge), cache=run.cache, usage=run.usage, stage="mtbench.judge")
         answers_store = run.store("answers.jsonl")
@@ -115,8 +135,7 @@ async def run_mt_bench(cfg: MTBenchConfig, out: str | Path, *, force_new: bool =
                     if rid in answers_store:
                         bar.advance()
                         return
-                    params = SamplingParams(temperature=TEMPERATURE.get(q["category"], 0.7),
-                                            max_tokens=cfg.max_tokens)
+                    params = SamplingParams(temperature=TEMPERATURE.get(q["category"], 0.7), max_tokens=cfg.max_tokens)
                     msgs: list[dict[str, str]] = []
                     turns = []
                     async with sem:
@@ -126,14 +145,23 @@ async def run_mt_bench(cfg: MTBenchConfig, out: str | Path, *, force_new: bool =
                             text = comp.text if comp.ok else "$ERROR$"
                             msgs.append({"role": "assistant", "content": text})
                             turns.append(text)
-                    answers_store.append({"id": rid, "question_id": q["question_id"], "model_id": cfg.model.model,
-                                          "choices": [{"index": 0, "turns": turns}]})
+                    answers_store.append(
+                        {
+                            "id": rid,
+                            "question_id": q["question_id"],
+                            "model_id": cfg.model.model,
+                            "choices": [{"index": 0, "turns": turns}],
+                        }
+                    )
                     bar.advance()
 
                 await asyncio.gather(*(answer(q) for q in questions))
             answers = {r["question_id"]: r["choices"][0]["turns"] for r in answers_store.records()}
-            baseline = ({r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.baseline_answers)}
-                        if cfg.baseline_answers else {})
+            baseline = (
+                {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.baseline_answers)}
+                if cfg.baseline_answers
+                else {}
+            )
             jobs = [(q, turn) for q in questions for turn in (1, 2)]
             with stage_progress("judge", len(jobs), run.usage, progress) as bar:
 
@@ -142,8 +170,16 @@ async def run_mt_bench(cfg: MTBenchConfig, out: str | Path, *, force_new: bool =
                     if rid in judgments_store:
                         bar.advance()
                         return
-                    rec = await _judge(judge, cfg, prompts, q, turn, answers[q["question_id"]],
-                                       refs.get(q["question_id"]), baseline.get(q["question_id"]))
+                    rec = await _judge(
+                        judge,
+                        cfg,
+                        prompts,
+                        q,
+                        turn,
+                        answers[q["question_id"]],
+                        refs.get(q["question_id"]),
+                        baseline.get(q["question_id"]),
+                    )
                     judgments_store.append({"id": rid, **rec})
                     bar.advance()
 
@@ -174,9 +210,14 @@ def summarise_pairwise(judgments: list[dict[str, Any]], categories: dict[int, st
     for j in judgments:
         by_cat[categories.get(j["question_id"], "?")][j["winner"]] += 1
     n = sum(res.values())
-    return {"win": res["model"], "loss": res["baseline"], "tie": res["tie"], "error": res["error"],
-            "win_rate": round(res["model"] / n, 4) if n else None,
-            "categories": {c: dict(v) for c, v in sorted(by_cat.items())}}
+    return {
+        "win": res["model"],
+        "loss": res["baseline"],
+        "tie": res["tie"],
+        "error": res["error"],
+        "win_rate": round(res["model"] / n, 4) if n else None,
+        "categories": {c: dict(v) for c, v in sorted(by_cat.items())},
+    }
 
 
 def _fill(template: str, **kw: Any) -> str:
@@ -185,24 +226,35 @@ def _fill(template: str, **kw: Any) -> str:
     return template
 
 
-async def _judge(judge: LLM, cfg: MTBenchConfig, prompts: dict[str, dict[str, Any]], q: dict[str, Any],
-                 turn: int, ans: list[str], ref: list[str] | None, base: list[str] | None) -> dict[str, Any]:
+async def _judge(
+    judge: LLM,
+    cfg: MTBenchConfig,
+    prompts: dict[str, dict[str, Any]],
+    q: dict[str, Any],
+    turn: int,
+    ans: list[str],
+    ref: list[str] | None,
+    base: list[str] | None,
+) -> dict[str, Any]:
     need_ref = q["category"] in NEED_REF and ref is not None
     multi = "-multi-turn" if turn == 2 else ""
     params = SamplingParams(temperature=0.0, max_tokens=2048)
-    fields: dict[str, Any] = {"question": q["turns"][0], "question_1": q["turns"][0],
-                              "question_2": q["turns"][1] if len(q["turns"]) > 1 else ""}
+    fields: dict[str, Any] = {
+        "question": q["turns"][0],
+        "question_1": q["turns"][0],
+        "question_2": q["turns"][1] if len(q["turns"]) > 1 else "",
+    }
     if need_ref and ref is not None:
         fields.update(ref_answer_1=ref[0], ref_answer_2=ref[1] if len(ref) > 1 else "")
-    common = {"question_id": q["question_id"], "model": cfg.model.model, "turn": turn,
-              "judge": [cfg.judge.model, ""]}
+    common = {"question_id": q["question_id"], "model": cfg.model.model, "turn": turn, "judge": [cfg.judge.model, ""]}
     if cfg.mode == "single":
         name = ("single-math-v1" if need_ref else "single-v1") + multi
         p = prompts[name]
         fields.update(answer=ans[0], answer_1=ans[0], answer_2=ans[1] if len(ans) > 1 else "")
         user = _fill(p["prompt_template"], **fields)
-        comp = await judge.complete([{"role": "system", "content": p["system_prompt"]},
-                                     {"role": "user", "content": user}], params=params)
+        comp = await judge.complete(
+            [{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": user}], params=params
+        )
         text = comp.text if comp.ok else f"$ERROR$ {comp.error}"
         common["judge"][1] = name
         return {**common, "user_prompt": user, "judgment": text, "score": parse_rating(text)}
@@ -212,10 +264,22 @@ async def _judge(judge: LLM, cfg: MTBenchConfig, prompts: dict[str, dict[str, An
     verdicts = []
     judgments = []
     for a, b in ((ans, base), (base, ans)):  # both orders: position bias
-        f = dict(fields, answer_a=a[0], answer_b=b[0], answer_a_1=a[0], answer_b_1=b[0],
-                 answer_a_2=a[1] if len(a) > 1 else "", answer_b_2=b[1] if len(b) > 1 else "")
-        comp = await judge.complete([{"role": "system", "content": p["system_prompt"]},
-                                     {"role": "user", "content": _fill(p["prompt_template"], **f)}], params=params)
+        f = dict(
+            fields,
+            answer_a=a[0],
+            answer_b=b[0],
+            answer_a_1=a[0],
+            answer_b_1=b[0],
+            answer_a_2=a[1] if len(a) > 1 else "",
+            answer_b_2=b[1] if len(b) > 1 else "",
+        )
+        comp = await judge.complete(
+            [
+                {"role": "system", "content": p["system_prompt"]},
+                {"role": "user", "content": _fill(p["prompt_template"], **f)},
+            ],
+            params=params,
+        )
         text = comp.text if comp.ok else f"$ERROR$ {comp.error}"
         judgments.append(text)
         verdicts.append(parse_pair(text))

@@ -53,8 +53,11 @@ def conversation_scores(conv: Conversation) -> dict[str, Any]:
     s["distinct_2"] = round(M.distinct_n(users, 2), 4)
     s["mtld"] = round(M.mtld([w for u in users for w in M.words(u)]), 3)
     body = conv.dialogue()
-    pairs = [(body[i].content, body[i - 1].content) for i in range(1, len(body))
-             if body[i].role == "user" and body[i - 1].role == "assistant"]
+    pairs = [
+        (body[i].content, body[i - 1].content)
+        for i in range(1, len(body))
+        if body[i].role == "user" and body[i - 1].role == "assistant"
+    ]
     s["follow_ups"] = sum(M.is_follow_up(q, a) for q, a in pairs)
     s["follow_up_rate"] = round(s["follow_ups"] / len(pairs), 4) if pairs else None
     strategies = [m.meta["strategy_id"] for m in conv.messages if m.role == "user" and "strategy_id" in m.meta]
@@ -119,8 +122,9 @@ def dataset_scores(convs: list[Conversation], per: list[dict[str, Any]], cfg: Sc
     return out
 
 
-async def _judge_all(convs: list[Conversation], per: list[dict[str, Any]], cfg: ScoreConfig,
-                     cache_path: Path, usage_path: Path) -> None:
+async def _judge_all(
+    convs: list[Conversation], per: list[dict[str, Any]], cfg: ScoreConfig, cache_path: Path, usage_path: Path
+) -> None:
     from ..llm.cache import CallCache
     from ..llm.client import LLM
     from ..llm.config import make_backend
@@ -159,6 +163,10 @@ def score(path: str | Path, cfg: ScoreConfig | None = None) -> dict[str, Any]:
         asyncio.run(_judge_all(convs, per, cfg, cache, usage))
     summary = dataset_scores(convs, per, cfg)
     atomic_write_bytes(per_path, b"".join(orjson.dumps(p) + b"\n" for p in per))
-    atomic_write_bytes(summary_path, orjson.dumps({"source": str(data), "config": cfg.model_dump(mode="json"),
-                                                   "dataset": summary}, option=orjson.OPT_INDENT_2))
+    atomic_write_bytes(
+        summary_path,
+        orjson.dumps(
+            {"source": str(data), "config": cfg.model_dump(mode="json"), "dataset": summary}, option=orjson.OPT_INDENT_2
+        ),
+    )
     return summary

@@ -14,11 +14,23 @@ import numpy as np
 from ..conversation import Conversation
 from ..errors import DialforgeError
 
-_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.Mod: operator.mod}
-_CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-        ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
-        ast.NotIn: lambda a, b: a not in b}
+_BIN = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+}
+_CMP = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
 
 
 class Expression:
@@ -40,8 +52,10 @@ class Expression:
     def check_names(self, available: set[str]) -> None:
         unknown = sorted(self.names - available)
         if unknown:
-            raise DialforgeError(f"filter expression {self.text!r}: unknown name {unknown[0]!r} "
-                                 f"(available: {', '.join(sorted(available))})")
+            raise DialforgeError(
+                f"filter expression {self.text!r}: unknown name {unknown[0]!r} "
+                f"(available: {', '.join(sorted(available))})"
+            )
 
     def __call__(self, env: dict[str, Any]) -> bool:
         try:
@@ -88,8 +102,7 @@ def flatten(scores: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def filter_conversations(convs: list[Conversation], scores: dict[str, dict[str, Any]],
-                         expr: str) -> list[Conversation]:
+def filter_conversations(convs: list[Conversation], scores: dict[str, dict[str, Any]], expr: str) -> list[Conversation]:
     e = Expression(expr)
     envs = []
     for c in convs:
@@ -110,8 +123,14 @@ def _text(c: Conversation) -> str:
     return "\n".join(m.content for m in c.dialogue())
 
 
-def dedup(convs: list[Conversation], *, near: float | None = 0.8, embedding: float | None = None,
-          embedder: str = "all-MiniLM-L6-v2", num_perm: int = 128) -> tuple[list[Conversation], list[dict[str, Any]]]:
+def dedup(
+    convs: list[Conversation],
+    *,
+    near: float | None = 0.8,
+    embedding: float | None = None,
+    embedder: str = "all-MiniLM-L6-v2",
+    num_perm: int = 128,
+) -> tuple[list[Conversation], list[dict[str, Any]]]:
     """Exact, then MinHash near-duplicate (Jaccard of word 3-gram shingles >= `near`), then
     embedding (cosine >= `embedding`) deduplication. The first occurrence is kept; every
     removal is reported with its reason and the id it duplicates."""
@@ -132,14 +151,19 @@ def dedup(convs: list[Conversation], *, near: float | None = 0.8, embedding: flo
         survivors = []
         for c in kept:
             w = _norm(_text(c)).split()
-            shingles = {" ".join(w[i:i + 3]) for i in range(max(1, len(w) - 2))}
+            shingles = {" ".join(w[i : i + 3]) for i in range(max(1, len(w) - 2))}
             mh = MinHash(num_perm=num_perm, seed=1)
             for s in shingles:
                 mh.update(s.encode())
             hits = lsh.query(mh)
             if hits:
-                removed.append({"id": c.id, "reason": f"near-duplicate (MinHash Jaccard >= {near})",
-                                "duplicate_of": sorted(hits)[0]})
+                removed.append(
+                    {
+                        "id": c.id,
+                        "reason": f"near-duplicate (MinHash Jaccard >= {near})",
+                        "duplicate_of": sorted(hits)[0],
+                    }
+                )
                 continue
             lsh.insert(c.id, mh)
             survivors.append(c)
@@ -154,8 +178,13 @@ def dedup(convs: list[Conversation], *, near: float | None = 0.8, embedding: flo
                 sims = chosen @ v
                 j = int(np.argmax(sims))
                 if sims[j] >= embedding:
-                    removed.append({"id": c.id, "reason": f"embedding cosine {sims[j]:.3f} >= {embedding}",
-                                    "duplicate_of": survivors[j].id})
+                    removed.append(
+                        {
+                            "id": c.id,
+                            "reason": f"embedding cosine {sims[j]:.3f} >= {embedding}",
+                            "duplicate_of": survivors[j].id,
+                        }
+                    )
                     continue
             survivors.append(c)
             chosen = np.vstack([chosen, v[None]])

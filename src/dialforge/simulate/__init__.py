@@ -4,6 +4,18 @@ from .config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
 from .engine import Engine, load_seeds, simulate, simulate_async
 from .simulators import PromptedUser, StrategyUser, TrainedUser, make_simulator, swap_roles
 
-__all__ = ["Engine", "PromptedUser", "SeedConfig", "SimulateConfig", "StopConfig", "StrategyConfig",
-           "StrategyUser", "TrainedUser", "load_seeds", "make_simulator", "simulate", "simulate_async",
-           "swap_roles"]
+__all__ = [
+    "Engine",
+    "PromptedUser",
+    "SeedConfig",
+    "SimulateConfig",
+    "StopConfig",
+    "StrategyConfig",
+    "StrategyUser",
+    "TrainedUser",
+    "load_seeds",
+    "make_simulator",
+    "simulate",
+    "simulate_async",
+    "swap_roles",
+]

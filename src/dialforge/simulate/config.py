@@ -8,8 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..llm.config import BackendConfig
 
-DEFAULT_GOODBYES = ["goodbye", "bye bye", "bye!", "thanks for your help", "thank you for your help",
-                    "that's all i needed", "that is all i needed", "have a nice day", "have a great day"]
+DEFAULT_GOODBYES = [
+    "goodbye",
+    "bye bye",
+    "bye!",
+    "thanks for your help",
+    "thank you for your help",
+    "that's all i needed",
+    "that is all i needed",
+    "have a nice day",
+    "have a great day",
+]
 
 
 class SeedConfig(BaseModel):
@@ -58,8 +67,10 @@ class SimulateConfig(BaseModel):
     user: BackendConfig
     assistant: BackendConfig
     user_format: Literal["prompted", "trained"] = Field(
-        "prompted", description="trained: a simulator trained by `dialforge train simulator`, "
-                                "prompted exactly as trained (roles swapped, no instruction)")
+        "prompted",
+        description="trained: a simulator trained by `dialforge train simulator`, "
+        "prompted exactly as trained (roles swapped, no instruction)",
+    )
     user_system_prompt: str | None = None
     personas: list[str] = Field(default_factory=list)
     strategy: StrategyConfig | None = None

@@ -67,8 +67,9 @@ class Engine:
     async def run_one(self, conv_id: str, seed: Seed, sample: int) -> Conversation:
         cfg = self.cfg
         persona = cfg.personas[int(stable_hash(seed.id, sample), 16) % len(cfg.personas)] if cfg.personas else None
-        state = ConvState(conv_id=conv_id, messages=[dict(m) for m in seed.messages], sample=sample,
-                          persona=persona, topic=seed.topic)
+        state = ConvState(
+            conv_id=conv_id, messages=[dict(m) for m in seed.messages], sample=sample, persona=persona, topic=seed.topic
+        )
         state.user_turns = sum(1 for m in state.messages if m["role"] == "user")
         reason: str | None = None
         extra: dict[str, Any] = {}
@@ -104,9 +105,17 @@ class Engine:
                 if reason and reason != "goodbye":
                     extra["final_assistant_turn"] = text
                     break
-                msgs.append({"role": "assistant", "content": text,
-                             "meta": {"model": comp.model, "latency_s": round(comp.latency_s, 4),
-                                      "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens]}})
+                msgs.append(
+                    {
+                        "role": "assistant",
+                        "content": text,
+                        "meta": {
+                            "model": comp.model,
+                            "latency_s": round(comp.latency_s, 4),
+                            "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
+                        },
+                    }
+                )
         # a training dialogue ends on an answer: drop a trailing unanswered user turn
         while state.messages and state.messages[-1]["role"] == "user" and not state.messages[-1]["meta"].get("seed"):
             extra.setdefault("dropped_user_turns", []).append(state.messages.pop()["content"])
@@ -117,42 +126,68 @@ class Engine:
             if u:
                 usage[0] += u[0]
                 usage[1] += u[1]
-        meta = {"mode": cfg.mode, "seed_id": seed.id, "sample_index": sample,
-                "simulator_model": self.sim.model_id, "assistant_model": self.assistant.model_id,
-                "termination_reason": reason, "user_turns": sum(1 for m in messages if m.role == "user"),
-                "usage": usage, "wall_s": round(time.perf_counter() - started, 3), **extra}
+        meta = {
+            "mode": cfg.mode,
+            "seed_id": seed.id,
+            "sample_index": sample,
+            "simulator_model": self.sim.model_id,
+            "assistant_model": self.assistant.model_id,
+            "termination_reason": reason,
+            "user_turns": sum(1 for m in messages if m.role == "user"),
+            "usage": usage,
+            "wall_s": round(time.perf_counter() - started, 3),
+            **extra,
+        }
         if persona:
             meta["persona"] = persona
         return Conversation(id=conv_id, messages=messages, meta=meta)
 
 
 def conversation_id(cfg: SimulateConfig, seed: Seed, sample: int) -> str:
-    return stable_hash("simulate", config_fingerprint(cfg.model_copy(update={"seeds": SeedConfig(free=1)})),
-                       seed.id, sample)
+    return stable_hash(
+        "simulate", config_fingerprint(cfg.model_copy(update={"seeds": SeedConfig(free=1)})), seed.id, sample
+    )
 
 
-async def simulate_async(cfg: SimulateConfig, out: str | Path, *, force_new: bool = False,
-                         use_cache: bool = True, progress: bool | None = None) -> dict[str, Any]:
+async def simulate_async(
+    cfg: SimulateConfig,
+    out: str | Path,
+    *,
+    force_new: bool = False,
+    use_cache: bool = True,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     seeds = load_seeds(cfg.seeds)
     jobs = [(conversation_id(cfg, s, k), s, k) for s in seeds for k in range(cfg.samples_per_seed)]
     models = {"user": cfg.user.model, "assistant": cfg.assistant.model}
     if cfg.strategy and cfg.strategy.judge:
         models["judge"] = cfg.strategy.judge.model
-    with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new,
-                use_cache=use_cache) as run:
+    with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
         store = run.store("conversations.jsonl")
-        user_llm = LLM(make_backend(cfg.user), cache=run.cache, usage=run.usage, stage="simulate.user",
-                       params=cfg.user.params)
+        user_llm = LLM(
+            make_backend(cfg.user), cache=run.cache, usage=run.usage, stage="simulate.user", params=cfg.user.params
+        )
         if cfg.assistant == cfg.user:
             assistant_backend = user_llm.backend  # one model plays both roles: one backend, one batch queue
         else:
             assistant_backend = make_backend(cfg.assistant)
-        assistant = LLM(assistant_backend, cache=run.cache, usage=run.usage, stage="simulate.assistant",
-                        params=cfg.assistant.params, system_prompt=cfg.assistant.system_prompt)
+        assistant = LLM(
+            assistant_backend,
+            cache=run.cache,
+            usage=run.usage,
+            stage="simulate.assistant",
+            params=cfg.assistant.params,
+            system_prompt=cfg.assistant.system_prompt,
+        )
         judge = None
         if cfg.strategy and cfg.strategy.judge:
-            judge = LLM(make_backend(cfg.strategy.judge), cache=run.cache, usage=run.usage,
-                        stage="simulate.judge", params=cfg.strategy.judge.params)
+            judge = LLM(
+                make_backend(cfg.strategy.judge),
+                cache=run.cache,
+                usage=run.usage,
+                stage="simulate.judge",
+                params=cfg.strategy.judge.params,
+            )
         simulator = make_simulator(cfg, user_llm, judge)
         engine = Engine(cfg, simulator, assistant)
         todo = [j for j in jobs if j[0] not in store]
@@ -168,10 +203,17 @@ async def simulate_async(cfg: SimulateConfig, out: str | Path, *, force_new: boo
                             conv = await engine.run_one(cid, seed, k)
                         except Exception as e:  # one broken conversation never kills the run
                             log.exception("conversation %s failed", cid)
-                            conv = Conversation(id=cid, messages=[Message(**m) for m in seed.messages],
-                                                meta={"mode": cfg.mode, "seed_id": seed.id, "sample_index": k,
-                                                      "termination_reason": "error",
-                                                      "error": f"{type(e).__name__}: {e}"})
+                            conv = Conversation(
+                                id=cid,
+                                messages=[Message(**m) for m in seed.messages],
+                                meta={
+                                    "mode": cfg.mode,
+                                    "seed_id": seed.id,
+                                    "sample_index": k,
+                                    "termination_reason": "error",
+                                    "error": f"{type(e).__name__}: {e}",
+                                },
+                            )
                     store.append(conv.to_record())
                     reasons[conv.meta["termination_reason"]] += 1
                     bar.advance(info=" ".join(f"{r}:{n}" for r, n in reasons.most_common()))
@@ -184,8 +226,12 @@ async def simulate_async(cfg: SimulateConfig, out: str | Path, *, force_new: boo
         all_reasons: Counter[str] = Counter()
         for rec in store.records():
             all_reasons[rec.get("meta", {}).get("termination_reason", "?")] += 1
-        summary = {"conversations": len(store), "new": len(todo), "seeds": len(seeds),
-                   "termination_reasons": dict(all_reasons)}
+        summary = {
+            "conversations": len(store),
+            "new": len(todo),
+            "seeds": len(seeds),
+            "termination_reasons": dict(all_reasons),
+        }
         run.stage_done("simulate", **summary)
         return summary
 

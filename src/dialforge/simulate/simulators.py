@@ -52,8 +52,9 @@ class UserSimulator(Protocol):
 
 def swap_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     swap = {"user": "assistant", "assistant": "user"}
-    return [{"role": swap.get(m["role"], m["role"]), "content": m["content"]}
-            for m in messages if m["role"] != "system"]
+    return [
+        {"role": swap.get(m["role"], m["role"]), "content": m["content"]} for m in messages if m["role"] != "system"
+    ]
 
 
 def sample_index(state: ConvState, attempt: int = 0) -> int:
@@ -64,23 +65,28 @@ def sample_index(state: ConvState, attempt: int = 0) -> int:
 
 
 def _usage_meta(comps: list[Any]) -> dict[str, Any]:
-    return {"model": comps[-1].model if comps else None,
-            "usage": [sum(c.usage.prompt_tokens for c in comps), sum(c.usage.completion_tokens for c in comps)],
-            "latency_s": round(sum(c.latency_s for c in comps), 4)}
+    return {
+        "model": comps[-1].model if comps else None,
+        "usage": [sum(c.usage.prompt_tokens for c in comps), sum(c.usage.completion_tokens for c in comps)],
+        "latency_s": round(sum(c.latency_s for c in comps), 4),
+    }
 
 
 PERSONA_SYSTEM = (
     "You are role-playing a human user who talks with an AI assistant. Your persona: {persona}. "
     "Stay in character. You only ever write the user's messages: ask, instruct, push back, or "
     "follow up on what the assistant said; never answer your own questions. When you have "
-    "nothing more to ask, reply with exactly {end}.")
+    "nothing more to ask, reply with exactly {end}."
+)
 SOCRATIC_SYSTEM = (
     "You are a curious, demanding human user talking with an AI assistant. You only ever write "
     "the user's messages. Ask questions and give instructions that build on the assistant's "
     "last answer and go deeper; never answer your own questions. When you have nothing more to "
-    "ask, reply with exactly {end}.")
-NEXT_TURN = ("Write your next message to the assistant as the user: one message, no preamble, "
-             "no quotation marks, no role label.")
+    "ask, reply with exactly {end}."
+)
+NEXT_TURN = (
+    "Write your next message to the assistant as the user: one message, no preamble, no quotation marks, no role label."
+)
 FIRST_TURN = "Start the conversation: write your first message to the assistant{topic}."
 
 
@@ -100,8 +106,7 @@ class PromptedUser:
             msgs = [{"role": "system", "content": system}, *hist, {"role": "user", "content": NEXT_TURN}]
         else:
             topic = f" about: {state.topic}" if state.topic else ""
-            msgs = [{"role": "system", "content": system},
-                    {"role": "user", "content": FIRST_TURN.format(topic=topic)}]
+            msgs = [{"role": "system", "content": system}, {"role": "user", "content": FIRST_TURN.format(topic=topic)}]
         comp = await self.llm.complete(msgs, sample_index=sample_index(state))
         if not comp.ok:
             return UserTurn(stop="error", meta={"error": comp.error})
@@ -145,11 +150,13 @@ STRATEGY_SYSTEM = (
     "instruction strategies. Pick the strategy that fits the assistant's last answer best and "
     "write the user's next message following it: specific to this dialogue, in the user's "
     "voice, one message, never answering it yourself. Answer in JSON with strategy_number and "
-    "instruction.")
+    "instruction."
+)
 JUDGE_SYSTEM = (
     "You check a user's next message in a dialogue with an AI assistant. It is coherent if it "
     "makes sense as the user's next message given the dialogue; it is correct if it contains "
-    "no factual error or false premise. Answer in JSON with coherent, correct and reason.")
+    "no factual error or false premise. Answer in JSON with coherent, correct and reason."
+)
 
 
 def render_dialogue(messages: list[dict[str, str]], max_chars: int = 2000) -> str:
@@ -194,7 +201,9 @@ class StrategyUser:
         order = np.argsort(-sims, kind="stable")
         if self.cfg.ranker == "llm":
             order = await self._llm_rank(state, order[: 3 * self.cfg.candidates])
-        above = [int(i) for i in order if sims[i] >= self.cfg.threshold] or [int(i) for i in order[: self.cfg.candidates]]
+        above = [int(i) for i in order if sims[i] >= self.cfg.threshold] or [
+            int(i) for i in order[: self.cfg.candidates]
+        ]
         rng = random.Random(stable_hash(state.conv_id, state.user_turns, attempt))
         picked = rng.sample(above, min(len(above), self.cfg.candidates))
         rng.shuffle(picked)
@@ -206,11 +215,18 @@ class StrategyUser:
 
         listing = "\n".join(f"{n}. {self.library.strategies[int(i)].text}" for n, i in enumerate(pool, 1))
         res = await self.llm.structured(
-            [{"role": "system", "content": "Rank which instruction strategies would make the best next user "
-                                           "message after the assistant's last answer. Answer in JSON with "
-                                           "numbers, best first."},
-             {"role": "user", "content": f"{render_dialogue(state.plain()[-2:])}\n\nStrategies:\n{listing}"}],
-            Ranked, sample_index=sample_index(state))
+            [
+                {
+                    "role": "system",
+                    "content": "Rank which instruction strategies would make the best next user "
+                    "message after the assistant's last answer. Answer in JSON with "
+                    "numbers, best first.",
+                },
+                {"role": "user", "content": f"{render_dialogue(state.plain()[-2:])}\n\nStrategies:\n{listing}"},
+            ],
+            Ranked,
+            sample_index=sample_index(state),
+        )
         if not res.value:
             return pool
         chosen = [int(pool[n - 1]) for n in res.value.numbers if 1 <= n <= len(pool)]
@@ -224,9 +240,14 @@ class StrategyUser:
         for attempt in range(self.cfg.max_rejections):
             cands = await self.candidates(state, attempt)
             listing = "\n".join(f"{n}. {self.library.strategies[i].text}" for n, i in enumerate(cands, 1))
-            msgs = [{"role": "system", "content": STRATEGY_SYSTEM},
-                    {"role": "user", "content": f"Dialogue so far:\n\n{render_dialogue(state.plain())}\n\n"
-                                                f"Strategies:\n{listing}\n\nWrite the user's next message."}]
+            msgs = [
+                {"role": "system", "content": STRATEGY_SYSTEM},
+                {
+                    "role": "user",
+                    "content": f"Dialogue so far:\n\n{render_dialogue(state.plain())}\n\n"
+                    f"Strategies:\n{listing}\n\nWrite the user's next message.",
+                },
+            ]
             res = await self.llm.structured(msgs, StrategyPick, sample_index=sample_index(state, attempt))
             comps.extend(res.completions)
             if res.value is None:
@@ -248,16 +269,27 @@ class StrategyUser:
                 continue
             if self.judge is not None:
                 verdict = await self.judge.structured(
-                    [{"role": "system", "content": JUDGE_SYSTEM},
-                     {"role": "user", "content": f"Dialogue:\n\n{render_dialogue(state.plain())}\n\n"
-                                                 f"User's next message:\n{text}"}],
-                    Verdict, sample_index=sample_index(state, attempt))
+                    [
+                        {"role": "system", "content": JUDGE_SYSTEM},
+                        {
+                            "role": "user",
+                            "content": f"Dialogue:\n\n{render_dialogue(state.plain())}\n\nUser's next message:\n{text}",
+                        },
+                    ],
+                    Verdict,
+                    sample_index=sample_index(state, attempt),
+                )
                 if verdict.value is not None and not (verdict.value.coherent and verdict.value.correct):
                     rejections.append(f"judge: {verdict.value.reason}")
                     continue
             s = self.library.strategies[cands[pick.strategy_number - 1]]
-            meta = {**_usage_meta(comps), "strategy_id": s.id, "strategy": s.text,
-                    "candidates": len(cands), "rejections": rejections}
+            meta = {
+                **_usage_meta(comps),
+                "strategy_id": s.id,
+                "strategy": s.text,
+                "candidates": len(cands),
+                "rejections": rejections,
+            }
             return UserTurn(text=text, meta=meta)
         return UserTurn(stop="rejections", meta={"rejections": rejections})
 

@@ -5,5 +5,18 @@ from .strategy_data import format_target, parse_target, strategy_conditioned
 from .templates import TEMPLATES, get_template
 from .trainer import TrainConfig, build_examples, train
 
-__all__ = ["IGNORE", "TEMPLATES", "Example", "RenderStats", "RoleRenderer", "TrainConfig", "build_examples",
-           "format_target", "get_template", "parse_target", "strategy_conditioned", "swap_for_simulator", "train"]
+__all__ = [
+    "IGNORE",
+    "TEMPLATES",
+    "Example",
+    "RenderStats",
+    "RoleRenderer",
+    "TrainConfig",
+    "build_examples",
+    "format_target",
+    "get_template",
+    "parse_target",
+    "strategy_conditioned",
+    "swap_for_simulator",
+    "train",
+]

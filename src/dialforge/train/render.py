@@ -44,8 +44,14 @@ class RenderStats:
 
 
 class RoleRenderer:
-    def __init__(self, tokenizer: Any, template: str, train_roles: Iterable[str] = ("assistant",),
-                 last_turn_only: bool = False, max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        template: str,
+        train_roles: Iterable[str] = ("assistant",),
+        last_turn_only: bool = False,
+        max_length: int | None = None,
+    ) -> None:
         self.tok = tokenizer
         self.template = template
         self.train_roles = set(train_roles)

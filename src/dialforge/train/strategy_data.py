@@ -11,8 +11,10 @@ from ..conversation import stable_hash
 
 STRATEGY_MARK = "【instructional strategy】"
 INSTRUCTION_MARK = "【instruction】"
-CANDIDATES_HEADER = ("You are the user in this dialogue. Choose one of these instruction strategies "
-                     "and write your next message following it:\n")
+CANDIDATES_HEADER = (
+    "You are the user in this dialogue. Choose one of these instruction strategies "
+    "and write your next message following it:\n"
+)
 
 
 def format_target(strategy: str, instruction: str) -> str:
@@ -32,8 +34,9 @@ def candidates_prompt(candidates: list[str]) -> str:
     return CANDIDATES_HEADER + "\n".join(f"{i}. {c}" for i, c in enumerate(candidates, 1))
 
 
-def strategy_conditioned(records: list[dict[str, Any]], all_strategies: list[str], n_candidates: int = 50,
-                         seed: int = 0) -> list[dict[str, Any]]:
+def strategy_conditioned(
+    records: list[dict[str, Any]], all_strategies: list[str], n_candidates: int = 50, seed: int = 0
+) -> list[dict[str, Any]]:
     """Training conversations (OpenAI messages, user/assistant as in the real dialogue) from
     labelled extraction records (`history`, `instruction`, `strategy_text`). The candidate
     order's seed is recorded in each example's meta."""
@@ -46,8 +49,16 @@ def strategy_conditioned(records: list[dict[str, Any]], all_strategies: list[str
         others = [s for s in pool if s != gold]
         cands = rng.sample(others, min(len(others), n_candidates - 1)) + [gold]
         rng.shuffle(cands)
-        messages = ([{"role": "system", "content": candidates_prompt(cands)}] + list(r["history"]) +
-                    [{"role": "user", "content": format_target(gold, r["instruction"])}])
-        out.append({"id": r["id"], "messages": messages,
-                    "meta": {"candidate_seed": ex_seed, "gold_index": cands.index(gold), "candidates": cands}})
+        messages = (
+            [{"role": "system", "content": candidates_prompt(cands)}]
+            + list(r["history"])
+            + [{"role": "user", "content": format_target(gold, r["instruction"])}]
+        )
+        out.append(
+            {
+                "id": r["id"],
+                "messages": messages,
+                "meta": {"candidate_seed": ex_seed, "gold_index": cands.index(gold), "candidates": cands},
+            }
+        )
     return out

@@ -33,8 +33,7 @@ DYADIC_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}USER: {% endif %}"
 )
 
-TEMPLATES = {"chatml": CHATML_TEMPLATE, "llama3": LLAMA3_TEMPLATE, "vicuna": VICUNA_TEMPLATE,
-             "dyadic": DYADIC_TEMPLATE}
+TEMPLATES = {"chatml": CHATML_TEMPLATE, "llama3": LLAMA3_TEMPLATE, "vicuna": VICUNA_TEMPLATE, "dyadic": DYADIC_TEMPLATE}
 
 
 def get_template(name: str | None, tokenizer: object) -> str:
@@ -42,8 +41,7 @@ def get_template(name: str | None, tokenizer: object) -> str:
     if name in (None, "auto"):
         tpl = getattr(tokenizer, "chat_template", None)
         if not tpl:
-            raise DialforgeError("the tokenizer has no chat template: pass --template "
-                                 f"({', '.join(TEMPLATES)})")
+            raise DialforgeError(f"the tokenizer has no chat template: pass --template ({', '.join(TEMPLATES)})")
         return str(tpl)
     if name not in TEMPLATES:
         raise DialforgeError(f"unknown template {name!r} (expected auto or one of {', '.join(TEMPLATES)})")

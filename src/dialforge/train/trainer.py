@@ -33,7 +33,8 @@ class TrainConfig(BaseModel):
     out: str
     template: str = Field("auto", description="auto (the tokenizer's), chatml, llama3, vicuna, dyadic")
     roles: list[Literal["user", "assistant"]] | None = Field(
-        None, description="roles with loss (default: user for a simulator, assistant for a chat model)")
+        None, description="roles with loss (default: user for a simulator, assistant for a chat model)"
+    )
     last_turn_only: bool = False
     strategy_conditioned: bool = Field(False, description="data are IDEAS records labelled by `strategies assign`")
     candidates: int = Field(50, ge=1)
@@ -88,8 +89,10 @@ def build_examples(cfg: TrainConfig, tokenizer: Any, template: str) -> tuple[lis
         if ex is not None:
             out.append({"input_ids": ex.input_ids, "labels": ex.labels})
     if not out:
-        raise DialforgeError(f"{', '.join(cfg.data)}: no example has a trainable token "
-                             f"({stats.skipped_no_trainable} without, {stats.skipped_too_long} too long)")
+        raise DialforgeError(
+            f"{', '.join(cfg.data)}: no example has a trainable token "
+            f"({stats.skipped_no_trainable} without, {stats.skipped_too_long} too long)"
+        )
     return out, stats
 
 
@@ -116,25 +119,48 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     examples, stats = build_examples(cfg, tok, template)
-    log.info("%d examples (%d skipped without trainable tokens, %d too long, %d truncated)",
-             stats.examples, stats.skipped_no_trainable, stats.skipped_too_long, stats.truncated)
+    log.info(
+        "%d examples (%d skipped without trainable tokens, %d too long, %d truncated)",
+        stats.examples,
+        stats.skipped_no_trainable,
+        stats.skipped_too_long,
+        stats.truncated,
+    )
     model = AutoModelForCausalLM.from_pretrained(cfg.model)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
     bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     args = SFTConfig(
-        output_dir=str(out), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate, logging_steps=cfg.logging_steps, save_steps=cfg.save_steps,
-        save_total_limit=2, seed=cfg.seed, report_to=[], max_length=cfg.max_length, packing=cfg.packing,
-        bf16=bf16, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        disable_tqdm=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                         processing_class=tok, peft_config=peft_config)
+        output_dir=str(out),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        seed=cfg.seed,
+        report_to=[],
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok, peft_config=peft_config
+    )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)  # keep stdout clean: losses go to train_summary.json
@@ -156,11 +182,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     tok.save_pretrained(final)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
-    summary = {"examples": stats.examples, "skipped_no_trainable": stats.skipped_no_trainable,
-               "skipped_too_long": stats.skipped_too_long, "truncated": stats.truncated,
-               "trained_tokens": stats.trained_tokens, "steps": trainer.state.global_step,
-               "train_loss": result.training_loss, "losses": losses, "wall_s": round(wall, 2),
-               "train_runtime_s": result.metrics.get("train_runtime"), "num_tokens": tokens[-1] if tokens else None,
-               "resumed_from": last, "final": str(final), "config": cfg.model_dump(mode="json")}
+    summary = {
+        "examples": stats.examples,
+        "skipped_no_trainable": stats.skipped_no_trainable,
+        "skipped_too_long": stats.skipped_too_long,
+        "truncated": stats.truncated,
+        "trained_tokens": stats.trained_tokens,
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "losses": losses,
+        "wall_s": round(wall, 2),
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "num_tokens": tokens[-1] if tokens else None,
+        "resumed_from": last,
+        "final": str(final),
+        "config": cfg.model_dump(mode="json"),
+    }
     atomic_write_bytes(out / "train_summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     return summary

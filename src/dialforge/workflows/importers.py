@@ -27,8 +27,18 @@ from .model import Option, Step, Workflow
 
 _SLOT = re.compile(r"\s*\{[a-z_0-9]+(:[a-z])?\}", re.I)
 USER_ANSWERS = {"yes": "Yes", "no": "No"}
-_RESULTS = {"query_success", "query_failure", "info_missing", "info_missing2", "available", "unavailable",
-            "correct", "incorrect", "noanswer", "done"}
+_RESULTS = {
+    "query_success",
+    "query_failure",
+    "info_missing",
+    "info_missing2",
+    "available",
+    "unavailable",
+    "correct",
+    "incorrect",
+    "noanswer",
+    "done",
+}
 
 
 def _is_internal(node: str) -> bool:
@@ -60,10 +70,14 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
     name = flow_path.stem
     # agent nodes whose template is only slots ("{message:s}") say nothing we can match:
     # they are passed through like internal nodes
-    silent = {n for n in [*graph, *graph.values()] if not _is_internal(n) and n not in USER_ANSWERS
-              and not _clean(texts.get(n, ""))}
-    consumed = {r for q in {*graph, *graph.values()} if q.startswith("query") and q not in graph
-                for r in _results_of(q, graph)}
+    silent = {
+        n
+        for n in [*graph, *graph.values()]
+        if not _is_internal(n) and n not in USER_ANSWERS and not _clean(texts.get(n, ""))
+    }
+    consumed = {
+        r for q in {*graph, *graph.values()} if q.startswith("query") and q not in graph for r in _results_of(q, graph)
+    }
 
     def expand(node: str, label: str | None, seen: frozenset[str]) -> list[tuple[str, str | None]]:
         """Agent nodes reached through `node` (following internal query/result nodes)."""
@@ -80,11 +94,15 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
     def targets(node: str) -> list[tuple[str, str | None]]:
         return list(dict.fromkeys(expand(graph[node], None, frozenset({node})))) if node in graph else []
 
-    agent_nodes = [n for n in dict.fromkeys([*graph, *graph.values()]) if not _is_internal(n)
-                   and n not in USER_ANSWERS and n not in silent]
-    steps: dict[str, Step] = {n: Step(say=_clean(texts[n]), options=[Option(answer=None, next=t, label=lab)
-                                                                     for t, lab in targets(n)])
-                              for n in agent_nodes}
+    agent_nodes = [
+        n
+        for n in dict.fromkeys([*graph, *graph.values()])
+        if not _is_internal(n) and n not in USER_ANSWERS and n not in silent
+    ]
+    steps: dict[str, Step] = {
+        n: Step(say=_clean(texts[n]), options=[Option(answer=None, next=t, label=lab) for t, lab in targets(n)])
+        for n in agent_nodes
+    }
     # answer nodes nobody points to (yes/no, trivia's correct/incorrect, ...) answer the
     # first question that leads nowhere
     targeted = set(graph.values())
@@ -106,9 +124,20 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
     steps = {k: v for k, v in steps.items() if k in reach}
     topic = name.replace("_", " ")
     try:
-        return Workflow(name=name, topic=topic, agent=f"{topic} assistant", start=start, steps=steps,
-                        source={"format": "star", "file": flow_path.name, "task": data.get("task"),
-                                "unreachable_nodes": dropped, "slot_only_nodes": sorted(silent)})
+        return Workflow(
+            name=name,
+            topic=topic,
+            agent=f"{topic} assistant",
+            start=start,
+            steps=steps,
+            source={
+                "format": "star",
+                "file": flow_path.name,
+                "task": data.get("task"),
+                "unreachable_nodes": dropped,
+                "slot_only_nodes": sorted(silent),
+            },
+        )
     except ValidationError as e:
         raise DialforgeError(f"{flow_path}: {e.errors()[0]['msg']}") from None
 
@@ -153,9 +182,16 @@ def import_abcd(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
                 answers: list[str | None] = list(subs) or [None]
                 steps[sid].options = [Option(answer=a, next=ids[i + 1]) for a in answers]
             try:
-                out.append(Workflow(name=name, topic=f"{body.get('description', flow)}: {sub}",
-                                    agent="customer service agent", start=ids[0], steps=steps,
-                                    source={"format": "abcd", "flow": flow, "subflow": sub}))
+                out.append(
+                    Workflow(
+                        name=name,
+                        topic=f"{body.get('description', flow)}: {sub}",
+                        agent="customer service agent",
+                        start=ids[0],
+                        steps=steps,
+                        source={"format": "abcd", "flow": flow, "subflow": sub},
+                    )
+                )
             except ValidationError as e:
                 failed[name] = e.errors()[0]["msg"]
     return out, failed

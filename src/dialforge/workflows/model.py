@@ -117,8 +117,9 @@ class Workflow(BaseModel):
     def children(self, node_id: str) -> list[str]:
         if node_id not in self.steps:
             return []
-        return list(dict.fromkeys(o.next if o.next else f"{node_id}#{i}"
-                                  for i, o in enumerate(self.steps[node_id].options)))
+        return list(
+            dict.fromkeys(o.next if o.next else f"{node_id}#{i}" for i, o in enumerate(self.steps[node_id].options))
+        )
 
     @cached_property
     def max_depth(self) -> int:
@@ -136,8 +137,7 @@ class Workflow(BaseModel):
         return best
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False,
-                              allow_unicode=True)
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True)
 
 
 def load_workflow(path: str | Path) -> Workflow:

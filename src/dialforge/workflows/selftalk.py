@@ -30,18 +30,28 @@ from .tracker import THRESHOLD, rouge_l, track
 log = logging.getLogger("dialforge.selftalk")
 
 PUBLISHED_PARAMS = SamplingParams(temperature=0.8, top_p=0.95, top_k=50, max_tokens=100)
-DEFAULT_PERSONAS = ["a busy parent who wants things done quickly", "a retired teacher who is polite and precise",
-                    "a student on a tight budget", "a frequent traveller who knows what they want",
-                    "a first-time customer who is unsure and asks many questions"]
+DEFAULT_PERSONAS = [
+    "a busy parent who wants things done quickly",
+    "a retired teacher who is polite and precise",
+    "a student on a tight budget",
+    "a frequent traveller who knows what they want",
+    "a first-time customer who is unsure and asks many questions",
+]
 END_PHRASES = ["goodbye", "good bye", "bye", "good luck", "you're welcome", "have a nice day"]
 
-AGENT_PROMPT = ("You are playing a {agent}. You help the user to {topic}. Keep each reply short. Once and only if "
-                "the conversation has ended, say \"goodbye\". {instruction}")
-CLIENT_PROMPT = ("You are playing {persona}. Your main intention is to talk to the {agent} to {intent}. Keep each "
-                 "reply short and answer the {agent}'s questions. Once and only if the conversation has ended, "
-                 "tell them \"goodbye\".")
-PICKER_PROMPT = ("You rate the similarity of texts. Take the following sentence: {utterance}\nOnly select the "
-                 "option below that is most similar:\n{options}\nAnswer in JSON with the key option (a number).")
+AGENT_PROMPT = (
+    "You are playing a {agent}. You help the user to {topic}. Keep each reply short. Once and only if "
+    'the conversation has ended, say "goodbye". {instruction}'
+)
+CLIENT_PROMPT = (
+    "You are playing {persona}. Your main intention is to talk to the {agent} to {intent}. Keep each "
+    "reply short and answer the {agent}'s questions. Once and only if the conversation has ended, "
+    'tell them "goodbye".'
+)
+PICKER_PROMPT = (
+    "You rate the similarity of texts. Take the following sentence: {utterance}\nOnly select the "
+    "option below that is most similar:\n{options}\nAnswer in JSON with the key option (a number)."
+)
 
 
 class FilterSpec(BaseModel):
@@ -90,8 +100,9 @@ def _swap(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return [{"role": swap[m["role"]], "content": m["content"]} for m in messages]
 
 
-async def pick_option(cfg: SelfTalkConfig, picker: LLM | None, wf: Workflow, step: str, utterance: str,
-                      sample_index: int) -> int | None:
+async def pick_option(
+    cfg: SelfTalkConfig, picker: LLM | None, wf: Workflow, step: str, utterance: str, sample_index: int
+) -> int | None:
     """Index of the option the client's utterance matches, or None."""
     options = wf.steps[step].options
     if not options:
@@ -99,8 +110,11 @@ async def pick_option(cfg: SelfTalkConfig, picker: LLM | None, wf: Workflow, ste
     if cfg.picker == "llm" and picker is not None:
         listing = "\n".join(f"{i}. {o.answer or '(any other reply)'}" for i, o in enumerate(options, 1))
         listing += f"\n{len(options) + 1}. None of the above"
-        res = await picker.structured([{"role": "user", "content": PICKER_PROMPT.format(
-            utterance=utterance, options=listing)}], Choice, sample_index=sample_index)
+        res = await picker.structured(
+            [{"role": "user", "content": PICKER_PROMPT.format(utterance=utterance, options=listing)}],
+            Choice,
+            sample_index=sample_index,
+        )
         if res.value is not None and 1 <= res.value.option <= len(options):
             return res.value.option - 1
         return None
@@ -113,8 +127,9 @@ async def pick_option(cfg: SelfTalkConfig, picker: LLM | None, wf: Workflow, ste
     return anyone[0] if anyone and utterance.strip() else None
 
 
-async def run_dialogue(cfg: SelfTalkConfig, wf: Workflow, sample: int, conv_id: str, client: LLM, agent: LLM,
-                       picker: LLM | None) -> Conversation:
+async def run_dialogue(
+    cfg: SelfTalkConfig, wf: Workflow, sample: int, conv_id: str, client: LLM, agent: LLM, picker: LLM | None
+) -> Conversation:
     rng = random.Random(conv_id)
     persona = rng.choice(cfg.personas)
     intents = cfg.intents.get(wf.name) or [wf.topic]
@@ -127,21 +142,30 @@ async def run_dialogue(cfg: SelfTalkConfig, wf: Workflow, sample: int, conv_id: 
     base = int(conv_id[:8], 16) << 8
     for turn in range(cfg.max_turns):
         system = AGENT_PROMPT.format(agent=wf.agent, topic=wf.topic, instruction=instruction)
-        comp = await agent.complete([{"role": "system", "content": system}, *[
-            {"role": m["role"], "content": m["content"]} for m in history]], sample_index=base + 2 * turn)
+        comp = await agent.complete(
+            [{"role": "system", "content": system}, *[{"role": m["role"], "content": m["content"]} for m in history]],
+            sample_index=base + 2 * turn,
+        )
         if not comp.ok:
             reason = "error"
             break
-        history.append({"role": "assistant", "content": comp.text.strip(),
-                        "meta": {"step": step, "instruction": instruction, "model": comp.model}})
+        history.append(
+            {
+                "role": "assistant",
+                "content": comp.text.strip(),
+                "meta": {"step": step, "instruction": instruction, "model": comp.model},
+            }
+        )
         if ending_said:
             reason = "ended"
             break
         if _ended([m["content"] for m in history], cfg.end_phrases):
             reason = "goodbye"
             break
-        cmsgs = [{"role": "system", "content": CLIENT_PROMPT.format(persona=persona, agent=wf.agent, intent=intent)},
-                 *_swap([{"role": m["role"], "content": m["content"]} for m in history])]
+        cmsgs = [
+            {"role": "system", "content": CLIENT_PROMPT.format(persona=persona, agent=wf.agent, intent=intent)},
+            *_swap([{"role": m["role"], "content": m["content"]} for m in history]),
+        ]
         comp = await client.complete(cmsgs, sample_index=base + 2 * turn + 1)
         if not comp.ok:
             reason = "error"
@@ -173,10 +197,20 @@ async def run_dialogue(cfg: SelfTalkConfig, wf: Workflow, sample: int, conv_id: 
     agent_utts = [m["content"] for m in history if m["role"] == "assistant"]
     evaluation = track(wf, agent_utts)
     return Conversation(
-        id=conv_id, messages=[Message(role=m["role"], content=m["content"], meta=m["meta"]) for m in history],
-        meta={"mode": "selftalk", "workflow": wf.name, "persona": persona, "intent": intent, "sample_index": sample,
-              "agent_model": agent.model_id, "client_model": client.model_id, "termination_reason": reason,
-              "workflow_eval": {k: evaluation[k] for k in ("depth", "relative_depth", "success", "path")}})
+        id=conv_id,
+        messages=[Message(role=m["role"], content=m["content"], meta=m["meta"]) for m in history],
+        meta={
+            "mode": "selftalk",
+            "workflow": wf.name,
+            "persona": persona,
+            "intent": intent,
+            "sample_index": sample,
+            "agent_model": agent.model_id,
+            "client_model": client.model_id,
+            "termination_reason": reason,
+            "workflow_eval": {k: evaluation[k] for k in ("depth", "relative_depth", "success", "path")},
+        },
+    )
 
 
 def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversation]:
@@ -196,41 +230,74 @@ def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversati
     return ranked[:n]
 
 
-async def selftalk_async(cfg: SelfTalkConfig, out: str | Path, *, force_new: bool = False,
-                         progress: bool | None = None) -> dict[str, Any]:
+async def selftalk_async(
+    cfg: SelfTalkConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
+) -> dict[str, Any]:
     workflows = load_workflows(cfg.workflows)
     out = Path(out)
     summary: dict[str, Any] = {"loops": []}
-    with RunDir(out, command="selftalk", config=cfg, models={"client": cfg.client.model, "agent": cfg.agent.model},
-                force_new=force_new) as run:
+    with RunDir(
+        out,
+        command="selftalk",
+        config=cfg,
+        models={"client": cfg.client.model, "agent": cfg.agent.model},
+        force_new=force_new,
+    ) as run:
         agent_cfg = cfg.agent
         for loop in range(cfg.loops):
             loop_dir = out / f"loop-{loop}"
             store = run.store(f"loop-{loop}/dialogues.jsonl")
-            client = LLM(make_backend(cfg.client), cache=run.cache, usage=run.usage, stage=f"selftalk.client.{loop}",
-                         params=cfg.client.params if cfg.client.params != SamplingParams() else PUBLISHED_PARAMS)
-            agent = LLM(make_backend(agent_cfg), cache=run.cache, usage=run.usage, stage=f"selftalk.agent.{loop}",
-                        params=agent_cfg.params if agent_cfg.params != SamplingParams() else PUBLISHED_PARAMS)
+            client = LLM(
+                make_backend(cfg.client),
+                cache=run.cache,
+                usage=run.usage,
+                stage=f"selftalk.client.{loop}",
+                params=cfg.client.params if cfg.client.params != SamplingParams() else PUBLISHED_PARAMS,
+            )
+            agent = LLM(
+                make_backend(agent_cfg),
+                cache=run.cache,
+                usage=run.usage,
+                stage=f"selftalk.agent.{loop}",
+                params=agent_cfg.params if agent_cfg.params != SamplingParams() else PUBLISHED_PARAMS,
+            )
             picker = None
             if cfg.picker == "llm":
                 pcfg = cfg.picker_model or cfg.client
-                picker = LLM(make_backend(pcfg), cache=run.cache, usage=run.usage, stage=f"selftalk.picker.{loop}",
-                             params=SamplingParams(temperature=0.0, max_tokens=32))
-            jobs = [(wf, k, stable_hash("selftalk", loop, wf.name, k, agent_cfg.model))
-                    for wf in workflows for k in range(cfg.dialogues_per_workflow)]
+                picker = LLM(
+                    make_backend(pcfg),
+                    cache=run.cache,
+                    usage=run.usage,
+                    stage=f"selftalk.picker.{loop}",
+                    params=SamplingParams(temperature=0.0, max_tokens=32),
+                )
+            jobs = [
+                (wf, k, stable_hash("selftalk", loop, wf.name, k, agent_cfg.model))
+                for wf in workflows
+                for k in range(cfg.dialogues_per_workflow)
+            ]
             todo = [j for j in jobs if j[2] not in store]
             sem = asyncio.Semaphore(cfg.concurrency)
             run.usage.start_stage(f"selftalk.{loop}")
             try:
                 with stage_progress(f"self-talk loop {loop}", len(todo), run.usage, progress) as bar:
 
-                    async def one(wf: Workflow, k: int, cid: str) -> None:
+                    async def one(
+                        wf: Workflow,
+                        k: int,
+                        cid: str,
+                        client: LLM,
+                        agent: LLM,
+                        picker: LLM | None,
+                        store: Any,
+                        sem: asyncio.Semaphore,
+                    ) -> None:
                         async with sem:
                             conv = await run_dialogue(cfg, wf, k, cid, client, agent, picker)
                         store.append(conv.to_record())
                         bar.advance()
 
-                    await asyncio.gather(*(one(*j) for j in todo))
+                    await asyncio.gather(*(one(*j, client, agent, picker, store, sem) for j in todo))
             finally:
                 run.usage.end_stage(f"selftalk.{loop}")
                 for llm in (client, agent, picker):
@@ -241,10 +308,15 @@ async def selftalk_async(cfg: SelfTalkConfig, out: str | Path, *, force_new: boo
             kept = apply_filter(convs, cfg.filter)
             write_conversations(kept, loop_dir / "kept.jsonl")
             evs = [c.meta["workflow_eval"] for c in convs]
-            info = {"loop": loop, "agent": agent_cfg.model, "dialogues": len(convs), "kept": len(kept),
-                    "depth_mean": round(sum(e["depth"] for e in evs) / len(evs), 3) if evs else None,
-                    "relative_depth_mean": round(sum(e["relative_depth"] for e in evs) / len(evs), 3) if evs else None,
-                    "success_rate": round(sum(e["success"] for e in evs) / len(evs), 3) if evs else None}
+            info = {
+                "loop": loop,
+                "agent": agent_cfg.model,
+                "dialogues": len(convs),
+                "kept": len(kept),
+                "depth_mean": round(sum(e["depth"] for e in evs) / len(evs), 3) if evs else None,
+                "relative_depth_mean": round(sum(e["relative_depth"] for e in evs) / len(evs), 3) if evs else None,
+                "success_rate": round(sum(e["success"] for e in evs) / len(evs), 3) if evs else None,
+            }
             if loop + 1 < cfg.loops:
                 if not kept:
                     log.warning("loop %d kept no dialogue; stopping before training", loop)
@@ -255,11 +327,23 @@ async def selftalk_async(cfg: SelfTalkConfig, out: str | Path, *, force_new: boo
                     raise DialforgeError("self-talk training needs an in-process agent (`agent.model` a local path)")
                 from ..train import TrainConfig, train
 
-                tsum = await asyncio.to_thread(train, TrainConfig(
-                    kind="chat", data=[str(loop_dir / "kept.jsonl")], model=agent_cfg.model,
-                    out=str(loop_dir / "agent"), roles=["assistant"] if cfg.loss_on == "agent" else ["user", "assistant"],
-                    epochs=cfg.train_epochs, max_steps=cfg.train_max_steps, learning_rate=cfg.train_lr,
-                    lora_r=cfg.lora_r, lora_alpha=cfg.lora_r * 2, batch_size=4, max_length=1024))
+                tsum = await asyncio.to_thread(
+                    train,
+                    TrainConfig(
+                        kind="chat",
+                        data=[str(loop_dir / "kept.jsonl")],
+                        model=agent_cfg.model,
+                        out=str(loop_dir / "agent"),
+                        roles=["assistant"] if cfg.loss_on == "agent" else ["user", "assistant"],
+                        epochs=cfg.train_epochs,
+                        max_steps=cfg.train_max_steps,
+                        learning_rate=cfg.train_lr,
+                        lora_r=cfg.lora_r,
+                        lora_alpha=cfg.lora_r * 2,
+                        batch_size=4,
+                        max_length=1024,
+                    ),
+                )
                 info["train"] = {k: tsum[k] for k in ("examples", "steps", "train_loss")}
                 agent_cfg = agent_cfg.model_copy(update={"model": tsum["final"]})
             summary["loops"].append(info)

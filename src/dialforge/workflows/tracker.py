@@ -30,8 +30,9 @@ def rouge_l(a: str, b: str) -> float:
     return _ROUGE(a, b)
 
 
-def track(wf: Workflow, agent_utterances: list[str], threshold: float = THRESHOLD,
-          order: str = "graph") -> dict[str, Any]:
+def track(
+    wf: Workflow, agent_utterances: list[str], threshold: float = THRESHOLD, order: str = "graph"
+) -> dict[str, Any]:
     """Absolute depth (nodes reached, start included), relative depth (/ the workflow's
     longest path) and success (an ending was reached), with the path taken.
 
@@ -50,8 +51,12 @@ def track(wf: Workflow, agent_utterances: list[str], threshold: float = THRESHOL
             if score >= threshold:
                 seen.append(best)
         depth = len(seen)
-        return {"depth": depth, "relative_depth": round(min(1.0, depth / wf.max_depth), 4),
-                "success": any(wf.nodes[n].ending for n in seen), "path": seen}
+        return {
+            "depth": depth,
+            "relative_depth": round(min(1.0, depth / wf.max_depth), 4),
+            "success": any(wf.nodes[n].ending for n in seen),
+            "path": seen,
+        }
     current: str | None = None
     path: list[str] = []
     for u in agent_utterances:
