@@ -219,3 +219,36 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
         assert r.returncode == 0, r.stderr
         s = json.loads(r.stdout)
         assert s["win"] == 160 and s["loss"] == 0
+
+
+def test_llm_judge_scores_with_an_unparsable_reply(threads, tmp_path):
+    """Question-quality judge over the loopback server: JSON, prose with scores, and junk."""
+    from dialforge.llm import BackendConfig
+    from dialforge.score import ScoreConfig, score
+    from dialforge.testing import FakeOpenAIServer
+
+    firsts: dict[str, Conversation] = {}
+    for c in threads:  # threads of one OASST tree share their opening: take three trees
+        firsts.setdefault(c.messages[0].content, c)
+    threads = list(firsts.values())[:3]
+
+    def reply(body):
+        prompt = body["messages"][1]["content"] if len(body["messages"]) > 1 else ""
+        if threads[1].messages[0].content[:60] in prompt:
+            return "Complexity: 5, Relevancy: 5, Logicality: 6, Diversity: 4"  # prose: parsed loosely
+        if threads[2].messages[0].content[:60] in prompt:
+            return "I cannot rate this."
+        return '{"complexity": 7, "relevancy": 8, "logicality": 9, "diversity": 6, "rationale": "ok"}'
+
+    f = tmp_path / "t.jsonl"
+    write_conversations(threads[:3], f)
+    with FakeOpenAIServer(reply=reply) as srv:
+        summary = score(
+            f, ScoreConfig(embedder=None, concurrency=1, judge=BackendConfig(model="judge", base_url=srv.base_url))
+        )
+    per = [json.loads(x) for x in (tmp_path / "t.scores.jsonl").read_text().splitlines()]
+    assert per[0]["judge"]["mean"] == 7.5 and per[1]["judge"]["complexity"] == 5
+    # the third conversation: no scores after one repair attempt -> recorded, raw kept, not fatal
+    assert "error" in per[2]["judge"] and per[2]["judge"]["raw"] == ["I cannot rate this."] * 2
+    assert summary["judge"]["judged"] == 2 and summary["judge"]["unparsed"] == 1
+    assert summary["judge"]["mean"] == (7.5 + 5.0) / 2

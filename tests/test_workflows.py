@@ -254,3 +254,26 @@ def test_selftalk_two_loops_trains_the_agent(tmp_path, tiny_model_dir):
     assert summary["loops"][1]["agent"].endswith("loop-0/agent/final")
     rows = [json.loads(x) for x in (tmp_path / "run/loop-1/dialogues.jsonl").read_text().splitlines()]
     assert all(r["meta"]["agent_model"].endswith("loop-0/agent/final") for r in rows)
+
+
+def test_star_intents_and_agent_diversity(data_dir):
+    from dialforge.conversation import Conversation, Message
+    from dialforge.workflows.selftalk import agent_diversity, star_intents
+
+    intents = star_intents(data_dir / "star/star_dialogues_subset.jsonl")
+    assert len(intents) == 18 and all(len(v) == 15 for v in intents.values())
+    assert intents["spaceship_access_codes"][0].startswith("Your spaceship is under attack!")
+    same = [
+        Conversation(
+            id=f"s{i}",
+            messages=[Message(role="assistant", content="Hello, how can I help?")],
+            meta={"workflow_agent": "clerk"},
+        )
+        for i in range(3)
+    ]
+    other = [
+        Conversation(id=f"o{i}", messages=[Message(role="assistant", content=t)], meta={"workflow_agent": "genie"})
+        for i, t in enumerate(["Your wish is granted", "What do you desire, master?"])
+    ]
+    d = agent_diversity(same + other)
+    assert d["clerk"] == 0.0 and d["genie"] == 1.0

@@ -75,6 +75,10 @@ class SelfTalkConfig(BaseModel):
     dialogues_per_workflow: int = Field(10, ge=1)
     personas: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSONAS))
     intents: dict[str, list[str]] = Field(default_factory=dict, description="workflow name -> client intents")
+    star_dialogues: str | None = Field(
+        None,
+        description="STAR dialogues file: their written user tasks become the client intents of the matching workflows",
+    )
     max_turns: int = Field(8, ge=1, description="agent+client exchanges")
     end_phrases: list[str] = Field(default_factory=lambda: list(END_PHRASES))
     filter: FilterSpec = FilterSpec()
@@ -132,7 +136,7 @@ async def run_dialogue(
 ) -> Conversation:
     rng = random.Random(conv_id)
     persona = rng.choice(cfg.personas)
-    intents = cfg.intents.get(wf.name) or [wf.topic]
+    intents = cfg.intents.get(wf.name) or [f"{wf.topic}"]
     intent = rng.choice(intents)
     history: list[dict[str, Any]] = []
     step: str | None = wf.start
@@ -213,6 +217,38 @@ async def run_dialogue(
     )
 
 
+def star_intents(path: str | Path) -> dict[str, list[str]]:
+    """STAR's written user instructions (Scenario.UserTask) by task, single-task dialogues only."""
+    from ..io._records import iter_records
+
+    out: dict[str, list[str]] = {}
+    for d, _, _ in iter_records(Path(path)):
+        if isinstance(d, Exception):
+            raise d
+        caps = d["Scenario"]["WizardCapabilities"]
+        if len(caps) == 1 and d["Scenario"].get("UserTask"):
+            out.setdefault(caps[0]["Task"], []).append(d["Scenario"]["UserTask"])
+    return out
+
+
+def agent_diversity(convs: list[Conversation], max_pairs: int = 25, seed: int = 0) -> dict[str, float]:
+    """Per agent character: 1 - mean pairwise ROUGE-L between dialogues (agent turns), over
+    at most `max_pairs` random pairs, as in the Self-Talk paper."""
+    by_agent: dict[str, list[str]] = {}
+    for c in convs:
+        text = " ".join(m.content for m in c.messages if m.role == "assistant")
+        by_agent.setdefault(str(c.meta.get("workflow_agent", c.meta.get("workflow"))), []).append(text)
+    out = {}
+    rng = random.Random(seed)
+    for agent, texts in sorted(by_agent.items()):
+        pairs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))]
+        if not pairs:
+            continue
+        pairs = rng.sample(pairs, min(max_pairs, len(pairs)))
+        out[agent] = round(1 - sum(rouge_l(texts[i], texts[j]) for i, j in pairs) / len(pairs), 4)
+    return out
+
+
 def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversation]:
     """The published filters: abs_subgoals (depth >= k), top_percent (best p by relative
     depth, then depth), ended (reached an ending), random (p, seeded), none."""
@@ -234,6 +270,8 @@ async def selftalk_async(
     cfg: SelfTalkConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
     workflows = load_workflows(cfg.workflows)
+    if cfg.star_dialogues:
+        cfg = cfg.model_copy(update={"intents": {**star_intents(cfg.star_dialogues), **cfg.intents}})
     out = Path(out)
     summary: dict[str, Any] = {"loops": []}
     with RunDir(
