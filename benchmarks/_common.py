@@ -45,3 +45,18 @@ class Meter:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
         self.cpu = time.process_time() - self.c0
+
+
+def thin_openai_client(url: str, concurrency: int):  # type: ignore[no-untyped-def]
+    """The plain openai SDK client, its connection pool sized to the concurrency."""
+    import httpx2 as httpx
+    import openai
+
+    return openai.AsyncOpenAI(
+        base_url=url,
+        api_key="bench",
+        max_retries=3,
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        ),
+    )

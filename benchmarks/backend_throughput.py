@@ -14,7 +14,7 @@ import asyncio
 import os
 import platform
 
-from _common import Meter, server_process
+from _common import Meter, server_process, thin_openai_client
 
 from dialforge.llm import ChatRequest
 from dialforge.llm.http import OpenAIHTTPBackend
@@ -34,17 +34,7 @@ async def run_dialforge(url: str, n: int, conc: int) -> tuple[Meter, int]:
 
 
 async def run_thin(url: str, n: int, conc: int) -> tuple[Meter, int]:
-    import httpx2 as httpx
-    import openai
-
-    client = openai.AsyncOpenAI(
-        base_url=url,
-        api_key="bench",
-        max_retries=3,
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-        ),
-    )
+    client = thin_openai_client(url, conc)
     sem = asyncio.Semaphore(conc)
     errors = 0
 

@@ -14,7 +14,7 @@ import resource
 import tempfile
 
 import orjson
-from _common import Meter, server_process
+from _common import Meter, server_process, thin_openai_client
 
 from dialforge.llm import BackendConfig, ChatRequest
 from dialforge.llm.http import OpenAIHTTPBackend
@@ -39,17 +39,7 @@ async def sequential(url: str, conversations: int, rounds: int) -> Meter:
 
 async def thin_client(url: str, conversations: int, rounds: int, conc: int) -> Meter:
     """The same self-play with plain asyncio + the openai SDK (pool sized to the concurrency)."""
-    import httpx2 as httpx
-    import openai
-
-    client = openai.AsyncOpenAI(
-        base_url=url,
-        api_key="bench",
-        max_retries=3,
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-        ),
-    )
+    client = thin_openai_client(url, conc)
     sem = asyncio.Semaphore(conc)
 
     async def conv(c: int) -> None:

@@ -30,6 +30,17 @@ def format_validation_error(e: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(errs) + more
 
 
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parsed YAML, or a ConfigError naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: {what} not found")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+
+
 def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
     """Config from a YAML file (optional) with CLI overrides (dotted keys) applied on top."""
     data: dict[str, Any] = {}
@@ -37,12 +48,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[st
     if path is not None:
         p = Path(path)
         source = str(p)
-        if not p.exists():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        loaded = read_yaml(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -37,14 +37,20 @@ def _check_content(content: str, field: str) -> str:
     return content
 
 
-def parse_openai(rec: Any) -> list[Conversation]:
+def _turn_list(rec: Any, key: str) -> list[Any]:
+    """The record's non-empty list of turns under `key`, or a located error."""
     if not isinstance(rec, dict):
         raise RecordError(f"expected an object, got {type(rec).__name__}")
-    if "messages" not in rec:
-        raise RecordError("missing field", field="messages")
-    raw = rec["messages"]
+    if key not in rec:
+        raise RecordError("missing field", field=key)
+    raw = rec[key]
     if not isinstance(raw, list) or not raw:
-        raise RecordError("expected a non-empty list", field="messages")
+        raise RecordError("expected a non-empty list", field=key)
+    return raw
+
+
+def parse_openai(rec: Any) -> list[Conversation]:
+    raw = _turn_list(rec, "messages")
     msgs: list[Message] = []
     for i, m in enumerate(raw):
         f = f"messages[{i}]"
@@ -97,13 +103,7 @@ _SHAREGPT_ROLES = {
 
 
 def parse_sharegpt(rec: Any) -> list[Conversation]:
-    if not isinstance(rec, dict):
-        raise RecordError(f"expected an object, got {type(rec).__name__}")
-    if "conversations" not in rec:
-        raise RecordError("missing field", field="conversations")
-    raw = rec["conversations"]
-    if not isinstance(raw, list) or not raw:
-        raise RecordError("expected a non-empty list", field="conversations")
+    raw = _turn_list(rec, "conversations")
     msgs: list[Message] = []
     system = rec.get("system")
     if system is not None:

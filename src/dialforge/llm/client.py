@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -146,44 +147,31 @@ class LLM:
         sample_index: int = 0,
         repair: bool = True,
     ) -> StructuredResult[T]:
-        """Ask for JSON matching `model`; validate; one repair attempt; then a typed failure."""
+        """Ask for JSON matching `model`; validate; one repair attempt (the model sees its
+        reply and the error); then a typed failure with every raw reply kept."""
         schema = strict_schema(model)
         msgs = self._messages(messages)
         p = params or self.params
-        req = ChatRequest(msgs, p, schema=schema, schema_name=model.__name__, sample_index=sample_index)
         result: StructuredResult[T] = StructuredResult(value=None)
-        comp = (await self.chat([req]))[0]
-        result.completions.append(comp)
-        if not comp.ok:
-            result.error = f"request failed: {comp.error}"
-            return result
-        result.raw.append(comp.text)
-        try:
-            result.value = parse_structured(comp.text, model)
-            return result
-        except ValueError as e:
-            result.error = str(e)
-        if not repair:
-            return result
-        import json
-
-        fix = msgs + [
-            {"role": "assistant", "content": comp.text},
-            {"role": "user", "content": _REPAIR.format(error=result.error, schema=json.dumps(schema))},
-        ]
-        comp2 = (
-            await self.chat([ChatRequest(fix, p, schema=schema, schema_name=model.__name__, sample_index=sample_index)])
-        )[0]
-        result.completions.append(comp2)
-        if not comp2.ok:
-            result.error = f"repair request failed: {comp2.error}"
-            return result
-        result.raw.append(comp2.text)
-        try:
-            result.value = parse_structured(comp2.text, model)
-            result.error = None
-        except ValueError as e:
-            result.error = f"invalid after one repair attempt: {e}"
+        for attempt in range(2 if repair else 1):
+            if attempt:
+                msgs = msgs + [
+                    {"role": "assistant", "content": result.raw[-1]},
+                    {"role": "user", "content": _REPAIR.format(error=result.error, schema=json.dumps(schema))},
+                ]
+            req = ChatRequest(msgs, p, schema=schema, schema_name=model.__name__, sample_index=sample_index)
+            comp = (await self.chat([req]))[0]
+            result.completions.append(comp)
+            if not comp.ok:
+                result.error = f"{'repair request' if attempt else 'request'} failed: {comp.error}"
+                return result
+            result.raw.append(comp.text)
+            try:
+                result.value = parse_structured(comp.text, model)
+                result.error = None
+                return result
+            except ValueError as e:
+                result.error = f"invalid after one repair attempt: {e}" if attempt else str(e)
         return result
 
     async def aclose(self) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config import format_validation_error
+from ..config import format_validation_error, read_yaml
 from ..errors import ConfigError
 
 
@@ -142,12 +142,7 @@ class Workflow(BaseModel):
 
 def load_workflow(path: str | Path) -> Workflow:
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: workflow file not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+    data = read_yaml(p, "workflow file")
     try:
         return Workflow.model_validate(data)
     except ValidationError as e:
