@@ -276,3 +276,35 @@ def test_resume_after_sigkill(tmp_path, data_dir):
     assert all(r["meta"]["termination_reason"] == "max_turns" for r in rows)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["resumes"] == 1
+
+
+def test_strategy_mode_with_trained_marker_format(library):
+    """A strategy-conditioned trained simulator is prompted exactly as trained (candidates in
+    the system prompt, roles swapped) and answers with the IDEAS markers."""
+    from dialforge.train.strategy_data import CANDIDATES_HEADER, format_target
+
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        user_format="trained",
+        max_turns=3,
+        strategy={"library": str(library), "candidates": 4, "threshold": -1},
+    )
+    fresh = _counter("Marker")
+    calls = iter(range(100))
+
+    def user(req):
+        system = req.messages[0]["content"]
+        assert system.startswith(CANDIDATES_HEADER) and req.messages[1]["role"] == "assistant"
+        first = system.splitlines()[1].split(". ", 1)[1]
+        if next(calls) == 0:  # the first try names a strategy that was not offered
+            return format_target("Invent a brand-new unrelated strategy", fresh(req))
+        return format_target(first, fresh(req))
+
+    conv, sim, _ = _run(cfg, user, _counter("Answer"))
+    users = [m for m in conv.messages if m.role == "user"]
+    assert conv.meta["termination_reason"] == "max_turns" and len(users) == 3
+    assert "is not among the candidates" in users[1].meta["rejections"][0]
+    assert all(m.meta["strategy_id"].startswith("s-") for m in users[1:])
+    assert users[1].content.startswith("Marker number 1 ")

@@ -277,3 +277,29 @@ def test_star_intents_and_agent_diversity(data_dir):
     ]
     d = agent_diversity(same + other)
     assert d["clerk"] == 0.0 and d["genie"] == 1.0
+
+
+def test_loop_llm_end_check_and_character_consistency(tmp_path):
+    wf = load_workflow(_write(tmp_path, SHOP))
+    cfg = SelfTalkConfig(workflows=str(tmp_path), client={"model": "client"}, agent={"model": "agent"}, max_turns=5)
+    parts = iter(["middle", "end"])
+    end_llm = LLM(ScriptedChatModel(lambda r: json.dumps({"part": next(parts)}), "ender"))
+    verdicts = iter([True, False])
+    judge = LLM(ScriptedChatModel(lambda r: json.dumps({"in_character": next(verdicts)}), "judge"))
+    client = ScriptedChatModel(["I want to buy a longsword.", "Hmm, let me think about my budget."], "client")
+    conv = asyncio.run(
+        run_dialogue(
+            cfg,
+            wf,
+            0,
+            "c0ffee01",
+            LLM(client),
+            LLM(ScriptedChatModel(_agent_says_instruction, "agent")),
+            None,
+            end_llm,
+            judge,
+        )
+    )
+    assert conv.meta["termination_reason"] == "end_check"
+    assert [m.role for m in conv.messages] == ["assistant", "user", "assistant", "user"]
+    assert conv.meta["workflow_eval"]["character_consistency"] == 0.5

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
+from rapidfuzz.distance import Levenshtein
 
 from ..conversation import stable_hash
 from ..llm.client import LLM
@@ -173,13 +174,14 @@ class StrategyUser:
     rejects repeats (Levenshtein) and, with a judge, incoherent or incorrect instructions,
     then resamples; too many consecutive rejections end the conversation."""
 
-    def __init__(self, llm: LLM, cfg: StrategyConfig, judge: LLM | None = None) -> None:
+    def __init__(self, llm: LLM, cfg: StrategyConfig, judge: LLM | None = None, trained: bool = False) -> None:
         from ..induce.embed import Embedder
         from ..induce.library import StrategyLibrary
 
         self.llm = llm
         self.cfg = cfg
         self.judge = judge
+        self.trained = trained
         self.model_id = llm.model_id
         self.library = StrategyLibrary.load(cfg.library)
         if not self.library.strategies:
@@ -233,33 +235,62 @@ class StrategyUser:
         rest = [int(i) for i in pool if int(i) not in set(chosen)]
         return np.asarray(list(dict.fromkeys(chosen)) + rest)
 
+    async def _propose(
+        self, state: ConvState, cands: list[int], attempt: int, comps: list[Any]
+    ) -> tuple[int | None, str | None, str | None, str | None]:
+        """(candidate number, instruction, rejection reason, request error). A prompted
+        simulator answers JSON; a trained one (`dialforge train simulator
+        --strategy-conditioned`) is prompted exactly as trained and answers with markers."""
+        texts = [self.library.strategies[i].text for i in cands]
+        if self.trained:
+            from ..train.strategy_data import candidates_prompt, parse_target
+
+            msgs = [{"role": "system", "content": candidates_prompt(texts)}, *swap_roles(state.plain())]
+            comp = await self.llm.complete(msgs, sample_index=sample_index(state, attempt))
+            comps.append(comp)
+            if not comp.ok:
+                return None, None, None, comp.error
+            parsed = parse_target(comp.text)
+            if parsed is None:
+                return None, None, "no strategy/instruction markers in the reply", None
+            strategy, instruction = parsed
+            scores = [Levenshtein.normalized_similarity(strategy, t) for t in texts]
+            best = int(np.argmax(scores))
+            if scores[best] < 0.8:
+                return None, None, f"strategy {strategy[:60]!r} is not among the candidates", None
+            return best + 1, instruction, None, None
+        listing = "\n".join(f"{n}. {t}" for n, t in enumerate(texts, 1))
+        msgs = [
+            {"role": "system", "content": STRATEGY_SYSTEM},
+            {
+                "role": "user",
+                "content": f"Dialogue so far:\n\n{render_dialogue(state.plain())}\n\n"
+                f"Strategies:\n{listing}\n\nWrite the user's next message.",
+            },
+        ]
+        res = await self.llm.structured(msgs, StrategyPick, sample_index=sample_index(state, attempt))
+        comps.extend(res.completions)
+        if res.value is None:
+            if any(not c.ok for c in res.completions):
+                return None, None, None, res.error
+            return None, None, f"unparsable: {res.error}", None
+        if not 1 <= res.value.strategy_number <= len(cands):
+            return None, None, f"strategy number {res.value.strategy_number} not in 1..{len(cands)}", None
+        return res.value.strategy_number, res.value.instruction.strip(), None, None
+
     async def next_turn(self, state: ConvState) -> UserTurn:
         earlier = [m["content"] for m in state.messages if m["role"] == "user"]
         rejections: list[str] = []
         comps: list[Any] = []
         for attempt in range(self.cfg.max_rejections):
             cands = await self.candidates(state, attempt)
-            listing = "\n".join(f"{n}. {self.library.strategies[i].text}" for n, i in enumerate(cands, 1))
-            msgs = [
-                {"role": "system", "content": STRATEGY_SYSTEM},
-                {
-                    "role": "user",
-                    "content": f"Dialogue so far:\n\n{render_dialogue(state.plain())}\n\n"
-                    f"Strategies:\n{listing}\n\nWrite the user's next message.",
-                },
-            ]
-            res = await self.llm.structured(msgs, StrategyPick, sample_index=sample_index(state, attempt))
-            comps.extend(res.completions)
-            if res.value is None:
-                if any(not c.ok for c in res.completions):
-                    return UserTurn(stop="error", meta={"error": res.error})
-                rejections.append(f"unparsable: {res.error}")
+            number, text, problem, error = await self._propose(state, cands, attempt, comps)
+            if error:
+                return UserTurn(stop="error", meta={"error": error})
+            if problem:
+                rejections.append(problem)
                 continue
-            pick = res.value
-            if not 1 <= pick.strategy_number <= len(cands):
-                rejections.append(f"strategy number {pick.strategy_number} not in 1..{len(cands)}")
-                continue
-            text = pick.instruction.strip()
+            assert number is not None and text is not None
             if not text:
                 rejections.append("empty instruction")
                 continue
@@ -282,7 +313,7 @@ class StrategyUser:
                 if verdict.value is not None and not (verdict.value.coherent and verdict.value.correct):
                     rejections.append(f"judge: {verdict.value.reason}")
                     continue
-            s = self.library.strategies[cands[pick.strategy_number - 1]]
+            s = self.library.strategies[cands[number - 1]]
             meta = {
                 **_usage_meta(comps),
                 "strategy_id": s.id,
@@ -297,7 +328,7 @@ class StrategyUser:
 def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None) -> UserSimulator:
     if cfg.mode == "strategy":
         assert cfg.strategy is not None
-        return StrategyUser(user_llm, cfg.strategy, judge)
+        return StrategyUser(user_llm, cfg.strategy, judge, trained=cfg.user_format == "trained")
     if cfg.user_format == "trained":
         return TrainedUser(user_llm, cfg.user_system_prompt)
     system = cfg.user_system_prompt or (PERSONA_SYSTEM if cfg.mode == "persona" else SOCRATIC_SYSTEM)

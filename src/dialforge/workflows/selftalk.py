@@ -82,6 +82,10 @@ class SelfTalkConfig(BaseModel):
     max_turns: int = Field(8, ge=1, description="agent+client exchanges")
     end_phrases: list[str] = Field(default_factory=lambda: list(END_PHRASES))
     filter: FilterSpec = FilterSpec()
+    end_check: BackendConfig | None = Field(None, description="LLM end check: start/middle/end after each exchange")
+    consistency_judge: BackendConfig | None = Field(
+        None, description="LLM judge of the agent staying in character, per utterance (optional)"
+    )
     loops: int = Field(1, ge=1)
     loss_on: Literal["agent", "all"] = "agent"
     train_epochs: float = 1.0
@@ -93,6 +97,25 @@ class SelfTalkConfig(BaseModel):
 
 class Choice(BaseModel):
     option: int
+
+
+class DialoguePart(BaseModel):
+    part: Literal["start", "middle", "end"]
+
+
+class InCharacter(BaseModel):
+    in_character: bool
+
+
+END_CHECK_PROMPT = (
+    "You are an expert in identifying parts of a conversation. This is an excerpt from a conversation:\n"
+    "{agent}: {agent_utterance}\nCLIENT: {client_utterance}\nWhat part of a conversation is this from? "
+    "Answer in JSON with the key part: start, middle or end."
+)
+CONSISTENCY_PROMPT = (
+    "Character: {agent}, who helps people {topic}.\nUtterance: {utterance}\nIs this utterance something this "
+    "character would say, staying in role? Answer in JSON with the key in_character (true or false)."
+)
 
 
 def _ended(utterances: list[str], phrases: list[str]) -> bool:
@@ -132,7 +155,15 @@ async def pick_option(
 
 
 async def run_dialogue(
-    cfg: SelfTalkConfig, wf: Workflow, sample: int, conv_id: str, client: LLM, agent: LLM, picker: LLM | None
+    cfg: SelfTalkConfig,
+    wf: Workflow,
+    sample: int,
+    conv_id: str,
+    client: LLM,
+    agent: LLM,
+    picker: LLM | None,
+    end_llm: LLM | None = None,
+    consistency_llm: LLM | None = None,
 ) -> Conversation:
     rng = random.Random(conv_id)
     persona = rng.choice(cfg.personas)
@@ -179,6 +210,22 @@ async def run_dialogue(
         if _ended([m["content"] for m in history], cfg.end_phrases):
             reason = "goodbye"
             break
+        if end_llm is not None:
+            res = await end_llm.structured(
+                [
+                    {
+                        "role": "user",
+                        "content": END_CHECK_PROMPT.format(
+                            agent=wf.agent.upper(), agent_utterance=history[-2]["content"], client_utterance=text
+                        ),
+                    }
+                ],
+                DialoguePart,
+                sample_index=base + 2 * turn + 1,
+            )
+            if res.value is not None and res.value.part == "end":
+                reason = "end_check"
+                break
         choice = await pick_option(cfg, picker, wf, step, text, base + 2 * turn + 1) if step else None
         if choice is None:
             instruction = "Now, you must give any natural reply that fits the conversation."
@@ -196,23 +243,45 @@ async def run_dialogue(
             step = f"{step}#{choice}"
             ending_said = True
     # a dialogue for agent training ends on an agent turn
-    while history and history[-1]["role"] == "user" and reason not in ("goodbye",):
+    while history and history[-1]["role"] == "user" and reason not in ("goodbye", "end_check"):
         history.pop()
     agent_utts = [m["content"] for m in history if m["role"] == "assistant"]
     evaluation = track(wf, agent_utts)
+    if consistency_llm is not None and agent_utts:
+        verdicts = await asyncio.gather(
+            *(
+                consistency_llm.structured(
+                    [
+                        {
+                            "role": "user",
+                            "content": CONSISTENCY_PROMPT.format(agent=wf.agent, topic=wf.topic, utterance=u),
+                        }
+                    ],
+                    InCharacter,
+                )
+                for u in agent_utts
+            )
+        )
+        judged = [v.value.in_character for v in verdicts if v.value is not None]
+        evaluation["character_consistency"] = round(sum(judged) / len(judged), 4) if judged else None
     return Conversation(
         id=conv_id,
         messages=[Message(role=m["role"], content=m["content"], meta=m["meta"]) for m in history],
         meta={
             "mode": "selftalk",
             "workflow": wf.name,
+            "workflow_agent": wf.agent,
             "persona": persona,
             "intent": intent,
             "sample_index": sample,
             "agent_model": agent.model_id,
             "client_model": client.model_id,
             "termination_reason": reason,
-            "workflow_eval": {k: evaluation[k] for k in ("depth", "relative_depth", "success", "path")},
+            "workflow_eval": {
+                k: evaluation[k]
+                for k in ("depth", "relative_depth", "success", "path", "character_consistency")
+                if k in evaluation
+            },
         },
     )
 
@@ -309,6 +378,23 @@ async def selftalk_async(
                     stage=f"selftalk.picker.{loop}",
                     params=SamplingParams(temperature=0.0, max_tokens=32),
                 )
+            end_llm = consistency_llm = None
+            if cfg.end_check is not None:
+                end_llm = LLM(
+                    make_backend(cfg.end_check),
+                    cache=run.cache,
+                    usage=run.usage,
+                    stage=f"selftalk.end_check.{loop}",
+                    params=SamplingParams(temperature=0.0, max_tokens=16),
+                )
+            if cfg.consistency_judge is not None:
+                consistency_llm = LLM(
+                    make_backend(cfg.consistency_judge),
+                    cache=run.cache,
+                    usage=run.usage,
+                    stage=f"selftalk.consistency.{loop}",
+                    params=SamplingParams(temperature=0.0, max_tokens=16),
+                )
             jobs = [
                 (wf, k, stable_hash("selftalk", loop, wf.name, k, agent_cfg.model))
                 for wf in workflows
@@ -319,26 +405,18 @@ async def selftalk_async(
             run.usage.start_stage(f"selftalk.{loop}")
             try:
                 with stage_progress(f"self-talk loop {loop}", len(todo), run.usage, progress) as bar:
+                    roles = (client, agent, picker, end_llm, consistency_llm)
 
-                    async def one(
-                        wf: Workflow,
-                        k: int,
-                        cid: str,
-                        client: LLM,
-                        agent: LLM,
-                        picker: LLM | None,
-                        store: Any,
-                        sem: asyncio.Semaphore,
-                    ) -> None:
+                    async def one(wf: Workflow, k: int, cid: str, roles: tuple[Any, ...], store: Any) -> None:
                         async with sem:
-                            conv = await run_dialogue(cfg, wf, k, cid, client, agent, picker)
+                            conv = await run_dialogue(cfg, wf, k, cid, *roles)
                         store.append(conv.to_record())
                         bar.advance()
 
-                    await asyncio.gather(*(one(*j, client, agent, picker, store, sem) for j in todo))
+                    await asyncio.gather(*(one(*j, roles, store) for j in todo))
             finally:
                 run.usage.end_stage(f"selftalk.{loop}")
-                for llm in (client, agent, picker):
+                for llm in (client, agent, picker, end_llm, consistency_llm):
                     if llm is not None:
                         await llm.aclose()
             wanted = {j[2] for j in jobs}
@@ -354,7 +432,11 @@ async def selftalk_async(
                 "depth_mean": round(sum(e["depth"] for e in evs) / len(evs), 3) if evs else None,
                 "relative_depth_mean": round(sum(e["relative_depth"] for e in evs) / len(evs), 3) if evs else None,
                 "success_rate": round(sum(e["success"] for e in evs) / len(evs), 3) if evs else None,
+                "agent_diversity": agent_diversity(convs),
             }
+            cc = [e["character_consistency"] for e in evs if e.get("character_consistency") is not None]
+            if cc:
+                info["character_consistency_mean"] = round(sum(cc) / len(cc), 3)
             if loop + 1 < cfg.loops:
                 if not kept:
                     log.warning("loop %d kept no dialogue; stopping before training", loop)
