@@ -407,13 +407,15 @@ async def selftalk_async(
                 with stage_progress(f"self-talk loop {loop}", len(todo), run.usage, progress) as bar:
                     roles = (client, agent, picker, end_llm, consistency_llm)
 
-                    async def one(wf: Workflow, k: int, cid: str, roles: tuple[Any, ...], store: Any) -> None:
+                    async def one(
+                        wf: Workflow, k: int, cid: str, roles: tuple[Any, ...], store: Any, sem: asyncio.Semaphore
+                    ) -> None:
                         async with sem:
                             conv = await run_dialogue(cfg, wf, k, cid, *roles)
                         store.append(conv.to_record())
                         bar.advance()
 
-                    await asyncio.gather(*(one(*j, roles, store) for j in todo))
+                    await asyncio.gather(*(one(*j, roles, store, sem) for j in todo))
             finally:
                 run.usage.end_stage(f"selftalk.{loop}")
                 for llm in (client, agent, picker, end_llm, consistency_llm):
