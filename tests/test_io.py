@@ -55,6 +55,8 @@ def test_sharegpt_tool_calls_round_trip(data_dir, tmp_path):
     assert calls == sum(1 for r in raw for t in r["conversations"] if t["from"] == "function_call")
     assert observations == sum(1 for r in raw for t in r["conversations"] if t["from"] == "observation")
     assert all("tools" in c.meta for c in convs)
+    # a tool call and its observation sit inside the assistant's turn: roles still alternate
+    assert sum(1 for c in convs if c.role_order_problems()) == 0
     # sharegpt -> canonical jsonl -> sharegpt gives back the same records
     write_conversations(convs, tmp_path / "c.jsonl", "openai")
     back = read_conversations(tmp_path / "c.jsonl")

@@ -71,9 +71,10 @@ class Conversation(BaseModel):
         return [m for m in self.messages if m.role != "system"]
 
     def role_order_problems(self) -> list[str]:
-        """Why this conversation is not a clean user/assistant alternation (tool turns allowed)."""
+        """Why this conversation is not a clean user/assistant alternation. Tool calls and
+        tool results sit inside an assistant turn, so they are not counted as turns."""
         problems: list[str] = []
-        seq = [m for m in self.messages if m.role != "tool"]
+        seq = [m for m in self.messages if m.role != "tool" and m.meta.get("kind") != "tool_call"]
         for i, m in enumerate(seq):
             if m.role == "system" and i != 0:
                 problems.append(f"system message at position {i}")
