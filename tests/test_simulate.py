@@ -308,3 +308,28 @@ def test_strategy_mode_with_trained_marker_format(library):
     assert "is not among the candidates" in users[1].meta["rejections"][0]
     assert all(m.meta["strategy_id"].startswith("s-") for m in users[1:])
     assert users[1].content.startswith("Marker number 1 ")
+
+
+def test_strategy_mode_llm_ranker(library):
+    """The LLM ranker picks the fitting strategies from the embedding shortlist."""
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        max_turns=2,
+        strategy={"library": str(library), "candidates": 1, "threshold": -1, "ranker": "llm"},
+    )
+    fresh = _counter("Ranked")
+    seen = {}
+
+    def user(req):
+        if req.schema_name == "Fitting":
+            return json.dumps({"numbers": [3, 99]})  # only the third of the shortlist fits (99: ignored)
+        seen["prompt"] = req.messages[-1]["content"]
+        return json.dumps({"strategy_number": 1, "instruction": fresh(req)})
+
+    conv, sim, _ = _run(cfg, user, _counter("Answer"))
+    ranked = next(r for r in sim.requests if r.schema_name == "Fitting")
+    third = ranked.messages[-1]["content"].split("Strategies:\n", 1)[1].splitlines()[2].split(". ", 1)[1]
+    assert conv.messages[2].meta["strategy"] == third
+    assert f"1. {third}" in seen["prompt"]

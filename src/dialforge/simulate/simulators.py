@@ -198,42 +198,44 @@ class StrategyUser:
         return self.centroids @ v[0]
 
     async def candidates(self, state: ConvState, attempt: int) -> list[int]:
+        """Strategies that fit the last answer (embedding similarity >= threshold, or those
+        an LLM ranker picks from the 3K most similar), then up to K sampled at random from
+        them, as IDEAS samples from the ranker's positives. Seeded per turn and retry."""
         answer = state.messages[-1]["content"]
         sims = await self._rank(answer)
-        order = np.argsort(-sims, kind="stable")
+        order = [int(i) for i in np.argsort(-sims, kind="stable")]
         if self.cfg.ranker == "llm":
-            order = await self._llm_rank(state, order[: 3 * self.cfg.candidates])
-        above = [int(i) for i in order if sims[i] >= self.cfg.threshold] or [
-            int(i) for i in order[: self.cfg.candidates]
-        ]
+            fitting = await self._llm_pick(state, order[: 3 * self.cfg.candidates])
+        else:
+            fitting = [i for i in order if sims[i] >= self.cfg.threshold]
+        fitting = fitting or order[: self.cfg.candidates]
         rng = random.Random(stable_hash(state.conv_id, state.user_turns, attempt))
-        picked = rng.sample(above, min(len(above), self.cfg.candidates))
+        picked = rng.sample(fitting, min(len(fitting), self.cfg.candidates))
         rng.shuffle(picked)
         return picked
 
-    async def _llm_rank(self, state: ConvState, pool: np.ndarray) -> np.ndarray:
-        class Ranked(BaseModel):
+    async def _llm_pick(self, state: ConvState, pool: list[int]) -> list[int]:
+        """The pool's strategies that an LLM judges fit for the next user message."""
+
+        class Fitting(BaseModel):
             numbers: list[int]
 
-        listing = "\n".join(f"{n}. {self.library.strategies[int(i)].text}" for n, i in enumerate(pool, 1))
+        listing = "\n".join(f"{n}. {self.library.strategies[i].text}" for n, i in enumerate(pool, 1))
         res = await self.llm.structured(
             [
                 {
                     "role": "system",
-                    "content": "Rank which instruction strategies would make the best next user "
-                    "message after the assistant's last answer. Answer in JSON with "
-                    "numbers, best first.",
+                    "content": "Which of these instruction strategies would make a good next user message "
+                    "after the assistant's last answer? Answer in JSON with numbers: the fitting ones.",
                 },
                 {"role": "user", "content": f"{render_dialogue(state.plain()[-2:])}\n\nStrategies:\n{listing}"},
             ],
-            Ranked,
+            Fitting,
             sample_index=sample_index(state),
         )
         if not res.value:
-            return pool
-        chosen = [int(pool[n - 1]) for n in res.value.numbers if 1 <= n <= len(pool)]
-        rest = [int(i) for i in pool if int(i) not in set(chosen)]
-        return np.asarray(list(dict.fromkeys(chosen)) + rest)
+            return []
+        return list(dict.fromkeys(pool[n - 1] for n in res.value.numbers if 1 <= n <= len(pool)))
 
     async def _propose(
         self, state: ConvState, cands: list[int], attempt: int, comps: list[Any]
