@@ -86,7 +86,7 @@ class PipelineConfig(BaseModel):
     score: dict[str, Any] = Field(default_factory=dict, description="ScoreConfig fields")
     filter: str | None = Field(None, description="expression over scores and meta")
     dedup: DedupStage | None = DedupStage()
-    export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = Field(default_factory=lambda: ["sharegpt"])
+    export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
     train: TrainStage | None = None
     report: bool = True
 

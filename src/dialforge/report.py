@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -390,7 +391,7 @@ def render(roots: list[Path]) -> str:
     )
 
 
-def write_report(roots: list[str | Path], out: str | Path) -> Path:
+def write_report(roots: Sequence[str | Path], out: str | Path) -> Path:
     out = Path(out)
     atomic_write_bytes(out, render([Path(r) for r in roots]).encode("utf-8"))
     return out

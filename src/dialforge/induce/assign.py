@@ -24,8 +24,8 @@ def assign_records(library: str | Path, records: str | Path, out: str | Path, em
     originals = lib_dir / "originals.jsonl"
     by_text: dict[str, str] = {}
     if originals.exists():
-        for line in originals.open("rb"):
-            o = orjson.loads(line)
+        for raw in originals.open("rb"):
+            o = orjson.loads(raw)
             by_text[o["text"]] = member_of.get(o["id"], o.get("strategy_id"))
     rows = []
     for rec, line, index in iter_records(Path(records)):

@@ -20,17 +20,18 @@ recall, and so agreement with exact clustering, depends on `nprobe`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 Method = Literal["butina", "components", "leader"]
 
 
-def _index(x: np.ndarray, exact_below: int, nprobe: int, seed: int) -> object:
+def _index(x: np.ndarray, exact_below: int, nprobe: int, seed: int) -> Any:
     import faiss
 
     n, d = x.shape
+    index: Any
     if n < exact_below:
         index = faiss.IndexFlatIP(d)
     else:

@@ -125,8 +125,8 @@ def parse_sharegpt(rec: Any) -> list[Conversation]:
         if not isinstance(value, str):
             raise RecordError(f"expected a string, got {type(value).__name__}", field=f"{f}.value")
         _check_content(value, f"{f}.value")
-        meta = {"kind": "tool_call"} if src == "function_call" else {}
-        msgs.append(Message(role=_SHAREGPT_ROLES[src], content=value, meta=meta))  # type: ignore[arg-type]
+        kind = {"kind": "tool_call"} if src == "function_call" else {}
+        msgs.append(Message(role=_SHAREGPT_ROLES[src], content=value, meta=kind))  # type: ignore[arg-type]
     meta: dict[str, Any] = {}
     if "tools" in rec:
         meta["tools"] = rec["tools"]

@@ -173,11 +173,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.perf_counter() - t0
     final = out / "final"
-    model = trainer.model
+    trained: Any = trainer.model
     if cfg.lora:
-        model.save_pretrained(out / "adapter")
-        model = model.merge_and_unload()
-    model.save_pretrained(final)
+        trained.save_pretrained(out / "adapter")
+        trained = trained.merge_and_unload()
+    trained.save_pretrained(final)
     tok.chat_template = template
     tok.save_pretrained(final)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

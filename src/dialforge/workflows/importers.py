@@ -116,10 +116,10 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
     # keep what is reachable from the start; report the rest
     reach, stack = {start}, [start]
     while stack:
-        for o in steps[stack.pop()].options:
-            if o.next and o.next not in reach:
-                reach.add(o.next)
-                stack.append(o.next)
+        for opt in steps[stack.pop()].options:
+            if opt.next and opt.next not in reach:
+                reach.add(opt.next)
+                stack.append(opt.next)
     dropped = [s for s in steps if s not in reach]
     steps = {k: v for k, v in steps.items() if k in reach}
     topic = name.replace("_", " ")
