@@ -333,3 +333,12 @@ def test_strategy_mode_llm_ranker(library):
     third = ranked.messages[-1]["content"].split("Strategies:\n", 1)[1].splitlines()[2].split(". ", 1)[1]
     assert conv.messages[2].meta["strategy"] == third
     assert f"1. {third}" in seen["prompt"]
+
+
+def test_roles_on_one_endpoint_share_one_backend():
+    from dialforge.llm.config import same_endpoint
+
+    a = BackendConfig(model="m", params={"temperature": 0.9}, system_prompt="be a user")
+    b = BackendConfig(model="m", params={"temperature": 0.1})
+    assert same_endpoint(a, b)
+    assert not same_endpoint(a, BackendConfig(model="m", base_url="http://127.0.0.1:1/v1"))

@@ -53,3 +53,10 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
     from .local import TransformersBackend
 
     return TransformersBackend(cfg.model, batch_size=cfg.batch_size, device=cfg.device)
+
+
+def same_endpoint(a: BackendConfig, b: BackendConfig) -> bool:
+    """Whether two role configs reach the same model the same way, so one backend (one
+    connection pool, or one copy of in-process weights) can serve both."""
+    strip = {"params", "system_prompt"}
+    return a.model_dump(exclude=strip) == b.model_dump(exclude=strip)

@@ -20,7 +20,7 @@ from ..conversation import Conversation, Message, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import read_conversations, read_texts
 from ..llm.client import LLM
-from ..llm.config import make_backend
+from ..llm.config import make_backend, same_endpoint
 from ..progress import stage_progress
 from ..run.rundir import RunDir, config_fingerprint
 from .config import SeedConfig, SimulateConfig
@@ -167,8 +167,10 @@ async def simulate_async(
         user_llm = LLM(
             make_backend(cfg.user), cache=run.cache, usage=run.usage, stage="simulate.user", params=cfg.user.params
         )
-        if cfg.assistant == cfg.user:
-            assistant_backend = user_llm.backend  # one model plays both roles: one backend, one batch queue
+        if same_endpoint(cfg.assistant, cfg.user):
+            # one model plays both roles (sampling and system prompts differ per request):
+            # one backend, one batch queue, the weights loaded once
+            assistant_backend = user_llm.backend
         else:
             assistant_backend = make_backend(cfg.assistant)
         assistant = LLM(
