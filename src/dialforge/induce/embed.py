@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -31,6 +32,17 @@ def resolve_embedder(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4)
+def _load_sentence_transformer(name: str, path: str, device: str) -> Any:
+    """One loaded model per process and path: stages (induce, score, dedup, simulate) share it."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device)
+    except Exception as e:  # sentence-transformers raises many types for a bad path
+        raise DialforgeError(f"cannot load embedder {name!r}: {str(e).splitlines()[0]}") from None
+
+
 class Embedder:
     """Normalised embeddings (cosine = inner product). `embed` caches by text hash in
     `cache_dir` so each distinct string is embedded once across stages and resumes."""
@@ -57,12 +69,7 @@ class Embedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            try:
-                self._model = SentenceTransformer(self.path, device=self.device or "cpu")
-            except Exception as e:  # sentence-transformers raises many types for a bad path
-                raise DialforgeError(f"cannot load embedder {self.name!r}: {str(e).splitlines()[0]}") from None
+            self._model = _load_sentence_transformer(self.name, self.path, self.device or "cpu")
         return self._model
 
     @property
