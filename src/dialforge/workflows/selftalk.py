@@ -368,33 +368,22 @@ async def selftalk_async(
                 stage=f"selftalk.agent.{loop}",
                 params=agent_cfg.params if agent_cfg.params != SamplingParams() else PUBLISHED_PARAMS,
             )
-            picker = None
-            if cfg.picker == "llm":
-                pcfg = cfg.picker_model or cfg.client
-                picker = LLM(
-                    make_backend(pcfg),
+
+            def greedy(backend: BackendConfig | None, stage: str, max_tokens: int) -> LLM | None:
+                """A deterministic helper role (option picker, end check, consistency judge)."""
+                if backend is None:
+                    return None
+                return LLM(
+                    make_backend(backend),
                     cache=run.cache,
                     usage=run.usage,
-                    stage=f"selftalk.picker.{loop}",
-                    params=SamplingParams(temperature=0.0, max_tokens=32),
+                    stage=f"selftalk.{stage}",
+                    params=SamplingParams(temperature=0.0, max_tokens=max_tokens),
                 )
-            end_llm = consistency_llm = None
-            if cfg.end_check is not None:
-                end_llm = LLM(
-                    make_backend(cfg.end_check),
-                    cache=run.cache,
-                    usage=run.usage,
-                    stage=f"selftalk.end_check.{loop}",
-                    params=SamplingParams(temperature=0.0, max_tokens=16),
-                )
-            if cfg.consistency_judge is not None:
-                consistency_llm = LLM(
-                    make_backend(cfg.consistency_judge),
-                    cache=run.cache,
-                    usage=run.usage,
-                    stage=f"selftalk.consistency.{loop}",
-                    params=SamplingParams(temperature=0.0, max_tokens=16),
-                )
+
+            picker = greedy(cfg.picker_model or cfg.client, f"picker.{loop}", 32) if cfg.picker == "llm" else None
+            end_llm = greedy(cfg.end_check, f"end_check.{loop}", 16)
+            consistency_llm = greedy(cfg.consistency_judge, f"consistency.{loop}", 16)
             jobs = [
                 (wf, k, stable_hash("selftalk", loop, wf.name, k, agent_cfg.model))
                 for wf in workflows
