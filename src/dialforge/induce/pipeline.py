@@ -110,9 +110,7 @@ async def induce_async(
             make_backend(cfg.model),
             cache=run.cache,
             usage=run.usage,
-            params=cfg.model.params
-            if cfg.model.params != SamplingParams()
-            else SamplingParams(temperature=0.0, max_tokens=160),
+            params=cfg.model.params_or(SamplingParams(temperature=0.0, max_tokens=160)),
         )
         try:
             records = await _extract(cfg, run, llm.for_stage("extract"), units, progress)

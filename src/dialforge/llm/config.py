@@ -30,6 +30,10 @@ class BackendConfig(BaseModel):
     params: SamplingParams = SamplingParams()
     system_prompt: str | None = None
 
+    def params_or(self, default: SamplingParams) -> SamplingParams:
+        """The configured sampling, or a stage's own default when none was configured."""
+        return self.params if self.params != SamplingParams() else default
+
     def public(self) -> dict[str, Any]:
         """What may go into a manifest: everything (the key itself is never in the config)."""
         return self.model_dump(mode="json")

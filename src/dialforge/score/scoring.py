@@ -157,9 +157,11 @@ def score(path: str | Path, cfg: ScoreConfig | None = None) -> dict[str, Any]:
         raise DialforgeError(f"{data}: no conversations to score")
     per = [conversation_scores(c) for c in convs]
     if cfg.judge is not None:
-        base = per_path.parent if Path(path).is_dir() else per_path.with_name(per_path.name + ".")
-        cache = Path(path) / "cache.sqlite" if Path(path).is_dir() else Path(str(base) + "judge_cache.sqlite")
-        usage = Path(path) / "usage.json" if Path(path).is_dir() else Path(str(base) + "judge_usage.json")
+        if Path(path).is_dir():  # a run directory: its own cache and usage
+            cache, usage = Path(path) / "cache.sqlite", Path(path) / "usage.json"
+        else:
+            cache = per_path.with_name(per_path.name + ".judge_cache.sqlite")
+            usage = per_path.with_name(per_path.name + ".judge_usage.json")
         asyncio.run(_judge_all(convs, per, cfg, cache, usage))
     summary = dataset_scores(convs, per, cfg)
     atomic_write_bytes(per_path, b"".join(orjson.dumps(p) + b"\n" for p in per))

@@ -359,14 +359,14 @@ async def selftalk_async(
                 cache=run.cache,
                 usage=run.usage,
                 stage=f"selftalk.client.{loop}",
-                params=cfg.client.params if cfg.client.params != SamplingParams() else PUBLISHED_PARAMS,
+                params=cfg.client.params_or(PUBLISHED_PARAMS),
             )
             agent = LLM(
                 make_backend(agent_cfg),
                 cache=run.cache,
                 usage=run.usage,
                 stage=f"selftalk.agent.{loop}",
-                params=agent_cfg.params if agent_cfg.params != SamplingParams() else PUBLISHED_PARAMS,
+                params=agent_cfg.params_or(PUBLISHED_PARAMS),
             )
 
             def greedy(backend: BackendConfig | None, stage: str, max_tokens: int) -> LLM | None:
