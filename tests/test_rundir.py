@@ -65,7 +65,7 @@ def test_cache_and_usage_on_rerun_and_resume(data_dir, fake_server, tmp_path):
     lines = first.splitlines(keepends=True)
     (out / "conversations.jsonl").write_bytes(b"".join(lines[:15]) + lines[15][:30])
     s = answer(cfg, out, progress=False)
-    assert s == {"questions": 20, "answered_now": 5, "already_done": 15, "failed": 0, "total": 20}
+    assert s == {"questions": 20, "answered_now": 5, "already_done": 15, "failed": 0, "total": 20, "warnings": []}
     assert len(fake_server.requests) == 20  # the 5 lost answers came from the cache
     rows = [json.loads(x) for x in (out / "conversations.jsonl").read_text().splitlines()]
     assert len(rows) == 20 and len({r["id"] for r in rows}) == 20

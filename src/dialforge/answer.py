@@ -1,13 +1,12 @@
 """`dialforge answer`: answer seed questions with any backend, resumably.
 
 The result is a file of first exchanges (user question + assistant answer): the seeds of
-the seeded simulators, and the smallest end-to-end use of run directory, cache and usage.
+the seeded simulators, and the smallest stage on the kernel (`run/kernel.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .conversation import Conversation, Message, stable_hash
 from .io.reader import read_texts
 from .llm.client import LLM
-from .llm.config import BackendConfig, make_backend
-from .progress import stage_progress
+from .llm.config import BackendConfig
+from .run.kernel import Job, Stage, StageContext, run_stage
 from .run.rundir import RunDir
-
-log = logging.getLogger("dialforge.answer")
 
 
 class AnswerConfig(BaseModel):
@@ -32,6 +29,48 @@ class AnswerConfig(BaseModel):
     concurrency: int = Field(64, ge=1)
 
 
+class AnswerStage(Stage):
+    name = "answer"
+    output = "conversations.jsonl"
+
+    def __init__(self, cfg: AnswerConfig, questions: list[str]) -> None:
+        self.cfg = cfg
+        self.questions = questions
+        self.concurrency = cfg.concurrency
+        self.llm: LLM | None = None
+
+    def plan(self) -> list[Job]:
+        a = self.cfg.assistant
+        params = a.params.model_dump(mode="json")
+        jobs = {stable_hash("answer", q, a.model, params, a.system_prompt): q for q in self.questions}
+        return [Job(cid, q) for cid, q in jobs.items()]
+
+    async def open(self, ctx: StageContext) -> None:
+        self.llm = ctx.llm(self.cfg.assistant, "answer")
+
+    async def run_job(self, job: Job, ctx: StageContext) -> dict[str, Any]:
+        assert self.llm is not None
+        comp = await self.llm.complete([{"role": "user", "content": job.data}])
+        if not comp.ok:
+            return {"id": job.id, "error": comp.error, "question": job.data}
+        return Conversation(
+            id=job.id,
+            messages=[
+                Message(role="user", content=job.data),
+                Message(
+                    role="assistant",
+                    content=comp.text,
+                    meta={
+                        "model": comp.model,
+                        "finish_reason": comp.finish_reason,
+                        "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
+                    },
+                ),
+            ],
+            meta={"source": "answer", "assistant_model": self.cfg.assistant.model},
+        ).to_record()
+
+
 async def answer_async(
     cfg: AnswerConfig, out: str | Path, *, force_new: bool = False, use_cache: bool = True, progress: bool | None = None
 ) -> dict[str, Any]:
@@ -40,78 +79,18 @@ async def answer_async(
         questions.extend(read_texts(p))
     if cfg.limit:
         questions = questions[: cfg.limit]
-    with RunDir(
-        out,
-        command="answer",
-        config=cfg,
-        models={"assistant": cfg.assistant.model},
-        force_new=force_new,
-        use_cache=use_cache,
-    ) as run:
-        store = run.store("conversations.jsonl")
-        llm = LLM(
-            make_backend(cfg.assistant),
-            cache=run.cache,
-            usage=run.usage,
-            stage="answer",
-            params=cfg.assistant.params,
-            system_prompt=cfg.assistant.system_prompt,
-        )
-        todo = []
-        for q in questions:
-            cid = stable_hash(
-                "answer",
-                q,
-                cfg.assistant.model,
-                cfg.assistant.params.model_dump(mode="json"),
-                cfg.assistant.system_prompt,
-            )
-            if cid not in store:
-                todo.append((cid, q))
-        failed = 0
-        sem = asyncio.Semaphore(cfg.concurrency)
-        run.usage.start_stage("answer")
-        with stage_progress("answer", len(todo), run.usage, progress) as bar:
-
-            async def one(cid: str, q: str) -> None:
-                nonlocal failed
-                async with sem:
-                    comp = await llm.complete([{"role": "user", "content": q}])
-                if comp.ok:
-                    conv = Conversation(
-                        id=cid,
-                        messages=[
-                            Message(role="user", content=q),
-                            Message(
-                                role="assistant",
-                                content=comp.text,
-                                meta={
-                                    "model": comp.model,
-                                    "finish_reason": comp.finish_reason,
-                                    "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
-                                },
-                            ),
-                        ],
-                        meta={"source": "answer", "assistant_model": cfg.assistant.model},
-                    )
-                    store.append(conv.to_record())
-                else:
-                    failed += 1
-                    log.warning("question %s failed: %s", cid, comp.error)
-                bar.advance()
-
-            await asyncio.gather(*(one(c, q) for c, q in todo))
-        run.usage.end_stage("answer")
-        await llm.aclose()
-        summary = {
+    models = {"assistant": cfg.assistant.model}
+    with RunDir(out, command="answer", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
+        res = await run_stage(AnswerStage(cfg, questions), run, progress=progress)
+        s = res.summary
+        return {
             "questions": len(questions),
-            "answered_now": len(todo) - failed,
-            "already_done": len(questions) - len(todo),
-            "failed": failed,
-            "total": len(store),
+            "answered_now": s["run_now"] - s["failed"],
+            "already_done": s["already_done"],
+            "failed": s["failed"],
+            "total": s["jobs"] - s["failed"],
+            "warnings": res.warnings,
         }
-        run.stage_done("answer", **summary)
-        return summary
 
 
 def answer(cfg: AnswerConfig, out: str | Path, **kw: Any) -> dict[str, Any]:

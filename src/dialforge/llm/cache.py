@@ -1,16 +1,32 @@
-"""SQLite call cache: a re-run or a resumed run sends only the calls it has not made."""
+"""SQLite call cache and usage ledger: a re-run or a resumed run sends only the calls it has
+not made, and usage counts survive kill -9 exactly.
+
+A call's usage is recorded in the same transaction as its cache row, so after a crash the
+ledger counts every answer that was stored, and nothing twice. A corrupt database file is
+moved aside with a warning and a fresh one started (the run then re-sends what it needs).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
+import time
+from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .types import ChatRequest, Completion
+
+if TYPE_CHECKING:
+    from .usage import UsageCounter
+
+log = logging.getLogger("dialforge.run")
+
+_COUNTER_COLUMNS = ("calls", "prompt_tokens", "completion_tokens", "retries", "cache_hits", "failures", "latency_s")
 
 
 def request_key(model_id: str, req: ChatRequest) -> str:
@@ -22,29 +38,76 @@ def request_key(model_id: str, req: ChatRequest) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-class CallCache:
-    """Successful completions by request key. Safe to share between stages of one process."""
+def _open(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, value BLOB)")
+    cols = ", ".join(f"{c} {'REAL' if c == 'latency_s' else 'INTEGER'} NOT NULL DEFAULT 0" for c in _COUNTER_COLUMNS)
+    db.execute(f"CREATE TABLE IF NOT EXISTS usage (stage TEXT, model TEXT, {cols}, PRIMARY KEY (stage, model))")
+    db.execute("SELECT COUNT(*) FROM usage").fetchone()  # a damaged file fails here, not mid-run
+    return db
 
-    def __init__(self, path: str | Path) -> None:
+
+class CallCache:
+    """Successful completions by request key, plus the usage ledger. Safe to share between
+    stages of one process. `read=False` (--no-cache) still records, but never answers."""
+
+    def __init__(self, path: str | Path, *, read: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read = read
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, value BLOB)")
+        try:
+            self._db = _open(self.path)
+        except sqlite3.DatabaseError as e:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.rename(aside)
+            for ext in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + ext)
+                if side.exists():
+                    side.rename(aside.with_name(aside.name + ext))
+            log.warning("%s is corrupt (%s): moved to %s, starting a fresh cache", self.path, e, aside.name)
+            self._db = _open(self.path)
 
     def get(self, key: str) -> Completion | None:
+        if not self.read:
+            return None
         with self._lock:
             row = self._db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
         return Completion.from_cache(orjson.loads(row[0])) if row else None
 
     def put(self, key: str, comp: Completion) -> None:
-        if not comp.ok:
+        self.record(None, None, key, comp)
+
+    def record(self, stage: str | None, delta: UsageCounter | None, key: str | None, comp: Completion | None) -> None:
+        """One transaction: the cache row (a successful answer under `key`) and the usage
+        increment `delta` of (stage, model)."""
+        value = orjson.dumps(comp.to_cache()) if key is not None and comp is not None and comp.ok else None
+        if value is None and delta is None:
             return
-        value = orjson.dumps(comp.to_cache())
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?,?,?)", (key, comp.model, value))
+            self._db.execute("BEGIN")
+            try:
+                if value is not None:
+                    assert comp is not None
+                    self._db.execute("INSERT OR REPLACE INTO calls VALUES (?,?,?)", (key, comp.model, value))
+                if delta is not None and stage is not None:
+                    model = comp.model if comp is not None else ""
+                    sets = ", ".join(f"{c}={c}+excluded.{c}" for c in _COUNTER_COLUMNS)
+                    marks = ",".join("?" * (2 + len(_COUNTER_COLUMNS)))
+                    self._db.execute(
+                        f"INSERT INTO usage VALUES ({marks}) ON CONFLICT(stage, model) DO UPDATE SET {sets}",
+                        (stage, model, *astuple(delta)),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def usage_rows(self) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(f"SELECT stage, model, {', '.join(_COUNTER_COLUMNS)} FROM usage").fetchall()
 
     def __len__(self) -> int:
         with self._lock:

@@ -107,9 +107,13 @@ class LLM:
                 raise
             for i, comp in zip(missing, comps, strict=True):
                 out[i] = comp
-                self.usage.record(self.stage, comp)
+                if self.cache is not None and self.usage.ledger is self.cache:
+                    self.usage.record(self.stage, comp, cache_key=keys[i])  # one transaction
+                else:
+                    self.usage.record(self.stage, comp)
+                    if self.cache is not None:
+                        self.cache.put(keys[i], comp)
                 if self.cache is not None:
-                    self.cache.put(keys[i], comp)
                     fut = self._inflight.pop(keys[i])
                     if not fut.done():
                         fut.set_result(comp)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .types import Completion
+
+log = logging.getLogger("dialforge.run")
+
+if TYPE_CHECKING:
+    from .cache import CallCache
 
 
 @dataclass
@@ -26,38 +32,74 @@ class UsageCounter:
 class UsageTracker:
     """Counts only calls really sent: a cache hit adds to `cache_hits`, not to tokens.
 
-    With a `path`, the totals load from it at start and are written back (atomically) on
-    `flush()`; a resumed run therefore continues the counts instead of re-adding them.
+    With a `ledger` (the run's SQLite cache), every call is recorded in the same transaction
+    as its cache row, and the counts load from the ledger at start: a run killed at any point
+    and resumed counts each request exactly once. `path` (usage.json) is a readable snapshot,
+    written atomically on `flush()`; a damaged snapshot is ignored with a warning.
     """
 
-    def __init__(self, path: str | Path | None = None, flush_every_s: float = 2.0) -> None:
+    def __init__(
+        self, path: str | Path | None = None, flush_every_s: float = 2.0, ledger: CallCache | None = None
+    ) -> None:
         self.path = Path(path) if path else None
+        self.ledger = ledger
         self.counters: dict[str, dict[str, UsageCounter]] = {}
         self.stage_wall_s: dict[str, float] = {}
         self._stage_started: dict[str, float] = {}
         self._flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
-        if self.path and self.path.exists():
-            data = orjson.loads(self.path.read_bytes())
-            for stage, models in data.get("stages", {}).items():
+        snapshot = self._read_snapshot()
+        self.stage_wall_s = dict(snapshot.get("stage_wall_s", {}))
+        rows = ledger.usage_rows() if ledger is not None else []
+        if rows:
+            for stage, model, *vals in rows:
+                self.counters.setdefault(stage, {})[model] = UsageCounter(*vals)
+        else:  # a run directory from before the ledger, or no ledger
+            for stage, models in snapshot.get("stages", {}).items():
                 self.counters[stage] = {m: UsageCounter(**c) for m, c in models.items()}
-            self.stage_wall_s = dict(data.get("stage_wall_s", {}))
+                if ledger is not None:
+                    for m, c in self.counters[stage].items():
+                        ledger.record(stage, c, None, Completion(texts=[], finish_reasons=[], model=m))
+
+    def _read_snapshot(self) -> dict[str, Any]:
+        if not (self.path and self.path.exists()):
+            return {}
+        try:
+            data = orjson.loads(self.path.read_bytes())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            for models in data.get("stages", {}).values():
+                for c in models.values():
+                    UsageCounter(**c)
+            return data
+        except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as e:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.rename(aside)
+            log.warning("%s is unreadable (%s): moved to %s; counts rebuilt from the ledger", self.path, e, aside.name)
+            return {}
 
     def counter(self, stage: str, model: str) -> UsageCounter:
         return self.counters.setdefault(stage, {}).setdefault(model, UsageCounter())
 
-    def record(self, stage: str, comp: Completion) -> None:
-        c = self.counter(stage, comp.model)
+    def record(self, stage: str, comp: Completion, cache_key: str | None = None) -> None:
+        """Count one answer; with a ledger, store it under `cache_key` in the same transaction."""
         if comp.cached:
-            c.cache_hits += 1
+            d = UsageCounter(cache_hits=1)
         else:
-            c.calls += 1
-            c.prompt_tokens += comp.usage.prompt_tokens
-            c.completion_tokens += comp.usage.completion_tokens
-            c.retries += comp.retries
-            c.latency_s += comp.latency_s
-            if comp.error is not None:
-                c.failures += 1
+            d = UsageCounter(
+                calls=1,
+                prompt_tokens=comp.usage.prompt_tokens,
+                completion_tokens=comp.usage.completion_tokens,
+                retries=comp.retries,
+                failures=int(comp.error is not None),
+                latency_s=comp.latency_s,
+            )
+        if self.ledger is not None:
+            self.ledger.record(stage, d, cache_key, comp)
+        c = self.counter(stage, comp.model)
+        for k, v in asdict(d).items():
+            if v:
+                setattr(c, k, getattr(c, k) + v)
         if self.path and time.monotonic() - self._last_flush > self._flush_every_s:
             self.flush()
 

@@ -2,17 +2,17 @@
 
 Re-running the same command on the same directory resumes it; a different config is refused
 unless `force_new`, which moves the old directory aside (nothing produced is ever deleted).
+One process at a time holds a run directory (`run/lock.py`); a damaged manifest, cache or
+usage snapshot is moved aside with a warning and rebuilt from what is valid.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from ..errors import RunDirConflict
 from ..io.reader import atomic_write_bytes
 from ..llm.cache import CallCache
 from ..llm.usage import UsageTracker
+from .lock import RunLock
+from .store import RecordStore
 
 log = logging.getLogger("dialforge")
 
@@ -63,69 +65,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class RecordStore:
-    """Append-only JSON Lines keyed by `id`: appending a known id is a no-op, so a resumed
-    run never duplicates. A line cut short by a crash is trimmed on open."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.ids: set[str] = set()
-        self._recover()
-        self._f = self.path.open("ab")
-
-    def _recover(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        good = 0
-        pos = 0
-        while pos < len(data):
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                break
-            line = data[pos:nl]
-            if line.strip():
-                try:
-                    self.ids.add(orjson.loads(line)["id"])
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    break
-            pos = good = nl + 1
-        if good < len(data):
-            log.warning(
-                "%s: dropped %d bytes of an incomplete last record (crash recovery)", self.path, len(data) - good
-            )
-            with self.path.open("r+b") as f:
-                f.truncate(good)
-
-    def __contains__(self, rid: str) -> bool:
-        return rid in self.ids
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def append(self, record: dict[str, Any], sync: bool = False) -> bool:
-        rid = record["id"]
-        if rid in self.ids:
-            return False
-        self._f.write(orjson.dumps(record) + b"\n")
-        self._f.flush()
-        if sync:
-            os.fsync(self._f.fileno())
-        self.ids.add(rid)
-        return True
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        self._f.flush()
-        with self.path.open("rb") as f:
-            for line in f:
-                if line.strip():
-                    yield orjson.loads(line)
-
-    def close(self) -> None:
-        self._f.close()
-
-
 class RunDir:
     """One run's home. Use as a context manager; `close()` flushes usage and the manifest."""
 
@@ -142,30 +81,54 @@ class RunDir:
         self.path = Path(path)
         self.command = command
         self.fingerprint = config_fingerprint(config)
-        manifest_path = self.path / "manifest.json"
         self.resumed = False
-        if manifest_path.exists():
-            old = orjson.loads(manifest_path.read_bytes())
-            same = old.get("config_fingerprint") == self.fingerprint and old.get("command") == command
-            if not same and not force_new:
-                raise RunDirConflict(
-                    f"{self.path} holds a run of `{old.get('command')}` with a different config "
-                    f"(fingerprint {old.get('config_fingerprint')} != {self.fingerprint}); "
-                    "use another --out directory, or --force-new to move the old run aside"
-                )
-            if not same:
-                aside = self.path.with_name(f"{self.path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-                self.path.rename(aside)
-                log.warning("moved the previous run to %s", aside)
-            else:
-                self.resumed = True
-                self.manifest = old
+        self._lock = RunLock(self.path).acquire()
+        try:
+            old = self._read_manifest()
+            if old is not None:
+                same = old.get("config_fingerprint") == self.fingerprint and old.get("command") == command
+                if not same and not force_new:
+                    raise RunDirConflict(
+                        f"{self.path} holds a run of `{old.get('command')}` with a different config "
+                        f"(fingerprint {old.get('config_fingerprint')} != {self.fingerprint}); "
+                        "use another --out directory, or --force-new to move the old run aside"
+                    )
+                if not same:
+                    self._lock.release()
+                    aside = self.path.with_name(f"{self.path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+                    self.path.rename(aside)
+                    log.warning("moved the previous run to %s", aside)
+                    self._lock = RunLock(self.path).acquire()
+                else:
+                    self.resumed = True
+                    self.manifest = old
+            self._open(config, models, use_cache)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _read_manifest(self) -> dict[str, Any] | None:
+        path = self.path / "manifest.json"
+        if not path.exists():
+            return None
+        try:
+            old = orjson.loads(path.read_bytes())
+            if not isinstance(old, dict) or not isinstance(old.get("stages", {}), dict):
+                raise ValueError("not a manifest object")
+            return old
+        except (orjson.JSONDecodeError, ValueError) as e:
+            aside = path.with_name(f"manifest.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            log.warning("%s is unreadable (%s): moved to %s; resuming with a new manifest", path, e, aside.name)
+            return None
+
+    def _open(self, config: BaseModel | dict[str, Any], models: dict[str, str] | None, use_cache: bool) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.resumed:
             cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
             self.manifest = {
                 "dialforge_version": __version__,
-                "command": command,
+                "command": self.command,
                 "config_fingerprint": self.fingerprint,
                 "config": cfg,
                 "models": models or {},
@@ -179,14 +142,16 @@ class RunDir:
             }
         else:
             self.manifest["resumes"] = self.manifest.get("resumes", 0) + 1
-            self.manifest["models"].update(models or {})
+            self.manifest.setdefault("models", {}).update(models or {})
+            self.manifest.setdefault("stages", {})
         self._log_handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger("dialforge").addHandler(self._log_handler)
         logging.getLogger("dialforge").setLevel(logging.INFO)
         log.info("%s run %s (config %s)", "resumed" if self.resumed else "started", self.path, self.fingerprint)
-        self.cache = CallCache(self.path / "cache.sqlite") if use_cache else None
-        self.usage = UsageTracker(self.path / "usage.json")
+        # the cache doubles as the usage ledger: --no-cache still records, it only never answers
+        self.cache = CallCache(self.path / "cache.sqlite", read=use_cache)
+        self.usage = UsageTracker(self.path / "usage.json", ledger=self.cache)
         self._stores: dict[str, RecordStore] = {}
         self.write_manifest()
 
@@ -214,10 +179,10 @@ class RunDir:
             s.close()
         self.usage.flush()
         self.write_manifest()
-        if self.cache is not None:
-            self.cache.close()
+        self.cache.close()
         logging.getLogger("dialforge").removeHandler(self._log_handler)
         self._log_handler.close()
+        self._lock.release()
 
     def __enter__(self) -> RunDir:
         return self

@@ -1,7 +1,8 @@
 """Self-play: one async engine, user simulators for every mode."""
 
 from .config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
-from .engine import Engine, load_seeds, simulate, simulate_async
+from .engine import Engine, load_seeds
+from .run import SimulateStage, simulate, simulate_async
 from .simulators import PromptedUser, StrategyUser, TrainedUser, make_simulator, swap_roles
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "PromptedUser",
     "SeedConfig",
     "SimulateConfig",
+    "SimulateStage",
     "StopConfig",
     "StrategyConfig",
     "StrategyUser",

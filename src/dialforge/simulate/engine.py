@@ -8,23 +8,18 @@ again skips finished conversations and replays unfinished ones from the call cac
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..conversation import Conversation, Message, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import read_conversations, read_texts
 from ..llm.client import LLM
-from ..llm.config import make_backend, same_endpoint
-from ..progress import stage_progress
-from ..run.rundir import RunDir, config_fingerprint
+from ..run.rundir import config_fingerprint
 from .config import SeedConfig, SimulateConfig
-from .simulators import ConvState, UserSimulator, make_simulator, sample_index
+from .simulators import ConvState, UserSimulator, sample_index
 from .stops import check_assistant_turn, check_user_turn
 
 log = logging.getLogger("dialforge.simulate")
@@ -147,96 +142,3 @@ def conversation_id(cfg: SimulateConfig, seed: Seed, sample: int) -> str:
     return stable_hash(
         "simulate", config_fingerprint(cfg.model_copy(update={"seeds": SeedConfig(free=1)})), seed.id, sample
     )
-
-
-async def simulate_async(
-    cfg: SimulateConfig,
-    out: str | Path,
-    *,
-    force_new: bool = False,
-    use_cache: bool = True,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    seeds = load_seeds(cfg.seeds)
-    jobs = [(conversation_id(cfg, s, k), s, k) for s in seeds for k in range(cfg.samples_per_seed)]
-    models = {"user": cfg.user.model, "assistant": cfg.assistant.model}
-    if cfg.strategy and cfg.strategy.judge:
-        models["judge"] = cfg.strategy.judge.model
-    with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
-        store = run.store("conversations.jsonl")
-        user_llm = LLM(
-            make_backend(cfg.user), cache=run.cache, usage=run.usage, stage="simulate.user", params=cfg.user.params
-        )
-        if same_endpoint(cfg.assistant, cfg.user):
-            # one model plays both roles (sampling and system prompts differ per request):
-            # one backend, one batch queue, the weights loaded once
-            assistant_backend = user_llm.backend
-        else:
-            assistant_backend = make_backend(cfg.assistant)
-        assistant = LLM(
-            assistant_backend,
-            cache=run.cache,
-            usage=run.usage,
-            stage="simulate.assistant",
-            params=cfg.assistant.params,
-            system_prompt=cfg.assistant.system_prompt,
-        )
-        judge = None
-        if cfg.strategy and cfg.strategy.judge:
-            judge = LLM(
-                make_backend(cfg.strategy.judge),
-                cache=run.cache,
-                usage=run.usage,
-                stage="simulate.judge",
-                params=cfg.strategy.judge.params,
-            )
-        simulator = make_simulator(cfg, user_llm, judge)
-        engine = Engine(cfg, simulator, assistant)
-        todo = [j for j in jobs if j[0] not in store]
-        reasons: Counter[str] = Counter()
-        sem = asyncio.Semaphore(cfg.concurrency)
-        run.usage.start_stage("simulate")
-        try:
-            with stage_progress("simulate", len(todo), run.usage, progress) as bar:
-
-                async def one(cid: str, seed: Seed, k: int) -> None:
-                    async with sem:
-                        try:
-                            conv = await engine.run_one(cid, seed, k)
-                        except Exception as e:  # one broken conversation never kills the run
-                            log.exception("conversation %s failed", cid)
-                            conv = Conversation(
-                                id=cid,
-                                messages=[Message(**m) for m in seed.messages],
-                                meta={
-                                    "mode": cfg.mode,
-                                    "seed_id": seed.id,
-                                    "sample_index": k,
-                                    "termination_reason": "error",
-                                    "error": f"{type(e).__name__}: {e}",
-                                },
-                            )
-                    store.append(conv.to_record())
-                    reasons[conv.meta["termination_reason"]] += 1
-                    bar.advance(info=" ".join(f"{r}:{n}" for r, n in reasons.most_common()))
-
-                await asyncio.gather(*(one(*j) for j in todo))
-        finally:
-            run.usage.end_stage("simulate")
-            for llm in {id(x.backend): x for x in (user_llm, assistant, judge) if x}.values():
-                await llm.aclose()
-        all_reasons: Counter[str] = Counter()
-        for rec in store.records():
-            all_reasons[rec.get("meta", {}).get("termination_reason", "?")] += 1
-        summary = {
-            "conversations": len(store),
-            "new": len(todo),
-            "seeds": len(seeds),
-            "termination_reasons": dict(all_reasons),
-        }
-        run.stage_done("simulate", **summary)
-        return summary
-
-
-def simulate(cfg: SimulateConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(simulate_async(cfg, out, **kw))

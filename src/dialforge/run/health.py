@@ -1,0 +1,64 @@
+"""Health checks: a run that produced nothing useful says so.
+
+Each check returns warning lines; the executor logs them, stores them in the manifest and the
+CLI prints them (`--strict` turns any warning into exit 3). The report shows the same lines.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+# termination reasons that mean a conversation did not end the way it should
+FAILURE_REASONS = frozenset({"error", "rejections", "role_flip", "repetition", "empty_turn", "context_budget"})
+MAJORITY = 0.5
+
+
+def _meta(r: dict[str, Any]) -> dict[str, Any]:
+    m = r.get("meta")
+    return m if isinstance(m, dict) else {}
+
+
+def conversation_warnings(label: str, records: list[dict[str, Any]]) -> list[str]:
+    """Most conversations ending on one failure reason, or most with no follow-up turn."""
+    convs = [r for r in records if "termination_reason" in _meta(r)]
+    n = len(convs)
+    if not n:
+        return []
+    out = []
+    reasons = Counter(_meta(r)["termination_reason"] for r in convs)
+    for reason, k in reasons.most_common():
+        if reason in FAILURE_REASONS and k / n >= MAJORITY:
+            out.append(f"{label}: {k}/{n} conversations ended on {reason}")
+    no_follow_up = sum(1 for r in convs if _user_turns(r) <= 1)
+    if no_follow_up / n >= MAJORITY:
+        out.append(f"{label}: {no_follow_up}/{n} conversations have no follow-up user turn")
+    return out
+
+
+def _user_turns(r: dict[str, Any]) -> int:
+    msgs = r.get("messages")
+    if isinstance(msgs, list):
+        return sum(1 for m in msgs if isinstance(m, dict) and m.get("role") == "user")
+    return int(_meta(r).get("user_turns") or 0)
+
+
+def stage_warnings(
+    name: str, records: list[dict[str, Any]], summary: dict[str, Any], failed: list[dict[str, Any]]
+) -> list[str]:
+    out = []
+    jobs = summary.get("jobs", len(records))
+    if jobs and not records:
+        out.append(f"{name}: produced no records")
+    if failed:
+        out.append(f"{name}: {len(failed)}/{jobs} jobs failed (see run.log)")
+    out += [w for w in conversation_warnings(name, records) if not w.endswith("ended on error")]
+    return out
+
+
+def kept_warning(label: str, n_in: int, n_out: int, path: str | None = None) -> list[str]:
+    """A filter, dedup or export that keeps nothing of a non-empty input."""
+    if n_in and not n_out:
+        where = f" ({path})" if path else ""
+        return [f"{label}: kept 0 of {n_in}{where}"]
+    return []
