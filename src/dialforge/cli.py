@@ -26,6 +26,16 @@ err_console = Console(stderr=True, soft_wrap=True)
 _state = {"debug": False}
 
 OnErrorOpt = typer.Option("fail", "--on-error", help="fail on the first bad record, or skip and count")
+StrictOpt = typer.Option(False, "--strict", help="exit 3 when the run ends with health warnings")
+
+
+def _finish(warnings: list[str], strict: bool) -> None:
+    """Health warnings go last, where a user looks; `--strict` makes them an exit status."""
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False)
+    if strict and warnings:
+        err_console.print(f"error: --strict: {len(warnings)} warning(s)", markup=False, highlight=False)
+        sys.exit(3)
 
 
 @app.callback()
@@ -135,6 +145,7 @@ def answer(
     limit: int | None = typer.Option(None, help="only the first N questions"),
     no_cache: bool = typer.Option(False, "--no-cache", help="bypass the call cache"),
     force_new: bool = typer.Option(False, "--force-new", help="move an old run with another config aside"),
+    strict: bool = StrictOpt,
 ) -> None:
     """Answer seed questions with one backend (first exchanges for seeded simulation)."""
     from .answer import AnswerConfig
@@ -146,7 +157,9 @@ def answer(
     ov["limit"] = limit
     cfg = load_config(AnswerConfig, config, ov)
     summary = run_answer(cfg, out, force_new=force_new, use_cache=not no_cache)
+    warnings = summary.pop("warnings", [])
     err_console.print(f"{out}: {summary}", markup=False, highlight=False)
+    _finish(warnings, strict)
 
 
 @app.command()
@@ -200,6 +213,7 @@ def simulate(
     limit: int | None = typer.Option(None, help="only the first N seeds"),
     no_cache: bool = typer.Option(False, "--no-cache"),
     force_new: bool = typer.Option(False, "--force-new"),
+    strict: bool = StrictOpt,
 ) -> None:
     """Self-play: a user simulator (strategy | socratic | persona) talks with an assistant."""
     from .config import load_config
@@ -213,7 +227,9 @@ def simulate(
     }
     cfg = load_config(SimulateConfig, config, ov)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
+    warnings = summary.pop("warnings", [])
     err_console.print(f"{out}/conversations.jsonl: {summary}", markup=False, highlight=False)
+    _finish(warnings, strict)
 
 
 @app.command()

@@ -185,8 +185,8 @@ class LocalExecutor:
             **stage.summarise(records),
         }
         warnings = stage.health(records, summary)
-        for w in warnings:
-            log.warning("%s", w)
+        for w in warnings:  # the CLI prints them at the end; run.log keeps them in place
+            log.info("health warning: %s", w)
         run.stage_done(stage.name, **summary, warnings=warnings)
         return StageResult(stage.name, records, summary, warnings)
 
@@ -213,7 +213,7 @@ class LocalExecutor:
                         rec = stage.failure(job, f"{type(e).__name__}: {e}")
                 if stage.failed(rec):
                     failed += 1
-                    log.warning("%s: job %s failed: %s", stage.name, job.id, _why(rec))
+                    log.info("%s: job %s failed: %s", stage.name, job.id, _why(rec))
                 store.append(rec, replace=job.id in retry)
                 bar.advance(info=f"failed {failed}" if failed else "")
 

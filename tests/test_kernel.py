@@ -1,0 +1,184 @@
+"""The stage kernel's guarantees, each through a real command against a loopback server:
+one process per run directory, kill -9 anywhere, retries of failed jobs, corrupt files,
+byte-identical outputs, health warnings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from dialforge.answer import AnswerConfig, answer
+from dialforge.llm import BackendConfig
+from dialforge.run import RecordStore, RunLock
+from dialforge.simulate import SimulateConfig, simulate
+from dialforge.testing import FakeOpenAIServer
+
+
+def _reply(body):
+    h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()[:16]
+    return f"Why {h}?" if body["model"] == "sim" else f"Answer {h}."
+
+
+def _sim_cfg(data_dir, srv, n=12, **kw):
+    return SimulateConfig(
+        mode="socratic",
+        seeds={"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")], "limit": n},
+        user=BackendConfig(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
+        assistant=BackendConfig(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
+        max_turns=3,
+        concurrency=4,
+        **kw,
+    )
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "dialforge.cli", *map(str, args)], capture_output=True, text=True, **kw)
+
+
+def test_second_process_on_a_run_dir_exits_2_naming_the_holder(data_dir, tmp_path):
+    out = tmp_path / "run"
+    with RunLock(out):
+        r = _cli("answer", "--prompts", data_dir / "oasst/en_100_text.jsonl", "--out", out, "--model", "m",
+                 "--base-url", "http://127.0.0.1:9/v1")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert f"in use by process {os.getpid()}" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_identical_runs_write_identical_bytes_whatever_the_completion_order(data_dir, tmp_path):
+    with FakeOpenAIServer(reply=_reply) as srv:
+        srv.inject("hang", times=3, seconds=0.3)  # the first conversations finish last
+        simulate(_sim_cfg(data_dir, srv), tmp_path / "a", progress=False)
+        simulate(_sim_cfg(data_dir, srv), tmp_path / "b", progress=False)
+    a = (tmp_path / "a/conversations.jsonl").read_bytes()
+    assert a == (tmp_path / "b/conversations.jsonl").read_bytes()
+    assert len(a.splitlines()) == 12
+
+
+def test_rerun_retries_errored_conversations(data_dir, tmp_path):
+    with FakeOpenAIServer(reply=_reply) as srv:
+        srv.inject("500", times=3)  # no retries configured: three conversations end in error
+        s1 = simulate(_sim_cfg(data_dir, srv), tmp_path / "run", progress=False)
+        assert s1["termination_reasons"].get("error") == 3
+        assert any("3/12 jobs failed" in w for w in s1["warnings"])
+        s2 = simulate(_sim_cfg(data_dir, srv), tmp_path / "run", progress=False)
+    assert s2["retried"] == 3 and s2["new"] == 3
+    assert s2["termination_reasons"] == {"max_turns": 12} and s2["warnings"] == []
+    rows = [json.loads(x) for x in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and len({r["id"] for r in rows}) == 12
+    assert "retrying 3 failed jobs" in (tmp_path / "run/run.log").read_text()
+
+
+def test_corrupt_record_mid_file_is_skipped_and_later_records_kept(tmp_path, caplog):
+    path = tmp_path / "r.jsonl"
+    lines = [json.dumps({"id": f"r{i}", "x": i}) for i in range(6)]
+    path.write_text("\n".join(lines[:2] + ['{"id": "r2", "x": '] + lines[3:]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="dialforge"):
+        store = RecordStore(path)
+    assert store.ids == {"r0", "r1", "r3", "r4", "r5"}
+    assert f"{path}:3: corrupt record skipped" in caplog.text
+    assert (tmp_path / "r.jsonl.corrupt").read_text() == '{"id": "r2", "x": \n'
+    assert store.append({"id": "r2", "x": 2})
+    store.rewrite([f"r{i}" for i in range(6)])
+    store.close()
+    assert [json.loads(x) for x in path.read_text().splitlines()] == [{"id": f"r{i}", "x": i} for i in range(6)]
+
+
+def _answer_cfg(data_dir, srv, limit=10):
+    return AnswerConfig(
+        prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+        assistant=BackendConfig(model="asst", base_url=srv.base_url),
+        limit=limit,
+    )
+
+
+def test_corrupt_cache_usage_and_manifest_are_moved_aside_and_rebuilt(data_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    with FakeOpenAIServer(reply=_reply) as srv:
+        answer(_answer_cfg(data_dir, srv), out, progress=False)
+        rows = (out / "conversations.jsonl").read_bytes()
+        (out / "cache.sqlite").write_bytes(b"this is not a database" * 100)
+        for side in ("cache.sqlite-wal", "cache.sqlite-shm"):
+            (out / side).unlink(missing_ok=True)
+        (out / "usage.json").write_text("{ broken")
+        (out / "manifest.json").write_text("[1, 2")
+        with caplog.at_level(logging.WARNING, logger="dialforge"):
+            s = answer(_answer_cfg(data_dir, srv, limit=12), out, progress=False)
+    assert s["already_done"] == 10 and s["answered_now"] == 2 and s["failed"] == 0
+    assert (out / "conversations.jsonl").read_bytes().startswith(rows)
+    for name in ("cache.sqlite", "usage.json", "manifest.json"):
+        assert f"{name} is" in caplog.text, name
+        assert list(out.glob(f"{name}.corrupt-*")), name
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["stages"]["answer"]["asst"]["calls"] == 2  # the ledger was rebuilt fresh
+    assert json.loads((out / "manifest.json").read_text())["stages"]["answer"]["jobs"] == 12
+
+
+def test_kill_9_then_rerun_loses_nothing_and_counts_every_request_once(data_dir, tmp_path):
+    n = 40
+    with FakeOpenAIServer(reply=_reply, delay_s=0.01) as srv:
+        cfg = _sim_cfg(data_dir, srv, n=n).model_dump(mode="json", exclude_defaults=True)
+        cfg["concurrency"] = 4
+        path = tmp_path / "sim.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        ref = tmp_path / "ref"
+        r = _cli("simulate", "--config", path, "--out", ref)
+        assert r.returncode == 0, r.stderr
+        served_ref = srv.served
+        out = tmp_path / "run"
+        cmd = [sys.executable, "-m", "dialforge.cli", "simulate", "--config", str(path), "--out", str(out)]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conv_file = out / "conversations.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (conv_file.exists() and conv_file.read_bytes().count(b"\n") >= 8):
+            time.sleep(0.005)  # polling for a condition, not timing
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        before = set(conv_file.read_bytes().splitlines())
+        assert 8 <= len(before) < n
+        r = _cli("simulate", "--config", path, "--out", out)
+        assert r.returncode == 0, r.stderr
+        seen = srv.served - served_ref  # answers the server sent to the killed run and the re-run
+    after = conv_file.read_bytes()
+    assert after == (ref / "conversations.jsonl").read_bytes()  # equal to an uninterrupted run
+    assert before <= set(after.splitlines())  # finished conversations are kept as they were
+    usage = json.loads((out / "usage.json").read_text())
+    calls = sum(c["calls"] for c in usage["totals"].values())
+    assert 0 <= seen - calls <= 4  # only requests in flight at the kill (concurrency 4) are not counted
+
+
+def test_health_warnings_when_every_conversation_fails_one_way(data_dir, tmp_path):
+    def assistant_like(body):
+        return "Sure, here is what I think." if body["model"] == "sim" else "Answer."
+
+    with FakeOpenAIServer(reply=assistant_like) as srv:
+        s = simulate(_sim_cfg(data_dir, srv, n=5), tmp_path / "run", progress=False)
+    assert s["termination_reasons"] == {"role_flip": 5}
+    assert "simulate: 5/5 conversations ended on role_flip" in s["warnings"]
+    assert "simulate: 5/5 conversations have no follow-up user turn" in s["warnings"]
+    manifest = json.loads((tmp_path / "run/manifest.json").read_text())
+    assert manifest["stages"]["simulate"]["warnings"] == s["warnings"]
+    assert "health warning: simulate: 5/5 conversations ended on role_flip" in (tmp_path / "run/run.log").read_text()
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_cli_prints_warnings_and_strict_exits_3(data_dir, tmp_path, strict):
+    def assistant_like(body):
+        return "Sure, here is what I think." if body["model"] == "sim" else "Answer."
+
+    with FakeOpenAIServer(reply=assistant_like) as srv:
+        cfg = _sim_cfg(data_dir, srv, n=3).model_dump(mode="json", exclude_defaults=True)
+        path = tmp_path / "sim.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        r = _cli("simulate", "--config", path, "--out", tmp_path / "run", *(["--strict"] if strict else []))
+    assert r.returncode == (3 if strict else 0), r.stderr
+    assert "warning: simulate: 3/3 conversations ended on role_flip" in r.stderr
