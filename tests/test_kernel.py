@@ -41,7 +41,8 @@ def _sim_cfg(data_dir, srv, n=12, **kw):
 
 
 def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "dialforge.cli", *map(str, args)], capture_output=True, text=True, **kw)
+    cmd = [sys.executable, "-m", "dialforge.cli", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
 def test_second_process_on_a_run_dir_exits_2_naming_the_holder(data_dir, tmp_path):
