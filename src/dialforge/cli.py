@@ -406,6 +406,7 @@ def eval_mt_bench(
     reference_answers: Path | None = typer.Option(_DATA / "mt_bench/reference_answer/gpt-4.jsonl"),
     judge_prompts: Path = typer.Option(_DATA / "judge_prompts.jsonl"),
     force_new: bool = typer.Option(False, "--force-new"),
+    strict: bool = StrictOpt,
 ) -> None:
     """MT-Bench: answers from any backend, FastChat judge prompts, [[rating]] parsing."""
     from .config import load_config
@@ -422,6 +423,7 @@ def eval_mt_bench(
     }
     cfg = load_config(MTBenchConfig, None, ov)
     summary = mt_bench(cfg, out, force_new=force_new)
+    warnings = summary.pop("warnings", [])
     if mode == "single":
         t = Table(title=f"MT-Bench {model} (judge {judge})")
         t.add_column("category")
@@ -435,6 +437,7 @@ def eval_mt_bench(
         out_console.print(f"judged {summary['judged']}, unparsed {summary['unparsed']}")
     else:
         out_console.print_json(json.dumps(summary))
+    _finish(warnings, strict)
 
 
 workflows_app = typer.Typer(no_args_is_help=True, help="Workflow graphs for self-talk.")

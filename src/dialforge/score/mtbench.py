@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import DialforgeError
 from ..io._records import iter_records
 from ..llm.client import LLM
-from ..llm.config import BackendConfig, make_backend
+from ..llm.config import BackendConfig
 from ..llm.types import SamplingParams
-from ..progress import stage_progress
+from ..run.kernel import Job, Stage, StageContext, run_stage
 from ..run.rundir import RunDir
 
 NEED_REF = ("math", "reasoning", "coding")
@@ -103,103 +103,123 @@ def summarise_single(judgments: list[dict[str, Any]], categories: dict[int, str]
     }
 
 
+class _AnswerStage(Stage):
+    """The model answers each question's turns in order (FastChat's temperatures)."""
+
+    name = "mtbench.answer"
+    output = "answers.jsonl"
+
+    def __init__(self, cfg: MTBenchConfig, questions: list[dict[str, Any]]) -> None:
+        self.cfg = cfg
+        self.questions = questions
+        self.concurrency = cfg.concurrency
+        self.model: LLM | None = None
+
+    def plan(self) -> list[Job]:
+        return [Job(f"{self.cfg.model.model}:{q['question_id']}", q) for q in self.questions]
+
+    async def open(self, ctx: StageContext) -> None:
+        self.model = ctx.llm(self.cfg.model, self.name)
+
+    async def run_job(self, job: Job, ctx: StageContext) -> dict[str, Any]:
+        assert self.model is not None
+        q = job.data
+        params = SamplingParams(temperature=TEMPERATURE.get(q["category"], 0.7), max_tokens=self.cfg.max_tokens)
+        msgs: list[dict[str, str]] = []
+        turns = []
+        error = None
+        for t in q["turns"]:
+            msgs.append({"role": "user", "content": t})
+            comp = await self.model.complete(msgs, params=params)
+            text = comp.text if comp.ok else "$ERROR$"
+            error = error or comp.error
+            msgs.append({"role": "assistant", "content": text})
+            turns.append(text)
+        rec = {
+            "id": job.id,
+            "question_id": q["question_id"],
+            "model_id": self.cfg.model.model,
+            "choices": [{"index": 0, "turns": turns}],
+        }
+        return {**rec, "error": error} if error else rec
+
+
+class _JudgeStage(Stage):
+    """FastChat's judge prompts per (question, turn); single `[[rating]]` or pairwise both orders."""
+
+    name = "mtbench.judge"
+    output = "judgments.jsonl"
+
+    def __init__(self, cfg: MTBenchConfig, questions: list[dict[str, Any]], answers: dict[Any, list[str]]) -> None:
+        self.cfg = cfg
+        self.questions = questions
+        self.answers = answers
+        self.concurrency = cfg.concurrency
+        self.refs = (
+            {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.reference_answers)}
+            if cfg.reference_answers
+            else {}
+        )
+        self.prompts = {p["name"]: p for p in load_jsonl(cfg.judge_prompts)}
+        self.baseline = (
+            {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.baseline_answers)}
+            if cfg.baseline_answers
+            else {}
+        )
+        self.judge: LLM | None = None
+
+    def plan(self) -> list[Job]:
+        c = self.cfg
+        return [
+            Job(f"{c.judge.model}:{c.mode}:{q['question_id']}:{turn}", (q, turn))
+            for q in self.questions
+            for turn in (1, 2)
+        ]
+
+    async def open(self, ctx: StageContext) -> None:
+        self.judge = ctx.llm(self.cfg.judge, self.name)
+
+    async def run_job(self, job: Job, ctx: StageContext) -> dict[str, Any]:
+        assert self.judge is not None
+        q, turn = job.data
+        qid = q["question_id"]
+        rec = await _judge(
+            self.judge,
+            self.cfg,
+            self.prompts,
+            q,
+            turn,
+            self.answers[qid],
+            self.refs.get(qid),
+            self.baseline.get(qid),
+        )
+        texts = [rec.get("judgment", "")] + rec.get("judgments", [])
+        error = next((t for t in texts if t.startswith("$ERROR$")), None)
+        return {"id": job.id, **rec, **({"error": error} if error else {})}
+
+
 async def run_mt_bench(
     cfg: MTBenchConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
     questions = load_jsonl(cfg.questions)
-    refs = (
-        {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.reference_answers)}
-        if cfg.reference_answers
-        else {}
-    )
-    prompts = {p["name"]: p for p in load_jsonl(cfg.judge_prompts)}
     if cfg.mode == "pairwise" and not cfg.baseline_answers:
         raise DialforgeError("pairwise mode needs --baseline-answers (a FastChat answer file)")
-    with RunDir(
-        out,
-        command="eval mt-bench",
-        config=cfg,
-        models={"model": cfg.model.model, "judge": cfg.judge.model},
-        force_new=force_new,
-    ) as run:
-        model = LLM(make_backend(cfg.model), cache=run.cache, usage=run.usage, stage="mtbench.answer")
-        judge = LLM(make_backend(cfg.judge), cache=run.cache, usage=run.usage, stage="mtbench.judge")
-        answers_store = run.store("answers.jsonl")
-        judgments_store = run.store("judgments.jsonl")
-        sem = asyncio.Semaphore(cfg.concurrency)
-        try:
-            with stage_progress("answer", len(questions), run.usage, progress) as bar:
-
-                async def answer(q: dict[str, Any]) -> None:
-                    rid = f"{cfg.model.model}:{q['question_id']}"
-                    if rid in answers_store:
-                        bar.advance()
-                        return
-                    params = SamplingParams(temperature=TEMPERATURE.get(q["category"], 0.7), max_tokens=cfg.max_tokens)
-                    msgs: list[dict[str, str]] = []
-                    turns = []
-                    async with sem:
-                        for t in q["turns"]:
-                            msgs.append({"role": "user", "content": t})
-                            comp = await model.complete(msgs, params=params)
-                            text = comp.text if comp.ok else "$ERROR$"
-                            msgs.append({"role": "assistant", "content": text})
-                            turns.append(text)
-                    answers_store.append(
-                        {
-                            "id": rid,
-                            "question_id": q["question_id"],
-                            "model_id": cfg.model.model,
-                            "choices": [{"index": 0, "turns": turns}],
-                        }
-                    )
-                    bar.advance()
-
-                await asyncio.gather(*(answer(q) for q in questions))
-            answers = {r["question_id"]: r["choices"][0]["turns"] for r in answers_store.records()}
-            baseline = (
-                {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.baseline_answers)}
-                if cfg.baseline_answers
-                else {}
-            )
-            jobs = [(q, turn) for q in questions for turn in (1, 2)]
-            with stage_progress("judge", len(jobs), run.usage, progress) as bar:
-
-                async def judge_one(q: dict[str, Any], turn: int) -> None:
-                    rid = f"{cfg.judge.model}:{cfg.mode}:{q['question_id']}:{turn}"
-                    if rid in judgments_store:
-                        bar.advance()
-                        return
-                    rec = await _judge(
-                        judge,
-                        cfg,
-                        prompts,
-                        q,
-                        turn,
-                        answers[q["question_id"]],
-                        refs.get(q["question_id"]),
-                        baseline.get(q["question_id"]),
-                    )
-                    judgments_store.append({"id": rid, **rec})
-                    bar.advance()
-
-                await asyncio.gather(*(_bounded(sem, judge_one(q, turn)) for q, turn in jobs))
-        finally:
-            await model.aclose()
-            await judge.aclose()
-        judgments = list(judgments_store.records())
+    models = {"model": cfg.model.model, "judge": cfg.judge.model}
+    with RunDir(out, command="eval mt-bench", config=cfg, models=models, force_new=force_new) as run:
+        res = await run_stage(_AnswerStage(cfg, questions), run, progress=progress)
+        # a failed answer is retried by the next run; only then is it judged
+        answers = {r["question_id"]: r["choices"][0]["turns"] for r in res.records if not r.get("error")}
+        answered = [q for q in questions if q["question_id"] in answers]
+        judged = await run_stage(_JudgeStage(cfg, answered, answers), run, progress=progress)
+        judgments = judged.records
         cats = {q["question_id"]: q["category"] for q in questions}
         if cfg.mode == "single":
             summary = summarise_single(judgments, cats)
         else:
             summary = summarise_pairwise(judgments, cats)
+        summary["warnings"] = res.warnings + judged.warnings
         run.stage_done("mt-bench", **summary)
         return summary
-
-
-async def _bounded(sem: asyncio.Semaphore, coro: Any) -> None:
-    async with sem:
-        await coro
 
 
 def summarise_pairwise(judgments: list[dict[str, Any]], categories: dict[int, str]) -> dict[str, Any]:

@@ -122,33 +122,6 @@ def dataset_scores(convs: list[Conversation], per: list[dict[str, Any]], cfg: Sc
     return out
 
 
-async def _judge_all(
-    convs: list[Conversation], per: list[dict[str, Any]], cfg: ScoreConfig, cache_path: Path, usage_path: Path
-) -> None:
-    from ..llm.cache import CallCache
-    from ..llm.client import LLM
-    from ..llm.config import make_backend
-    from ..llm.usage import UsageTracker
-    from .judge import judge_question_quality
-
-    assert cfg.judge is not None
-    cache = CallCache(cache_path)
-    usage = UsageTracker(usage_path)
-    llm = LLM(make_backend(cfg.judge), cache=cache, usage=usage, stage="score.judge", params=cfg.judge.params)
-    sem = asyncio.Semaphore(cfg.concurrency)
-
-    async def one(c: Conversation, p: dict[str, Any]) -> None:
-        async with sem:
-            p["judge"] = await judge_question_quality(llm, c)
-
-    try:
-        await asyncio.gather(*(one(c, p) for c, p in zip(convs, per, strict=True)))
-    finally:
-        await llm.aclose()
-        usage.flush()
-        cache.close()
-
-
 def score(path: str | Path, cfg: ScoreConfig | None = None) -> dict[str, Any]:
     cfg = cfg or ScoreConfig()
     data, per_path, summary_path = locate(path)
@@ -157,12 +130,12 @@ def score(path: str | Path, cfg: ScoreConfig | None = None) -> dict[str, Any]:
         raise DialforgeError(f"{data}: no conversations to score")
     per = [conversation_scores(c) for c in convs]
     if cfg.judge is not None:
-        if Path(path).is_dir():  # a run directory: its own cache and usage
-            cache, usage = Path(path) / "cache.sqlite", Path(path) / "usage.json"
-        else:
-            cache = per_path.with_name(per_path.name + ".judge_cache.sqlite")
-            usage = per_path.with_name(per_path.name + ".judge_usage.json")
-        asyncio.run(_judge_all(convs, per, cfg, cache, usage))
+        from .judge_stage import judge_conversations, judge_dir
+
+        verdicts, _ = asyncio.run(judge_conversations(convs, cfg.judge, judge_dir(path), concurrency=cfg.concurrency))
+        for c, p in zip(convs, per, strict=True):
+            if c.id in verdicts:
+                p["judge"] = verdicts[c.id]
     summary = dataset_scores(convs, per, cfg)
     atomic_write_bytes(per_path, b"".join(orjson.dumps(p) + b"\n" for p in per))
     atomic_write_bytes(
