@@ -66,11 +66,18 @@ def test_max_turns_and_roles_alternate():
     assert conv.meta["user_turns"] == 4
     assert [m.role for m in conv.messages] == ["user", "assistant"] * 4
     assert not conv.role_order_problems()
-    # the user simulator sees the dialogue with roles swapped and its instruction last
+    # the user simulator sees the dialogue with roles swapped, headed by what it was asked
+    # for its first turn (a strict template wants a user message first), and its
+    # instruction after the history, in the last user message (roles alternate)
     last = user.requests[-1].messages
     assert last[0]["role"] == "system" and "retired engineer" in last[0]["content"]
-    assert last[1] == {"role": "assistant", "content": Q}
-    assert last[-1]["role"] == "user" and "next message" in last[-1]["content"]
+    assert last[1]["role"] == "user" and last[1]["content"].startswith("(Start the conversation")
+    assert last[1]["content"].endswith(f"Topic: {Q})")
+    assert last[2] == {"role": "assistant", "content": Q}
+    assert [m["role"] for m in last[1:]] == ["user", "assistant"] * 3 + ["user"]  # before the 4th turn
+    assert last[-1]["content"].startswith(conv.messages[5].content)  # the last answer, then the instruction
+    assert last[-1]["content"].endswith("(Write your next message to the assistant as the user: one message, "
+                                        "no preamble, no quotation marks, no role label.)")
     assert conv.messages[1].meta["model"] == "asst" and conv.messages[2].meta["model"] == "sim"
 
 

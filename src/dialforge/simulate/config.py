@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..llm.config import BackendConfig
-
-DEFAULT_GOODBYES = [
-    "goodbye",
-    "bye bye",
-    "bye!",
-    "thanks for your help",
-    "thank you for your help",
-    "that's all i needed",
-    "that is all i needed",
-    "have a nice day",
-    "have a great day",
-]
+from .modes import get_mode, mode_names
+from .stops import GOODBYES
 
 
 class SeedConfig(BaseModel):
@@ -35,10 +25,15 @@ class SeedConfig(BaseModel):
 
 
 class StopConfig(BaseModel):
+    """The stop rules every self-play mode shares (simulate/stops.py); modes differ only in
+    these values."""
+
     model_config = ConfigDict(extra="forbid")
 
-    goodbye_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_GOODBYES))
-    end_token: str = "[END]"
+    goodbye_phrases: list[str] = Field(default_factory=lambda: list(GOODBYES))
+    user_goodbye_max_chars: int | None = Field(200, ge=1, description="a longer user turn is no goodbye")
+    assistant_goodbye_max_chars: int | None = Field(120, ge=1, description="a longer answer is no goodbye")
+    end_token: str = Field("[END]", description="the user simulator's end signal ('' = none)")
     repeat_similarity: float = Field(0.8, ge=0, le=1, description="Levenshtein ratio above which a user turn repeats")
     max_context_chars: int = Field(24_000, ge=100)
     role_flip: bool = True
@@ -60,7 +55,7 @@ class StrategyConfig(BaseModel):
 class SimulateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["strategy", "socratic", "persona"]
+    mode: str = Field(description=f"simulator mode, one of: {', '.join(mode_names('simulate'))}")
     seeds: SeedConfig = SeedConfig()
     samples_per_seed: int = Field(1, ge=1)
     max_turns: int = Field(10, ge=1, description="user turns per conversation, seed included")
@@ -78,15 +73,18 @@ class SimulateConfig(BaseModel):
     concurrency: int = Field(64, ge=1, description="conversations alive at once")
     seed: int = 0
 
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, v: str) -> str:
+        get_mode(v, "simulate")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> SimulateConfig:
         s = self.seeds
         if not (s.questions or s.exchanges or s.free):
             raise ValueError("seeds: give questions, exchanges or a number of free conversations")
-        if self.mode == "strategy" and self.strategy is None:
-            raise ValueError("mode strategy needs a `strategy:` section with the library path")
-        if self.mode == "persona" and not self.personas:
-            raise ValueError("mode persona needs a list of `personas`")
-        if self.mode == "strategy" and s.free:
-            raise ValueError("strategy mode follows up an answer: use questions or exchanges as seeds")
+        problem = get_mode(self.mode).check(self)
+        if problem:
+            raise ValueError(problem)
         return self

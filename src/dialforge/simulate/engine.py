@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from ..conversation import Conversation, Message, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import read_conversations, read_texts
 from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
-from .config import SeedConfig, SimulateConfig
-from .simulators import ConvState, UserSimulator, sample_index
+from .config import SeedConfig, SimulateConfig, StopConfig
+from .policies import AssistantPolicy, PlainAssistant
+from .reasons import CLOSING, Termination
+from .simulators import ConvState, UserSimulator
 from .stops import check_assistant_turn, check_user_turn
 
 log = logging.getLogger("dialforge.simulate")
@@ -27,9 +29,16 @@ log = logging.getLogger("dialforge.simulate")
 
 @dataclass
 class Seed:
+    """Where a conversation starts: its first messages (none: the opener starts), a topic,
+    and for task modes the scenario: `persona` (else drawn from the settings), `context`
+    (facts the roles read: workflow, intent, ...) and `meta` (kept in the record)."""
+
     id: str
     messages: list[dict[str, Any]]
     topic: str | None = None
+    persona: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def load_seeds(cfg: SeedConfig) -> list[Seed]:
@@ -53,66 +62,134 @@ def load_seeds(cfg: SeedConfig) -> list[Seed]:
     return uniq
 
 
+@dataclass
+class EngineSettings:
+    """What the loop needs from a command's config. `max_turns` counts the opener's turns
+    (simulate: user turns, seed included; self-talk: agent turns). `keep_closing_turn`: a
+    user turn that closes the dialogue (goodbye, end check) stays in it (self-talk's client
+    saying goodbye); otherwise it is kept in meta only and the dialogue ends on an answer."""
+
+    mode: str
+    max_turns: int
+    stop: StopConfig
+    personas: list[str] = field(default_factory=list)
+    opener: Literal["user", "assistant"] = "user"
+    keep_closing_turn: bool = False
+    model_keys: tuple[str, str] = ("simulator_model", "assistant_model")
+
+    @classmethod
+    def of(cls, cfg: SimulateConfig) -> EngineSettings:
+        return cls(mode=cfg.mode, max_turns=cfg.max_turns, stop=cfg.stop, personas=cfg.personas)
+
+
 class Engine:
-    def __init__(self, cfg: SimulateConfig, simulator: UserSimulator, assistant: LLM) -> None:
-        self.cfg = cfg
+    """The one self-play loop: a user simulator and an assistant policy take turns until a
+    stop rule, a hook or the turn budget ends the conversation; every mode runs on it."""
+
+    def __init__(
+        self,
+        cfg: SimulateConfig | EngineSettings,
+        simulator: UserSimulator,
+        assistant: LLM | AssistantPolicy,
+    ) -> None:
+        self.settings = cfg if isinstance(cfg, EngineSettings) else EngineSettings.of(cfg)
         self.sim = simulator
-        self.assistant = assistant
+        self.policy: AssistantPolicy = PlainAssistant(assistant) if isinstance(assistant, LLM) else assistant
 
     async def run_one(self, conv_id: str, seed: Seed, sample: int) -> Conversation:
-        cfg = self.cfg
-        persona = cfg.personas[int(stable_hash(seed.id, sample), 16) % len(cfg.personas)] if cfg.personas else None
-        state = ConvState(
-            conv_id=conv_id, messages=[dict(m) for m in seed.messages], sample=sample, persona=persona, topic=seed.topic
-        )
-        state.user_turns = sum(1 for m in state.messages if m["role"] == "user")
-        reason: str | None = None
+        """One conversation, never raising: a conversation that fails ends on `error`
+        with what it had (one broken conversation never kills a run)."""
+        state = self._start(conv_id, seed, sample)
         extra: dict[str, Any] = {}
         started = time.perf_counter()
-        while reason is None:
+        evaluation: dict[str, Any] = {}
+        try:
+            reason = await self._loop(state, extra)
+            evaluation = await self.policy.evaluate(state)
+        except Exception as e:
+            log.exception("conversation %s failed", conv_id)
+            reason, extra["error"] = Termination.ERROR, f"{type(e).__name__}: {e}"
+        return self._record(state, seed, reason, {**evaluation, **extra}, time.perf_counter() - started)
+
+    def _start(self, conv_id: str, seed: Seed, sample: int) -> ConvState:
+        personas = self.settings.personas
+        persona = seed.persona
+        if persona is None and personas:
+            persona = personas[int(stable_hash(seed.id, sample), 16) % len(personas)]
+        state = ConvState(
+            conv_id=conv_id,
+            messages=[dict(m) for m in seed.messages],
+            sample=sample,
+            persona=persona,
+            topic=seed.topic,
+            context=dict(seed.context),
+        )
+        state.user_turns = sum(1 for m in state.messages if m["role"] == "user")
+        state.assistant_turns = sum(1 for m in state.messages if m["role"] == "assistant")
+        return state
+
+    async def _loop(self, state: ConvState, extra: dict[str, Any]) -> Termination:
+        s = self.settings
+        while True:
             msgs = state.messages
-            if not msgs or msgs[-1]["role"] == "assistant":
-                if state.user_turns >= cfg.max_turns:
-                    reason = "max_turns"
-                    break
-                turn = await self.sim.next_turn(state)
-                if turn.stop:
-                    reason = turn.stop
-                    extra.update(turn.meta)
-                    break
-                earlier = [m["content"] for m in msgs if m["role"] == "user"]
-                reason = check_user_turn(turn.text, earlier, cfg.stop)
-                if reason:
-                    extra["final_user_turn"] = turn.text  # kept for analysis, not in the dialogue
-                    break
-                msgs.append({"role": "user", "content": turn.text, "meta": turn.meta})
-                state.user_turns += 1
+            if msgs and msgs[-1]["role"] == "assistant":
+                rounds = state.user_turns if s.opener == "user" else state.assistant_turns
+                if rounds >= s.max_turns:
+                    return Termination.MAX_TURNS
+                reason = await self._user_turn(state, extra)
+            elif not msgs and s.opener == "user":
+                reason = await self._user_turn(state, extra)
             else:
-                if sum(len(m["content"]) for m in msgs) > cfg.stop.max_context_chars:
-                    reason = "context_budget"
-                    break
-                comp = await self.assistant.complete(state.plain(), sample_index=sample_index(state))
-                if not comp.ok:
-                    reason, extra["error"] = "error", comp.error
-                    break
-                text = comp.text.strip()
-                reason = check_assistant_turn(text, msgs[-1]["content"], cfg.stop)
-                if reason and reason != "goodbye":
-                    extra["final_assistant_turn"] = text
-                    break
-                msgs.append(
-                    {
-                        "role": "assistant",
-                        "content": text,
-                        "meta": {
-                            "model": comp.model,
-                            "latency_s": round(comp.latency_s, 4),
-                            "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
-                        },
-                    }
-                )
+                reason = await self._assistant_turn(state, extra)
+            if reason is not None:
+                return reason
+
+    async def _user_turn(self, state: ConvState, extra: dict[str, Any]) -> Termination | None:
+        turn = await self.sim.next_turn(state)
+        if turn.stop:
+            extra.update(turn.meta)
+            return Termination(turn.stop)
+        earlier = [m["content"] for m in state.messages if m["role"] == "user"]
+        reason = check_user_turn(turn.text, earlier, self.settings.stop)
+        if reason is None:
+            reason = await self.policy.after_user_turn(state, turn.text)
+        if reason is not None and not (self.settings.keep_closing_turn and reason in CLOSING):
+            extra["final_user_turn"] = turn.text  # kept for analysis, not in the dialogue
+            return reason
+        state.messages.append({"role": "user", "content": turn.text, "meta": turn.meta})
+        state.user_turns += 1
+        return reason
+
+    async def _assistant_turn(self, state: ConvState, extra: dict[str, Any]) -> Termination | None:
+        msgs = state.messages
+        if sum(len(m["content"]) for m in msgs) > self.settings.stop.max_context_chars:
+            return Termination.CONTEXT_BUDGET
+        turn = await self.policy.next_turn(state)
+        if turn.error is not None:
+            extra["error"] = turn.error
+            return Termination.ERROR
+        last_user = msgs[-1]["content"] if msgs and msgs[-1]["role"] == "user" else None
+        reason = check_assistant_turn(turn.text, last_user, self.settings.stop)
+        if reason is not None and reason != Termination.GOODBYE:
+            extra["final_assistant_turn"] = turn.text
+            return reason
+        msgs.append({"role": "assistant", "content": turn.text, "meta": turn.meta})
+        state.assistant_turns += 1
+        return await self.policy.after_assistant_turn(state) or reason
+
+    def _record(
+        self, state: ConvState, seed: Seed, reason: Termination, extra: dict[str, Any], wall_s: float
+    ) -> Conversation:
+        s = self.settings
         # a training dialogue ends on an answer: drop a trailing unanswered user turn
-        while state.messages and state.messages[-1]["role"] == "user" and not state.messages[-1]["meta"].get("seed"):
+        # (a closing one stays when the mode keeps it)
+        keep_last = s.keep_closing_turn and reason in CLOSING
+        while (
+            state.messages
+            and state.messages[-1]["role"] == "user"
+            and not state.messages[-1]["meta"].get("seed")
+            and not keep_last
+        ):
             extra.setdefault("dropped_user_turns", []).append(state.messages.pop()["content"])
         messages = [Message(role=m["role"], content=m["content"], meta=m.get("meta") or {}) for m in state.messages]
         usage = [0, 0]
@@ -122,20 +199,21 @@ class Engine:
                 usage[0] += u[0]
                 usage[1] += u[1]
         meta = {
-            "mode": cfg.mode,
+            "mode": s.mode,
             "seed_id": seed.id,
-            "sample_index": sample,
-            "simulator_model": self.sim.model_id,
-            "assistant_model": self.assistant.model_id,
-            "termination_reason": reason,
+            "sample_index": state.sample,
+            s.model_keys[0]: self.sim.model_id,
+            s.model_keys[1]: self.policy.model_id,
+            "termination_reason": reason.value,
             "user_turns": sum(1 for m in messages if m.role == "user"),
             "usage": usage,
-            "wall_s": round(time.perf_counter() - started, 3),
+            "wall_s": round(wall_s, 3),
+            **seed.meta,
             **extra,
         }
-        if persona:
-            meta["persona"] = persona
-        return Conversation(id=conv_id, messages=messages, meta=meta)
+        if state.persona:
+            meta["persona"] = state.persona
+        return Conversation(id=state.conv_id, messages=messages, meta=meta)
 
 
 def conversation_id(cfg: SimulateConfig, seed: Seed, sample: int) -> str:

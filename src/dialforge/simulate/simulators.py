@@ -26,13 +26,19 @@ from .stops import max_similarity
 
 @dataclass
 class ConvState:
+    """One live conversation as every role sees it. `context` holds per-conversation facts
+    and role state that are not messages (self-talk: the workflow, the client's intent, the
+    step tracker)."""
+
     conv_id: str
     messages: list[dict[str, Any]]  # {"role", "content", "meta"}
     sample: int
     persona: str | None = None
     topic: str | None = None
     user_turns: int = 0
+    assistant_turns: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    context: dict[str, Any] = field(default_factory=dict)
 
     def plain(self) -> list[dict[str, str]]:
         return [{"role": m["role"], "content": m["content"]} for m in self.messages]
@@ -42,7 +48,7 @@ class ConvState:
 class UserTurn:
     text: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-    stop: str | None = None  # the simulator ends the conversation (end signal, rejections, error)
+    stop: str | None = None  # a Termination: the simulator ends the conversation (end signal, rejections, error)
 
 
 class UserSimulator(Protocol):
@@ -51,17 +57,53 @@ class UserSimulator(Protocol):
     async def next_turn(self, state: ConvState) -> UserTurn: ...
 
 
-def swap_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    swap = {"user": "assistant", "assistant": "user"}
-    return [
-        {"role": swap.get(m["role"], m["role"]), "content": m["content"]} for m in messages if m["role"] != "system"
-    ]
+_SWAP = {"user": "assistant", "assistant": "user"}
+
+
+def swap_roles(
+    messages: list[dict[str, str]], *, opening: str | None = None, instruction: str | None = None
+) -> list[dict[str, str]]:
+    """The dialogue seen from the other side: user and assistant swapped, system messages
+    dropped (they instruct the other side; the speaker brings its own system prompt).
+
+    With `opening` or `instruction` the result is a chat that strict templates (Mistral,
+    Gemma, Llama 2) accept: see `chat_turns`. Without either, the plain swap, which is how
+    a trained simulator saw its training dialogues."""
+    swapped = [{"role": _SWAP.get(m["role"], m["role"]), "content": m["content"]} for m in messages]
+    swapped = [m for m in swapped if m["role"] != "system"]
+    if opening is None and instruction is None:
+        return swapped
+    return chat_turns(swapped, opening=opening, instruction=instruction)
+
+
+def chat_turns(
+    messages: list[dict[str, str]], *, opening: str | None = None, instruction: str | None = None
+) -> list[dict[str, str]]:
+    """Messages (no system message) as a chat that starts with a user message and
+    alternates: `opening` is the first user message when the history starts with the
+    assistant, consecutive messages of one role are joined, and `instruction` ends the
+    last user message (or is appended as one), so the speaker reads it after the history."""
+    out: list[dict[str, str]] = []
+    if opening is not None and (not messages or messages[0]["role"] != "user"):
+        out.append({"role": "user", "content": opening})
+    for m in messages:
+        if out and out[-1]["role"] == m["role"]:
+            out[-1] = {"role": m["role"], "content": f"{out[-1]['content']}\n\n{m['content']}"}
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    if instruction is not None:
+        if out and out[-1]["role"] == "user":
+            out[-1] = {"role": "user", "content": f"{out[-1]['content']}\n\n{instruction}"}
+        else:
+            out.append({"role": "user", "content": instruction})
+    return out
 
 
 def sample_index(state: ConvState, attempt: int = 0) -> int:
-    """Distinct per conversation, per turn and per retry: two conversations whose prompts
-    happen to be identical (free mode, or samples of one seed) still sample independently,
-    and a resumed run replays exactly the same requests (cache hits)."""
+    """The one sample-index scheme of every mode and role: distinct per conversation, per
+    turn and per retry, so two conversations whose prompts happen to be identical (free
+    mode, samples of one seed) still sample independently, and a resumed run replays exactly
+    the same requests (cache hits). Roles and helpers of one turn differ by their prompts."""
     return (int(state.conv_id[:8], 16) << 16) + state.user_turns * 64 + attempt
 
 
@@ -86,29 +128,46 @@ SOCRATIC_SYSTEM = (
     "ask, reply with exactly {end}."
 )
 NEXT_TURN = (
-    "Write your next message to the assistant as the user: one message, no preamble, no quotation marks, no role label."
+    "(Write your next message to the assistant as the user: one message, no preamble, no quotation marks, "
+    "no role label.)"
 )
-FIRST_TURN = "Start the conversation: write your first message to the assistant{topic}."
+FIRST_TURN = "(Start the conversation: write your first message to the assistant.{topic})"
 
 
 class PromptedUser:
-    """Any instruct model prompted as the user (persona or Socratic system prompt)."""
+    """Any instruct model prompted as the user: a system prompt (persona, Socratic, a
+    self-talk client: a template of `persona`, `end`, `topic` and the conversation's
+    `context`), the dialogue with roles swapped, then `instruction` after the history. The
+    opening request (what it was asked for its first turn) heads the swapped history, so the
+    chat starts with a user message and alternates."""
 
-    def __init__(self, llm: LLM, system: str, end_token: str) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        system: str,
+        end_token: str,
+        *,
+        instruction: str | None = NEXT_TURN,
+        first_turn: str = FIRST_TURN,
+    ) -> None:
         self.llm = llm
         self.system = system
         self.end_token = end_token
+        self.instruction = instruction
+        self.first_turn = first_turn
         self.model_id = llm.model_id
 
+    def messages(self, state: ConvState) -> list[dict[str, str]]:
+        fields = {k: v for k, v in state.context.items() if isinstance(v, str)}
+        fields.update(persona=state.persona or "", end=self.end_token, topic=state.topic or "")
+        system = {"role": "system", "content": self.system.format(**fields)}
+        opening = self.first_turn.format(topic=f" Topic: {state.topic}" if state.topic else "")
+        if not state.messages:
+            return [system, {"role": "user", "content": opening}]
+        return [system, *swap_roles(state.plain(), opening=opening, instruction=self.instruction)]
+
     async def next_turn(self, state: ConvState) -> UserTurn:
-        system = self.system.format(persona=state.persona or "", end=self.end_token)
-        hist = swap_roles(state.plain())
-        if hist:
-            msgs = [{"role": "system", "content": system}, *hist, {"role": "user", "content": NEXT_TURN}]
-        else:
-            topic = f" about: {state.topic}" if state.topic else ""
-            msgs = [{"role": "system", "content": system}, {"role": "user", "content": FIRST_TURN.format(topic=topic)}]
-        comp = await self.llm.complete(msgs, sample_index=sample_index(state))
+        comp = await self.llm.complete(self.messages(state), sample_index=sample_index(state))
         if not comp.ok:
             return UserTurn(stop="error", meta={"error": comp.error})
         return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
@@ -160,11 +219,15 @@ JUDGE_SYSTEM = (
 )
 
 
-def render_dialogue(messages: list[dict[str, str]], max_chars: int = 2000) -> str:
+def render_dialogue(messages: list[dict[str, str]], max_chars: int = 2000, names: dict[str, str] | None = None) -> str:
+    """The one dialogue renderer for prompts that quote a dialogue (strategy choice, QC
+    judge, self-talk end check): `ROLE: text` blocks, long turns cut; `names` renames roles
+    (self-talk: the agent's character and CLIENT)."""
     out = []
     for m in messages:
         text = m["content"] if len(m["content"]) <= max_chars else m["content"][:max_chars] + " [...]"
-        out.append(f"{m['role'].upper()}: {text}")
+        name = (names or {}).get(m["role"], m["role"])
+        out.append(f"{name.upper()}: {text}")
     return "\n\n".join(out)
 
 
@@ -328,10 +391,7 @@ class StrategyUser:
 
 
 def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None) -> UserSimulator:
-    if cfg.mode == "strategy":
-        assert cfg.strategy is not None
-        return StrategyUser(user_llm, cfg.strategy, judge, trained=cfg.user_format == "trained")
-    if cfg.user_format == "trained":
-        return TrainedUser(user_llm, cfg.user_system_prompt)
-    system = cfg.user_system_prompt or (PERSONA_SYSTEM if cfg.mode == "persona" else SOCRATIC_SYSTEM)
-    return PromptedUser(user_llm, system, cfg.stop.end_token)
+    """The user simulator of the config's mode (simulate/modes.py)."""
+    from .modes import get_mode
+
+    return get_mode(cfg.mode).build(cfg, user_llm, judge)
