@@ -21,7 +21,8 @@ from dialforge.workflows import (
     import_abcd,
     import_star,
     load_workflow,
-    run_dialogue,
+    selftalk_engine,
+    selftalk_seed,
     track,
 )
 
@@ -162,20 +163,22 @@ def test_tracker_depth_on_hand_checked_dialogues(tmp_path):
 
 
 def _agent_says_instruction(req):
-    m = re.search(r"Now, you must say: (.*)$", req.messages[0]["content"], re.S)
+    """A scripted agent that says what its instruction (after the history) tells it to."""
+    m = re.search(r"Now, you must say: (.*)$", req.messages[-1]["content"], re.S)
     return m.group(1) if m else "Sure, tell me more."
+
+
+def _dialogue(cfg, wf, conv_id, client, agent, picker=None, end_check=None, judge=None):
+    engine = selftalk_engine(cfg, LLM(client), LLM(agent), picker, end_check, judge)
+    return asyncio.run(engine.run_one(conv_id, selftalk_seed(cfg, wf, conv_id), 0))
 
 
 def _run(tmp_path, client_replies, **kw):
     wf = load_workflow(_write(tmp_path, SHOP))
     cfg = SelfTalkConfig(workflows=str(tmp_path), client={"model": "client"}, agent={"model": "agent"}, **kw)
     client = ScriptedChatModel(client_replies, "client")
-    conv = asyncio.run(
-        run_dialogue(
-            cfg, wf, 0, "c0ffee00", LLM(client), LLM(ScriptedChatModel(_agent_says_instruction, "agent")), None
-        )
-    )
-    return conv, client
+    agent = ScriptedChatModel(_agent_says_instruction, "agent")
+    return _dialogue(cfg, wf, "c0ffee00", client, agent), client
 
 
 def test_loop_reaches_an_ending(tmp_path):
@@ -287,19 +290,8 @@ def test_loop_llm_end_check_and_character_consistency(tmp_path):
     verdicts = iter([True, False])
     judge = LLM(ScriptedChatModel(lambda r: json.dumps({"in_character": next(verdicts)}), "judge"))
     client = ScriptedChatModel(["I want to buy a longsword.", "Hmm, let me think about my budget."], "client")
-    conv = asyncio.run(
-        run_dialogue(
-            cfg,
-            wf,
-            0,
-            "c0ffee01",
-            LLM(client),
-            LLM(ScriptedChatModel(_agent_says_instruction, "agent")),
-            None,
-            end_llm,
-            judge,
-        )
-    )
+    agent = ScriptedChatModel(_agent_says_instruction, "agent")
+    conv = _dialogue(cfg, wf, "c0ffee01", client, agent, None, end_llm, judge)
     assert conv.meta["termination_reason"] == "end_check"
     assert [m.role for m in conv.messages] == ["assistant", "user", "assistant", "user"]
     assert conv.meta["workflow_eval"]["character_consistency"] == 0.5

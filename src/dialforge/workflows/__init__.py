@@ -1,8 +1,9 @@
 """Workflow graphs, real-schema importers, the self-talk loop and the subgoal tracker."""
 
+from .agent import WorkflowAgent, selftalk_engine, selftalk_seed
 from .importers import import_abcd, import_star, write_workflows
 from .model import Option, Step, Workflow, draw, load_workflow, load_workflows
-from .selftalk import FilterSpec, SelfTalkConfig, apply_filter, run_dialogue, selftalk, selftalk_async
+from .selftalk import FilterSpec, SelfTalkConfig, apply_filter, selftalk, selftalk_async
 from .tracker import THRESHOLD, rouge_l, track
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "SelfTalkConfig",
     "Step",
     "Workflow",
+    "WorkflowAgent",
     "apply_filter",
     "draw",
     "import_abcd",
@@ -19,9 +21,10 @@ __all__ = [
     "load_workflow",
     "load_workflows",
     "rouge_l",
-    "run_dialogue",
     "selftalk",
     "selftalk_async",
+    "selftalk_engine",
+    "selftalk_seed",
     "track",
     "write_workflows",
 ]

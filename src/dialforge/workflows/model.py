@@ -76,6 +76,7 @@ class Workflow(BaseModel):
 
     name: str
     topic: str = ""
+    description: str = Field("", description="the agent's task in a sentence, e.g. 'Help the user book a ride.'")
     agent: str = "assistant"
     start: str
     steps: dict[str, Step]

@@ -11,21 +11,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..conversation import Conversation, Message, stable_hash
+from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import write_conversations
 from ..llm.client import LLM
-from ..llm.config import BackendConfig, make_backend
-from ..llm.types import SamplingParams
+from ..llm.config import BackendConfig, make_backend, same_endpoint
+from ..llm.types import ChatModel, SamplingParams
 from ..progress import stage_progress
 from ..run.rundir import RunDir
+from ..simulate.config import StopConfig
+from ..simulate.engine import Engine
+from .agent import selftalk_engine, selftalk_seed
 from .model import Workflow, load_workflows
-from .tracker import THRESHOLD, rouge_l, track
+from .tracker import THRESHOLD, rouge_l
 
 log = logging.getLogger("dialforge.selftalk")
 
@@ -37,20 +42,20 @@ DEFAULT_PERSONAS = [
     "a frequent traveller who knows what they want",
     "a first-time customer who is unsure and asks many questions",
 ]
-END_PHRASES = ["goodbye", "good bye", "bye", "good luck", "you're welcome", "have a nice day"]
-
-AGENT_PROMPT = (
-    "You are playing a {agent}. You help the user to {topic}. Keep each reply short. Once and only if "
-    'the conversation has ended, say "goodbye". {instruction}'
-)
-CLIENT_PROMPT = (
-    "You are playing {persona}. Your main intention is to talk to the {agent} to {intent}. Keep each "
-    "reply short and answer the {agent}'s questions. Once and only if the conversation has ended, "
-    'tell them "goodbye".'
-)
-PICKER_PROMPT = (
-    "You rate the similarity of texts. Take the following sentence: {utterance}\nOnly select the "
-    "option below that is most similar:\n{options}\nAnswer in JSON with the key option (a number)."
+AGENT_PERSONAS = [
+    "I have done this work for many years and I take pride in good service.",
+    "I am patient and friendly, and I explain things simply.",
+    "I am efficient and precise, and I keep to the point.",
+    "I am new to this job, eager to help and careful to get things right.",
+]
+# Self-talk's stop rules: the shared set, without role-flip and repetition rules (a client
+# answering "Sure, ..." or "Yes" twice is normal here) and with no length limit on goodbyes.
+SELFTALK_STOP = StopConfig(
+    end_token="",
+    repeat_similarity=1.0,
+    role_flip=False,
+    user_goodbye_max_chars=None,
+    assistant_goodbye_max_chars=None,
 )
 
 
@@ -69,18 +74,29 @@ class SelfTalkConfig(BaseModel):
     workflows: str
     client: BackendConfig
     agent: BackendConfig
-    picker: Literal["llm", "rouge"] = "rouge"
+    picker: Literal["auto", "llm", "rouge"] = Field(
+        "auto",
+        description="step tracker: the LLM option picker where a step's options carry text (auto, llm), "
+        "ROUGE-L where they don't (or always: rouge)",
+    )
     picker_model: BackendConfig | None = Field(None, description="LLM option picker (default: the client model)")
     picker_threshold: float = THRESHOLD
     dialogues_per_workflow: int = Field(10, ge=1)
-    personas: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSONAS))
+    personas: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSONAS), description="client characters")
+    agent_personas: list[str] = Field(
+        default_factory=lambda: list(AGENT_PERSONAS), description="the agent's persona, in the first person"
+    )
     intents: dict[str, list[str]] = Field(default_factory=dict, description="workflow name -> client intents")
+    agent_tasks: dict[str, str] = Field(
+        default_factory=dict, description="workflow name -> the agent's task wording (default: its description)"
+    )
     star_dialogues: str | None = Field(
         None,
-        description="STAR dialogues file: their written user tasks become the client intents of the matching workflows",
+        description="STAR dialogues file: their written user tasks become the client intents of the matching "
+        "workflows, their wizard tasks the agent's task wording",
     )
     max_turns: int = Field(8, ge=1, description="agent+client exchanges")
-    end_phrases: list[str] = Field(default_factory=lambda: list(END_PHRASES))
+    stop: StopConfig = Field(default_factory=lambda: SELFTALK_STOP.model_copy(), description="stop rules")
     filter: FilterSpec = FilterSpec()
     end_check: BackendConfig | None = Field(None, description="LLM end check: start/middle/end after each exchange")
     consistency_judge: BackendConfig | None = Field(
@@ -95,209 +111,57 @@ class SelfTalkConfig(BaseModel):
     concurrency: int = Field(32, ge=1)
 
 
-class Choice(BaseModel):
-    option: int
+def _star_scenarios(path: str | Path) -> list[dict[str, Any]]:
+    """STAR scenarios of single-task dialogues."""
+    from ..io._records import iter_records
 
-
-class DialoguePart(BaseModel):
-    part: Literal["start", "middle", "end"]
-
-
-class InCharacter(BaseModel):
-    in_character: bool
-
-
-END_CHECK_PROMPT = (
-    "You are an expert in identifying parts of a conversation. This is an excerpt from a conversation:\n"
-    "{agent}: {agent_utterance}\nCLIENT: {client_utterance}\nWhat part of a conversation is this from? "
-    "Answer in JSON with the key part: start, middle or end."
-)
-CONSISTENCY_PROMPT = (
-    "Character: {agent}, who helps people {topic}.\nUtterance: {utterance}\nIs this utterance something this "
-    "character would say, staying in role? Answer in JSON with the key in_character (true or false)."
-)
-
-
-def _ended(utterances: list[str], phrases: list[str]) -> bool:
-    return any(p in u.lower() for u in utterances[-2:] for p in phrases)
-
-
-def _swap(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    swap = {"user": "assistant", "assistant": "user"}
-    return [{"role": swap[m["role"]], "content": m["content"]} for m in messages]
-
-
-async def pick_option(
-    cfg: SelfTalkConfig, picker: LLM | None, wf: Workflow, step: str, utterance: str, sample_index: int
-) -> int | None:
-    """Index of the option the client's utterance matches, or None."""
-    options = wf.steps[step].options
-    if not options:
-        return None
-    if cfg.picker == "llm" and picker is not None:
-        listing = "\n".join(f"{i}. {o.answer or '(any other reply)'}" for i, o in enumerate(options, 1))
-        listing += f"\n{len(options) + 1}. None of the above"
-        res = await picker.structured(
-            [{"role": "user", "content": PICKER_PROMPT.format(utterance=utterance, options=listing)}],
-            Choice,
-            sample_index=sample_index,
-        )
-        if res.value is not None and 1 <= res.value.option <= len(options):
-            return res.value.option - 1
-        return None
-    scored = [(rouge_l(utterance, o.answer), i) for i, o in enumerate(options) if o.answer]
-    if scored:
-        best, i = max(scored)
-        if best >= cfg.picker_threshold:
-            return i
-    anyone = [i for i, o in enumerate(options) if o.answer is None]
-    return anyone[0] if anyone and utterance.strip() else None
-
-
-async def run_dialogue(
-    cfg: SelfTalkConfig,
-    wf: Workflow,
-    sample: int,
-    conv_id: str,
-    client: LLM,
-    agent: LLM,
-    picker: LLM | None,
-    end_llm: LLM | None = None,
-    consistency_llm: LLM | None = None,
-) -> Conversation:
-    rng = random.Random(conv_id)
-    persona = rng.choice(cfg.personas)
-    intents = cfg.intents.get(wf.name) or [f"{wf.topic}"]
-    intent = rng.choice(intents)
-    history: list[dict[str, Any]] = []
-    step: str | None = wf.start
-    instruction = f"Now, you must say: {wf.steps[wf.start].say}"
-    reason = "max_turns"
-    ending_said = False
-    base = int(conv_id[:8], 16) << 8
-    for turn in range(cfg.max_turns):
-        system = AGENT_PROMPT.format(agent=wf.agent, topic=wf.topic, instruction=instruction)
-        comp = await agent.complete(
-            [{"role": "system", "content": system}, *[{"role": m["role"], "content": m["content"]} for m in history]],
-            sample_index=base + 2 * turn,
-        )
-        if not comp.ok:
-            reason = "error"
-            break
-        history.append(
-            {
-                "role": "assistant",
-                "content": comp.text.strip(),
-                "meta": {"step": step, "instruction": instruction, "model": comp.model},
-            }
-        )
-        if ending_said:
-            reason = "ended"
-            break
-        if _ended([m["content"] for m in history], cfg.end_phrases):
-            reason = "goodbye"
-            break
-        cmsgs = [
-            {"role": "system", "content": CLIENT_PROMPT.format(persona=persona, agent=wf.agent, intent=intent)},
-            *_swap([{"role": m["role"], "content": m["content"]} for m in history]),
-        ]
-        comp = await client.complete(cmsgs, sample_index=base + 2 * turn + 1)
-        if not comp.ok:
-            reason = "error"
-            break
-        text = comp.text.strip()
-        history.append({"role": "user", "content": text, "meta": {"model": comp.model}})
-        if _ended([m["content"] for m in history], cfg.end_phrases):
-            reason = "goodbye"
-            break
-        if end_llm is not None:
-            res = await end_llm.structured(
-                [
-                    {
-                        "role": "user",
-                        "content": END_CHECK_PROMPT.format(
-                            agent=wf.agent.upper(), agent_utterance=history[-2]["content"], client_utterance=text
-                        ),
-                    }
-                ],
-                DialoguePart,
-                sample_index=base + 2 * turn + 1,
-            )
-            if res.value is not None and res.value.part == "end":
-                reason = "end_check"
-                break
-        choice = await pick_option(cfg, picker, wf, step, text, base + 2 * turn + 1) if step else None
-        if choice is None:
-            instruction = "Now, you must give any natural reply that fits the conversation."
-            if step is not None and wf.steps[step].is_ending:
-                reason = "ended"
-                break
-            continue
-        opt = wf.steps[step].options[choice]  # type: ignore[index]
-        if opt.next:
-            step = opt.next
-            instruction = f"Now, you must say: {wf.steps[step].say}"
-            ending_said = wf.steps[step].is_ending
-        else:
-            instruction = f"Now, you must say: {opt.end}"
-            step = f"{step}#{choice}"
-            ending_said = True
-    # a dialogue for agent training ends on an agent turn
-    while history and history[-1]["role"] == "user" and reason not in ("goodbye", "end_check"):
-        history.pop()
-    agent_utts = [m["content"] for m in history if m["role"] == "assistant"]
-    evaluation = track(wf, agent_utts)
-    if consistency_llm is not None and agent_utts:
-        verdicts = await asyncio.gather(
-            *(
-                consistency_llm.structured(
-                    [
-                        {
-                            "role": "user",
-                            "content": CONSISTENCY_PROMPT.format(agent=wf.agent, topic=wf.topic, utterance=u),
-                        }
-                    ],
-                    InCharacter,
-                )
-                for u in agent_utts
-            )
-        )
-        judged = [v.value.in_character for v in verdicts if v.value is not None]
-        evaluation["character_consistency"] = round(sum(judged) / len(judged), 4) if judged else None
-    return Conversation(
-        id=conv_id,
-        messages=[Message(role=m["role"], content=m["content"], meta=m["meta"]) for m in history],
-        meta={
-            "mode": "selftalk",
-            "workflow": wf.name,
-            "workflow_agent": wf.agent,
-            "persona": persona,
-            "intent": intent,
-            "sample_index": sample,
-            "agent_model": agent.model_id,
-            "client_model": client.model_id,
-            "termination_reason": reason,
-            "workflow_eval": {
-                k: evaluation[k]
-                for k in ("depth", "relative_depth", "success", "path", "character_consistency")
-                if k in evaluation
-            },
-        },
-    )
+    out = []
+    for d, _, _ in iter_records(Path(path)):
+        if isinstance(d, Exception):
+            raise d
+        if len(d["Scenario"]["WizardCapabilities"]) == 1:
+            out.append(d["Scenario"])
+    return out
 
 
 def star_intents(path: str | Path) -> dict[str, list[str]]:
     """STAR's written user instructions (Scenario.UserTask) by task, single-task dialogues only."""
-    from ..io._records import iter_records
-
     out: dict[str, list[str]] = {}
-    for d, _, _ in iter_records(Path(path)):
-        if isinstance(d, Exception):
-            raise d
-        caps = d["Scenario"]["WizardCapabilities"]
-        if len(caps) == 1 and d["Scenario"].get("UserTask"):
-            out.setdefault(caps[0]["Task"], []).append(d["Scenario"]["UserTask"])
+    for sc in _star_scenarios(path):
+        if sc.get("UserTask"):
+            out.setdefault(sc["WizardCapabilities"][0]["Task"], []).append(sc["UserTask"])
     return out
+
+
+def _clean_wizard_task(text: str) -> str:
+    """A STAR wizard task as an agent's task: no pointers to the MTurk flow charts or
+    tutorial videos, no per-dialogue facts (they belong to one user's task)."""
+    t = re.sub(r"\([^)]*https?://[^)]*\)", "", text)
+    t = re.sub(r"Some facts you should be aware of:.*", "", t, flags=re.S)
+    t = re.sub(r"Follow the flow charts? and help", "Help", t)
+    return re.sub(r"\s+", " ", t).strip()
+
+
+def star_agent_tasks(path: str | Path) -> dict[str, str]:
+    """The most common (cleaned) STAR wizard task per task: the agent's task wording."""
+    counts: dict[str, Counter[str]] = {}
+    for sc in _star_scenarios(path):
+        if sc.get("WizardTask"):
+            counts.setdefault(sc["WizardCapabilities"][0]["Task"], Counter())[_clean_wizard_task(sc["WizardTask"])] += 1
+    return {task: c.most_common(1)[0][0] for task, c in counts.items()}
+
+
+def with_star_scenarios(cfg: SelfTalkConfig) -> SelfTalkConfig:
+    """The config with STAR's user tasks as intents and wizard tasks as agent tasks (the
+    config's own entries win)."""
+    if not cfg.star_dialogues:
+        return cfg
+    return cfg.model_copy(
+        update={
+            "intents": {**star_intents(cfg.star_dialogues), **cfg.intents},
+            "agent_tasks": {**star_agent_tasks(cfg.star_dialogues), **cfg.agent_tasks},
+        }
+    )
 
 
 def agent_diversity(convs: list[Conversation], max_pairs: int = 25, seed: int = 0) -> dict[str, float]:
@@ -335,12 +199,35 @@ def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversati
     return ranked[:n]
 
 
+class SharedBackends:
+    """One backend per endpoint for the roles of a loop (client, agent, picker, end check,
+    judge): an in-process model loads once; each backend is closed once."""
+
+    def __init__(self) -> None:
+        self._built: list[tuple[BackendConfig, ChatModel]] = []
+
+    def get(self, cfg: BackendConfig) -> ChatModel:
+        for known, backend in self._built:
+            if same_endpoint(known, cfg):
+                return backend
+        backend = make_backend(cfg)
+        self._built.append((cfg, backend))
+        return backend
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    async def aclose(self) -> None:
+        built, self._built = self._built, []
+        for _, backend in built:
+            await backend.aclose()
+
+
 async def selftalk_async(
     cfg: SelfTalkConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
 ) -> dict[str, Any]:
     workflows = load_workflows(cfg.workflows)
-    if cfg.star_dialogues:
-        cfg = cfg.model_copy(update={"intents": {**star_intents(cfg.star_dialogues), **cfg.intents}})
+    cfg = with_star_scenarios(cfg)
     out = Path(out)
     summary: dict[str, Any] = {"loops": []}
     with RunDir(
@@ -354,34 +241,37 @@ async def selftalk_async(
         for loop in range(cfg.loops):
             loop_dir = out / f"loop-{loop}"
             store = run.store(f"loop-{loop}/dialogues.jsonl")
+            backends = SharedBackends()
             client = LLM(
-                make_backend(cfg.client),
+                backends.get(cfg.client),
                 cache=run.cache,
                 usage=run.usage,
                 stage=f"selftalk.client.{loop}",
                 params=cfg.client.params_or(PUBLISHED_PARAMS),
             )
             agent = LLM(
-                make_backend(agent_cfg),
+                backends.get(agent_cfg),
                 cache=run.cache,
                 usage=run.usage,
                 stage=f"selftalk.agent.{loop}",
                 params=agent_cfg.params_or(PUBLISHED_PARAMS),
             )
 
-            def greedy(backend: BackendConfig | None, stage: str, max_tokens: int) -> LLM | None:
+            def greedy(
+                backend: BackendConfig | None, stage: str, max_tokens: int, backends: SharedBackends = backends
+            ) -> LLM | None:
                 """A deterministic helper role (option picker, end check, consistency judge)."""
                 if backend is None:
                     return None
                 return LLM(
-                    make_backend(backend),
+                    backends.get(backend),
                     cache=run.cache,
                     usage=run.usage,
                     stage=f"selftalk.{stage}",
                     params=SamplingParams(temperature=0.0, max_tokens=max_tokens),
                 )
 
-            picker = greedy(cfg.picker_model or cfg.client, f"picker.{loop}", 32) if cfg.picker == "llm" else None
+            picker = greedy(cfg.picker_model or cfg.client, f"picker.{loop}", 32) if cfg.picker != "rouge" else None
             end_llm = greedy(cfg.end_check, f"end_check.{loop}", 16)
             consistency_llm = greedy(cfg.consistency_judge, f"consistency.{loop}", 16)
             jobs = [
@@ -390,26 +280,24 @@ async def selftalk_async(
                 for k in range(cfg.dialogues_per_workflow)
             ]
             todo = [j for j in jobs if j[2] not in store]
+            engine = selftalk_engine(cfg, client, agent, picker, end_llm, consistency_llm)
             sem = asyncio.Semaphore(cfg.concurrency)
             run.usage.start_stage(f"selftalk.{loop}")
             try:
                 with stage_progress(f"self-talk loop {loop}", len(todo), run.usage, progress) as bar:
-                    roles = (client, agent, picker, end_llm, consistency_llm)
 
                     async def one(
-                        wf: Workflow, k: int, cid: str, roles: tuple[Any, ...], store: Any, sem: asyncio.Semaphore
+                        wf: Workflow, k: int, cid: str, engine: Engine, store: Any, sem: asyncio.Semaphore
                     ) -> None:
                         async with sem:
-                            conv = await run_dialogue(cfg, wf, k, cid, *roles)
+                            conv = await engine.run_one(cid, selftalk_seed(cfg, wf, cid), k)
                         store.append(conv.to_record())
                         bar.advance()
 
-                    await asyncio.gather(*(one(*j, roles, store, sem) for j in todo))
+                    await asyncio.gather(*(one(*j, engine, store, sem) for j in todo))
             finally:
                 run.usage.end_stage(f"selftalk.{loop}")
-                for llm in (client, agent, picker, end_llm, consistency_llm):
-                    if llm is not None:
-                        await llm.aclose()
+                await backends.aclose()
             wanted = {j[2] for j in jobs}
             convs = [Conversation.model_validate(r) for r in store.records() if r["id"] in wanted]
             kept = apply_filter(convs, cfg.filter)
