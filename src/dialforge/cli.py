@@ -233,6 +233,19 @@ def simulate(
 
 
 @app.command()
+def modes() -> None:
+    """The registered simulator modes (simulate/modes.py) and the commands that offer them."""
+    from .simulate.modes import MODES
+
+    t = Table(title="simulator modes")
+    for col in ("mode", "commands", "description"):
+        t.add_column(col)
+    for m in MODES.values():
+        t.add_row(m.name, ", ".join(m.commands), m.description)
+    out_console.print(t)
+
+
+@app.command()
 def train(
     kind: str = typer.Argument(..., help="simulator (loss on user turns) or chat (loss on assistant turns)"),
     data: list[Path] = typer.Option(None, "--data", help="dialogue files (any format) or labelled IDEAS records"),

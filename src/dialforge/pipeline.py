@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import ConfigError
 from .io.reader import atomic_write_bytes, read_conversations, write_conversations
@@ -41,11 +41,19 @@ class SimulatorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    mode: Literal["strategy", "socratic", "persona"]
+    mode: str = Field(description="a simulator mode of `dialforge modes` offered by `run`")
     user: BackendConfig | None = None
     user_format: Literal["prompted", "trained"] = "prompted"
     personas: list[str] = Field(default_factory=list)
     strategy: dict[str, Any] = Field(default_factory=dict, description="StrategyConfig fields (library is filled in)")
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, v: str) -> str:
+        from .simulate.modes import get_mode
+
+        get_mode(v, "run")
+        return v
 
 
 class SimulateStage(BaseModel):
