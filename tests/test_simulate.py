@@ -76,8 +76,10 @@ def test_max_turns_and_roles_alternate():
     assert last[2] == {"role": "assistant", "content": Q}
     assert [m["role"] for m in last[1:]] == ["user", "assistant"] * 3 + ["user"]  # before the 4th turn
     assert last[-1]["content"].startswith(conv.messages[5].content)  # the last answer, then the instruction
-    assert last[-1]["content"].endswith("(Write your next message to the assistant as the user: one message, "
-                                        "no preamble, no quotation marks, no role label.)")
+    assert last[-1]["content"].endswith(
+        "(Write your next message to the assistant as the user: one message, "
+        "no preamble, no quotation marks, no role label.)"
+    )
     assert conv.messages[1].meta["model"] == "asst" and conv.messages[2].meta["model"] == "sim"
 
 
