@@ -95,6 +95,7 @@ class Engine:
         self.settings = cfg if isinstance(cfg, EngineSettings) else EngineSettings.of(cfg)
         self.sim = simulator
         self.policy: AssistantPolicy = PlainAssistant(assistant) if isinstance(assistant, LLM) else assistant
+        self._hooks = not isinstance(self.policy, PlainAssistant)  # a plain model has none: skip the awaits
 
     async def run_one(self, conv_id: str, seed: Seed, sample: int) -> Conversation:
         """One conversation, never raising: a conversation that fails ends on `error`
@@ -105,7 +106,7 @@ class Engine:
         evaluation: dict[str, Any] = {}
         try:
             reason = await self._loop(state, extra)
-            evaluation = await self.policy.evaluate(state)
+            evaluation = await self.policy.evaluate(state) if self._hooks else {}
         except Exception as e:
             log.exception("conversation %s failed", conv_id)
             reason, extra["error"] = Termination.ERROR, f"{type(e).__name__}: {e}"
@@ -151,7 +152,7 @@ class Engine:
             return Termination(turn.stop)
         earlier = [m["content"] for m in state.messages if m["role"] == "user"]
         reason = check_user_turn(turn.text, earlier, self.settings.stop)
-        if reason is None:
+        if reason is None and self._hooks:
             reason = await self.policy.after_user_turn(state, turn.text)
         if reason is not None and not (self.settings.keep_closing_turn and reason in CLOSING):
             extra["final_user_turn"] = turn.text  # kept for analysis, not in the dialogue
@@ -175,7 +176,9 @@ class Engine:
             return reason
         msgs.append({"role": "assistant", "content": turn.text, "meta": turn.meta})
         state.assistant_turns += 1
-        return await self.policy.after_assistant_turn(state) or reason
+        if self._hooks:
+            return await self.policy.after_assistant_turn(state) or reason
+        return reason
 
     def _record(
         self, state: ConvState, seed: Seed, reason: Termination, extra: dict[str, Any], wall_s: float

@@ -69,28 +69,40 @@ def swap_roles(
     With `opening` or `instruction` the result is a chat that strict templates (Mistral,
     Gemma, Llama 2) accept: see `chat_turns`. Without either, the plain swap, which is how
     a trained simulator saw its training dialogues."""
-    swapped = [{"role": _SWAP.get(m["role"], m["role"]), "content": m["content"]} for m in messages]
-    swapped = [m for m in swapped if m["role"] != "system"]
     if opening is None and instruction is None:
-        return swapped
-    return chat_turns(swapped, opening=opening, instruction=instruction)
+        return [
+            {"role": _SWAP.get(m["role"], m["role"]), "content": m["content"]}
+            for m in messages
+            if m["role"] != "system"
+        ]
+    return chat_turns(messages, opening=opening, instruction=instruction, swap=True)
 
 
 def chat_turns(
-    messages: list[dict[str, str]], *, opening: str | None = None, instruction: str | None = None
+    messages: list[dict[str, str]],
+    *,
+    opening: str | None = None,
+    instruction: str | None = None,
+    swap: bool = False,
 ) -> list[dict[str, str]]:
-    """Messages (no system message) as a chat that starts with a user message and
-    alternates: `opening` is the first user message when the history starts with the
-    assistant, consecutive messages of one role are joined, and `instruction` ends the
-    last user message (or is appended as one), so the speaker reads it after the history."""
+    """Messages as a chat that starts with a user message and alternates (system messages
+    dropped; `swap`: user and assistant swapped first): `opening` is the first user message
+    when the history starts with the assistant, consecutive messages of one role are joined,
+    and `instruction` ends the last user message (or is appended as one), so the speaker
+    reads it after the history."""
     out: list[dict[str, str]] = []
-    if opening is not None and (not messages or messages[0]["role"] != "user"):
-        out.append({"role": "user", "content": opening})
     for m in messages:
-        if out and out[-1]["role"] == m["role"]:
-            out[-1] = {"role": m["role"], "content": f"{out[-1]['content']}\n\n{m['content']}"}
+        role = m["role"]
+        if role == "system":
+            continue
+        if swap:
+            role = _SWAP.get(role, role)
+        if out and out[-1]["role"] == role:
+            out[-1] = {"role": role, "content": f"{out[-1]['content']}\n\n{m['content']}"}
         else:
-            out.append({"role": m["role"], "content": m["content"]})
+            out.append({"role": role, "content": m["content"]})
+    if opening is not None and (not out or out[0]["role"] != "user"):
+        out.insert(0, {"role": "user", "content": opening})
     if instruction is not None:
         if out and out[-1]["role"] == "user":
             out[-1] = {"role": "user", "content": f"{out[-1]['content']}\n\n{instruction}"}
@@ -158,9 +170,9 @@ class PromptedUser:
         self.model_id = llm.model_id
 
     def messages(self, state: ConvState) -> list[dict[str, str]]:
-        fields = {k: v for k, v in state.context.items() if isinstance(v, str)}
+        fields = {k: v for k, v in state.context.items() if isinstance(v, str)} if state.context else {}
         fields.update(persona=state.persona or "", end=self.end_token, topic=state.topic or "")
-        system = {"role": "system", "content": self.system.format(**fields)}
+        system = {"role": "system", "content": self.system.format_map(fields)}
         opening = self.first_turn.format(topic=f" Topic: {state.topic}" if state.topic else "")
         if not state.messages:
             return [system, {"role": "user", "content": opening}]
