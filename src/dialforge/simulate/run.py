@@ -20,7 +20,7 @@ from .simulators import make_simulator
 _TIMING_KEYS = ("wall_s", "latency_s")
 
 
-def _without_timings(rec: dict[str, Any]) -> dict[str, Any]:
+def without_timings(rec: dict[str, Any]) -> dict[str, Any]:
     for k in _TIMING_KEYS:
         rec.get("meta", {}).pop(k, None)
     for m in rec.get("messages", []):
@@ -55,7 +55,7 @@ class SimulateStage(Stage):
         assert self.engine is not None
         seed, k = job.data
         conv = await self.engine.run_one(job.id, seed, k)
-        return _without_timings(conv.to_record())
+        return without_timings(conv.to_record())
 
     def failure(self, job: Job, error: str) -> dict[str, Any]:
         seed, k = job.data

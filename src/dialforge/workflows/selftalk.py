@@ -22,12 +22,14 @@ from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import write_conversations
 from ..llm.client import LLM
-from ..llm.config import BackendConfig, make_backend, same_endpoint
-from ..llm.types import ChatModel, SamplingParams
-from ..progress import stage_progress
+from ..llm.config import BackendConfig
+from ..llm.types import SamplingParams
+from ..run.health import kept_warning
+from ..run.kernel import Job, Stage, StageContext, run_stage
 from ..run.rundir import RunDir
 from ..simulate.config import StopConfig
 from ..simulate.engine import Engine
+from ..simulate.run import without_timings
 from .agent import selftalk_engine, selftalk_seed
 from .model import Workflow, load_workflows
 from .tracker import THRESHOLD, rouge_l
@@ -199,28 +201,107 @@ def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversati
     return ranked[:n]
 
 
-class SharedBackends:
-    """One backend per endpoint for the roles of a loop (client, agent, picker, end check,
-    judge): an in-process model loads once; each backend is closed once."""
+class SelfTalkLoop(Stage):
+    """One self-talk loop as a kernel stage: one job per (workflow, sample); the engine plays
+    the client simulator against the workflow agent. Roles on one endpoint share one backend
+    (an in-process model loads once per loop)."""
 
-    def __init__(self) -> None:
-        self._built: list[tuple[BackendConfig, ChatModel]] = []
+    def __init__(self, cfg: SelfTalkConfig, workflows: list[Workflow], loop: int, agent_cfg: BackendConfig) -> None:
+        self.cfg = cfg
+        self.workflows = workflows
+        self.loop = loop
+        self.agent_cfg = agent_cfg
+        self.name = f"selftalk.{loop}"
+        self.output = f"loop-{loop}/dialogues.jsonl"
+        self.concurrency = cfg.concurrency
+        self.engine: Engine | None = None
 
-    def get(self, cfg: BackendConfig) -> ChatModel:
-        for known, backend in self._built:
-            if same_endpoint(known, cfg):
-                return backend
-        backend = make_backend(cfg)
-        self._built.append((cfg, backend))
-        return backend
+    def plan(self) -> list[Job]:
+        return [
+            Job(stable_hash("selftalk", self.loop, wf.name, k, self.agent_cfg.model), (wf, k))
+            for wf in self.workflows
+            for k in range(self.cfg.dialogues_per_workflow)
+        ]
 
-    def __len__(self) -> int:
-        return len(self._built)
+    async def open(self, ctx: StageContext) -> None:
+        cfg, loop = self.cfg, self.loop
 
-    async def aclose(self) -> None:
-        built, self._built = self._built, []
-        for _, backend in built:
-            await backend.aclose()
+        def greedy(backend: BackendConfig | None, stage: str, max_tokens: int) -> LLM | None:
+            """A deterministic helper role (option picker, end check, consistency judge)."""
+            if backend is None:
+                return None
+            params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
+            return ctx.llm(backend, f"selftalk.{stage}", params=params, system_prompt="")
+
+        client = ctx.llm(
+            cfg.client, f"selftalk.client.{loop}", params=cfg.client.params_or(PUBLISHED_PARAMS), system_prompt=""
+        )
+        agent = ctx.llm(
+            self.agent_cfg,
+            f"selftalk.agent.{loop}",
+            params=self.agent_cfg.params_or(PUBLISHED_PARAMS),
+            system_prompt="",
+        )
+        picker = greedy(cfg.picker_model or cfg.client, f"picker.{loop}", 32) if cfg.picker != "rouge" else None
+        end_llm = greedy(cfg.end_check, f"end_check.{loop}", 16)
+        consistency_llm = greedy(cfg.consistency_judge, f"consistency.{loop}", 16)
+        self.engine = selftalk_engine(cfg, client, agent, picker, end_llm, consistency_llm)
+
+    async def run_job(self, job: Job, ctx: StageContext) -> dict[str, Any]:
+        assert self.engine is not None
+        wf, k = job.data
+        conv = await self.engine.run_one(job.id, selftalk_seed(self.cfg, wf, job.id), k)
+        return without_timings(conv.to_record())
+
+    def failure(self, job: Job, error: str) -> dict[str, Any]:
+        wf, k = job.data
+        meta = {"mode": "selftalk", "workflow": wf.name, "sample_index": k, "termination_reason": "error"}
+        return Conversation(id=job.id, messages=[], meta={**meta, "error": error}).to_record()
+
+
+def _loop_info(loop: int, agent: str, convs: list[Conversation], kept: list[Conversation]) -> dict[str, Any]:
+    evs = [c.meta["workflow_eval"] for c in convs if isinstance(c.meta.get("workflow_eval"), dict)]
+
+    def mean(key: str) -> float | None:
+        return round(sum(float(e.get(key) or 0) for e in evs) / len(evs), 3) if evs else None
+
+    info = {
+        "loop": loop,
+        "agent": agent,
+        "dialogues": len(convs),
+        "kept": len(kept),
+        "depth_mean": mean("depth"),
+        "relative_depth_mean": mean("relative_depth"),
+        "success_rate": mean("success"),
+        "agent_diversity": agent_diversity(convs),
+    }
+    cc = [e["character_consistency"] for e in evs if e.get("character_consistency") is not None]
+    if cc:
+        info["character_consistency_mean"] = round(sum(cc) / len(cc), 3)
+    return info
+
+
+async def _train_agent(cfg: SelfTalkConfig, agent_cfg: BackendConfig, loop_dir: Path) -> dict[str, Any]:
+    if agent_cfg.base_url:
+        raise DialforgeError("self-talk training needs an in-process agent (`agent.model` a local path)")
+    from ..train import TrainConfig, train
+
+    tcfg = TrainConfig(
+        kind="chat",
+        data=[str(loop_dir / "kept.jsonl")],
+        model=agent_cfg.model,
+        out=str(loop_dir / "agent"),
+        roles=["assistant"] if cfg.loss_on == "agent" else ["user", "assistant"],
+        epochs=cfg.train_epochs,
+        max_steps=cfg.train_max_steps,
+        learning_rate=cfg.train_lr,
+        lora_r=cfg.lora_r,
+        lora_alpha=cfg.lora_r * 2,
+        batch_size=4,
+        max_length=1024,
+    )
+    result: dict[str, Any] = await asyncio.to_thread(train, tcfg)
+    return result
 
 
 async def selftalk_async(
@@ -229,124 +310,30 @@ async def selftalk_async(
     workflows = load_workflows(cfg.workflows)
     cfg = with_star_scenarios(cfg)
     out = Path(out)
-    summary: dict[str, Any] = {"loops": []}
-    with RunDir(
-        out,
-        command="selftalk",
-        config=cfg,
-        models={"client": cfg.client.model, "agent": cfg.agent.model},
-        force_new=force_new,
-    ) as run:
+    summary: dict[str, Any] = {"loops": [], "warnings": []}
+    models = {"client": cfg.client.model, "agent": cfg.agent.model}
+    with RunDir(out, command="selftalk", config=cfg, models=models, force_new=force_new) as run:
         agent_cfg = cfg.agent
         for loop in range(cfg.loops):
             loop_dir = out / f"loop-{loop}"
-            store = run.store(f"loop-{loop}/dialogues.jsonl")
-            backends = SharedBackends()
-            client = LLM(
-                backends.get(cfg.client),
-                cache=run.cache,
-                usage=run.usage,
-                stage=f"selftalk.client.{loop}",
-                params=cfg.client.params_or(PUBLISHED_PARAMS),
-            )
-            agent = LLM(
-                backends.get(agent_cfg),
-                cache=run.cache,
-                usage=run.usage,
-                stage=f"selftalk.agent.{loop}",
-                params=agent_cfg.params_or(PUBLISHED_PARAMS),
-            )
-
-            def greedy(
-                backend: BackendConfig | None, stage: str, max_tokens: int, backends: SharedBackends = backends
-            ) -> LLM | None:
-                """A deterministic helper role (option picker, end check, consistency judge)."""
-                if backend is None:
-                    return None
-                return LLM(
-                    backends.get(backend),
-                    cache=run.cache,
-                    usage=run.usage,
-                    stage=f"selftalk.{stage}",
-                    params=SamplingParams(temperature=0.0, max_tokens=max_tokens),
-                )
-
-            picker = greedy(cfg.picker_model or cfg.client, f"picker.{loop}", 32) if cfg.picker != "rouge" else None
-            end_llm = greedy(cfg.end_check, f"end_check.{loop}", 16)
-            consistency_llm = greedy(cfg.consistency_judge, f"consistency.{loop}", 16)
-            jobs = [
-                (wf, k, stable_hash("selftalk", loop, wf.name, k, agent_cfg.model))
-                for wf in workflows
-                for k in range(cfg.dialogues_per_workflow)
-            ]
-            todo = [j for j in jobs if j[2] not in store]
-            engine = selftalk_engine(cfg, client, agent, picker, end_llm, consistency_llm)
-            sem = asyncio.Semaphore(cfg.concurrency)
-            run.usage.start_stage(f"selftalk.{loop}")
-            try:
-                with stage_progress(f"self-talk loop {loop}", len(todo), run.usage, progress) as bar:
-
-                    async def one(
-                        wf: Workflow, k: int, cid: str, engine: Engine, store: Any, sem: asyncio.Semaphore
-                    ) -> None:
-                        async with sem:
-                            conv = await engine.run_one(cid, selftalk_seed(cfg, wf, cid), k)
-                        store.append(conv.to_record())
-                        bar.advance()
-
-                    await asyncio.gather(*(one(*j, engine, store, sem) for j in todo))
-            finally:
-                run.usage.end_stage(f"selftalk.{loop}")
-                await backends.aclose()
-            wanted = {j[2] for j in jobs}
-            convs = [Conversation.model_validate(r) for r in store.records() if r["id"] in wanted]
+            res = await run_stage(SelfTalkLoop(cfg, workflows, loop, agent_cfg), run, progress=progress)
+            convs = [Conversation.model_validate(r) for r in res.records if not r.get("meta", {}).get("error")]
             kept = apply_filter(convs, cfg.filter)
             write_conversations(kept, loop_dir / "kept.jsonl")
-            evs = [c.meta["workflow_eval"] for c in convs]
-            info = {
-                "loop": loop,
-                "agent": agent_cfg.model,
-                "dialogues": len(convs),
-                "kept": len(kept),
-                "depth_mean": round(sum(e["depth"] for e in evs) / len(evs), 3) if evs else None,
-                "relative_depth_mean": round(sum(e["relative_depth"] for e in evs) / len(evs), 3) if evs else None,
-                "success_rate": round(sum(e["success"] for e in evs) / len(evs), 3) if evs else None,
-                "agent_diversity": agent_diversity(convs),
-            }
-            cc = [e["character_consistency"] for e in evs if e.get("character_consistency") is not None]
-            if cc:
-                info["character_consistency_mean"] = round(sum(cc) / len(cc), 3)
+            info = _loop_info(loop, agent_cfg.model, convs, kept)
+            warnings = res.warnings + kept_warning(f"selftalk loop {loop} filter", len(convs), len(kept))
+            summary["warnings"] += warnings
             if loop + 1 < cfg.loops:
                 if not kept:
                     log.warning("loop %d kept no dialogue; stopping before training", loop)
                     info["stopped"] = "no dialogue kept"
                     summary["loops"].append(info)
                     break
-                if agent_cfg.base_url:
-                    raise DialforgeError("self-talk training needs an in-process agent (`agent.model` a local path)")
-                from ..train import TrainConfig, train
-
-                tsum = await asyncio.to_thread(
-                    train,
-                    TrainConfig(
-                        kind="chat",
-                        data=[str(loop_dir / "kept.jsonl")],
-                        model=agent_cfg.model,
-                        out=str(loop_dir / "agent"),
-                        roles=["assistant"] if cfg.loss_on == "agent" else ["user", "assistant"],
-                        epochs=cfg.train_epochs,
-                        max_steps=cfg.train_max_steps,
-                        learning_rate=cfg.train_lr,
-                        lora_r=cfg.lora_r,
-                        lora_alpha=cfg.lora_r * 2,
-                        batch_size=4,
-                        max_length=1024,
-                    ),
-                )
+                tsum = await _train_agent(cfg, agent_cfg, loop_dir)
                 info["train"] = {k: tsum[k] for k in ("examples", "steps", "train_loss")}
                 agent_cfg = agent_cfg.model_copy(update={"model": tsum["final"]})
             summary["loops"].append(info)
-            run.stage_done(f"loop-{loop}", **info)
+            run.stage_done(f"loop-{loop}", **info, warnings=warnings)
     return summary
 
 
