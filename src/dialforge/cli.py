@@ -497,6 +497,7 @@ def selftalk(
     client_base_url: str | None = typer.Option(None, "--client-base-url"),
     api_key_env: str | None = typer.Option(None, "--api-key-env"),
     force_new: bool = typer.Option(False, "--force-new"),
+    strict: bool = StrictOpt,
 ) -> None:
     """Self-talk for workflow-following agents: client/agent loop, subgoal metric, filters, training."""
     from .config import load_config
@@ -511,7 +512,9 @@ def selftalk(
     }
     cfg = load_config(SelfTalkConfig, config, ov)
     summary = run_selftalk(cfg, out, force_new=force_new)
+    warnings = summary.pop("warnings", [])
     out_console.print_json(json.dumps(summary))
+    _finish(warnings, strict)
 
 
 @app.command("run")
