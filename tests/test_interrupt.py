@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,12 +16,6 @@ import yaml
 from dialforge.testing import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def dialforge_cmd() -> list[str]:
-    """The installed console script beside this Python (the one users run), else the module."""
-    script = Path(sys.executable).parent / "dialforge"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "dialforge.cli"]
 
 
 def _wait_for(pred, what: str, p: subprocess.Popen, timeout: float = 120) -> None:
@@ -47,7 +40,7 @@ def _assert_interrupted(p: subprocess.Popen, cmd: str) -> None:
     assert "same command resumes" in lines[-1]
 
 
-def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, data_dir):
+def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, data_dir, dialforge_cli):
     gate = threading.Event()
     calls = {"n": 0}
     lock = threading.Lock()
@@ -73,7 +66,7 @@ def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, dat
         path = tmp_path / "sim.yaml"
         path.write_text(yaml.safe_dump(cfg))
         out = tmp_path / "run"
-        cmd = [*dialforge_cmd(), "simulate", "--config", str(path), "--out", str(out)]
+        cmd = [*dialforge_cli, "simulate", "--config", str(path), "--out", str(out)]
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         conv_file = out / "conversations.jsonl"
         _wait_for(lambda: calls["n"] > 6, "the stalled request", p)
@@ -90,7 +83,7 @@ def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, dat
     assert len(rows) == 6 and len({r["id"] for r in rows}) == 6
 
 
-def test_ctrl_c_on_train_exits_130_and_resumes_from_the_checkpoint(tmp_path, tiny_model_dir, data_dir):
+def test_ctrl_c_on_train_exits_130(tmp_path, tiny_model_dir, dialforge_cli):
     data = tmp_path / "d.jsonl"
     rows = [
         {"messages": [{"role": "user", "content": f"question {i} about tea"}, {"role": "assistant", "content": "ok"}]}
@@ -114,7 +107,7 @@ def test_ctrl_c_on_train_exits_130_and_resumes_from_the_checkpoint(tmp_path, tin
             }
         )
     )
-    cmd = [*dialforge_cmd(), "train", "chat", "--config", str(cfg)]
+    cmd = [*dialforge_cli, "train", "chat", "--config", str(cfg)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     _wait_for(lambda: (tmp_path / "t" / "checkpoint-2" / "trainer_state.json").exists(), "a checkpoint", p)

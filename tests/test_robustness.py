@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from dialforge.io.reader import atomic_write_bytes
 
@@ -18,3 +22,80 @@ def test_outputs_are_created_with_the_users_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.jsonl").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory, dialforge_cli):
+    """A user cache folder holding the built `dialforge-tiny` (built once for the module)."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    r = _cli(
+        dialforge_cli, ["answer", "--model", "dialforge-tiny", "--prompts", str(QUESTIONS), "--limit", "2"], cache, "a"
+    )
+    assert r.returncode == 0, r.stderr
+    assert (cache / "dialforge" / "tiny-model-v1" / "config.json").exists()
+    return cache
+
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ROOT / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
+
+
+def _cli(cmd, args, cache, out_name, tmp=None):
+    # offline and with a hub address that cannot answer: nothing may reach for the network
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    out = (tmp or cache) / out_name
+    if "--out" not in args and args[0] != "train":
+        args = [*args, "--out", str(out)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_dialforge_tiny_answers_offline(tiny_cache):
+    rows = (tiny_cache / "a" / "conversations.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+
+
+def test_dialforge_tiny_trains_offline(tiny_cache, tmp_path, dialforge_cli):
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": "a"}]})
+            + "\n"
+            for i in range(4)
+        )
+    )
+    args = ["train", "chat", "--model", "dialforge-tiny", "--data", str(data), "--out", str(tmp_path / "t")]
+    r = _cli(dialforge_cli, [*args, "--max-steps", "1", "--full"], tiny_cache, "t", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((tmp_path / "t" / "train_summary.json").read_text())
+    assert summary["steps"] == 1 and summary["config"]["model"] == "dialforge-tiny"
+
+
+def test_dialforge_tiny_simulates_offline(tiny_cache, tmp_path, dialforge_cli):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "mode": "socratic",
+                "seeds": {"questions": [str(QUESTIONS)], "limit": 2},
+                "user": {"model": "dialforge-tiny", "params": {"max_tokens": 8}},
+                "assistant": {"model": "dialforge-tiny", "params": {"max_tokens": 8}},
+                "max_turns": 2,
+            }
+        )
+    )
+    r = _cli(dialforge_cli, ["simulate", "--config", str(cfg)], tiny_cache, "s", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len((tmp_path / "s" / "conversations.jsonl").read_text().splitlines()) == 2
+
+
+def test_every_in_process_backend_resolves_the_tiny_name(tiny_cache, monkeypatch):
+    """simulate, selftalk, eval and answer build their backends with make_backend."""
+    from dialforge.llm.config import BackendConfig, make_backend, resolve_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_cache))
+    path = str(tiny_cache / "dialforge" / "tiny-model-v1")
+    assert resolve_model("dialforge-tiny") == path
+    assert resolve_model("org/model") == "org/model"
+    assert make_backend(BackendConfig(model="dialforge-tiny")).model_id == path
+    http = make_backend(BackendConfig(model="dialforge-tiny", base_url="http://127.0.0.1:9/v1"))
+    assert http.model_id == "dialforge-tiny"  # a server may serve a model of that name

@@ -619,9 +619,7 @@ def _usage_error(e: Exception) -> int:
         return 0
     where = ctx.command_path if ctx is not None else "dialforge" + (f" {_command()}" if _command() else "")
     msg = e.format_message() if hasattr(e, "format_message") else str(e)  # type: ignore[attr-defined]
-    err_console.print(
-        f"error: {where}: {_one_line(msg)} (see '{where} --help')", markup=False, highlight=False
-    )
+    err_console.print(f"error: {where}: {_one_line(msg)} (see '{where} --help')", markup=False, highlight=False)
     return 2
 
 

@@ -39,6 +39,14 @@ class BackendConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
+def resolve_model(name: str) -> str:
+    """The local path or hub id to load for a model name: `dialforge-tiny` is the offline demo
+    model (built on first use, then cached). Every in-process load goes through here."""
+    from ..tiny import TINY, tiny_model_path
+
+    return str(tiny_model_path()) if name == TINY else name
+
+
 def make_backend(cfg: BackendConfig) -> ChatModel:
     if cfg.base_url:
         from .http import OpenAIHTTPBackend
@@ -56,7 +64,7 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
         )
     from .local import TransformersBackend
 
-    return TransformersBackend(cfg.model, batch_size=cfg.batch_size, device=cfg.device)
+    return TransformersBackend(resolve_model(cfg.model), batch_size=cfg.batch_size, device=cfg.device)
 
 
 def same_endpoint(a: BackendConfig, b: BackendConfig) -> bool:

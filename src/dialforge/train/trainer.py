@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes, read_conversations
+from ..llm.config import resolve_model
 from .render import RenderStats, RoleRenderer, swap_for_simulator
 from .templates import get_template
 
@@ -58,10 +59,9 @@ class TrainConfig(BaseModel):
 
 def _load_rows(cfg: TrainConfig) -> list[list[dict[str, str]]]:
     if cfg.strategy_conditioned:
-        from ..io._records import iter_records
-        from .strategy_data import strategy_conditioned
+        from .strategy_data import read_labelled, strategy_conditioned
 
-        recs = [r for p in cfg.data for r, _, _ in iter_records(Path(p))]
+        recs = read_labelled(cfg.data)
         pool = sorted({r["strategy_text"] for r in recs})
         return [ex["messages"] for ex in strategy_conditioned(recs, pool, cfg.candidates, cfg.seed)]
     rows = []
@@ -109,8 +109,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if prev.get("config") == cfg.model_dump(mode="json"):
             log.info("%s: already trained with this config; nothing to do", out)
             return dict(prev)
+    base = resolve_model(cfg.model)
     try:
-        tok = AutoTokenizer.from_pretrained(cfg.model)
+        tok = AutoTokenizer.from_pretrained(base)
     except (OSError, ValueError) as e:
         raise DialforgeError(f"cannot load tokenizer of {cfg.model!r}: {str(e).splitlines()[0]}") from None
     if cfg.template == "auto" and cfg.kind == "simulator" and not getattr(tok, "chat_template", None):
@@ -126,7 +127,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         stats.skipped_too_long,
         stats.truncated,
     )
-    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    model = AutoModelForCausalLM.from_pretrained(base)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
