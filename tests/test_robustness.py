@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -24,34 +25,35 @@ def test_outputs_are_created_with_the_users_umask(tmp_path, umask):
     assert stat.S_IMODE((tmp_path / "out.jsonl").stat().st_mode) == 0o666 & ~umask
 
 
-@pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory, dialforge_cli):
-    """A user cache folder holding the built `dialforge-tiny` (built once for the module)."""
-    cache = tmp_path_factory.mktemp("xdg-cache")
-    r = _cli(
-        dialforge_cli, ["answer", "--model", "dialforge-tiny", "--prompts", str(QUESTIONS), "--limit", "2"], cache, "a"
-    )
-    assert r.returncode == 0, r.stderr
-    assert (cache / "dialforge" / "tiny-model-v1" / "config.json").exists()
-    return cache
-
-
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ROOT / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
 
 
-def _cli(cmd, args, cache, out_name, tmp=None):
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory, tiny_model_dir):
+    """A user cache folder where `dialforge-tiny` is already built (the session's tiny model
+    stands in for it; test_pipeline's quickstart covers building it)."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    shutil.copytree(tiny_model_dir, cache / "dialforge" / "tiny-model-v1")
+    return cache
+
+
+def _cli(cmd, args, cache, out):
     # offline and with a hub address that cannot answer: nothing may reach for the network
     env = {**os.environ, "XDG_CACHE_HOME": str(cache), "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
-    out = (tmp or cache) / out_name
-    if "--out" not in args and args[0] != "train":
-        args = [*args, "--out", str(out)]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run([*cmd, *args, "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_dialforge_tiny_answers_offline(tiny_cache):
-    rows = (tiny_cache / "a" / "conversations.jsonl").read_text().splitlines()
-    assert len(rows) == 2
+def test_dialforge_tiny_answers_offline(tiny_cache, tmp_path, dialforge_cli):
+    cfg = tmp_path / "answer.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {"prompts": [str(QUESTIONS)], "limit": 2, "assistant": {"model": "x", "params": {"max_tokens": 8}}}
+        )
+    )
+    r = _cli(dialforge_cli, ["answer", "--config", str(cfg), "--model", "dialforge-tiny"], tiny_cache, tmp_path / "a")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len((tmp_path / "a" / "conversations.jsonl").read_text().splitlines()) == 2
 
 
 def test_dialforge_tiny_trains_offline(tiny_cache, tmp_path, dialforge_cli):
@@ -63,8 +65,8 @@ def test_dialforge_tiny_trains_offline(tiny_cache, tmp_path, dialforge_cli):
             for i in range(4)
         )
     )
-    args = ["train", "chat", "--model", "dialforge-tiny", "--data", str(data), "--out", str(tmp_path / "t")]
-    r = _cli(dialforge_cli, [*args, "--max-steps", "1", "--full"], tiny_cache, "t", tmp_path)
+    args = ["train", "chat", "--model", "dialforge-tiny", "--data", str(data), "--max-steps", "1", "--full"]
+    r = _cli(dialforge_cli, args, tiny_cache, tmp_path / "t")
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((tmp_path / "t" / "train_summary.json").read_text())
     assert summary["steps"] == 1 and summary["config"]["model"] == "dialforge-tiny"
@@ -83,7 +85,7 @@ def test_dialforge_tiny_simulates_offline(tiny_cache, tmp_path, dialforge_cli):
             }
         )
     )
-    r = _cli(dialforge_cli, ["simulate", "--config", str(cfg)], tiny_cache, "s", tmp_path)
+    r = _cli(dialforge_cli, ["simulate", "--config", str(cfg)], tiny_cache, tmp_path / "s")
     assert r.returncode == 0, r.stderr[-2000:]
     assert len((tmp_path / "s" / "conversations.jsonl").read_text().splitlines()) == 2
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import DialforgeError
+from .llm.secrets import MaskSecretsFilter
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -43,6 +44,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks")) 
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskSecretsFilter())
     logging.getLogger().addHandler(handler)
     if debug:
         logging.getLogger().setLevel(logging.DEBUG)

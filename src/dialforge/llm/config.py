@@ -24,6 +24,7 @@ class BackendConfig(BaseModel):
     max_retries: int = Field(5, ge=0)
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
+    connect_retry_s: float = Field(8.0, ge=0, description="how long a server that never answered is retried")
     structured_output: bool = Field(True, description="send response_format json_schema")
     batch_size: int = Field(16, ge=1, description="in-process backend: rows per generate call")
     device: str | None = None
@@ -60,6 +61,7 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
             max_retries=cfg.max_retries,
             backoff_base_s=cfg.backoff_base_s,
             backoff_max_s=cfg.backoff_max_s,
+            connect_retry_s=cfg.connect_retry_s,
             structured_output=cfg.structured_output,
         )
     from .local import TransformersBackend
