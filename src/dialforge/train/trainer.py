@@ -96,6 +96,34 @@ def build_examples(cfg: TrainConfig, tokenizer: Any, template: str) -> tuple[lis
     return out, stats
 
 
+_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+def _checkpoint_problem(ckpt: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (a kill mid-save leaves a partial folder), or None."""
+    state = ckpt / "trainer_state.json"
+    if not state.exists():
+        return "no trainer_state.json"
+    try:
+        orjson.loads(state.read_bytes())
+    except orjson.JSONDecodeError:
+        return "trainer_state.json is cut short"
+    if not any((ckpt / w).exists() for w in _WEIGHTS):
+        return "no model weights"
+    return None
+
+
+def last_complete_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint that is whole; incomplete ones are skipped with a warning."""
+    ckpts = [p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    for ckpt in sorted(ckpts, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
+        problem = _checkpoint_problem(ckpt)
+        if problem is None:
+            return str(ckpt)
+        log.warning("%s: skipping incomplete checkpoint (%s); resuming from an earlier one", ckpt, problem)
+    return None
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     import torch
     from datasets import Dataset
@@ -166,10 +194,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     trainer.remove_callback(PrinterCallback)  # keep stdout clean: losses go to train_summary.json
     trainer.remove_callback(ProgressCallback)
-    last = None
-    if cfg.resume and out.exists():
-        ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        last = str(ckpts[-1]) if ckpts else None
+    last = last_complete_checkpoint(out) if cfg.resume else None
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.perf_counter() - t0
