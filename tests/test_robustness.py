@@ -44,18 +44,6 @@ def _cli(cmd, args, cache, out):
     return subprocess.run([*cmd, *args, "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_dialforge_tiny_answers_offline(tiny_cache, tmp_path, dialforge_cli):
-    cfg = tmp_path / "answer.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {"prompts": [str(QUESTIONS)], "limit": 2, "assistant": {"model": "x", "params": {"max_tokens": 8}}}
-        )
-    )
-    r = _cli(dialforge_cli, ["answer", "--config", str(cfg), "--model", "dialforge-tiny"], tiny_cache, tmp_path / "a")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert len((tmp_path / "a" / "conversations.jsonl").read_text().splitlines()) == 2
-
-
 def test_dialforge_tiny_trains_offline(tiny_cache, tmp_path, dialforge_cli):
     data = tmp_path / "d.jsonl"
     data.write_text(
