@@ -30,8 +30,14 @@ def format_validation_error(e: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(errs) + more
 
 
-_BOMS = (("utf-8-sig", b"\xef\xbb\xbf"), ("utf-32", b"\xff\xfe\x00\x00"), ("utf-32", b"\x00\x00\xfe\xff"))
-_BOMS += (("utf-16", b"\xff\xfe"), ("utf-16", b"\xfe\xff"))
+# UTF-32 first: its little-endian mark starts with UTF-16's
+_BOMS: tuple[tuple[str, bytes], ...] = (
+    ("utf-8-sig", b"\xef\xbb\xbf"),
+    ("utf-32", b"\xff\xfe\x00\x00"),
+    ("utf-32", b"\x00\x00\xfe\xff"),
+    ("utf-16", b"\xff\xfe"),
+    ("utf-16", b"\xfe\xff"),
+)
 
 
 def decode_text(raw: bytes, p: Path, what: str) -> str:
