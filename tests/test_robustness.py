@@ -89,3 +89,16 @@ def test_every_in_process_backend_resolves_the_tiny_name(tiny_cache, monkeypatch
     assert make_backend(BackendConfig(model="dialforge-tiny")).model_id == path
     http = make_backend(BackendConfig(model="dialforge-tiny", base_url="http://127.0.0.1:9/v1"))
     assert http.model_id == "dialforge-tiny"  # a server may serve a model of that name
+
+
+@pytest.mark.parametrize(
+    "argv", [["convert", "a", "b", "--bogus"], ["convert"], ["nosuch"], ["stats", "x", "--json=1"], ["eval", "x"]]
+)
+def test_the_cli_catches_the_usage_errors_typer_really_raises(argv):
+    """typer may vendor click (typer._click) or use click itself: whatever it raises for a usage
+    mistake must be the class `main()` catches (found through the public typer.BadParameter)."""
+    from dialforge import cli
+
+    with pytest.raises(Exception) as e:
+        cli.app(argv, standalone_mode=False)
+    assert isinstance(e.value, cli._UsageError), type(e.value).__mro__
