@@ -155,6 +155,14 @@ CASES: dict[str, Case] = {
     "model not found": lambda c: (
         lambda srv: (_simulate(_sim_config(c, srv.base_url), c), [srv.base_url, "HTTP 404", "not found"])
     )(c.server(("404", 50))),
+    "in-process model folder missing": lambda c: (
+        ["answer", "--model", str(c.tmp / "no-model"), "--prompts", str(QUESTIONS), "--out", str(c.tmp / "a")],
+        ["no-model", "no such folder"],
+    ),
+    "in-process model that cannot load": lambda c: (
+        ["answer", "--model", str(c.tmp), "--prompts", str(QUESTIONS), "--limit", "2", "--out", str(c.tmp / "a")],
+        [f"cannot load model '{c.tmp}'"],
+    ),
     "induce against a dead server": lambda c: (
         lambda url: (
             ["induce", "--dialogues", str(ROOT / "data/oasst/en_100_tree.jsonl"), "--max-dialogues", "5"]

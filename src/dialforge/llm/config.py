@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import ConfigError
 from .types import ChatModel, SamplingParams
 
 
@@ -45,7 +47,11 @@ def resolve_model(name: str) -> str:
     model (built on first use, then cached). Every in-process load goes through here."""
     from ..tiny import TINY, tiny_model_path
 
-    return str(tiny_model_path()) if name == TINY else name
+    if name == TINY:
+        return str(tiny_model_path())
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise ConfigError(f"model {name!r}: no such folder (a local model path, a hub id, or {TINY})")
+    return name
 
 
 def make_backend(cfg: BackendConfig) -> ChatModel:
