@@ -79,6 +79,29 @@ def _api_key_401(c: Ctx) -> tuple[list[str], list[str]]:
     return _simulate(cfg, c), [srv.base_url, "HTTP 401", "$DF_BAD_INPUT_KEY"]
 
 
+_WORKFLOW = """name: order_tea
+topic: order a cup of tea (synthetic)
+agent: tea shop clerk
+start: greet
+steps:
+  greet:
+    say: Hello, what can I get you?
+    options:
+      - {answer: A green tea please, end: Here is your green tea. Goodbye!}
+"""
+
+
+def _selftalk_dead(c: Ctx) -> tuple[list[str], list[str]]:
+    url = _closed_port_url()
+    b = {"base_url": url, "connect_retry_s": 0.5}
+    wf = c.tmp / "wf"
+    wf.mkdir()
+    (wf / "order_tea.yaml").write_text(_WORKFLOW)
+    cfg = {"workflows": str(wf), "client": {"model": "c", **b}, "agent": {"model": "a", **b}, "max_turns": 2}
+    path = c.write("st.yaml", yaml.safe_dump(cfg))
+    return ["selftalk", "--config", path, "--out", str(c.tmp / "st")], [url, "cannot connect"]
+
+
 # (id, case) -> the command line and what the one line must name
 Case = Callable[[Ctx], tuple[list[str], list[str]]]
 CASES: dict[str, Case] = {
@@ -163,6 +186,7 @@ CASES: dict[str, Case] = {
         ["answer", "--model", str(c.tmp), "--prompts", str(QUESTIONS), "--limit", "2", "--out", str(c.tmp / "a")],
         [f"cannot load model '{c.tmp}'"],
     ),
+    "selftalk against a dead server": lambda c: _selftalk_dead(c),
     "induce against a dead server": lambda c: (
         lambda url: (
             ["induce", "--dialogues", str(ROOT / "data/oasst/en_100_tree.jsonl"), "--max-dialogues", "5"]
