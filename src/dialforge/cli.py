@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import DialforgeError
-from .llm.secrets import MaskSecretsFilter
+from .llm.secrets import MaskSecretsFilter, mask_secrets
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -597,7 +597,7 @@ def strategies_assign(
 
 
 def _click_errors() -> tuple[type[Exception], type[Exception]]:
-    """(ClickException, NoArgsIsHelpError or UsageError) of the click that typer really runs on:
+    """(ClickException, UsageError) of the click that typer really runs on:
     typer >= 0.22 vendors it as `typer._click`, older typer uses `click`. `typer.BadParameter`
     is public in both and derives from both classes, so no private path is imported."""
     by_name = {c.__name__: c for c in typer.BadParameter.__mro__}
@@ -610,7 +610,7 @@ _RESUMABLE = {"run", "demo", "simulate", "selftalk", "train", "answer", "induce"
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return mask_secrets(" ".join(text.split()))
 
 
 def _usage_error(e: Exception) -> int:
