@@ -251,6 +251,8 @@ class OpenAIHTTPBackend:
                 status = resp.status
                 if status != 200:
                     raise self._http_error(status, raw, resp.headers.get("Retry-After"))
+        except aiohttp.ConnectionTimeoutError:  # no TCP connection at all (a host that drops packets)
+            raise _Unreachable(f"{self._url}: cannot connect (timed out connecting)") from None
         except asyncio.TimeoutError:
             raise _Retryable(f"{self._url}: timeout after {self.timeout_s}s") from None
         except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as e:
