@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Set up .venv with everything dialforge needs. Idempotent: re-running is a no-op unless
-# pyproject.toml changed. On a CPU machine torch is pinned to the 2.13.0 CPU wheel first, so
-# no resolver ever pulls CUDA wheels; with an NVIDIA GPU the registry's CUDA build is used.
+# Set up .venv with everything dialforge needs, at the exact versions the test suite passed
+# with (constraints.txt; CONSTRAINTS= to use none, as scripts/test-latest.sh does). Idempotent:
+# re-running is a no-op unless pyproject.toml or the constraints changed. On a CPU machine torch
+# is pinned to the 2.13.0 CPU wheel first, so no resolver ever pulls CUDA wheels; with an NVIDIA
+# GPU the registry's CUDA build is used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+CONSTRAINTS=${CONSTRAINTS-constraints.txt}
 stamp="$VENV/.dialforge-setup"
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml ${CONSTRAINTS:+"$CONSTRAINTS"} | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
@@ -17,5 +20,6 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
 else
   pip install "torch==2.13.0"
 fi
-pip install -e ".[train,dev]"
+# torch is already installed above, so neither path below replaces it with another build
+pip install ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[train,dev]"
 echo "$want" > "$stamp"

@@ -27,3 +27,12 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     """A tokenizer trained on real OASST prompts + a random 2-layer Llama (built once)."""
     texts = [json.loads(line) for line in (DATA / "oasst/prompt_lottery_en_250_text.jsonl").open()]
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", texts, vocab_size=1024)
+
+
+@pytest.fixture(scope="session")
+def dialforge_cli() -> list[str]:
+    """The installed console script beside this Python (what users run), else the module."""
+    import sys
+
+    script = Path(sys.executable).parent / "dialforge"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dialforge.cli"]

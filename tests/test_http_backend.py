@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from pydantic import BaseModel
 
 from dialforge import LLM, ChatRequest
+from dialforge.errors import BackendUnavailable
 from dialforge.llm.http import OpenAIHTTPBackend
+from dialforge.testing import FakeOpenAIServer
 
 
 class Pick(BaseModel):
@@ -135,3 +138,118 @@ def test_aimd_limiter_arithmetic():
     lim2.on_pushback()
     lim2.on_pushback()  # within the cooldown: one signal
     assert lim2.limit == 8 and lim2.decreases == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_connection_refused_stops_the_stage_in_seconds_naming_the_url():
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    b = OpenAIHTTPBackend("m", url, connect_retry_s=1.0, backoff_base_s=0.05)
+    t0 = time.perf_counter()
+    with pytest.raises(BackendUnavailable) as e:
+        _ask(b, n=8)
+    took = time.perf_counter() - t0
+    msg = str(e.value)
+    assert msg.startswith(f"{url}/chat/completions: cannot connect (") and "refused" in msg.lower()
+    assert "\n" not in msg
+    assert 1.0 <= took < 5.0  # retried for the configured seconds, not minutes
+
+
+def test_dns_failure_names_the_host():
+    b = OpenAIHTTPBackend("m", "http://no-such-host.invalid/v1", connect_retry_s=0)
+    with pytest.raises(BackendUnavailable, match=r"no-such-host\.invalid.*cannot resolve host 'no-such-host\.invalid'"):
+        _ask(b)
+
+
+def test_tls_to_a_plain_http_server_is_one_line(fake_server):
+    url = fake_server.base_url.replace("http://", "https://")
+    with pytest.raises(
+        BackendUnavailable, match=r"^https://127\.0\.0\.1:\d+/v1/chat/completions: TLS handshake failed"
+    ):
+        _ask(OpenAIHTTPBackend("m", url, connect_retry_s=0))
+
+
+def test_401_names_the_env_var_never_the_key(fake_server, monkeypatch):
+    monkeypatch.setenv("DF_TEST_KEY", "sk-secret-0123456789abcdef")
+    fake_server.inject("401", times=4)
+    with pytest.raises(BackendUnavailable) as e:
+        _ask(_backend(fake_server, api_key_env="DF_TEST_KEY"), n=4)
+    msg = str(e.value)
+    assert "HTTP 401" in msg and "$DF_TEST_KEY" in msg and fake_server.base_url in msg
+    assert "sk-secret" not in msg and "0123456789" not in msg
+    assert 1 <= len(fake_server.requests) <= 4  # not retried; the siblings stop
+
+
+def test_401_without_a_key_says_how_to_send_one(fake_server):
+    fake_server.inject("401")
+    with pytest.raises(BackendUnavailable, match="--api-key-env"):
+        _ask(_backend(fake_server))
+
+
+def test_404_names_the_model_and_url(fake_server):
+    fake_server.inject("404")
+    with pytest.raises(BackendUnavailable, match=r"HTTP 404: model 'fake-model' not found.*does not exist"):
+        _ask(_backend(fake_server))
+
+
+def test_after_a_first_success_endpoint_errors_are_per_request(fake_server):
+    """Once the server has answered, one 404 or outage is that request's error, not the stage's end."""
+    b = _backend(fake_server)
+
+    async def go():
+        try:
+            first = await b.chat([ChatRequest([{"role": "user", "content": "a"}])])
+            fake_server.inject("404")
+            second = await b.chat([ChatRequest([{"role": "user", "content": "b"}])])
+            return first + second
+        finally:
+            await b.aclose()
+
+    first, second = asyncio.run(go())
+    assert first.ok and not second.ok and "HTTP 404" in second.error
+
+
+@pytest.mark.parametrize("status", [400, 401, 500])
+def test_a_key_echoed_anywhere_in_a_long_error_body_is_masked(fake_server, monkeypatch, status):
+    key = "sk-MRKq7fZ9w2LxQ4pT8vB1nC6yH3jD5"
+    monkeypatch.setenv("DF_ECHO_KEY", key)
+    offsets = list(range(0, 260))  # across the 200-character snippet cut
+    for k in offsets:
+        fake_server.inject("echo_key", status=status, offset=k, length=400)
+    b = _backend(fake_server, api_key_env="DF_ECHO_KEY", max_retries=0)
+    errors = []
+    for _ in offsets:
+        try:
+            (c,) = _ask(b, n=1)
+            errors.append(c.error)
+        except BackendUnavailable as e:  # 401 before any success stops the stage: same masking
+            errors.append(str(e))
+    assert len(errors) == len(offsets) and all(errors)
+    pieces = {key[i : i + 6] for i in range(len(key) - 5)}
+    leaks = [(k, e) for k, e in zip(offsets, errors, strict=True) if any(p in e for p in pieces)]
+    assert not leaks, leaks[:2]
+    assert fake_server.headers[0]["Authorization"] == f"Bearer {key}"  # the key was sent and echoed
+
+
+def test_a_key_echoed_in_a_reply_never_reaches_the_record(monkeypatch):
+    key = "sk-echoed-in-content-98765"
+    monkeypatch.setenv("DF_ECHO_KEY2", key)
+    with FakeOpenAIServer(reply=lambda body: f"your key is {key}, bye") as srv:
+        (c,) = _ask(OpenAIHTTPBackend("m", srv.base_url, api_key_env="DF_ECHO_KEY2"))
+    assert c.ok and c.text == "your key is ***, bye"
+
+
+def test_log_filter_masks_known_keys(caplog, monkeypatch):
+    import logging
+
+    from dialforge.llm.secrets import MaskSecretsFilter, register_secret
+
+    register_secret("sk-logged-secret-4242")
+    rec = logging.LogRecord("x", logging.WARNING, __file__, 1, "got %s", ("sk-logged-secret-4242 back",), None)
+    assert MaskSecretsFilter().filter(rec) and rec.getMessage() == "got *** back"

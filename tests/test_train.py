@@ -142,3 +142,33 @@ def test_bad_train_inputs(tmp_path, tiny_model_dir):
         text=True,
     )
     assert r.returncode == 2 and "no example has a trainable token" in r.stderr
+
+
+def test_resume_skips_an_incomplete_checkpoint(tiny_model_dir, threads, tmp_path, caplog):
+    """A kill mid-save leaves a checkpoint without trainer_state.json: resume warns and takes
+    the newest whole one instead of failing on every re-run."""
+    import logging
+
+    from dialforge.train.trainer import last_complete_checkpoint
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": "a b"}]})
+            + "\n"
+            for i in range(4)
+        )
+    )
+    out = tmp_path / "t"
+    base = dict(kind="chat", data=[str(data)], model=str(tiny_model_dir), out=str(out), lora=False, batch_size=2)
+    train(TrainConfig(**base, max_steps=2, save_steps=1))
+    assert last_complete_checkpoint(out) == str(out / "checkpoint-2")
+    (out / "checkpoint-2" / "trainer_state.json").unlink()  # as if killed while saving
+    (out / "checkpoint-7").mkdir()  # an empty folder from a crash
+    (out / "checkpoint-x").mkdir()  # not ours
+    with caplog.at_level(logging.WARNING, logger="dialforge.train"):
+        s = train(TrainConfig(**base, max_steps=3, save_steps=1))
+    assert s["resumed_from"] == str(out / "checkpoint-1") and s["steps"] == 3
+    warned = [r.getMessage() for r in caplog.records if "incomplete checkpoint" in r.getMessage()]
+    assert any("checkpoint-2" in w and "no trainer_state.json" in w for w in warned)
+    assert any("checkpoint-7" in w for w in warned)

@@ -50,3 +50,9 @@ class ConfigError(DialforgeError):
 
 class RunDirConflict(DialforgeError):
     """A run directory belongs to a different config."""
+
+
+class BackendUnavailable(DialforgeError):
+    """A model server that cannot serve this stage at all (connection refused, DNS, TLS, auth,
+    unknown model), raised at its first requests. Stage executors must let it through instead
+    of recording it as one job's failure: every other job would fail the same way."""

@@ -20,10 +20,9 @@ from .errors import ConfigError
 from .io.reader import atomic_write_bytes, read_conversations, write_conversations
 from .llm.config import BackendConfig
 from .run.rundir import config_fingerprint
+from .tiny import TINY, tiny_model_path
 
 log = logging.getLogger("dialforge.run")
-
-TINY = "dialforge-tiny"
 
 
 class InduceStage(BaseModel):
@@ -97,35 +96,6 @@ class PipelineConfig(BaseModel):
     export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
     train: TrainStage | None = None
     report: bool = True
-
-
-def tiny_model_path() -> Path:
-    """The offline demo model: built once (tokenizer trained on the bundled OASST prompts,
-    random weights) and cached in the user cache directory."""
-    import platformdirs
-
-    from .tiny import build_tiny_model
-
-    path = Path(platformdirs.user_cache_dir("dialforge")) / "tiny-model-v1"
-    if not (path / "config.json").exists():
-        texts = _demo_corpus()
-        tmp = path.with_name(path.name + ".building")
-        build_tiny_model(tmp, texts, vocab_size=2048, hidden_size=64, layers=2)
-        if path.exists():
-            import shutil
-
-            shutil.rmtree(path)
-        tmp.rename(path)
-    return path
-
-
-def _demo_corpus() -> list[str]:
-    data = Path(__file__).resolve().parents[2] / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
-    if data.exists():
-        return [orjson.loads(x) for x in data.read_bytes().splitlines() if x.strip()]
-    import string
-
-    return [" ".join(string.ascii_lowercase[i:] + string.ascii_lowercase[:i] for i in range(26))] * 50
 
 
 def _resolve(b: BackendConfig) -> BackendConfig:

@@ -99,6 +99,21 @@ def _default_reply(body: dict[str, Any]) -> str:
     return f"echo: {last[:200]}"
 
 
+def _error_response(kind: str, kw: dict[str, Any], body: dict[str, Any], auth: str) -> Any:
+    from aiohttp import web
+
+    if kind == "401":
+        return web.json_response({"error": {"message": "Incorrect API key provided", "code": 401}}, status=401)
+    if kind == "404":
+        msg = f"The model `{body.get('model')}` does not exist."
+        return web.json_response({"error": {"message": msg, "code": 404}}, status=404)
+    key = auth.removeprefix("Bearer ")
+    length, offset = kw.get("length", 400), kw.get("offset", 0)
+    filler = "".join(chr(ord("a") + i % 26) for i in range(length))
+    text = (filler[:offset] + key + filler[offset:])[: max(length, offset + len(key))]
+    return web.Response(status=kw.get("status", 500), text=text)
+
+
 class FakeOpenAIServer:
     """An OpenAI-compatible `/v1/chat/completions` server on 127.0.0.1 (random port) in a
     background thread. Replies come from `reply(body) -> str`; faults are injected on demand:
@@ -108,6 +123,9 @@ class FakeOpenAIServer:
     - `inject("hang", times, seconds=s)`    no answer for `s` seconds
     - `inject("malformed", times)`   a body that is not JSON
     - `inject("bad_json", times)`    a 200 whose content is not the requested JSON
+    - `inject("401", times)` / `inject("404", times)`  auth refused / model not found
+    - `inject("echo_key", times, status=500, offset=k, length=n)`  an error body of n characters
+      with the request's bearer key written at character k (a server that leaks the key)
     - `capacity=k`                   answer 429 while more than k requests are in flight
     """
 
@@ -143,7 +161,7 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def inject(self, kind: str, times: int = 1, **kw: Any) -> None:
-        if kind not in ("500", "429", "hang", "malformed", "bad_json"):
+        if kind not in ("500", "429", "hang", "malformed", "bad_json", "401", "404", "echo_key"):
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
             self._faults.extend([(kind, kw)] * times)
@@ -175,6 +193,8 @@ class FakeOpenAIServer:
                     )
                 if kind == "hang":
                     await asyncio.sleep(kw.get("seconds", 30))
+                if kind in ("401", "404", "echo_key"):
+                    return _error_response(kind, kw, body, request.headers.get("Authorization", ""))
                 if kind == "malformed":
                     return web.Response(status=200, body=b"{not json", content_type="application/json")
             if self.delay_s:

@@ -84,3 +84,45 @@ def build_tiny_model(
     model.save_pretrained(out)
     hf_tok.save_pretrained(out)
     return out
+
+
+TINY = "dialforge-tiny"
+
+
+def tiny_model_path() -> Path:
+    """The offline demo model `dialforge-tiny`: built once (tokenizer trained on the bundled
+    OASST prompts, random weights) and cached in the user cache directory. Concurrent first
+    uses each build in a private folder; the first rename wins."""
+    import shutil
+    import tempfile
+
+    import platformdirs
+
+    path = Path(platformdirs.user_cache_dir("dialforge")) / "tiny-model-v1"
+    if (path / "config.json").exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tiny-model-building-"))
+    try:
+        build_tiny_model(tmp / "model", _demo_corpus(), vocab_size=2048, hidden_size=64, layers=2)
+        if path.exists() and not (path / "config.json").exists():
+            shutil.rmtree(path, ignore_errors=True)  # a half-built folder from an older version
+        try:
+            (tmp / "model").rename(path)
+        except OSError:
+            if not (path / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _demo_corpus() -> list[str]:
+    import orjson
+
+    data = Path(__file__).resolve().parents[2] / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
+    if data.exists():
+        return [orjson.loads(x) for x in data.read_bytes().splitlines() if x.strip()]
+    import string
+
+    return [" ".join(string.ascii_lowercase[i:] + string.ascii_lowercase[:i] for i in range(26))] * 50

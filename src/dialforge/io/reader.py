@@ -150,12 +150,24 @@ def read_texts(path: str | Path) -> list[str]:
     return out
 
 
+def _file_mode() -> int:
+    """0666 less the process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            umask = next(int(ln.split()[1], 8) for ln in f if ln.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write a whole file so that readers see the old or the new content, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; outputs get what open() would give
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

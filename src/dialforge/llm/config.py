@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import ConfigError
 from .types import ChatModel, SamplingParams
 
 
@@ -24,6 +26,7 @@ class BackendConfig(BaseModel):
     max_retries: int = Field(5, ge=0)
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
+    connect_retry_s: float = Field(8.0, ge=0, description="how long a server that never answered is retried")
     structured_output: bool = Field(True, description="send response_format json_schema")
     batch_size: int = Field(16, ge=1, description="in-process backend: rows per generate call")
     device: str | None = None
@@ -39,6 +42,18 @@ class BackendConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
+def resolve_model(name: str) -> str:
+    """The local path or hub id to load for a model name: `dialforge-tiny` is the offline demo
+    model (built on first use, then cached). Every in-process load goes through here."""
+    from ..tiny import TINY, tiny_model_path
+
+    if name == TINY:
+        return str(tiny_model_path())
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise ConfigError(f"model {name!r}: no such folder (a local model path, a hub id, or {TINY})")
+    return name
+
+
 def make_backend(cfg: BackendConfig) -> ChatModel:
     if cfg.base_url:
         from .http import OpenAIHTTPBackend
@@ -52,11 +67,12 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
             max_retries=cfg.max_retries,
             backoff_base_s=cfg.backoff_base_s,
             backoff_max_s=cfg.backoff_max_s,
+            connect_retry_s=cfg.connect_retry_s,
             structured_output=cfg.structured_output,
         )
     from .local import TransformersBackend
 
-    return TransformersBackend(cfg.model, batch_size=cfg.batch_size, device=cfg.device)
+    return TransformersBackend(resolve_model(cfg.model), batch_size=cfg.batch_size, device=cfg.device)
 
 
 def same_endpoint(a: BackendConfig, b: BackendConfig) -> bool:

@@ -18,7 +18,9 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ..errors import BackendUnavailable
 from .limiter import AIMDLimiter
+from .secrets import mask_secrets, register_secret, truncate_masked
 from .types import ChatRequest, Completion, Usage
 
 log = logging.getLogger("dialforge.llm")
@@ -31,6 +33,18 @@ class _Retryable(Exception):
         super().__init__(msg)
         self.retry_after = retry_after
         self.pushback = pushback
+
+
+class _Fatal(Exception):
+    """A 4xx that retrying will not fix (bad request, auth)."""
+
+
+class _Unreachable(_Retryable):
+    """No HTTP exchange at all (refused, DNS, TLS): retried for `connect_retry_s` seconds."""
+
+
+class _EndpointFatal(_Fatal):
+    """The endpoint cannot serve any request (auth, unknown model or path)."""
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -63,13 +77,18 @@ class OpenAIHTTPBackend:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         structured_output: bool = True,
+        connect_retry_s: float = 8.0,
     ) -> None:
         self.model_id = model
         self.base_url = base_url.rstrip("/")
         self._url = self.base_url + "/chat/completions"
+        self.api_key_env = api_key_env
         self._api_key = os.environ.get(api_key_env) if api_key_env else None
+        register_secret(self._api_key)
         if api_key_env and not self._api_key:
             log.warning("environment variable %s is not set; sending no API key", api_key_env)
+        self.connect_retry_s = connect_retry_s
+        self._served = False  # until one request succeeds, endpoint errors stop the stage
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
@@ -83,7 +102,7 @@ class OpenAIHTTPBackend:
             self._headers["Authorization"] = f"Bearer {self._api_key}"
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return mask_secrets(text)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -94,7 +113,7 @@ class OpenAIHTTPBackend:
                 connector=connector,
                 headers=self._headers,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=min(self.timeout_s, 10.0)),
             )
         return self._session
 
@@ -125,7 +144,13 @@ class OpenAIHTTPBackend:
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
             return [await self._one(requests[0])]
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        tasks = [asyncio.ensure_future(self._one(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:  # the endpoint is unusable (or we were cancelled): stop the siblings
+                t.cancel()
+            raise
 
     async def _one(self, req: ChatRequest) -> Completion:
         body = orjson.dumps(self._payload(req))
@@ -142,19 +167,27 @@ class OpenAIHTTPBackend:
                 last_error = self._redact(str(e))
                 if e.pushback:
                     self.limiter.on_pushback()
-                if retries >= self.max_retries:
+                if isinstance(e, _Unreachable) and not self._served:
+                    # a dead server at the start is a config problem: say so in seconds
+                    if time.perf_counter() - start >= self.connect_retry_s:
+                        raise BackendUnavailable(last_error) from None
+                elif retries >= self.max_retries:
                     break
                 # Retry-After when the server names a wait; else exponential backoff + jitter
                 delay = e.retry_after
                 if not delay:
                     delay = min(self.backoff_max_s, self.backoff_base_s * 2**retries)
                     delay *= 0.5 + random.random()
+                if isinstance(e, _Unreachable) and not self._served:
+                    delay = min(delay, 1.0, max(0.0, start + self.connect_retry_s - time.perf_counter()))
                 retries += 1
                 log.debug("retry %d after %.2fs: %s", retries, delay, last_error)
                 await asyncio.sleep(delay)
                 continue
             except _Fatal as e:
                 self.limiter.release()
+                if isinstance(e, _EndpointFatal) and not self._served:
+                    raise BackendUnavailable(self._redact(str(e))) from None
                 return Completion(
                     model=self.model_id,
                     error=self._redact(str(e)),
@@ -163,6 +196,7 @@ class OpenAIHTTPBackend:
                 )
             self.limiter.release()
             self.limiter.on_success()
+            self._served = True
             comp.retries = retries
             comp.latency_s = time.perf_counter() - start
             return comp
@@ -173,34 +207,67 @@ class OpenAIHTTPBackend:
             latency_s=time.perf_counter() - start,
         )
 
+    def _unreachable(self, e: aiohttp.ClientError) -> _Unreachable:
+        """One line naming the URL and what failed: refused, DNS, TLS, or another transport error."""
+        url = self._url
+        if isinstance(e, aiohttp.ClientConnectorDNSError):
+            return _Unreachable(f"{url}: cannot resolve host {e.host!r} (DNS: {e.os_error.strerror or e.os_error})")
+        if isinstance(e, aiohttp.ClientConnectorCertificateError):
+            return _Unreachable(f"{url}: TLS certificate rejected ({e.certificate_error})")
+        if isinstance(e, aiohttp.ClientSSLError):
+            return _Unreachable(f"{url}: TLS handshake failed ({e})")
+        if isinstance(e, aiohttp.ClientConnectorError):
+            err = e.os_error
+            why = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+            return _Unreachable(f"{url}: cannot connect ({why}); is the server running, is the URL right?")
+        return _Unreachable(f"{url}: connection error: {type(e).__name__}: {e}")
+
+    def _http_error(self, status: int, raw: bytes, retry_after: str | None) -> Exception:
+        # mask the whole body first, then cut: a cut must never leave part of a key behind
+        snippet = truncate_masked(raw.decode("utf-8", "replace"), 200)
+        if status in _PUSHBACK:
+            return _Retryable(f"HTTP {status}: {snippet}", _parse_retry_after(retry_after), pushback=True)
+        if status >= 500 or status == 408:
+            return _Retryable(f"HTTP {status}: {snippet}")
+        if status in (401, 403):
+            if self.api_key_env and self._api_key:
+                hint = f"the server refused the API key in ${self.api_key_env}"
+            elif self.api_key_env:
+                hint = f"no API key sent: ${self.api_key_env} is not set"
+            else:
+                hint = "no API key sent: name the variable that holds it with --api-key-env (api_key_env)"
+            return _EndpointFatal(f"{self._url}: HTTP {status}: {hint}: {snippet}")
+        if status == 404:
+            return _EndpointFatal(
+                f"{self._url}: HTTP 404: model {self.model_id!r} not found, or no chat completions endpoint "
+                f"at this URL (base URLs usually end in /v1): {snippet}"
+            )
+        return _Fatal(f"HTTP {status}: {snippet}")
+
     async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> Completion:
         try:
             async with session.post(self._url, data=body) as resp:
                 raw = await resp.read()
                 status = resp.status
                 if status != 200:
-                    snippet = raw[:200].decode("utf-8", "replace")
-                    if status in _PUSHBACK:
-                        raise _Retryable(
-                            f"HTTP {status}: {snippet}",
-                            _parse_retry_after(resp.headers.get("Retry-After")),
-                            pushback=True,
-                        )
-                    if status >= 500 or status == 408:
-                        raise _Retryable(f"HTTP {status}: {snippet}")
-                    raise _Fatal(f"HTTP {status}: {snippet}")
+                    raise self._http_error(status, raw, resp.headers.get("Retry-After"))
+        except aiohttp.ConnectionTimeoutError:  # no TCP connection at all (a host that drops packets)
+            raise _Unreachable(f"{self._url}: cannot connect (timed out connecting)") from None
         except asyncio.TimeoutError:
-            raise _Retryable(f"timeout after {self.timeout_s}s") from None
+            raise _Retryable(f"{self._url}: timeout after {self.timeout_s}s") from None
+        except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as e:
+            raise self._unreachable(e) from None
         except aiohttp.ClientError as e:
-            raise _Retryable(f"connection error: {type(e).__name__}: {e}") from None
+            raise _Retryable(f"{self._url}: connection error: {type(e).__name__}: {e}") from None
         try:
             data = orjson.loads(raw)
             choices = data["choices"]
-            texts = [c["message"]["content"] or "" for c in choices]
+            texts = [mask_secrets(c["message"]["content"] or "") for c in choices]
             reasons = [c.get("finish_reason") or "stop" for c in choices]
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as e:
             raise _Retryable(
-                f"malformed response body ({type(e).__name__}: {e}): {raw[:120].decode('utf-8', 'replace')}"
+                f"malformed response body ({type(e).__name__}: {e}): "
+                + truncate_masked(raw.decode("utf-8", "replace"), 120)
             ) from None
         if not choices:
             raise _Retryable("response has no choices")
@@ -216,7 +283,3 @@ class OpenAIHTTPBackend:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-class _Fatal(Exception):
-    """A 4xx that retrying will not fix (bad request, auth)."""

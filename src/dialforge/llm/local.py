@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import DialforgeError
+from ..errors import BackendUnavailable, DialforgeError
 from .types import ChatRequest, Completion, SamplingParams, Usage
 
 log = logging.getLogger("dialforge.llm")
@@ -79,7 +79,7 @@ class TransformersBackend:
             self._tok = AutoTokenizer.from_pretrained(self.model_id)
             self._model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self._dtype)
         except (OSError, ValueError) as e:
-            raise DialforgeError(f"cannot load model {self.model_id!r}: {str(e).splitlines()[0]}") from None
+            raise BackendUnavailable(f"cannot load model {self.model_id!r}: {str(e).splitlines()[0]}") from None
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._model.to(device).eval()
         self._tok.padding_side = "left"
@@ -127,6 +127,11 @@ class TransformersBackend:
             for group in groups.values():
                 try:
                     comps = await asyncio.to_thread(self._generate, [r for r, _ in group])
+                except BackendUnavailable as e:  # the model cannot load: every request would fail alike
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_exception(e)
+                    continue
                 except Exception as e:  # one bad batch must not kill the worker
                     log.exception("local generation failed")
                     comps = [Completion(model=self.model_id, error=f"{type(e).__name__}: {e}") for _ in group]

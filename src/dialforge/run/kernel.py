@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import BackendUnavailable
 from ..llm.client import LLM
 from ..llm.types import ChatModel, SamplingParams
 from ..progress import stage_progress
@@ -208,6 +209,8 @@ class LocalExecutor:
                 async with sem:
                     try:
                         rec = await stage.run_job(job, ctx)
+                    except BackendUnavailable:  # a dead or refusing server: every job would fail alike
+                        raise
                     except Exception as e:  # one broken job never kills the stage
                         log.debug("job %s of %s raised", job.id, stage.name, exc_info=True)
                         rec = stage.failure(job, f"{type(e).__name__}: {e}")
@@ -217,7 +220,14 @@ class LocalExecutor:
                 store.append(rec, replace=job.id in retry)
                 bar.advance(info=f"failed {failed}" if failed else "")
 
-            await asyncio.gather(*(one(j) for j in todo))
+            tasks = [asyncio.ensure_future(one(j)) for j in todo]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:  # stop the other jobs before the backends close under them
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
 
 def _why(rec: dict[str, Any]) -> str:

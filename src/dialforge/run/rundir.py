@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import RunDirConflict
 from ..io.reader import atomic_write_bytes
 from ..llm.cache import CallCache
+from ..llm.secrets import MaskSecretsFilter
 from ..llm.usage import UsageTracker
 from .lock import RunLock
 from .store import RecordStore
@@ -145,6 +146,7 @@ class RunDir:
             self.manifest.setdefault("models", {}).update(models or {})
             self.manifest.setdefault("stages", {})
         self._log_handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
+        self._log_handler.addFilter(MaskSecretsFilter())  # keys echoed by a server never reach run.log
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger("dialforge").addHandler(self._log_handler)
         logging.getLogger("dialforge").setLevel(logging.INFO)

@@ -5,9 +5,11 @@ target user turn is the strategy, then the instruction; the loss is on that turn
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 from ..conversation import stable_hash
+from ..errors import DialforgeError, RecordError
 
 STRATEGY_MARK = "【instructional strategy】"
 INSTRUCTION_MARK = "【instruction】"
@@ -61,4 +63,41 @@ def strategy_conditioned(
                 "meta": {"candidate_seed": ex_seed, "gold_index": cands.index(gold), "candidates": cands},
             }
         )
+    return out
+
+
+_LABELLED = {"id": str, "instruction": str, "strategy_text": str, "history": list}
+
+
+def read_labelled(paths: list[str]) -> list[dict[str, Any]]:
+    """Records labelled by `strategies assign`, each checked so a plain dialogue file or an
+    unlabelled extraction record is named by file, line and field, not a KeyError."""
+    from ..io._records import iter_records
+
+    out = []
+    for p in paths:
+        for rec, line, index in iter_records(Path(p)):
+            if isinstance(rec, RecordError):
+                raise rec
+            if not isinstance(rec, dict):
+                raise RecordError("expected a labelled record (an object)", path=p, line=line, index=index)
+            for field, typ in _LABELLED.items():
+                if not isinstance(rec.get(field), typ):
+                    hint = " (label extraction records with `dialforge strategies assign` first)"
+                    what = "missing" if field not in rec else f"expected {typ.__name__}"
+                    raise RecordError(
+                        what + (hint if field == "strategy_text" else ""), path=p, line=line, index=index, field=field
+                    )
+            for i, m in enumerate(rec["history"]):
+                if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
+                    raise RecordError(
+                        "expected messages with string role and content",
+                        path=p,
+                        line=line,
+                        index=index,
+                        field=f"history[{i}]",
+                    )
+            out.append(rec)
+    if not out:
+        raise DialforgeError(f"{', '.join(paths)}: no labelled records")
     return out

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes, read_conversations
+from ..llm.config import resolve_model
 from .render import RenderStats, RoleRenderer, swap_for_simulator
 from .templates import get_template
 
@@ -58,10 +59,9 @@ class TrainConfig(BaseModel):
 
 def _load_rows(cfg: TrainConfig) -> list[list[dict[str, str]]]:
     if cfg.strategy_conditioned:
-        from ..io._records import iter_records
-        from .strategy_data import strategy_conditioned
+        from .strategy_data import read_labelled, strategy_conditioned
 
-        recs = [r for p in cfg.data for r, _, _ in iter_records(Path(p))]
+        recs = read_labelled(cfg.data)
         pool = sorted({r["strategy_text"] for r in recs})
         return [ex["messages"] for ex in strategy_conditioned(recs, pool, cfg.candidates, cfg.seed)]
     rows = []
@@ -96,6 +96,34 @@ def build_examples(cfg: TrainConfig, tokenizer: Any, template: str) -> tuple[lis
     return out, stats
 
 
+_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+def _checkpoint_problem(ckpt: Path) -> str | None:
+    """Why a checkpoint cannot be resumed from (a kill mid-save leaves a partial folder), or None."""
+    state = ckpt / "trainer_state.json"
+    if not state.exists():
+        return "no trainer_state.json"
+    try:
+        orjson.loads(state.read_bytes())
+    except orjson.JSONDecodeError:
+        return "trainer_state.json is cut short"
+    if not any((ckpt / w).exists() for w in _WEIGHTS):
+        return "no model weights"
+    return None
+
+
+def last_complete_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint that is whole; incomplete ones are skipped with a warning."""
+    ckpts = [p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    for ckpt in sorted(ckpts, key=lambda p: int(p.name.split("-", 1)[1]), reverse=True):
+        problem = _checkpoint_problem(ckpt)
+        if problem is None:
+            return str(ckpt)
+        log.warning("%s: skipping incomplete checkpoint (%s); resuming from an earlier one", ckpt, problem)
+    return None
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     import torch
     from datasets import Dataset
@@ -109,8 +137,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if prev.get("config") == cfg.model_dump(mode="json"):
             log.info("%s: already trained with this config; nothing to do", out)
             return dict(prev)
+    base = resolve_model(cfg.model)
     try:
-        tok = AutoTokenizer.from_pretrained(cfg.model)
+        tok = AutoTokenizer.from_pretrained(base)
     except (OSError, ValueError) as e:
         raise DialforgeError(f"cannot load tokenizer of {cfg.model!r}: {str(e).splitlines()[0]}") from None
     if cfg.template == "auto" and cfg.kind == "simulator" and not getattr(tok, "chat_template", None):
@@ -126,7 +155,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         stats.skipped_too_long,
         stats.truncated,
     )
-    model = AutoModelForCausalLM.from_pretrained(cfg.model)
+    model = AutoModelForCausalLM.from_pretrained(base)
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
@@ -165,10 +194,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     trainer.remove_callback(PrinterCallback)  # keep stdout clean: losses go to train_summary.json
     trainer.remove_callback(ProgressCallback)
-    last = None
-    if cfg.resume and out.exists():
-        ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        last = str(ckpts[-1]) if ckpts else None
+    last = last_complete_checkpoint(out) if cfg.resume else None
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.perf_counter() - t0
