@@ -130,7 +130,7 @@ def _injected_run(tmp_path) -> Path:
     """A small real run (the persona simulator on the scripted backend) with a hostile turn."""
     import asyncio
 
-    from dialforge.llm import BackendConfig
+    from dialforge.llm import backend_config
     from dialforge.simulate import SimulateConfig, simulate_async
     from dialforge.testing import FakeOpenAIServer
 
@@ -140,8 +140,8 @@ def _injected_run(tmp_path) -> Path:
             personas=["a tester"],
             seeds={"questions": [str(ROOT / "data/oasst/en_100_text.jsonl")], "limit": 3},
             max_turns=2,
-            user=BackendConfig(model="u", base_url=srv.base_url),
-            assistant=BackendConfig(model="a", base_url=srv.base_url),
+            user=backend_config(model="u", base_url=srv.base_url),
+            assistant=backend_config(model="a", base_url=srv.base_url),
             stop={"role_flip": False, "repeat_similarity": 1.0},
         )
         asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))

@@ -223,7 +223,7 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
 
 def test_llm_judge_scores_with_an_unparsable_reply(threads, tmp_path):
     """Question-quality judge over the loopback server: JSON, prose with scores, and junk."""
-    from dialforge.llm import BackendConfig
+    from dialforge.llm import backend_config
     from dialforge.score import ScoreConfig, score
     from dialforge.testing import FakeOpenAIServer
 
@@ -244,7 +244,7 @@ def test_llm_judge_scores_with_an_unparsable_reply(threads, tmp_path):
     write_conversations(threads[:3], f)
     with FakeOpenAIServer(reply=reply) as srv:
         summary = score(
-            f, ScoreConfig(embedder=None, concurrency=1, judge=BackendConfig(model="judge", base_url=srv.base_url))
+            f, ScoreConfig(embedder=None, concurrency=1, judge=backend_config(model="judge", base_url=srv.base_url))
         )
     per = [json.loads(x) for x in (tmp_path / "t.scores.jsonl").read_text().splitlines()]
     assert per[0]["judge"]["mean"] == 7.5 and per[1]["judge"]["complexity"] == 5

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from dialforge.llm import LLM, BackendConfig
+from dialforge.llm import LLM, backend_config
 from dialforge.llm.types import Completion
 from dialforge.simulate import Engine, SimulateConfig, load_seeds, make_simulator, simulate_async
 from dialforge.simulate.engine import Seed
@@ -28,8 +28,8 @@ def _cfg(**kw):
         mode="persona",
         personas=["a retired engineer"],
         seeds={"free": 1},
-        user=BackendConfig(model="sim"),
-        assistant=BackendConfig(model="asst"),
+        user=backend_config(model="sim"),
+        assistant=backend_config(model="asst"),
         max_turns=4,
     )
     base.update(kw)
@@ -115,19 +115,15 @@ def library(tmp_path_factory, data_dir):
     """A strategy library induced from real OASST threads with the scripted extractor."""
     from test_induce import scripted_reply
 
-    from dialforge.induce import InduceConfig, pipeline
+    from dialforge.induce import InduceConfig, induce_async
+    from dialforge.llm import BackendPool
 
     out = tmp_path_factory.mktemp("lib") / "run"
-    backend = ScriptedChatModel(scripted_reply)
-    orig = pipeline.make_backend
-    pipeline.make_backend = lambda c: backend
-    try:
-        cfg = InduceConfig(
-            dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst", model=BackendConfig(model="scripted")
-        )
-        asyncio.run(pipeline.induce_async(cfg, out, progress=False))
-    finally:
-        pipeline.make_backend = orig
+    pool = BackendPool({"scripted": ScriptedChatModel(scripted_reply)})
+    cfg = InduceConfig(
+        dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst", model=backend_config(model="scripted")
+    )
+    asyncio.run(induce_async(cfg, out, progress=False, pool=pool))
     return out / "library.json"
 
 
@@ -203,8 +199,8 @@ def test_mixed_backends_http_user_and_local_assistant(tmp_path, tiny_model_dir, 
         cfg = SimulateConfig(
             mode="socratic",
             seeds={"questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 3},
-            user=BackendConfig(model="sim", base_url=srv.base_url),
-            assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 16}),
+            user=backend_config(model="sim", base_url=srv.base_url),
+            assistant=backend_config(model=str(tiny_model_dir), params={"max_tokens": 16}),
             max_turns=3,
             stop={"role_flip": False},
         )
@@ -338,7 +334,7 @@ def test_strategy_mode_llm_ranker(library):
 def test_roles_on_one_endpoint_share_one_backend():
     from dialforge.llm.config import same_endpoint
 
-    a = BackendConfig(model="m", params={"temperature": 0.9}, system_prompt="be a user")
-    b = BackendConfig(model="m", params={"temperature": 0.1})
+    a = backend_config(model="m", params={"temperature": 0.9}, system_prompt="be a user")
+    b = backend_config(model="m", params={"temperature": 0.1})
     assert same_endpoint(a, b)
-    assert not same_endpoint(a, BackendConfig(model="m", base_url="http://127.0.0.1:1/v1"))
+    assert not same_endpoint(a, backend_config(model="m", base_url="http://127.0.0.1:1/v1"))

@@ -100,15 +100,15 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
 
     tok = AutoTokenizer.from_pretrained(out / "final")
     assert "USER: " in tok.chat_template  # the exact training template travels with the model
-    from dialforge.llm import BackendConfig
+    from dialforge.llm import backend_config
     from dialforge.simulate import SimulateConfig, simulate_async
 
     cfg = SimulateConfig(
         mode="socratic",
         user_format="trained",
         seeds={"free": 2, "questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 2},
-        user=BackendConfig(model=str(out / "final"), params={"max_tokens": 24, "temperature": 1.0, "seed": 1}),
-        assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 24}),
+        user=backend_config(model=str(out / "final"), params={"max_tokens": 24, "temperature": 1.0, "seed": 1}),
+        assistant=backend_config(model=str(tiny_model_dir), params={"max_tokens": 24}),
         max_turns=3,
         stop={"role_flip": False, "repeat_similarity": 1.0},
     )

@@ -1,30 +1,84 @@
-"""YAML configs validated by pydantic; errors name the file and the path of the bad field."""
+"""YAML configs validated by pydantic; errors name the file and the path of the bad field.
+
+Fields carry markers instead of living in name lists:
+- `OPERATIONAL` (how fast or where a run goes: concurrency, timeouts, retries, base_url,
+  device, batch size) stays out of the fingerprint, so changing it resumes a run;
+- `INPUT_FILE` (a file or folder the run reads) is fingerprinted by content, not by path,
+  so a moved checkout or run directory resumes, and an edited input is a new config.
+Mark a field with `Annotated[type, OPERATIONAL] = Field(...)`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
 
 C = TypeVar("C", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
+
+
+class FieldMarker:
+    """Annotated metadata that says what kind of field this is (see the module docstring)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+
+OPERATIONAL = FieldMarker("operational")
+INPUT_FILE = FieldMarker("input_file")
+
+
+def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:
+    return any(m is marker for m in info.metadata)
 
 
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     for p in parts[:-1]:
-        d = d.setdefault(p, {})
+        nxt = d.get(p)
+        if not isinstance(nxt, dict):
+            nxt = d[p] = {}
+        d = nxt
     d[parts[-1]] = value
 
 
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """`--set a.b=c` flags as dotted overrides; values are YAML (`3`, `true`, `[x, y]`, `null`)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set simulate.max_turns=6")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
 def format_validation_error(e: ValidationError, source: str) -> str:
+    from .llm.config import BACKEND_KINDS  # a backend union's tag is not a field: leave it out
+
     errs = []
     for x in e.errors()[:5]:
-        loc = ".".join(str(p) for p in x["loc"]) or "<root>"
+        parts = [str(p) for p in x["loc"]]
+        kinds = [p for p in parts if p in BACKEND_KINDS]
+        loc = ".".join(p for p in parts if p not in BACKEND_KINDS) or "<root>"
         msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"]
+        if kinds and x["type"] == "extra_forbidden":
+            msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
         errs.append(f"field '{loc}': {msg}")
     more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
     return f"{source}: " + "; ".join(errs) + more
@@ -61,3 +115,126 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[st
         return cls.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
+
+
+# -- fingerprints -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_hash(path: str | Path) -> str | None:
+    """sha256 of a file, or of a folder's relative names and file contents; None if absent.
+    Cached by (path, mtime, size): conversation ids fingerprint the config once per job."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    if p.is_file():
+        return _file_hash(str(p.resolve()), st.st_mtime_ns, st.st_size)
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for name in sorted(files):
+            f = Path(root) / name
+            fh = content_hash(f)
+            h.update(f"{f.relative_to(p).as_posix()}\0{fh}\0".encode())
+    return h.hexdigest()
+
+
+def _hash_input(value: Any) -> Any:
+    if isinstance(value, str):
+        digest = content_hash(value)
+        return f"sha256:{digest[:32]}" if digest else value
+    if isinstance(value, list):
+        return [_hash_input(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hash_input(v) for k, v in value.items()}
+    return value
+
+
+def _fingerprint_model(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        if key not in dumped or is_marked(info, OPERATIONAL):
+            continue
+        if is_marked(info, INPUT_FILE):
+            out[key] = _hash_input(dumped[key])
+        else:
+            out[key] = _fingerprint_value(getattr(model, name), dumped[key])
+    return out
+
+
+def _fingerprint_value(value: Any, dumped: Any) -> Any:
+    if isinstance(value, BaseModel) and isinstance(dumped, dict):
+        return _fingerprint_model(value, dumped)
+    if isinstance(value, (list, tuple)) and isinstance(dumped, list):
+        return [_fingerprint_value(v, d) for v, d in zip(value, dumped, strict=True)]
+    if isinstance(value, dict) and isinstance(dumped, dict):
+        return {dk: _fingerprint_value(v, dumped[dk]) for (k, v), dk in zip(value.items(), dumped, strict=True)}
+    return dumped
+
+
+def fingerprint_data(config: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    """What determines a run's output: the config without OPERATIONAL fields, with every
+    INPUT_FILE path replaced by its content hash (a missing file keeps its path)."""
+    if not isinstance(config, BaseModel):
+        return config
+    return _fingerprint_model(config, config.model_dump(mode="json", by_alias=True))
+
+
+# -- input paths -------------------------------------------------------------------------------
+
+
+def _rebase(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+        return str(base / value)
+    if isinstance(value, list):
+        return [_rebase(v, base) for v in value]
+    return value
+
+
+def _map_value(value: Any, base: Path) -> Any:
+    if isinstance(value, BaseModel):
+        return resolve_inputs(value, base)
+    if isinstance(value, list):
+        return [_map_value(v, base) for v in value]
+    return value
+
+
+def resolve_inputs(config: M, base: str | Path) -> M:
+    """A copy with every relative INPUT_FILE path made relative to `base` (the demo resolves
+    its config against the installed package, not the working directory)."""
+    update: dict[str, Any] = {}
+    for name, info in type(config).model_fields.items():
+        value = getattr(config, name)
+        new = _rebase(value, Path(base)) if is_marked(info, INPUT_FILE) else _map_value(value, Path(base))
+        if new is not value:
+            update[name] = new
+    return config.model_copy(update=update)
+
+
+def iter_inputs(config: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """Every INPUT_FILE path in a config as (field path, path), for validation up front."""
+    out: list[tuple[str, str]] = []
+    for name, info in type(config).model_fields.items():
+        value = getattr(config, name)
+        where = f"{prefix}{name}"
+        if is_marked(info, INPUT_FILE):
+            vals = value if isinstance(value, list) else [value]
+            out += [(f"{where}[{i}]" if isinstance(value, list) else where, v) for i, v in enumerate(vals) if v]
+        elif isinstance(value, BaseModel):
+            out += iter_inputs(value, where + ".")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    out += iter_inputs(v, f"{where}[{i}].")
+    return out

@@ -12,15 +12,16 @@ import asyncio
 import logging
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import Conversation, Message, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import write_conversations
-from ..llm.client import LLM
-from ..llm.config import BackendConfig, make_backend
+from ..llm.client import LLM, run_sync
+from ..llm.config import BackendConfig, BackendPool, borrow_pool
 from ..llm.types import SamplingParams
 from ..progress import stage_progress
 from ..run.rundir import RunDir
@@ -66,7 +67,7 @@ class FilterSpec(BaseModel):
 class SelfTalkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workflows: str
+    workflows: Annotated[str, INPUT_FILE]
     client: BackendConfig
     agent: BackendConfig
     picker: Literal["llm", "rouge"] = "rouge"
@@ -75,7 +76,7 @@ class SelfTalkConfig(BaseModel):
     dialogues_per_workflow: int = Field(10, ge=1)
     personas: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSONAS))
     intents: dict[str, list[str]] = Field(default_factory=dict, description="workflow name -> client intents")
-    star_dialogues: str | None = Field(
+    star_dialogues: Annotated[str | None, INPUT_FILE] = Field(
         None,
         description="STAR dialogues file: their written user tasks become the client intents of the matching workflows",
     )
@@ -92,7 +93,7 @@ class SelfTalkConfig(BaseModel):
     train_max_steps: int = -1
     train_lr: float = 5e-4
     lora_r: int = 64
-    concurrency: int = Field(32, ge=1)
+    concurrency: Annotated[int, OPERATIONAL] = Field(32, ge=1)
 
 
 class Choice(BaseModel):
@@ -336,7 +337,12 @@ def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversati
 
 
 async def selftalk_async(
-    cfg: SelfTalkConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
+    cfg: SelfTalkConfig,
+    out: str | Path,
+    *,
+    force_new: bool = False,
+    progress: bool | None = None,
+    pool: BackendPool | None = None,
 ) -> dict[str, Any]:
     workflows = load_workflows(cfg.workflows)
     if cfg.star_dialogues:
@@ -354,27 +360,31 @@ async def selftalk_async(
         for loop in range(cfg.loops):
             loop_dir = out / f"loop-{loop}"
             store = run.store(f"loop-{loop}/dialogues.jsonl")
+            # a pool per loop (unless the caller shares one): the next loop's agent is the trained one
+            loop_pool, close_pool = borrow_pool(pool)
             client = LLM(
-                make_backend(cfg.client),
+                loop_pool.get(cfg.client),
                 cache=run.cache,
                 usage=run.usage,
                 stage=f"selftalk.client.{loop}",
                 params=cfg.client.params_or(PUBLISHED_PARAMS),
             )
             agent = LLM(
-                make_backend(agent_cfg),
+                loop_pool.get(agent_cfg),
                 cache=run.cache,
                 usage=run.usage,
                 stage=f"selftalk.agent.{loop}",
                 params=agent_cfg.params_or(PUBLISHED_PARAMS),
             )
 
-            def greedy(backend: BackendConfig | None, stage: str, max_tokens: int) -> LLM | None:
+            def greedy(
+                backend: BackendConfig | None, stage: str, max_tokens: int, pool: BackendPool = loop_pool
+            ) -> LLM | None:
                 """A deterministic helper role (option picker, end check, consistency judge)."""
                 if backend is None:
                     return None
                 return LLM(
-                    make_backend(backend),
+                    pool.get(backend),
                     cache=run.cache,
                     usage=run.usage,
                     stage=f"selftalk.{stage}",
@@ -407,9 +417,7 @@ async def selftalk_async(
                     await asyncio.gather(*(one(*j, roles, store, sem) for j in todo))
             finally:
                 run.usage.end_stage(f"selftalk.{loop}")
-                for llm in (client, agent, picker, end_llm, consistency_llm):
-                    if llm is not None:
-                        await llm.aclose()
+                await close_pool()
             wanted = {j[2] for j in jobs}
             convs = [Conversation.model_validate(r) for r in store.records() if r["id"] in wanted]
             kept = apply_filter(convs, cfg.filter)
@@ -434,7 +442,7 @@ async def selftalk_async(
                     info["stopped"] = "no dialogue kept"
                     summary["loops"].append(info)
                     break
-                if agent_cfg.base_url:
+                if agent_cfg.kind != "transformers":
                     raise DialforgeError("self-talk training needs an in-process agent (`agent.model` a local path)")
                 from ..train import TrainConfig, train
 
@@ -463,4 +471,4 @@ async def selftalk_async(
 
 
 def selftalk(cfg: SelfTalkConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(selftalk_async(cfg, out, **kw))
+    return run_sync(selftalk_async(cfg, out, **kw))
