@@ -14,7 +14,7 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -45,13 +45,25 @@ def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:
 
 
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    """`a.b.0.c = v`: a number indexes an existing list (`simulate.simulators.0.name`)."""
+    node: Any = d
     parts = key.split(".")
-    for p in parts[:-1]:
-        nxt = d.get(p)
-        if not isinstance(nxt, dict):
-            nxt = d[p] = {}
-        d = nxt
-    d[parts[-1]] = value
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node):
+                raise ConfigError(f"{key}: {p!r} is not an index of the list at {'.'.join(parts[:i])}")
+            if last:
+                node[int(p)] = value
+            elif not isinstance(node[int(p)], (dict, list)):
+                node[int(p)] = {}
+            node = node[int(p)]
+        elif last:
+            node[p] = value
+        else:
+            if not isinstance(node.get(p), (dict, list)):
+                node[p] = {}
+            node = node[p]
 
 
 def parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -68,14 +80,29 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    from .llm.config import BACKEND_KINDS  # a backend union's tag is not a field: leave it out
+# Tags of tagged unions inside lists (pipeline simulators by `mode`): pydantic puts the tag in
+# an error's location after the list index; it is not a field, so messages leave it out.
+LIST_UNION_TAGS: set[str] = set()
 
+
+def _field_path(loc: tuple[int | str, ...]) -> tuple[list[str], list[str]]:
+    """(the field path of an error location without union tags, the backend kinds dropped)."""
+    from .llm.config import BACKEND_KINDS  # a backend union's tag is never a field name
+
+    keep, kinds = [], []
+    for i, p in enumerate(loc):
+        if p in BACKEND_KINDS:
+            kinds.append(str(p))
+        elif not (i and isinstance(loc[i - 1], int) and p in LIST_UNION_TAGS):
+            keep.append(str(p))
+    return keep, kinds
+
+
+def format_validation_error(e: ValidationError, source: str) -> str:
     errs = []
     for x in e.errors()[:5]:
-        parts = [str(p) for p in x["loc"]]
-        kinds = [p for p in parts if p in BACKEND_KINDS]
-        loc = ".".join(p for p in parts if p not in BACKEND_KINDS) or "<root>"
+        parts, kinds = _field_path(x["loc"])
+        loc = ".".join(parts) or "<root>"
         msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"]
         if kinds and x["type"] == "extra_forbidden":
             msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
@@ -95,8 +122,14 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         raise ConfigError(f"{p}: invalid YAML: {e}") from None
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
-    """Config from a YAML file (optional) with CLI overrides (dotted keys) applied on top."""
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: dict[str, Any] | None = None,
+) -> C:
+    """Config from a YAML file (optional) with CLI overrides (dotted keys; None = flag not
+    given) applied on top, then `--set` values (where null means null)."""
     data: dict[str, Any] = {}
     source = "command line"
     if path is not None:
@@ -111,6 +144,8 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[st
     for k, v in (overrides or {}).items():
         if v is not None:
             _set_dotted(data, k, v)
+    for k, v in (sets or {}).items():
+        _set_dotted(data, k, v)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
@@ -238,3 +273,21 @@ def iter_inputs(config: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
                 if isinstance(v, BaseModel):
                     out += iter_inputs(v, f"{where}[{i}].")
     return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def field_help(cls: type[BaseModel], path: str, default: str = "") -> str:
+    """The description of a (dotted) config field, so CLI help and YAML docs say the same."""
+    models: list[type[BaseModel]] = [cls]
+    info: FieldInfo | None = None
+    for part in path.split("."):
+        info = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        if info is None:
+            return default
+        models = _models_in(info.annotation)
+    return (info.description if info is not None else None) or default

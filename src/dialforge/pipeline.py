@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import INPUT_FILE, OPERATIONAL
+from .config import INPUT_FILE, LIST_UNION_TAGS, OPERATIONAL
 from .errors import ConfigError
 from .induce.pipeline import InduceConfig
 from .io.reader import atomic_write_bytes, read_conversations, write_conversations
@@ -69,6 +69,7 @@ class SocraticSimulator(_Simulator):
 
 
 SimulatorSpec = Annotated[StrategySimulator | PersonaSimulator | SocraticSimulator, Field(discriminator="mode")]
+LIST_UNION_TAGS.update(("strategy", "persona", "socratic"))
 
 
 class SimulateStage(BaseModel):
@@ -161,7 +162,7 @@ def tiny_model_path() -> Path:
 
 
 def _demo_corpus() -> list[str]:
-    data = Path(__file__).resolve().parents[2] / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
+    data = Path(__file__).resolve().parent / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
     if data.exists():
         return [orjson.loads(x) for x in data.read_bytes().splitlines() if x.strip()]
     import string
