@@ -296,7 +296,7 @@ async def _cluster_and_abstract(
         ),
     )
     lib = StrategyLibrary(
-        created_at=_now(),
+        created_at=run.manifest.get("created_at", _now()),  # a resumed run rewrites the same bytes
         embedder=cfg.embedder,
         threshold=cfg.threshold,
         method=cfg.method,
