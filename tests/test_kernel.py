@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from dialforge.answer import AnswerConfig, answer
-from dialforge.llm import BackendConfig
+from dialforge.llm import backend_config
 from dialforge.run import RecordStore, RunLock
 from dialforge.simulate import SimulateConfig, simulate
 from dialforge.testing import FakeOpenAIServer
@@ -32,8 +32,8 @@ def _sim_cfg(data_dir, srv, n=12, **kw):
     return SimulateConfig(
         mode="socratic",
         seeds={"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")], "limit": n},
-        user=BackendConfig(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
-        assistant=BackendConfig(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
+        user=backend_config(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
+        assistant=backend_config(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
         max_turns=3,
         concurrency=4,
         **kw,
@@ -97,7 +97,7 @@ def test_corrupt_record_mid_file_is_skipped_and_later_records_kept(tmp_path, cap
 def _answer_cfg(data_dir, srv, limit=10):
     return AnswerConfig(
         prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
-        assistant=BackendConfig(model="asst", base_url=srv.base_url),
+        assistant=backend_config(model="asst", base_url=srv.base_url),
         limit=limit,
     )
 

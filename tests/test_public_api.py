@@ -32,7 +32,7 @@ def test_every_export_imports_and_is_documented():
 
 def test_command_functions_at_the_top_level_and_subpackages_still_import():
     from dialforge.simulate import Engine, simulate_async
-    from dialforge.simulate.engine import simulate
+    from dialforge.simulate.run import simulate
 
     assert dialforge.simulate is simulate and dialforge.simulate_async is simulate_async and Engine
     for name in ("answer", "induce", "simulate", "selftalk", "score", "train", "mt_bench", "run_pipeline"):
