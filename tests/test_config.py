@@ -282,6 +282,17 @@ def test_pipeline_config_errors_before_any_request(tmp_path, data_dir, change, m
     assert len(r.stderr.strip().splitlines()) == 1 and served == 0
 
 
+def test_an_unknown_simulator_mode_fails_before_any_request(tmp_path, data_dir, cli):
+    path = _pipeline_yaml(tmp_path, data_dir)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["simulate"]["simulators"].append({"name": "odd", "mode": "telepathic"})
+    path.write_text(yaml.safe_dump(cfg))
+    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    assert r.returncode == 2
+    assert f"{path}: simulate.simulators.3 (odd): field 'mode'" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_unreadable_seed_names_the_field(tmp_path, data_dir, cli):
     path = _pipeline_yaml(tmp_path, data_dir)
     cfg = yaml.safe_load(path.read_text())

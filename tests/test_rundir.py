@@ -101,6 +101,7 @@ def test_record_store_is_append_only_and_idempotent(tmp_path):
     assert RecordStore(tmp_path / "r.jsonl").ids == {"a"}
 
 
+@pytest.mark.slow
 def test_cli_answer_with_config_errors(data_dir, fake_server, tmp_path):
     cfg = tmp_path / "a.yaml"
     cfg.write_text("prompts: [x]\nassistant:\n  model: m\n  temprature: 0.3\n")

@@ -127,6 +127,7 @@ def library(tmp_path_factory, data_dir):
     return out / "library.json"
 
 
+@pytest.mark.slow
 def test_strategy_mode_qc_rejects_and_resamples(library):
     cfg = _cfg(
         mode="strategy",
@@ -158,6 +159,7 @@ def test_strategy_mode_qc_rejects_and_resamples(library):
     assert f"2. {users[1].meta['strategy']}" in prompt
 
 
+@pytest.mark.slow
 def test_strategy_mode_stops_after_consecutive_rejections(library):
     cfg = _cfg(
         mode="strategy",
@@ -170,6 +172,7 @@ def test_strategy_mode_stops_after_consecutive_rejections(library):
     assert len(conv.meta["rejections"]) == 6 and len(sim.requests) == 6
 
 
+@pytest.mark.slow
 def test_strategy_mode_judge_rejects(library):
     cfg = _cfg(
         mode="strategy",
@@ -232,6 +235,7 @@ def test_seeds_from_real_files(data_dir):
     assert all(len(s.messages) == 2 for s in seeds if len(s.messages) == 2)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path, data_dir):
     def reply(body):
         h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()
@@ -274,6 +278,7 @@ def test_resume_after_sigkill(tmp_path, data_dir):
     assert manifest["resumes"] == 1
 
 
+@pytest.mark.slow
 def test_strategy_mode_with_trained_marker_format(library):
     """A strategy-conditioned trained simulator is prompted exactly as trained (candidates in
     the system prompt, roles swapped) and answers with the IDEAS markers."""
@@ -306,6 +311,7 @@ def test_strategy_mode_with_trained_marker_format(library):
     assert users[1].content.startswith("Marker number 1 ")
 
 
+@pytest.mark.slow
 def test_strategy_mode_llm_ranker(library):
     """The LLM ranker picks the fitting strategies from the embedding shortlist."""
     cfg = _cfg(

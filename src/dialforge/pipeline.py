@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from .config import INPUT_FILE, LIST_UNION_TAGS, OPERATIONAL
 from .errors import ConfigError
@@ -68,8 +68,32 @@ class SocraticSimulator(_Simulator):
     mode: Literal["socratic"]
 
 
-SimulatorSpec = Annotated[StrategySimulator | PersonaSimulator | SocraticSimulator, Field(discriminator="mode")]
-LIST_UNION_TAGS.update(("strategy", "persona", "socratic"))
+class OtherSimulator(_Simulator):
+    """Any other registered simulator mode: SimulateConfig validates it (and its mode's own
+    checks) when the pipeline is validated, before the first request."""
+
+    mode: str
+    personas: list[str] = Field(default_factory=list)
+    strategy: StrategyStage | None = None
+
+
+_TYPED_MODES = {"strategy": StrategySimulator, "persona": PersonaSimulator, "socratic": SocraticSimulator}
+
+
+def _simulator_tag(value: Any) -> str:
+    mode = value.get("mode") if isinstance(value, dict) else getattr(value, "mode", None)
+    return mode if mode in _TYPED_MODES else "other"
+
+
+SimulatorSpec = Annotated[
+    Annotated[StrategySimulator, Tag("strategy")]
+    | Annotated[PersonaSimulator, Tag("persona")]
+    | Annotated[SocraticSimulator, Tag("socratic")]
+    | Annotated[OtherSimulator, Tag("other")],
+    Discriminator(_simulator_tag),
+]
+"""One simulator of a pipeline, tagged by `mode` (strategy, persona and socratic are typed)."""
+LIST_UNION_TAGS.update((*_TYPED_MODES, "other"))
 
 
 class SimulateStage(BaseModel):
@@ -186,24 +210,29 @@ def uses_tiny(cfg: PipelineConfig) -> bool:
     return any(b is not None and b.model == TINY and isinstance(b, TransformersBackendConfig) for b in backends)
 
 
-def simulate_configs(cfg: PipelineConfig, model: BackendConfig, library: str | None) -> dict[str, SimulateConfig]:
-    """One `SimulateConfig` per simulator: the shared stage settings plus the simulator's own."""
+def simulate_configs(
+    cfg: PipelineConfig, model: BackendConfig, library: str | None, *, resolve: bool = True
+) -> dict[str, SimulateConfig]:
+    """One `SimulateConfig` per simulator: the shared stage settings plus the simulator's own
+    (`resolve=False` leaves `dialforge-tiny` unbuilt, for validation)."""
+    res = _resolve if resolve else (lambda b: b)
     stage = cfg.simulate
     out: dict[str, SimulateConfig] = {}
     for spec in stage.simulators:
         extra: dict[str, Any] = {}
-        if isinstance(spec, StrategySimulator):
-            lib = spec.strategy.library or library
-            extra["strategy"] = StrategyConfig.model_validate({**spec.strategy.model_dump(), "library": lib})
-        elif isinstance(spec, PersonaSimulator):
-            extra["personas"] = spec.personas
+        strategy = getattr(spec, "strategy", None)
+        if strategy is not None:
+            lib = strategy.library or library
+            extra["strategy"] = StrategyConfig.model_validate({**strategy.model_dump(), "library": lib})
+        if getattr(spec, "personas", None):
+            extra["personas"] = spec.personas  # type: ignore[union-attr]
         out[spec.name] = SimulateConfig(
             mode=spec.mode,
             seeds=stage.seeds,
             max_turns=stage.max_turns,
             samples_per_seed=stage.samples_per_seed,
-            user=_resolve(spec.user or model),
-            assistant=_resolve(stage.assistant or model),
+            user=res(spec.user or model),
+            assistant=res(stage.assistant or model),
             user_format=spec.user_format,
             user_system_prompt=spec.user_system_prompt,
             stop=stage.stop,

@@ -92,3 +92,20 @@ def validate_pipeline(cfg: PipelineConfig, source: str) -> None:
                 raise ConfigError(f"{source}: field '{where}': {lib}: not a strategy library ({e})") from None
     if cfg.filter:
         check_filter(cfg.filter, source, judge=cfg.score.judge is not None)
+    check_simulators(cfg, source)
+
+
+def check_simulators(cfg: PipelineConfig, source: str) -> None:
+    """Each simulator's full SimulateConfig builds (its mode's own checks included)."""
+    from pydantic import ValidationError
+
+    from .config import format_validation_error
+    from .pipeline import simulate_configs
+
+    library = cfg.library or ("<induce>/library.json" if cfg.induce else None)
+    for i, spec in enumerate(cfg.simulate.simulators):
+        one = cfg.model_copy(update={"simulate": cfg.simulate.model_copy(update={"simulators": [spec]})})
+        try:
+            simulate_configs(one, cfg.model, library, resolve=False)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, f"{source}: simulate.simulators.{i} ({spec.name})")) from None
