@@ -71,6 +71,7 @@ def test_filter_rules_on_real_threads(data_dir):
     )
 
 
+@pytest.mark.slow
 def test_induce_oasst_scripted(data_dir, tmp_path):
     backend = ScriptedChatModel(scripted_reply)
     out = tmp_path / "run"
@@ -115,6 +116,7 @@ def test_induce_oasst_scripted(data_dir, tmp_path):
     assert (abstract["calls"], abstract["cache_hits"], abstract["failures"]) == (4, 4, 0)
 
 
+@pytest.mark.slow
 def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
     """The in-process tiny model: structured outputs parse through constrained decoding."""
     cfg = InduceConfig(
@@ -152,6 +154,7 @@ def test_components_match_exact_threshold_clustering():
     assert adjusted_rand_score(exact, leader) > 0.95
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -172,6 +175,7 @@ def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.slow
 def test_strategies_show_and_assign(data_dir, tmp_path):
     out = tmp_path / "run"
     lib = _induce(_cfg(data_dir), out, ScriptedChatModel(scripted_reply))
@@ -218,6 +222,7 @@ def test_strategies_show_and_assign(data_dir, tmp_path):
     assert row["strategy_text"] == "In general: Request a concrete example of the idea"
 
 
+@pytest.mark.slow
 def test_library_schema_round_trip(data_dir, tmp_path):
     out = tmp_path / "run"
     lib = _induce(_cfg(data_dir, singletons="merge"), out, ScriptedChatModel(scripted_reply))

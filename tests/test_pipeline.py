@@ -28,6 +28,7 @@ def _calls(out: Path) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_quickstart_on_tiny_model_and_resume(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     out = tmp_path / "qs"
@@ -64,6 +65,7 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     assert len(lines) == 12 and len({json.loads(x)["id"] for x in lines}) == 12
 
 
+@pytest.mark.slow
 def test_quickstart_on_loopback_server(tmp_path):
     import hashlib
 
@@ -148,6 +150,7 @@ def _injected_run(tmp_path) -> Path:
     return tmp_path / "run"
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(tmp_path):
     chromium = _chromium()
     run = _injected_run(tmp_path)
@@ -215,6 +218,7 @@ def test_report_in_headless_chromium(tmp_path):
     assert shot.stat().st_size > 5 * blank.stat().st_size
 
 
+@pytest.mark.slow
 def test_report_strategy_map_and_comparison(tmp_path):
     """A pipeline run on the scripted backend: strategy map, several simulators compared."""
     out = tmp_path / "qs"

@@ -21,6 +21,7 @@ def threads(data_dir, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_chat_lora_loss_goes_down_and_reloads(tiny_model_dir, threads, tmp_path):
     cfg = TrainConfig(
         kind="chat",
@@ -63,6 +64,7 @@ def test_chat_lora_loss_goes_down_and_reloads(tiny_model_dir, threads, tmp_path)
     assert s2["resumed_from"].endswith("checkpoint-15") and s2["steps"] == 30
 
 
+@pytest.mark.slow
 def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_dir):
     out = tmp_path / "sim"
     r = subprocess.run(

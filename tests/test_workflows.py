@@ -221,6 +221,7 @@ def test_filters_kept_counts():
     assert len(apply_filter(convs, FilterSpec(kind="none"))) == 100
 
 
+@pytest.mark.slow
 def test_selftalk_two_loops_trains_the_agent(tmp_path, tiny_model_dir):
     """Generate with a tiny in-process agent and an HTTP client, keep all, train, loop again."""
     from dialforge.testing import FakeOpenAIServer
