@@ -134,6 +134,7 @@ def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
     assert 1 <= lib.counts["clusters"] <= lib.counts["original_strategies"] <= 21
 
 
+@pytest.mark.slow
 def test_components_match_exact_threshold_clustering():
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(30, 32))

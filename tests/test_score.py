@@ -50,6 +50,7 @@ def test_embedding_diversity_by_hand():
     assert d["mean_cosine"] == pytest.approx(0.0) and d["vendi"] == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_self_bleu_and_follow_up_and_entropy():
     assert self_bleu(["the cat sat on the mat today"] * 3) == pytest.approx(1.0)
     assert self_bleu(["alpha beta gamma delta", "one two three four", "red green blue black"]) < 0.1
@@ -88,6 +89,7 @@ def threads(data_dir):
     return read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst")[:40]
 
 
+@pytest.mark.slow
 def test_score_file_is_deterministic(threads, tmp_path):
     from dialforge.score import ScoreConfig, score
 

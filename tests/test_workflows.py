@@ -90,6 +90,7 @@ def test_no_ending_is_an_error(tmp_path):
         load_workflow(_write(tmp_path, data))
 
 
+@pytest.mark.slow
 def test_star_importer_on_real_tasks(tmp_path, data_dir):
     wfs, failed = import_star(data_dir / "star/tasks")
     assert failed == {} and len(wfs) == 18
