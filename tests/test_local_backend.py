@@ -46,6 +46,7 @@ def test_greedy_is_deterministic(tiny_model_dir):
     assert a.text == b.text
 
 
+@pytest.mark.slow
 def test_structured_output_parses_from_random_model(tiny_model_dir):
     llm = LLM(
         TransformersBackend(str(tiny_model_dir), batch_size=4),

@@ -152,6 +152,7 @@ def test_export_llamafactory_and_formats(threads, tmp_path):
     assert len(read_conversations(tmp_path / "hf")) == 40
 
 
+@pytest.mark.slow
 def test_mt_bench_end_to_end(data_dir, tmp_path):
     from dialforge.testing import FakeOpenAIServer
 

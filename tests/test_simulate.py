@@ -196,6 +196,7 @@ def test_strategy_mode_judge_rejects(library):
     assert conv.messages[2].content.startswith("Why number 1 ")
 
 
+@pytest.mark.slow
 def test_mixed_backends_http_user_and_local_assistant(tmp_path, tiny_model_dir, data_dir):
     """The user simulator behind a loopback HTTP server, the assistant an in-process model."""
     with FakeOpenAIServer(reply=lambda b: hashlib.md5(json.dumps(b).encode()).hexdigest() + "?") as srv:

@@ -123,6 +123,7 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
     assert len(free) == 2
 
 
+@pytest.mark.slow
 def test_bad_train_inputs(tmp_path, tiny_model_dir):
     p = tmp_path / "one.jsonl"
     p.write_text('{"messages":[{"role":"user","content":"only a question"}]}\n')
