@@ -16,7 +16,7 @@ import tempfile
 import orjson
 from _common import Meter, server_process, thin_openai_client
 
-from dialforge.llm import BackendConfig, ChatRequest
+from dialforge.llm import ChatRequest, backend_config
 from dialforge.llm.http import OpenAIHTTPBackend
 from dialforge.simulate import SimulateConfig, simulate_async
 
@@ -71,8 +71,8 @@ def main() -> None:
             mode="socratic",
             seeds={"free": args.conversations},
             max_turns=args.rounds,
-            user=BackendConfig(model="sim", base_url=url, max_concurrency=args.concurrency),
-            assistant=BackendConfig(model="asst", base_url=url, max_concurrency=args.concurrency),
+            user=backend_config(model="sim", base_url=url, max_concurrency=args.concurrency),
+            assistant=backend_config(model="asst", base_url=url, max_concurrency=args.concurrency),
             concurrency=args.concurrency,
             stop={"role_flip": False},
         )

@@ -23,7 +23,7 @@ from dialforge.induce import (
     induce_async,
 )
 from dialforge.io import read_conversations
-from dialforge.llm import BackendConfig
+from dialforge.llm import BackendPool, backend_config
 from dialforge.testing import ScriptedChatModel
 
 # Obviously synthetic strategy phrases for the scripted extractor (not dialogue data).
@@ -50,14 +50,14 @@ def _cfg(data_dir, **kw):
     return InduceConfig(
         dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")],
         format="oasst",
-        model=BackendConfig(model="scripted"),
+        model=backend_config(model="scripted"),
         **kw,
     )
 
 
-def _induce(cfg, out, backend, monkeypatch):
-    monkeypatch.setattr("dialforge.induce.pipeline.make_backend", lambda c: backend)
-    return asyncio.run(induce_async(cfg, out, progress=False))
+def _induce(cfg, out, backend):
+    """Induction with the scripted extractor handed in through a backend pool."""
+    return asyncio.run(induce_async(cfg, out, progress=False, pool=BackendPool({"scripted": backend})))
 
 
 def test_filter_rules_on_real_threads(data_dir):
@@ -71,10 +71,11 @@ def test_filter_rules_on_real_threads(data_dir):
     )
 
 
-def test_induce_oasst_scripted(data_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_induce_oasst_scripted(data_dir, tmp_path):
     backend = ScriptedChatModel(scripted_reply)
     out = tmp_path / "run"
-    lib = _induce(_cfg(data_dir), out, backend, monkeypatch)
+    lib = _induce(_cfg(data_dir), out, backend)
     assert lib.counts["dialogues_read"] == 564
     assert lib.counts["dialogues_kept"] == 510
     assert lib.counts["turns"] == lib.counts["extracted"] == 309
@@ -104,7 +105,7 @@ def test_induce_oasst_scripted(data_dir, tmp_path, monkeypatch):
     assert np.load(out / "embeddings.npy").shape == (10, 384)
     assert len((out / "assignments.jsonl").read_text().splitlines()) == 309
     # resume: nothing is sent again, the library is identical
-    lib2 = _induce(_cfg(data_dir), out, backend, monkeypatch)
+    lib2 = _induce(_cfg(data_dir), out, backend)
     assert len(backend.requests) == calls
     assert [s.model_dump() for s in lib2.strategies] == [s.model_dump() for s in lib.strategies]
     usage = json.loads((out / "usage.json").read_text())
@@ -115,13 +116,14 @@ def test_induce_oasst_scripted(data_dir, tmp_path, monkeypatch):
     assert (abstract["calls"], abstract["cache_hits"], abstract["failures"]) == (4, 4, 0)
 
 
+@pytest.mark.slow
 def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
     """The in-process tiny model: structured outputs parse through constrained decoding."""
     cfg = InduceConfig(
         dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")],
         format="oasst",
         max_dialogues=40,
-        model=BackendConfig(model=str(tiny_model_dir), batch_size=16, params={"temperature": 0.0, "max_tokens": 64}),
+        model=backend_config(model=str(tiny_model_dir), batch_size=16, params={"temperature": 0.0, "max_tokens": 64}),
     )
     lib = asyncio.run(induce_async(cfg, tmp_path / "run", progress=False))
     assert lib.counts["dialogues_read"] == 40
@@ -132,6 +134,7 @@ def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
     assert 1 <= lib.counts["clusters"] <= lib.counts["original_strategies"] <= 21
 
 
+@pytest.mark.slow
 def test_components_match_exact_threshold_clustering():
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(30, 32))
@@ -152,6 +155,7 @@ def test_components_match_exact_threshold_clustering():
     assert adjusted_rand_score(exact, leader) > 0.95
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -172,9 +176,10 @@ def test_bad_inputs_are_one_clear_line(data_dir, tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_strategies_show_and_assign(data_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_strategies_show_and_assign(data_dir, tmp_path):
     out = tmp_path / "run"
-    lib = _induce(_cfg(data_dir), out, ScriptedChatModel(scripted_reply), monkeypatch)
+    lib = _induce(_cfg(data_dir), out, ScriptedChatModel(scripted_reply))
     r = subprocess.run(
         [sys.executable, "-m", "dialforge.cli", "strategies", "show", str(out), "--top", "3"],
         capture_output=True,
@@ -218,9 +223,10 @@ def test_strategies_show_and_assign(data_dir, tmp_path, monkeypatch):
     assert row["strategy_text"] == "In general: Request a concrete example of the idea"
 
 
-def test_library_schema_round_trip(data_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_library_schema_round_trip(data_dir, tmp_path):
     out = tmp_path / "run"
-    lib = _induce(_cfg(data_dir, singletons="merge"), out, ScriptedChatModel(scripted_reply), monkeypatch)
+    lib = _induce(_cfg(data_dir, singletons="merge"), out, ScriptedChatModel(scripted_reply))
     assert StrategyLibrary.load(out / "library.json") == lib
     data = json.loads((out / "library.json").read_text())
     data["schema_version"] = 99

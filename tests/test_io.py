@@ -146,6 +146,7 @@ def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "dialforge.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_cli_convert_and_stats(data_dir, tmp_path):
     out = tmp_path / "o.jsonl"
     r = _cli("convert", str(data_dir / "oasst/en_100_tree.jsonl"), str(out), "--from", "oasst")
@@ -159,6 +160,7 @@ def test_cli_convert_and_stats(data_dir, tmp_path):
     assert s["conversations_with_problems"] == 0
 
 
+@pytest.mark.slow
 def test_cli_user_error_is_one_line_exit_2(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"messages":[{"role":"bot","content":"x"}]}\n')

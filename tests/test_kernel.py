@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from dialforge.answer import AnswerConfig, answer
-from dialforge.llm import BackendConfig
+from dialforge.llm import backend_config
 from dialforge.run import RecordStore, RunLock
 from dialforge.simulate import SimulateConfig, simulate
 from dialforge.testing import FakeOpenAIServer
@@ -32,8 +32,8 @@ def _sim_cfg(data_dir, srv, n=12, **kw):
     return SimulateConfig(
         mode="socratic",
         seeds={"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")], "limit": n},
-        user=BackendConfig(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
-        assistant=BackendConfig(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
+        user=backend_config(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
+        assistant=backend_config(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
         max_turns=3,
         concurrency=4,
         **kw,
@@ -45,6 +45,7 @@ def _cli(*args, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_second_process_on_a_run_dir_exits_2_naming_the_holder(data_dir, tmp_path):
     out = tmp_path / "run"
     with RunLock(out):
@@ -97,7 +98,7 @@ def test_corrupt_record_mid_file_is_skipped_and_later_records_kept(tmp_path, cap
 def _answer_cfg(data_dir, srv, limit=10):
     return AnswerConfig(
         prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
-        assistant=BackendConfig(model="asst", base_url=srv.base_url),
+        assistant=backend_config(model="asst", base_url=srv.base_url),
         limit=limit,
     )
 
@@ -124,6 +125,7 @@ def test_corrupt_cache_usage_and_manifest_are_moved_aside_and_rebuilt(data_dir, 
     assert json.loads((out / "manifest.json").read_text())["stages"]["answer"]["jobs"] == 12
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_loses_nothing_and_counts_every_request_once(data_dir, tmp_path):
     n = 40
     with FakeOpenAIServer(reply=_reply, delay_s=0.01) as srv:
@@ -171,6 +173,7 @@ def test_health_warnings_when_every_conversation_fails_one_way(data_dir, tmp_pat
     assert "health warning: simulate: 5/5 conversations ended on role_flip" in (tmp_path / "run/run.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strict", [False, True])
 def test_cli_prints_warnings_and_strict_exits_3(data_dir, tmp_path, strict):
     def assistant_like(body):

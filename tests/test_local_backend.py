@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from pydantic import BaseModel
 
 from dialforge import LLM, ChatRequest, SamplingParams
@@ -15,6 +16,7 @@ class Strategy(BaseModel):
     strategy: str
 
 
+@pytest.mark.slow
 def test_batched_generation(tiny_model_dir):
     backend = TransformersBackend(str(tiny_model_dir), batch_size=8)
     params = SamplingParams(max_tokens=12, temperature=0.8, seed=1, n=2)
@@ -35,6 +37,7 @@ def test_batched_generation(tiny_model_dir):
         assert c.finish_reasons[0] in ("stop", "length")
 
 
+@pytest.mark.slow
 def test_greedy_is_deterministic(tiny_model_dir):
     backend = TransformersBackend(str(tiny_model_dir))
     req = ChatRequest([{"role": "user", "content": "Hello there"}], SamplingParams(max_tokens=10, temperature=0))
@@ -43,6 +46,7 @@ def test_greedy_is_deterministic(tiny_model_dir):
     assert a.text == b.text
 
 
+@pytest.mark.slow
 def test_structured_output_parses_from_random_model(tiny_model_dir):
     llm = LLM(
         TransformersBackend(str(tiny_model_dir), batch_size=4),

@@ -28,6 +28,7 @@ def _calls(out: Path) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_quickstart_on_tiny_model_and_resume(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     out = tmp_path / "qs"
@@ -64,6 +65,7 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     assert len(lines) == 12 and len({json.loads(x)["id"] for x in lines}) == 12
 
 
+@pytest.mark.slow
 def test_quickstart_on_loopback_server(tmp_path):
     import hashlib
 
@@ -130,7 +132,7 @@ def _injected_run(tmp_path) -> Path:
     """A small real run (the persona simulator on the scripted backend) with a hostile turn."""
     import asyncio
 
-    from dialforge.llm import BackendConfig
+    from dialforge.llm import backend_config
     from dialforge.simulate import SimulateConfig, simulate_async
     from dialforge.testing import FakeOpenAIServer
 
@@ -140,14 +142,15 @@ def _injected_run(tmp_path) -> Path:
             personas=["a tester"],
             seeds={"questions": [str(ROOT / "data/oasst/en_100_text.jsonl")], "limit": 3},
             max_turns=2,
-            user=BackendConfig(model="u", base_url=srv.base_url),
-            assistant=BackendConfig(model="a", base_url=srv.base_url),
+            user=backend_config(model="u", base_url=srv.base_url),
+            assistant=backend_config(model="a", base_url=srv.base_url),
             stop={"role_flip": False, "repeat_similarity": 1.0},
         )
         asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
     return tmp_path / "run"
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(tmp_path):
     chromium = _chromium()
     run = _injected_run(tmp_path)
@@ -215,6 +218,7 @@ def test_report_in_headless_chromium(tmp_path):
     assert shot.stat().st_size > 5 * blank.stat().st_size
 
 
+@pytest.mark.slow
 def test_report_strategy_map_and_comparison(tmp_path):
     """A pipeline run on the scripted backend: strategy map, several simulators compared."""
     out = tmp_path / "qs"

@@ -80,14 +80,14 @@ def test_dialforge_tiny_simulates_offline(tiny_cache, tmp_path, dialforge_cli):
 
 def test_every_in_process_backend_resolves_the_tiny_name(tiny_cache, monkeypatch):
     """simulate, selftalk, eval and answer build their backends with make_backend."""
-    from dialforge.llm.config import BackendConfig, make_backend, resolve_model
+    from dialforge.llm.config import backend_config, make_backend, resolve_model
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_cache))
     path = str(tiny_cache / "dialforge" / "tiny-model-v1")
     assert resolve_model("dialforge-tiny") == path
     assert resolve_model("org/model") == "org/model"
-    assert make_backend(BackendConfig(model="dialforge-tiny")).model_id == path
-    http = make_backend(BackendConfig(model="dialforge-tiny", base_url="http://127.0.0.1:9/v1"))
+    assert make_backend(backend_config(model="dialforge-tiny")).model_id == path
+    http = make_backend(backend_config(model="dialforge-tiny", base_url="http://127.0.0.1:9/v1"))
     assert http.model_id == "dialforge-tiny"  # a server may serve a model of that name
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from dialforge.answer import AnswerConfig, answer
 from dialforge.errors import RunDirConflict
-from dialforge.llm import BackendConfig
+from dialforge.llm import backend_config
 from dialforge.run import RecordStore
 
 SECRET = "sk-test-SECRET-do-not-leak-0123456789"
@@ -20,7 +20,7 @@ SECRET = "sk-test-SECRET-do-not-leak-0123456789"
 def _cfg(data_dir, srv, limit=20):
     return AnswerConfig(
         prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
-        assistant=BackendConfig(
+        assistant=backend_config(
             model="fake-model", base_url=srv.base_url, api_key_env="DIALFORGE_TEST_KEY", backoff_base_s=0.01
         ),
         limit=limit,
@@ -101,6 +101,7 @@ def test_record_store_is_append_only_and_idempotent(tmp_path):
     assert RecordStore(tmp_path / "r.jsonl").ids == {"a"}
 
 
+@pytest.mark.slow
 def test_cli_answer_with_config_errors(data_dir, fake_server, tmp_path):
     cfg = tmp_path / "a.yaml"
     cfg.write_text("prompts: [x]\nassistant:\n  model: m\n  temprature: 0.3\n")

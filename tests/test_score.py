@@ -50,6 +50,7 @@ def test_embedding_diversity_by_hand():
     assert d["mean_cosine"] == pytest.approx(0.0) and d["vendi"] == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_self_bleu_and_follow_up_and_entropy():
     assert self_bleu(["the cat sat on the mat today"] * 3) == pytest.approx(1.0)
     assert self_bleu(["alpha beta gamma delta", "one two three four", "red green blue black"]) < 0.1
@@ -88,6 +89,7 @@ def threads(data_dir):
     return read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst")[:40]
 
 
+@pytest.mark.slow
 def test_score_file_is_deterministic(threads, tmp_path):
     from dialforge.score import ScoreConfig, score
 
@@ -150,6 +152,7 @@ def test_export_llamafactory_and_formats(threads, tmp_path):
     assert len(read_conversations(tmp_path / "hf")) == 40
 
 
+@pytest.mark.slow
 def test_mt_bench_end_to_end(data_dir, tmp_path):
     from dialforge.testing import FakeOpenAIServer
 
@@ -223,7 +226,7 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
 
 def test_llm_judge_scores_with_an_unparsable_reply(threads, tmp_path):
     """Question-quality judge over the loopback server: JSON, prose with scores, and junk."""
-    from dialforge.llm import BackendConfig
+    from dialforge.llm import backend_config
     from dialforge.score import ScoreConfig, score
     from dialforge.testing import FakeOpenAIServer
 
@@ -244,7 +247,7 @@ def test_llm_judge_scores_with_an_unparsable_reply(threads, tmp_path):
     write_conversations(threads[:3], f)
     with FakeOpenAIServer(reply=reply) as srv:
         summary = score(
-            f, ScoreConfig(embedder=None, concurrency=1, judge=BackendConfig(model="judge", base_url=srv.base_url))
+            f, ScoreConfig(embedder=None, concurrency=1, judge=backend_config(model="judge", base_url=srv.base_url))
         )
     per = [json.loads(x) for x in (tmp_path / "t.scores.jsonl").read_text().splitlines()]
     assert per[0]["judge"]["mean"] == 7.5 and per[1]["judge"]["complexity"] == 5

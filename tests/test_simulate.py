@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from dialforge.llm import LLM, BackendConfig
+from dialforge.llm import LLM, backend_config
 from dialforge.llm.types import Completion
 from dialforge.simulate import Engine, SimulateConfig, load_seeds, make_simulator, simulate_async
 from dialforge.simulate.engine import Seed
@@ -28,8 +28,8 @@ def _cfg(**kw):
         mode="persona",
         personas=["a retired engineer"],
         seeds={"free": 1},
-        user=BackendConfig(model="sim"),
-        assistant=BackendConfig(model="asst"),
+        user=backend_config(model="sim"),
+        assistant=backend_config(model="asst"),
         max_turns=4,
     )
     base.update(kw)
@@ -124,22 +124,19 @@ def library(tmp_path_factory, data_dir):
     """A strategy library induced from real OASST threads with the scripted extractor."""
     from test_induce import scripted_reply
 
-    from dialforge.induce import InduceConfig, pipeline
+    from dialforge.induce import InduceConfig, induce_async
+    from dialforge.llm import BackendPool
 
     out = tmp_path_factory.mktemp("lib") / "run"
-    backend = ScriptedChatModel(scripted_reply)
-    orig = pipeline.make_backend
-    pipeline.make_backend = lambda c: backend
-    try:
-        cfg = InduceConfig(
-            dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst", model=BackendConfig(model="scripted")
-        )
-        asyncio.run(pipeline.induce_async(cfg, out, progress=False))
-    finally:
-        pipeline.make_backend = orig
+    pool = BackendPool({"scripted": ScriptedChatModel(scripted_reply)})
+    cfg = InduceConfig(
+        dialogues=[str(data_dir / "oasst/en_100_tree.jsonl")], format="oasst", model=backend_config(model="scripted")
+    )
+    asyncio.run(induce_async(cfg, out, progress=False, pool=pool))
     return out / "library.json"
 
 
+@pytest.mark.slow
 def test_strategy_mode_qc_rejects_and_resamples(library):
     cfg = _cfg(
         mode="strategy",
@@ -171,6 +168,7 @@ def test_strategy_mode_qc_rejects_and_resamples(library):
     assert f"2. {users[1].meta['strategy']}" in prompt
 
 
+@pytest.mark.slow
 def test_strategy_mode_stops_after_consecutive_rejections(library):
     cfg = _cfg(
         mode="strategy",
@@ -183,6 +181,7 @@ def test_strategy_mode_stops_after_consecutive_rejections(library):
     assert len(conv.meta["rejections"]) == 6 and len(sim.requests) == 6
 
 
+@pytest.mark.slow
 def test_strategy_mode_judge_rejects(library):
     cfg = _cfg(
         mode="strategy",
@@ -206,14 +205,15 @@ def test_strategy_mode_judge_rejects(library):
     assert conv.messages[2].content.startswith("Why number 1 ")
 
 
+@pytest.mark.slow
 def test_mixed_backends_http_user_and_local_assistant(tmp_path, tiny_model_dir, data_dir):
     """The user simulator behind a loopback HTTP server, the assistant an in-process model."""
     with FakeOpenAIServer(reply=lambda b: hashlib.md5(json.dumps(b).encode()).hexdigest() + "?") as srv:
         cfg = SimulateConfig(
             mode="socratic",
             seeds={"questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 3},
-            user=BackendConfig(model="sim", base_url=srv.base_url),
-            assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 16}),
+            user=backend_config(model="sim", base_url=srv.base_url),
+            assistant=backend_config(model=str(tiny_model_dir), params={"max_tokens": 16}),
             max_turns=3,
             stop={"role_flip": False},
         )
@@ -245,6 +245,7 @@ def test_seeds_from_real_files(data_dir):
     assert all(len(s.messages) == 2 for s in seeds if len(s.messages) == 2)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path, data_dir):
     def reply(body):
         h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()
@@ -287,6 +288,7 @@ def test_resume_after_sigkill(tmp_path, data_dir):
     assert manifest["resumes"] == 1
 
 
+@pytest.mark.slow
 def test_strategy_mode_with_trained_marker_format(library):
     """A strategy-conditioned trained simulator is prompted exactly as trained (candidates in
     the system prompt, roles swapped) and answers with the IDEAS markers."""
@@ -319,6 +321,7 @@ def test_strategy_mode_with_trained_marker_format(library):
     assert users[1].content.startswith("Marker number 1 ")
 
 
+@pytest.mark.slow
 def test_strategy_mode_llm_ranker(library):
     """The LLM ranker picks the fitting strategies from the embedding shortlist."""
     cfg = _cfg(
@@ -347,7 +350,7 @@ def test_strategy_mode_llm_ranker(library):
 def test_roles_on_one_endpoint_share_one_backend():
     from dialforge.llm.config import same_endpoint
 
-    a = BackendConfig(model="m", params={"temperature": 0.9}, system_prompt="be a user")
-    b = BackendConfig(model="m", params={"temperature": 0.1})
+    a = backend_config(model="m", params={"temperature": 0.9}, system_prompt="be a user")
+    b = backend_config(model="m", params={"temperature": 0.1})
     assert same_endpoint(a, b)
-    assert not same_endpoint(a, BackendConfig(model="m", base_url="http://127.0.0.1:1/v1"))
+    assert not same_endpoint(a, backend_config(model="m", base_url="http://127.0.0.1:1/v1"))

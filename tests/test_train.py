@@ -21,6 +21,7 @@ def threads(data_dir, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_chat_lora_loss_goes_down_and_reloads(tiny_model_dir, threads, tmp_path):
     cfg = TrainConfig(
         kind="chat",
@@ -63,6 +64,7 @@ def test_chat_lora_loss_goes_down_and_reloads(tiny_model_dir, threads, tmp_path)
     assert s2["resumed_from"].endswith("checkpoint-15") and s2["steps"] == 30
 
 
+@pytest.mark.slow
 def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_dir):
     out = tmp_path / "sim"
     r = subprocess.run(
@@ -100,15 +102,15 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
 
     tok = AutoTokenizer.from_pretrained(out / "final")
     assert "USER: " in tok.chat_template  # the exact training template travels with the model
-    from dialforge.llm import BackendConfig
+    from dialforge.llm import backend_config
     from dialforge.simulate import SimulateConfig, simulate_async
 
     cfg = SimulateConfig(
         mode="socratic",
         user_format="trained",
         seeds={"free": 2, "questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 2},
-        user=BackendConfig(model=str(out / "final"), params={"max_tokens": 24, "temperature": 1.0, "seed": 1}),
-        assistant=BackendConfig(model=str(tiny_model_dir), params={"max_tokens": 24}),
+        user=backend_config(model=str(out / "final"), params={"max_tokens": 24, "temperature": 1.0, "seed": 1}),
+        assistant=backend_config(model=str(tiny_model_dir), params={"max_tokens": 24}),
         max_turns=3,
         stop={"role_flip": False, "repeat_similarity": 1.0},
     )
@@ -121,6 +123,7 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
     assert len(free) == 2
 
 
+@pytest.mark.slow
 def test_bad_train_inputs(tmp_path, tiny_model_dir):
     p = tmp_path / "one.jsonl"
     p.write_text('{"messages":[{"role":"user","content":"only a question"}]}\n')

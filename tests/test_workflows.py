@@ -91,6 +91,7 @@ def test_no_ending_is_an_error(tmp_path):
         load_workflow(_write(tmp_path, data))
 
 
+@pytest.mark.slow
 def test_star_importer_on_real_tasks(tmp_path, data_dir):
     wfs, failed = import_star(data_dir / "star/tasks")
     assert failed == {} and len(wfs) == 18
@@ -224,6 +225,7 @@ def test_filters_kept_counts():
     assert len(apply_filter(convs, FilterSpec(kind="none"))) == 100
 
 
+@pytest.mark.slow
 def test_selftalk_two_loops_trains_the_agent(tmp_path, tiny_model_dir):
     """Generate with a tiny in-process agent and an HTTP client, keep all, train, loop again."""
     from dialforge.testing import FakeOpenAIServer

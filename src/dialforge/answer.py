@@ -6,27 +6,27 @@ the seeded simulators, and the smallest stage on the kernel (`run/kernel.py`).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .config import INPUT_FILE, OPERATIONAL
 from .conversation import Conversation, Message, stable_hash
 from .io.reader import read_texts
-from .llm.client import LLM
-from .llm.config import BackendConfig
-from .run.kernel import Job, Stage, StageContext, run_stage
+from .llm.client import LLM, run_sync
+from .llm.config import BackendConfig, BackendPool
+from .run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
 from .run.rundir import RunDir
 
 
 class AnswerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompts: list[str] = Field(min_length=1, description="files of seed questions")
+    prompts: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="files of seed questions")
     assistant: BackendConfig
     limit: int | None = Field(None, ge=1, description="answer only the first N questions")
-    concurrency: int = Field(64, ge=1)
+    concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="questions in flight at once")
 
 
 class AnswerStage(Stage):
@@ -72,7 +72,13 @@ class AnswerStage(Stage):
 
 
 async def answer_async(
-    cfg: AnswerConfig, out: str | Path, *, force_new: bool = False, use_cache: bool = True, progress: bool | None = None
+    cfg: AnswerConfig,
+    out: str | Path,
+    *,
+    force_new: bool = False,
+    use_cache: bool = True,
+    progress: bool | None = None,
+    pool: BackendPool | None = None,
 ) -> dict[str, Any]:
     questions: list[str] = []
     for p in cfg.prompts:
@@ -81,7 +87,7 @@ async def answer_async(
         questions = questions[: cfg.limit]
     models = {"assistant": cfg.assistant.model}
     with RunDir(out, command="answer", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
-        res = await run_stage(AnswerStage(cfg, questions), run, progress=progress)
+        res = await run_stage(AnswerStage(cfg, questions), run, executor=LocalExecutor(pool), progress=progress)
         s = res.summary
         return {
             "questions": len(questions),
@@ -94,4 +100,4 @@ async def answer_async(
 
 
 def answer(cfg: AnswerConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(answer_async(cfg, out, **kw))
+    return run_sync(answer_async(cfg, out, **kw))

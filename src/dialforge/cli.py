@@ -12,8 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .config import field_help
 from .errors import DialforgeError
+from .llm.config import HTTPBackendConfig
 from .llm.secrets import MaskSecretsFilter, mask_secrets
+from .simulate.config import SimulateConfig
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -36,6 +39,14 @@ def _finish(warnings: list[str], strict: bool) -> None:
     if strict and warnings:
         err_console.print(f"error: --strict: {len(warnings)} warning(s)", markup=False, highlight=False)
         sys.exit(3)
+
+
+SetOpt = typer.Option(
+    None, "--set", help="override any config field, repeatable: --set simulate.max_turns=6 (values are YAML)"
+)
+_MODEL_HELP = "model for every role: name (with --base-url) or local path / hub id"
+_URL_HELP = "OpenAI-compatible server for every role (" + field_help(HTTPBackendConfig, "base_url") + ")"
+_KEY_HELP = field_help(HTTPBackendConfig, "api_key_env")
 
 
 @app.callback()
@@ -62,7 +73,32 @@ def backend_overrides(prefix: str, model: str | None, base_url: str | None, api_
     out: dict[str, Any] = {f"{prefix}.model": model, f"{prefix}.api_key_env": api_key_env}
     if base_url is not None:
         out[f"{prefix}.base_url"] = base_url
+        out[f"{prefix}.kind"] = "http"
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def backend_group(
+    roles: tuple[str, ...], model: str | None, base_url: str | None, api_key_env: str | None, **per_role: Any
+) -> dict[str, Any]:
+    """The shared backend flags (`--model M --base-url URL` for every role, as in `run`), then
+    each role's own flags (`user=(model, base_url)`) on top."""
+    out: dict[str, Any] = {}
+    for role in roles:
+        out.update(backend_overrides(role, model, base_url, api_key_env))
+        own_model, own_url = per_role.get(role, (None, None))
+        out.update(backend_overrides(role, own_model, own_url, api_key_env))
     return out
+
+
+def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Any:
+    """A command's config: YAML, then flags, then `--set`; every input file checked now, so a
+    typo fails before the first model call (file and field path, exit 2)."""
+    from .config import load_config, parse_set
+    from .validate import check_inputs
+
+    cfg = load_config(cls, config, overrides, parse_set(sets))
+    check_inputs(cfg, str(config) if config else "command line")
+    return cfg
 
 
 @app.command()
@@ -147,16 +183,16 @@ def answer(
     no_cache: bool = typer.Option(False, "--no-cache", help="bypass the call cache"),
     force_new: bool = typer.Option(False, "--force-new", help="move an old run with another config aside"),
     strict: bool = StrictOpt,
+    set_: list[str] = SetOpt,
 ) -> None:
     """Answer seed questions with one backend (first exchanges for seeded simulation)."""
     from .answer import AnswerConfig
     from .answer import answer as run_answer
-    from .config import load_config
 
     ov = backend_overrides("assistant", model, base_url, api_key_env)
     ov["prompts"] = [str(p) for p in prompts] if prompts else None
     ov["limit"] = limit
-    cfg = load_config(AnswerConfig, config, ov)
+    cfg = load_checked(AnswerConfig, config, ov, set_)
     summary = run_answer(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
     err_console.print(f"{out}: {summary}", markup=False, highlight=False)
@@ -179,9 +215,9 @@ def induce(
     max_dialogues: int | None = typer.Option(None, help="use only the first N dialogues"),
     no_cache: bool = typer.Option(False, "--no-cache"),
     force_new: bool = typer.Option(False, "--force-new"),
+    set_: list[str] = SetOpt,
 ) -> None:
     """IDEAS induction: filter, extract, embed, cluster, abstract -> RUN_DIR/library.json."""
-    from .config import load_config
     from .induce import InduceConfig
     from .induce import induce as run_induce
 
@@ -197,7 +233,7 @@ def induce(
             "max_dialogues": max_dialogues,
         }
     )
-    cfg = load_config(InduceConfig, config, ov)
+    cfg = load_checked(InduceConfig, config, ov, set_)
     lib = run_induce(cfg, out, force_new=force_new, use_cache=not no_cache)
     err_console.print(f"{out}/library.json: {lib.counts}", markup=False, highlight=False)
 
@@ -206,27 +242,32 @@ def induce(
 def simulate(
     config: Path = typer.Option(..., "--config", help="YAML SimulateConfig (see examples/)"),
     out: Path = typer.Option(..., "--out", help="run directory"),
-    user_model: str | None = typer.Option(None, "--user-model", help="user simulator model"),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
+    user_model: str | None = typer.Option(None, "--user-model", help="user simulator model (overrides --model)"),
     user_base_url: str | None = typer.Option(None, "--user-base-url"),
-    assistant_model: str | None = typer.Option(None, "--assistant-model", help="assistant model"),
+    assistant_model: str | None = typer.Option(None, "--assistant-model", help="assistant model (overrides --model)"),
     assistant_base_url: str | None = typer.Option(None, "--assistant-base-url"),
-    api_key_env: str | None = typer.Option(None, "--api-key-env", help="env var holding the API key (both roles)"),
-    limit: int | None = typer.Option(None, help="only the first N seeds"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
+    limit: int | None = typer.Option(None, help=field_help(SimulateConfig, "seeds.limit")),
     no_cache: bool = typer.Option(False, "--no-cache"),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
+    set_: list[str] = SetOpt,
 ) -> None:
     """Self-play: a user simulator (strategy | socratic | persona) talks with an assistant."""
-    from .config import load_config
-    from .simulate import SimulateConfig
     from .simulate import simulate as run_simulate
 
-    ov = {
-        **backend_overrides("user", user_model, user_base_url, api_key_env),
-        **backend_overrides("assistant", assistant_model, assistant_base_url, api_key_env),
-        "seeds.limit": limit,
-    }
-    cfg = load_config(SimulateConfig, config, ov)
+    ov = backend_group(
+        ("user", "assistant"),
+        model,
+        base_url,
+        api_key_env,
+        user=(user_model, user_base_url),
+        assistant=(assistant_model, assistant_base_url),
+    )
+    ov["seeds.limit"] = limit
+    cfg = load_checked(SimulateConfig, config, ov, set_)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
     err_console.print(f"{out}/conversations.jsonl: {summary}", markup=False, highlight=False)
@@ -264,10 +305,10 @@ def train(
     learning_rate: float | None = typer.Option(None, "--lr"),
     batch_size: int | None = typer.Option(None),
     max_length: int | None = typer.Option(None),
+    set_: list[str] = SetOpt,
 ) -> None:
     """Role-masked SFT (TRL + PEFT LoRA). Multi-GPU: `accelerate launch --config_file
     configs/accelerate/... -m dialforge.cli train ...`."""
-    from .config import load_config
     from .train import TrainConfig
     from .train import train as run_train
 
@@ -290,7 +331,7 @@ def train(
         ov["lora"] = False
     if strategy_conditioned:
         ov["strategy_conditioned"] = True
-    cfg = load_config(TrainConfig, config, ov)
+    cfg = load_checked(TrainConfig, config, ov, set_)
     summary = run_train(cfg)
     err_console.print(
         f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, "
@@ -309,9 +350,9 @@ def score(
     library: str | None = typer.Option(None, help="strategy library (coverage in strategy mode)"),
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip embedding diversity"),
     config: Path | None = typer.Option(None, "--config", help="YAML ScoreConfig"),
+    set_: list[str] = SetOpt,
 ) -> None:
     """Metrics per conversation and per dataset, written beside the data."""
-    from .config import load_config
     from .score import ScoreConfig
     from .score import score as run_score
     from .score.scoring import locate
@@ -321,7 +362,7 @@ def score(
         ov.update(backend_overrides("judge", judge_model, judge_base_url, api_key_env))
     if no_embedding:
         ov["embedder"] = None
-    cfg = load_config(ScoreConfig, config, {k: v for k, v in ov.items() if v is not None})
+    cfg = load_checked(ScoreConfig, config, {k: v for k, v in ov.items() if v is not None}, set_)
     if no_embedding:
         cfg.embedder = None
     summary = run_score(path, cfg)
@@ -403,7 +444,8 @@ def export_cmd(
 eval_app = typer.Typer(no_args_is_help=True, help="Judged benchmarks.")
 app.add_typer(eval_app, name="eval")
 
-_DATA = Path(__file__).resolve().parents[2] / "data" / "fastchat"
+_PACKAGE = Path(__file__).resolve().parent  # data/ and examples/ ship inside the package
+_DATA = _PACKAGE / "data" / "fastchat"
 
 
 @eval_app.command("mt-bench")
@@ -421,9 +463,9 @@ def eval_mt_bench(
     judge_prompts: Path = typer.Option(_DATA / "judge_prompts.jsonl"),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
+    set_: list[str] = SetOpt,
 ) -> None:
     """MT-Bench: answers from any backend, FastChat judge prompts, [[rating]] parsing."""
-    from .config import load_config
     from .score.mtbench import MTBenchConfig, mt_bench
 
     ov = {
@@ -435,7 +477,7 @@ def eval_mt_bench(
         "reference_answers": str(reference_answers) if reference_answers else None,
         "judge_prompts": str(judge_prompts),
     }
-    cfg = load_config(MTBenchConfig, None, ov)
+    cfg = load_checked(MTBenchConfig, None, ov, set_)
     summary = mt_bench(cfg, out, force_new=force_new)
     warnings = summary.pop("warnings", [])
     if mode == "single":
@@ -492,26 +534,31 @@ def selftalk(
     out: Path = typer.Option(..., "--out", help="run directory"),
     workflows: Path | None = typer.Option(None, "--workflows", help="workflow folder or file"),
     loops: int | None = typer.Option(None, "--loops", help="generate -> filter -> train rounds"),
-    agent_model: str | None = typer.Option(None, "--agent-model"),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
+    agent_model: str | None = typer.Option(None, "--agent-model", help="agent model (overrides --model)"),
     agent_base_url: str | None = typer.Option(None, "--agent-base-url"),
-    client_model: str | None = typer.Option(None, "--client-model"),
+    client_model: str | None = typer.Option(None, "--client-model", help="client model (overrides --model)"),
     client_base_url: str | None = typer.Option(None, "--client-base-url"),
-    api_key_env: str | None = typer.Option(None, "--api-key-env"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
+    set_: list[str] = SetOpt,
 ) -> None:
     """Self-talk for workflow-following agents: client/agent loop, subgoal metric, filters, training."""
-    from .config import load_config
     from .workflows import SelfTalkConfig
     from .workflows import selftalk as run_selftalk
 
-    ov = {
-        **backend_overrides("agent", agent_model, agent_base_url, api_key_env),
-        **backend_overrides("client", client_model, client_base_url, api_key_env),
-        "workflows": str(workflows) if workflows else None,
-        "loops": loops,
-    }
-    cfg = load_config(SelfTalkConfig, config, ov)
+    ov = backend_group(
+        ("agent", "client"),
+        model,
+        base_url,
+        api_key_env,
+        agent=(agent_model, agent_base_url),
+        client=(client_model, client_base_url),
+    )
+    ov.update({"workflows": str(workflows) if workflows else None, "loops": loops})
+    cfg = load_checked(SelfTalkConfig, config, ov, set_)
     summary = run_selftalk(cfg, out, force_new=force_new)
     warnings = summary.pop("warnings", [])
     out_console.print_json(json.dumps(summary))
@@ -522,17 +569,28 @@ def selftalk(
 def run_cmd(
     config: Path = typer.Argument(..., help="pipeline YAML (see examples/quickstart.yaml)"),
     out: Path | None = typer.Option(None, "--out", help="run directory (default runs/<config name>)"),
-    model: str | None = typer.Option(None, "--model", help="model for every role: name (with --base-url) or path"),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server for every role"),
-    api_key_env: str | None = typer.Option(None, "--api-key-env"),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
+    set_: list[str] = SetOpt,
 ) -> None:
     """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> train -> report."""
-    from .config import load_config
+    _run_pipeline(config, out, backend_overrides("model", model, base_url, api_key_env), set_)
+
+
+def _run_pipeline(
+    config: Path, out: Path | None, ov: dict[str, Any], sets: list[str] | None, inputs_base: Path | None = None
+) -> None:
+    from .config import load_config, parse_set, resolve_inputs
     from .pipeline import TINY, PipelineConfig, run_pipeline, uses_tiny
 
-    ov = backend_overrides("model", model, base_url, api_key_env)
-    cfg = load_config(PipelineConfig, config, ov)
+    cfg = load_config(PipelineConfig, config, ov, parse_set(sets))
+    if inputs_base is not None:
+        cfg = resolve_inputs(cfg, inputs_base)
     out = out or Path("runs") / config.stem
+    from .validate import validate_pipeline
+
+    validate_pipeline(cfg, str(config))
     if uses_tiny(cfg):
         err_console.print(
             f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "
@@ -541,7 +599,7 @@ def run_cmd(
             markup=False,
             highlight=False,
         )
-    state = run_pipeline(cfg, out)
+    state = run_pipeline(cfg, out, source=str(config))
     err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
     if cfg.report:
         err_console.print(f"report: {out / 'report.html'}", markup=False, highlight=False)
@@ -549,11 +607,12 @@ def run_cmd(
 
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory")) -> None:
-    """The offline quickstart: `dialforge run examples/quickstart.yaml` on the tiny local model."""
-    cfg = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+    """The offline quickstart: `dialforge run examples/quickstart.yaml` on the tiny local model,
+    with the config and data that ship inside the package (works from any directory)."""
+    cfg = _PACKAGE / "examples" / "quickstart.yaml"
     if not cfg.exists():
-        raise DialforgeError(f"{cfg}: the quickstart config ships with the source checkout")
-    run_cmd(cfg, out, None, None, None)
+        raise DialforgeError(f"{cfg}: the quickstart config is missing from this installation")
+    _run_pipeline(cfg, out, {}, None, inputs_base=_PACKAGE)
 
 
 @app.command()

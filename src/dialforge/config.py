@@ -1,30 +1,111 @@
-"""YAML configs validated by pydantic; errors name the file and the path of the bad field."""
+"""YAML configs validated by pydantic; errors name the file and the path of the bad field.
+
+Fields carry markers instead of living in name lists:
+- `OPERATIONAL` (how fast or where a run goes: concurrency, timeouts, retries, base_url,
+  device, batch size) stays out of the fingerprint, so changing it resumes a run;
+- `INPUT_FILE` (a file or folder the run reads) is fingerprinted by content, not by path,
+  so a moved checkout or run directory resumes, and an edited input is a new config.
+Mark a field with `Annotated[type, OPERATIONAL] = Field(...)`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
 
 C = TypeVar("C", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
+
+
+class FieldMarker:
+    """Annotated metadata that says what kind of field this is (see the module docstring)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+
+OPERATIONAL = FieldMarker("operational")
+INPUT_FILE = FieldMarker("input_file")
+
+
+def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:
+    return any(m is marker for m in info.metadata)
 
 
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    """`a.b.0.c = v`: a number indexes an existing list (`simulate.simulators.0.name`)."""
+    node: Any = d
     parts = key.split(".")
-    for p in parts[:-1]:
-        d = d.setdefault(p, {})
-    d[parts[-1]] = value
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not p.isdigit() or int(p) >= len(node):
+                raise ConfigError(f"{key}: {p!r} is not an index of the list at {'.'.join(parts[:i])}")
+            if last:
+                node[int(p)] = value
+            elif not isinstance(node[int(p)], (dict, list)):
+                node[int(p)] = {}
+            node = node[int(p)]
+        elif last:
+            node[p] = value
+        else:
+            if not isinstance(node.get(p), (dict, list)):
+                node[p] = {}
+            node = node[p]
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """`--set a.b=c` flags as dotted overrides; values are YAML (`3`, `true`, `[x, y]`, `null`)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set simulate.max_turns=6")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+# Tags of tagged unions inside lists (pipeline simulators by `mode`): pydantic puts the tag in
+# an error's location after the list index; it is not a field, so messages leave it out.
+LIST_UNION_TAGS: set[str] = set()
+
+
+def _field_path(loc: tuple[int | str, ...]) -> tuple[list[str], list[str]]:
+    """(the field path of an error location without union tags, the backend kinds dropped)."""
+    from .llm.config import BACKEND_KINDS  # a backend union's tag is never a field name
+
+    keep, kinds = [], []
+    for i, p in enumerate(loc):
+        if p in BACKEND_KINDS:
+            kinds.append(str(p))
+        elif not (i and isinstance(loc[i - 1], int) and p in LIST_UNION_TAGS):
+            keep.append(str(p))
+    return keep, kinds
 
 
 def format_validation_error(e: ValidationError, source: str) -> str:
     errs = []
     for x in e.errors()[:5]:
-        loc = ".".join(str(p) for p in x["loc"]) or "<root>"
+        parts, kinds = _field_path(x["loc"])
+        loc = ".".join(parts) or "<root>"
         msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"]
+        if kinds and x["type"] == "extra_forbidden":
+            msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
         errs.append(f"field '{loc}': {msg}")
     more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
     return f"{source}: " + "; ".join(errs) + more
@@ -95,8 +176,14 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         raise _yaml_error(e, p, what) from None
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> C:
-    """Config from a YAML file (optional) with CLI overrides (dotted keys) applied on top."""
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: dict[str, Any] | None = None,
+) -> C:
+    """Config from a YAML file (optional) with CLI overrides (dotted keys; None = flag not
+    given) applied on top, then `--set` values (where null means null)."""
     data: dict[str, Any] = {}
     source = "command line"
     if path is not None:
@@ -111,7 +198,150 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: dict[st
     for k, v in (overrides or {}).items():
         if v is not None:
             _set_dotted(data, k, v)
+    for k, v in (sets or {}).items():
+        _set_dotted(data, k, v)
     try:
         return cls.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
+
+
+# -- fingerprints -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_hash(path: str | Path) -> str | None:
+    """sha256 of a file, or of a folder's relative names and file contents; None if absent.
+    Cached by (path, mtime, size): conversation ids fingerprint the config once per job."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    if p.is_file():
+        return _file_hash(str(p.resolve()), st.st_mtime_ns, st.st_size)
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for name in sorted(files):
+            f = Path(root) / name
+            fh = content_hash(f)
+            h.update(f"{f.relative_to(p).as_posix()}\0{fh}\0".encode())
+    return h.hexdigest()
+
+
+def _hash_input(value: Any) -> Any:
+    if isinstance(value, str):
+        digest = content_hash(value)
+        return f"sha256:{digest[:32]}" if digest else value
+    if isinstance(value, list):
+        return [_hash_input(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hash_input(v) for k, v in value.items()}
+    return value
+
+
+def _fingerprint_model(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        if key not in dumped or is_marked(info, OPERATIONAL):
+            continue
+        if is_marked(info, INPUT_FILE):
+            out[key] = _hash_input(dumped[key])
+        else:
+            out[key] = _fingerprint_value(getattr(model, name), dumped[key])
+    return out
+
+
+def _fingerprint_value(value: Any, dumped: Any) -> Any:
+    if isinstance(value, BaseModel) and isinstance(dumped, dict):
+        return _fingerprint_model(value, dumped)
+    if isinstance(value, (list, tuple)) and isinstance(dumped, list):
+        return [_fingerprint_value(v, d) for v, d in zip(value, dumped, strict=True)]
+    if isinstance(value, dict) and isinstance(dumped, dict):
+        return {dk: _fingerprint_value(v, dumped[dk]) for (k, v), dk in zip(value.items(), dumped, strict=True)}
+    return dumped
+
+
+def fingerprint_data(config: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    """What determines a run's output: the config without OPERATIONAL fields, with every
+    INPUT_FILE path replaced by its content hash (a missing file keeps its path)."""
+    if not isinstance(config, BaseModel):
+        return config
+    return _fingerprint_model(config, config.model_dump(mode="json", by_alias=True))
+
+
+# -- input paths -------------------------------------------------------------------------------
+
+
+def _rebase(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+        return str(base / value)
+    if isinstance(value, list):
+        return [_rebase(v, base) for v in value]
+    return value
+
+
+def _map_value(value: Any, base: Path) -> Any:
+    if isinstance(value, BaseModel):
+        return resolve_inputs(value, base)
+    if isinstance(value, list):
+        return [_map_value(v, base) for v in value]
+    return value
+
+
+def resolve_inputs(config: M, base: str | Path) -> M:
+    """A copy with every relative INPUT_FILE path made relative to `base` (the demo resolves
+    its config against the installed package, not the working directory)."""
+    update: dict[str, Any] = {}
+    for name, info in type(config).model_fields.items():
+        value = getattr(config, name)
+        new = _rebase(value, Path(base)) if is_marked(info, INPUT_FILE) else _map_value(value, Path(base))
+        if new is not value:
+            update[name] = new
+    return config.model_copy(update=update)
+
+
+def iter_inputs(config: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """Every INPUT_FILE path in a config as (field path, path), for validation up front."""
+    out: list[tuple[str, str]] = []
+    for name, info in type(config).model_fields.items():
+        value = getattr(config, name)
+        where = f"{prefix}{name}"
+        if is_marked(info, INPUT_FILE):
+            vals = value if isinstance(value, list) else [value]
+            out += [(f"{where}[{i}]" if isinstance(value, list) else where, v) for i, v in enumerate(vals) if v]
+        elif isinstance(value, BaseModel):
+            out += iter_inputs(value, where + ".")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    out += iter_inputs(v, f"{where}[{i}].")
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def field_help(cls: type[BaseModel], path: str, default: str = "") -> str:
+    """The description of a (dotted) config field, so CLI help and YAML docs say the same."""
+    models: list[type[BaseModel]] = [cls]
+    info: FieldInfo | None = None
+    for part in path.split("."):
+        info = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        if info is None:
+            return default
+        models = _models_in(info.annotation)
+    return (info.description if info is not None else None) or default

@@ -11,66 +11,110 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from .config import INPUT_FILE, LIST_UNION_TAGS, OPERATIONAL
 from .errors import ConfigError
+from .induce.pipeline import InduceConfig
 from .io.reader import atomic_write_bytes, read_conversations, write_conversations
-from .llm.config import BackendConfig
+from .llm.client import run_sync
+from .llm.config import BackendConfig, BackendPool, TransformersBackendConfig, borrow_pool
 from .run.rundir import config_fingerprint
+from .score.scoring import ScoreConfig
+from .simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
 from .tiny import TINY, tiny_model_path
 
 log = logging.getLogger("dialforge.run")
 
 
-class InduceStage(BaseModel):
+class StrategyStage(StrategyConfig):
+    """StrategyConfig whose library defaults to the pipeline's (`library:` or `induce:`)."""
+
+    library: Annotated[str | None, INPUT_FILE] = Field(  # type: ignore[assignment]
+        None, description="default: the pipeline's `library`, or the one `induce` writes"
+    )
+
+
+class _Simulator(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dialogues: list[str] = Field(min_length=1)
-    format: str = "auto"
-    max_dialogues: int | None = None
-    threshold: float = 0.5
-    method: Literal["butina", "components", "leader"] = "butina"
-    model: BackendConfig | None = None
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="output folder simulate/<name>/")
+    user: BackendConfig | None = Field(None, description="user simulator backend (default: the pipeline's model)")
+    user_format: Literal["prompted", "trained"] = SimulateConfig.model_fields["user_format"].default
+    user_system_prompt: str | None = None
 
 
-class SimulatorSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StrategySimulator(_Simulator):
+    """IDEAS deduction: the user picks a strategy from the library for each turn."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    mode: str = Field(description="a simulator mode of `dialforge modes` offered by `run`")
-    user: BackendConfig | None = None
-    user_format: Literal["prompted", "trained"] = "prompted"
+    mode: Literal["strategy"]
+    strategy: StrategyStage = Field(default_factory=StrategyStage)
+
+
+class PersonaSimulator(_Simulator):
+    """A prompted user that plays one of the personas."""
+
+    mode: Literal["persona"]
+    personas: list[str] = Field(min_length=1, description="one is picked per conversation")
+
+
+class SocraticSimulator(_Simulator):
+    """A prompted user that asks probing follow-up questions."""
+
+    mode: Literal["socratic"]
+
+
+class OtherSimulator(_Simulator):
+    """Any other registered simulator mode: SimulateConfig validates it (and its mode's own
+    checks) when the pipeline is validated, before the first request."""
+
+    mode: str
     personas: list[str] = Field(default_factory=list)
-    strategy: dict[str, Any] = Field(default_factory=dict, description="StrategyConfig fields (library is filled in)")
+    strategy: StrategyStage | None = None
 
-    @field_validator("mode")
-    @classmethod
-    def _known_mode(cls, v: str) -> str:
-        from .simulate.modes import get_mode
 
-        get_mode(v, "run")
-        return v
+_TYPED_MODES = {"strategy": StrategySimulator, "persona": PersonaSimulator, "socratic": SocraticSimulator}
+
+
+def _simulator_tag(value: Any) -> str:
+    mode = value.get("mode") if isinstance(value, dict) else getattr(value, "mode", None)
+    return mode if mode in _TYPED_MODES else "other"
+
+
+SimulatorSpec = Annotated[
+    Annotated[StrategySimulator, Tag("strategy")]
+    | Annotated[PersonaSimulator, Tag("persona")]
+    | Annotated[SocraticSimulator, Tag("socratic")]
+    | Annotated[OtherSimulator, Tag("other")],
+    Discriminator(_simulator_tag),
+]
+"""One simulator of a pipeline, tagged by `mode` (strategy, persona and socratic are typed)."""
+LIST_UNION_TAGS.update((*_TYPED_MODES, "other"))
 
 
 class SimulateStage(BaseModel):
+    """What every simulator of a pipeline shares (the same seeds, so they compare)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    seeds: dict[str, Any]
-    max_turns: int = 4
-    samples_per_seed: int = 1
-    assistant: BackendConfig | None = None
+    seeds: SeedConfig
+    max_turns: int = Field(4, ge=1, description="user turns per conversation, seed included")
+    samples_per_seed: int = Field(1, ge=1)
+    assistant: BackendConfig | None = Field(None, description="assistant backend (default: the pipeline's model)")
     simulators: list[SimulatorSpec] = Field(min_length=1)
-    stop: dict[str, Any] = Field(default_factory=dict)
+    stop: StopConfig = StopConfig()
+    concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="conversations alive at once")
+    seed: int = 0
 
 
 class DedupStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    near: float | None = 0.8
-    embedding: float | None = None
+    near: float | None = Field(0.8, description="MinHash Jaccard threshold (null: off)")
+    embedding: float | None = Field(None, description="cosine threshold for embedding dedup (null: off)")
 
 
 class TrainStage(BaseModel):
@@ -87,19 +131,41 @@ class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: BackendConfig = Field(description="default backend for every role; `dialforge-tiny` = offline demo model")
-    induce: InduceStage | None = None
-    library: str | None = Field(None, description="an existing strategy library instead of `induce`")
+    induce: InduceConfig | None = Field(None, description="IDEAS induction (its model defaults to `model`)")
+    library: Annotated[str | None, INPUT_FILE] = Field(
+        None, description="an existing strategy library instead of `induce`"
+    )
     simulate: SimulateStage
-    score: dict[str, Any] = Field(default_factory=dict, description="ScoreConfig fields")
-    filter: str | None = Field(None, description="expression over scores and meta")
+    score: ScoreConfig = Field(default_factory=ScoreConfig, description="metrics (library filled in)")
+    filter: str | None = Field(None, description="expression over scores and meta, e.g. `user_turns >= 2`")
     dedup: DedupStage | None = DedupStage()
     export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
     train: TrainStage | None = None
     report: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _induce_model(cls, data: Any) -> Any:
+        """`induce.model` defaults to the pipeline's model (InduceConfig itself needs one)."""
+        if isinstance(data, dict) and isinstance(data.get("induce"), dict) and "model" in data:
+            induce = data["induce"]
+            if induce.get("model") is None:
+                data = {**data, "induce": {**induce, "model": data["model"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _library_source(self) -> PipelineConfig:
+        for i, spec in enumerate(self.simulate.simulators):
+            if isinstance(spec, StrategySimulator) and not (spec.strategy.library or self.library or self.induce):
+                raise ValueError(
+                    f"simulate.simulators.{i} ({spec.name}): a strategy simulator needs `induce:`, "
+                    "`library:` or `strategy.library`"
+                )
+        return self
+
 
 def _resolve(b: BackendConfig) -> BackendConfig:
-    if b.model == TINY and not b.base_url:
+    if b.model == TINY and isinstance(b, TransformersBackendConfig):
         return b.model_copy(update={"model": str(tiny_model_path())})
     return b
 
@@ -111,15 +177,59 @@ def uses_tiny(cfg: PipelineConfig) -> bool:
         *(s.user for s in cfg.simulate.simulators),
         cfg.induce.model if cfg.induce else None,
     ]
-    return any(b is not None and b.model == TINY and not b.base_url for b in backends)
+    return any(b is not None and b.model == TINY and isinstance(b, TransformersBackendConfig) for b in backends)
 
 
-async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: bool | None = None) -> dict[str, Any]:
-    from .induce import InduceConfig, induce_async
-    from .score import ScoreConfig, dedup, export, filter_conversations, score
+def simulate_configs(
+    cfg: PipelineConfig, model: BackendConfig, library: str | None, *, resolve: bool = True
+) -> dict[str, SimulateConfig]:
+    """One `SimulateConfig` per simulator: the shared stage settings plus the simulator's own
+    (`resolve=False` leaves `dialforge-tiny` unbuilt, for validation)."""
+    res = _resolve if resolve else (lambda b: b)
+    stage = cfg.simulate
+    out: dict[str, SimulateConfig] = {}
+    for spec in stage.simulators:
+        extra: dict[str, Any] = {}
+        strategy = getattr(spec, "strategy", None)
+        if strategy is not None:
+            lib = strategy.library or library
+            extra["strategy"] = StrategyConfig.model_validate({**strategy.model_dump(), "library": lib})
+        if getattr(spec, "personas", None):
+            extra["personas"] = spec.personas  # type: ignore[union-attr]
+        out[spec.name] = SimulateConfig(
+            mode=spec.mode,
+            seeds=stage.seeds,
+            max_turns=stage.max_turns,
+            samples_per_seed=stage.samples_per_seed,
+            user=res(spec.user or model),
+            assistant=res(stage.assistant or model),
+            user_format=spec.user_format,
+            user_system_prompt=spec.user_system_prompt,
+            stop=stage.stop,
+            concurrency=stage.concurrency,
+            seed=stage.seed,
+            **extra,
+        )
+    return out
+
+
+async def run_pipeline_async(
+    cfg: PipelineConfig,
+    out: str | Path,
+    *,
+    progress: bool | None = None,
+    pool: BackendPool | None = None,
+    source: str = "pipeline config",
+) -> dict[str, Any]:
+    """The whole job. Every check that needs no model runs first (`validate_pipeline`); one
+    backend pool serves every stage, so an in-process model loads once per run."""
+    from .induce import induce_async
+    from .score import dedup, export, filter_conversations, score
     from .score.select import load_scores
-    from .simulate import SimulateConfig, simulate_async
+    from .simulate import simulate_async
+    from .validate import validate_pipeline
 
+    validate_pipeline(cfg, source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "pipeline.json"
@@ -137,42 +247,22 @@ async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: 
     done("start")
     model = _resolve(cfg.model)
     library = cfg.library
-    if cfg.induce is not None:
-        ic = InduceConfig(
-            dialogues=cfg.induce.dialogues,
-            format=cfg.induce.format,
-            max_dialogues=cfg.induce.max_dialogues,
-            threshold=cfg.induce.threshold,
-            method=cfg.induce.method,
-            model=_resolve(cfg.induce.model or model),
-        )
-        lib = await induce_async(ic, out / "induce", progress=progress)
-        library = str(out / "induce" / "library.json")
-        done("induce", **lib.counts)
-    sims: dict[str, Path] = {}
-    for spec in cfg.simulate.simulators:
-        strategy = None
-        if spec.mode == "strategy":
-            if library is None:
-                raise ConfigError("a strategy simulator needs `induce:` or `library:` in the pipeline config")
-            strategy = {"library": library, **spec.strategy}
-        sc = SimulateConfig(
-            mode=spec.mode,
-            seeds=cfg.simulate.seeds,
-            max_turns=cfg.simulate.max_turns,
-            samples_per_seed=cfg.simulate.samples_per_seed,
-            user=_resolve(spec.user or model),
-            assistant=_resolve(cfg.simulate.assistant or model),
-            user_format=spec.user_format,
-            personas=spec.personas,
-            strategy=strategy,
-            stop=cfg.simulate.stop,
-        )
-        sdir = out / "simulate" / spec.name
-        summary = await simulate_async(sc, sdir, progress=progress)
-        sims[spec.name] = sdir
-        done(f"simulate.{spec.name}", **summary)
-    score_cfg = ScoreConfig(**{"library": library, **cfg.score})
+    pool, close_pool = borrow_pool(pool)
+    try:
+        if cfg.induce is not None:
+            ic = cfg.induce.model_copy(update={"model": _resolve(cfg.induce.model)})
+            lib = await induce_async(ic, out / "induce", progress=progress, pool=pool)
+            library = str(out / "induce" / "library.json")
+            done("induce", **lib.counts)
+        sims: dict[str, Path] = {}
+        for name, sc in simulate_configs(cfg, model, library).items():
+            sdir = out / "simulate" / name
+            summary = await simulate_async(sc, sdir, progress=progress, pool=pool)
+            sims[name] = sdir
+            done(f"simulate.{name}", **summary)
+    finally:
+        await close_pool()
+    score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or library})
     for name, sdir in sims.items():
         s = await asyncio.to_thread(score, sdir, score_cfg)
         convs = read_conversations(sdir / "conversations.jsonl", on_error="skip")
@@ -220,4 +310,4 @@ async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: 
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(run_pipeline_async(cfg, out, **kw))
+    return run_sync(run_pipeline_async(cfg, out, **kw))

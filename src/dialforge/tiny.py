@@ -120,8 +120,10 @@ def tiny_model_path() -> Path:
 def _demo_corpus() -> list[str]:
     import orjson
 
-    data = Path(__file__).resolve().parents[2] / "data" / "oasst" / "prompt_lottery_en_250_text.jsonl"
-    if data.exists():
+    name = "oasst/prompt_lottery_en_250_text.jsonl"
+    here = Path(__file__).resolve().parent
+    data = next((p for p in (here / "data" / name, here.parents[1] / "data" / name) if p.exists()), None)
+    if data is not None:
         return [orjson.loads(x) for x in data.read_bytes().splitlines() if x.strip()]
     import string
 

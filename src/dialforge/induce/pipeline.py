@@ -12,17 +12,18 @@ import random
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import stable_hash
 from ..errors import DialforgeError
 from ..io.reader import ReadReport, atomic_write_bytes, read_conversations
-from ..llm.client import LLM
-from ..llm.config import BackendConfig, make_backend
+from ..llm.client import LLM, run_sync
+from ..llm.config import BackendConfig, BackendPool, borrow_pool
 from ..llm.types import SamplingParams
 from ..progress import stage_progress
 from ..run.rundir import RunDir
@@ -50,7 +51,7 @@ ABSTRACT_SYSTEM = (
 class InduceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dialogues: list[str] = Field(min_length=1)
+    dialogues: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="real dialogue files (any format)")
     format: str = "auto"
     on_error: Literal["fail", "skip"] = "fail"
     max_dialogues: int | None = Field(None, ge=1)
@@ -65,7 +66,7 @@ class InduceConfig(BaseModel):
     singletons: Literal["keep", "merge"] = "keep"
     examples_per_strategy: int = Field(5, ge=1)
     seed: int = 0
-    concurrency: int = Field(64, ge=1)
+    concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="LLM requests in flight at once")
 
 
 def _now() -> str:
@@ -73,7 +74,13 @@ def _now() -> str:
 
 
 async def induce_async(
-    cfg: InduceConfig, out: str | Path, *, force_new: bool = False, use_cache: bool = True, progress: bool | None = None
+    cfg: InduceConfig,
+    out: str | Path,
+    *,
+    force_new: bool = False,
+    use_cache: bool = True,
+    progress: bool | None = None,
+    pool: BackendPool | None = None,
 ) -> StrategyLibrary:
     out = Path(out)
     resolve_embedder(cfg.embedder)  # a bad embedder path fails now, not after extraction
@@ -106,8 +113,9 @@ async def induce_async(
             dict(dropped),
         )
         run.stage_done("filter", read=len(convs), kept=len(kept), dropped=dict(dropped), bad_records_skipped=skipped)
+        pool, close_pool = borrow_pool(pool)
         llm = LLM(
-            make_backend(cfg.model),
+            pool.get(cfg.model),
             cache=run.cache,
             usage=run.usage,
             params=cfg.model.params_or(SamplingParams(temperature=0.0, max_tokens=160)),
@@ -128,7 +136,7 @@ async def induce_async(
                 },
             )
         finally:
-            await llm.aclose()
+            await close_pool()
         return lib
 
 
@@ -288,7 +296,7 @@ async def _cluster_and_abstract(
         ),
     )
     lib = StrategyLibrary(
-        created_at=_now(),
+        created_at=run.manifest.get("created_at", _now()),  # a resumed run rewrites the same bytes
         embedder=cfg.embedder,
         threshold=cfg.threshold,
         method=cfg.method,
@@ -323,4 +331,4 @@ def _merge_singletons(groups: dict[int, list[int]], emb: np.ndarray) -> dict[int
 
 
 def induce(cfg: InduceConfig, out: str | Path, **kw: Any) -> StrategyLibrary:
-    return asyncio.run(induce_async(cfg, out, **kw))
+    return run_sync(induce_async(cfg, out, **kw))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -16,6 +17,7 @@ from .types import DEFAULT_PARAMS, ChatModel, ChatRequest, Completion, SamplingP
 from .usage import UsageTracker
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 
 _REPAIR = (
     "Your previous reply could not be used: {error}. Reply again with only one JSON "
@@ -182,6 +184,13 @@ class LLM:
         await self.backend.aclose()
 
 
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine from sync code (the CLI and the sync Python API)."""
-    return asyncio.run(coro)
+def run_sync(coro: Coroutine[Any, Any, R]) -> R:
+    """Run a coroutine from sync code (the CLI and the sync Python API). Inside a running
+    event loop (a notebook cell) it runs in a worker thread with its own loop, because a
+    loop cannot block on itself."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dialforge-sync") as pool:
+        return pool.submit(asyncio.run, coro).result()

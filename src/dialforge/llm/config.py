@@ -1,37 +1,36 @@
-"""One backend config for CLI, YAML and Python: `base_url` set -> HTTP, else in-process."""
+"""Typed backend configs (one class per kind, a tagged union) and the pool that builds them.
+
+`BackendConfig` is the union every role field uses. `kind` picks the class; configs written
+before `kind` existed still load: `base_url` set -> http, otherwise transformers.
+
+Add a backend: subclass `_Backend` with `kind: Literal["name"] = "name"` and a `build()`
+that returns a `ChatModel`, mark fields that only change speed or place with OPERATIONAL,
+and add the class to `BACKEND_KINDS` (see docs/engineering_notes.md).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
+from ..config import OPERATIONAL
 from ..errors import ConfigError
 from .types import ChatModel, SamplingParams
 
 
-class BackendConfig(BaseModel):
-    """How to reach a model. Holds the *name* of the API-key variable, never the key."""
+class _Backend(BaseModel):
+    """What every role config has: which model, how to sample, an optional system prompt.
+    Holds the *name* of an API-key variable at most, never the key."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str
-    base_url: str | None = None
-    api_key_env: str | None = Field(
-        None, description="environment variable that holds the API key (the key is never stored)"
-    )
-    max_concurrency: int = Field(64, ge=1)
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(5, ge=0)
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
-    connect_retry_s: float = Field(8.0, ge=0, description="how long a server that never answered is retried")
-    structured_output: bool = Field(True, description="send response_format json_schema")
-    batch_size: int = Field(16, ge=1, description="in-process backend: rows per generate call")
-    device: str | None = None
-    params: SamplingParams = SamplingParams()
-    system_prompt: str | None = None
+    kind: str
+    model: str = Field(description="model name (HTTP), local path or hub id (transformers)")
+    params: SamplingParams = Field(SamplingParams(), description="sampling for this role")
+    system_prompt: str | None = Field(None, description="system message added to this role's requests")
 
     def params_or(self, default: SamplingParams) -> SamplingParams:
         """The configured sampling, or a stage's own default when none was configured."""
@@ -40,6 +39,17 @@ class BackendConfig(BaseModel):
     def public(self) -> dict[str, Any]:
         """What may go into a manifest: everything (the key itself is never in the config)."""
         return self.model_dump(mode="json")
+
+    def endpoint_key(self) -> str:
+        """Equal for two roles that one backend can serve (sampling and system prompts are
+        per request): one connection pool, or one copy of in-process weights."""
+        import orjson
+
+        data = self.model_dump(mode="json", exclude={"params", "system_prompt"})
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+    def build(self) -> ChatModel:
+        raise NotImplementedError
 
 
 def resolve_model(name: str) -> str:
@@ -54,29 +64,164 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def make_backend(cfg: BackendConfig) -> ChatModel:
-    if cfg.base_url:
+class HTTPBackendConfig(_Backend):
+    """An OpenAI-compatible server: vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI."""
+
+    kind: Literal["http"] = "http"
+    base_url: Annotated[str, OPERATIONAL] = Field(description="server URL, e.g. http://localhost:8000/v1")
+    api_key_env: Annotated[str | None, OPERATIONAL] = Field(
+        None, description="environment variable that holds the API key (the key is never stored)"
+    )
+    max_concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="requests in flight at most")
+    timeout_s: Annotated[float, OPERATIONAL] = Field(120.0, gt=0, description="per request")
+    max_retries: Annotated[int, OPERATIONAL] = Field(5, ge=0)
+    backoff_base_s: Annotated[float, OPERATIONAL] = Field(0.5, ge=0)
+    backoff_max_s: Annotated[float, OPERATIONAL] = Field(30.0, ge=0)
+    connect_retry_s: Annotated[float, OPERATIONAL] = Field(
+        8.0, ge=0, description="how long a server that never answered is retried"
+    )
+    structured_output: bool = Field(True, description="send response_format json_schema")
+
+    def build(self) -> ChatModel:
         from .http import OpenAIHTTPBackend
 
         return OpenAIHTTPBackend(
-            cfg.model,
-            cfg.base_url,
-            api_key_env=cfg.api_key_env,
-            max_concurrency=cfg.max_concurrency,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            backoff_base_s=cfg.backoff_base_s,
-            backoff_max_s=cfg.backoff_max_s,
-            connect_retry_s=cfg.connect_retry_s,
-            structured_output=cfg.structured_output,
+            self.model,
+            self.base_url,
+            api_key_env=self.api_key_env,
+            max_concurrency=self.max_concurrency,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            connect_retry_s=self.connect_retry_s,
+            structured_output=self.structured_output,
         )
-    from .local import TransformersBackend
 
-    return TransformersBackend(resolve_model(cfg.model), batch_size=cfg.batch_size, device=cfg.device)
+
+class TransformersBackendConfig(_Backend):
+    """A model loaded in this process with transformers (batched; constrained JSON by xgrammar)."""
+
+    kind: Literal["transformers"] = "transformers"
+    batch_size: Annotated[int, OPERATIONAL] = Field(16, ge=1, description="rows per generate call")
+    device: Annotated[str | None, OPERATIONAL] = Field(None, description="cuda, cpu, mps (default: cuda if available)")
+
+    def build(self) -> ChatModel:
+        from .local import TransformersBackend
+
+        return TransformersBackend(resolve_model(self.model), batch_size=self.batch_size, device=self.device)
+
+
+class ScriptedBackendConfig(_Backend):
+    """Replies from a script (dialforge.testing.ScriptedChatModel): dry runs and tests."""
+
+    kind: Literal["scripted"] = "scripted"
+    model: str = "scripted"
+    replies: list[str] | None = Field(
+        None, description="used in order; then a minimal valid object for structured requests"
+    )
+
+    def build(self) -> ChatModel:
+        from ..testing import ScriptedChatModel
+
+        return ScriptedChatModel(self.replies, self.model)
+
+
+BACKEND_KINDS: dict[str, type[_Backend]] = {
+    "http": HTTPBackendConfig,
+    "transformers": TransformersBackendConfig,
+    "scripted": ScriptedBackendConfig,
+}
+
+
+def backend_kind(value: Any) -> str | None:
+    """The tag of a backend config: `kind`, else http when `base_url` is set, else transformers."""
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        if kind is not None:
+            return str(kind)
+        return "http" if value.get("base_url") else "transformers"
+    return getattr(value, "kind", None)
+
+
+BackendConfig = Annotated[
+    Annotated[HTTPBackendConfig, Tag("http")]
+    | Annotated[TransformersBackendConfig, Tag("transformers")]
+    | Annotated[ScriptedBackendConfig, Tag("scripted")],
+    Discriminator(
+        backend_kind,
+        custom_error_type="backend_kind",
+        custom_error_message=f"unknown backend kind (known: {', '.join(BACKEND_KINDS)})",
+    ),
+]
+"""Any backend config; the type of every role field (`user: BackendConfig`)."""
+
+_ADAPTER: TypeAdapter[BackendConfig] = TypeAdapter(BackendConfig)
+
+
+def backend_config(value: Mapping[str, Any] | _Backend | None = None, **fields: Any) -> BackendConfig:
+    """A typed backend config from a mapping or keywords, with the same rules as YAML:
+    `backend_config(model="m", base_url=URL)` is HTTP, `backend_config(model=PATH)` in-process."""
+    if isinstance(value, _Backend):
+        return value.model_copy(update=fields) if fields else value  # type: ignore[return-value]
+    return _ADAPTER.validate_python({**(value or {}), **fields})
+
+
+def make_backend(cfg: BackendConfig) -> ChatModel:
+    """A fresh backend (prefer `BackendPool.get`: one per endpoint, closed for you)."""
+    return cfg.build()
 
 
 def same_endpoint(a: BackendConfig, b: BackendConfig) -> bool:
-    """Whether two role configs reach the same model the same way, so one backend (one
-    connection pool, or one copy of in-process weights) can serve both."""
-    strip = {"params", "system_prompt"}
-    return a.model_dump(exclude=strip) == b.model_dump(exclude=strip)
+    """Whether two role configs reach the same model the same way (one backend serves both)."""
+    return a.endpoint_key() == b.endpoint_key()
+
+
+class BackendPool:
+    """One backend per endpoint for every role and stage that shares it (an in-process model
+    loads once), closed together. Use `async with BackendPool() as pool:` in one event loop.
+
+    `injected` maps a config's `model` name to a ready backend (tests hand in a
+    ScriptedChatModel); the pool returns it for every role with that model and leaves
+    closing it to whoever made it.
+    """
+
+    def __init__(self, injected: Mapping[str, ChatModel] | None = None) -> None:
+        self.injected: dict[str, ChatModel] = dict(injected or {})
+        self._built: dict[str, ChatModel] = {}
+
+    def get(self, cfg: BackendConfig) -> ChatModel:
+        if cfg.model in self.injected:
+            return self.injected[cfg.model]
+        key = cfg.endpoint_key()
+        backend = self._built.get(key)
+        if backend is None:
+            backend = self._built[key] = cfg.build()
+        return backend
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    async def aclose(self) -> None:
+        built, self._built = self._built, {}
+        for backend in built.values():
+            await backend.aclose()
+
+    async def __aenter__(self) -> BackendPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def _noop() -> None:
+    return None
+
+
+def borrow_pool(pool: BackendPool | None) -> tuple[BackendPool, Callable[[], Awaitable[None]]]:
+    """The caller's pool (the caller closes it) or a new one; returns the pool and what to
+    await when the stage ends (closes only a pool made here)."""
+    if pool is not None:
+        return pool, _noop
+    own = BackendPool()
+    return own, own.aclose

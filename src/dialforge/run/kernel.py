@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from ..errors import BackendUnavailable
 from ..llm.client import LLM
+from ..llm.config import BackendPool
 from ..llm.types import ChatModel, SamplingParams
 from ..progress import stage_progress
 from .health import stage_warnings
@@ -50,7 +51,8 @@ class StageContext:
 
     def __init__(self, run: RunDir, backends: BackendSource | None = None) -> None:
         self.run = run
-        self._backends = backends or _LocalBackends()
+        self._own_backends = backends is None  # a pool handed in is closed by whoever made it
+        self._backends = backends if backends is not None else BackendPool()
         self._roles: list[LLM] = []
 
     def llm(
@@ -74,33 +76,14 @@ class StageContext:
         return llm
 
     async def aclose(self) -> None:
-        await self._backends.aclose()
+        if self._own_backends:
+            await self._backends.aclose()
 
 
 class BackendSource(Protocol):
     def get(self, cfg: Any) -> ChatModel: ...
 
     async def aclose(self) -> None: ...
-
-
-class _LocalBackends:
-    """One backend per distinct endpoint (sampling and system prompt aside)."""
-
-    def __init__(self) -> None:
-        self._by_key: dict[str, ChatModel] = {}
-
-    def get(self, cfg: Any) -> ChatModel:
-        from ..llm.config import make_backend
-
-        key = cfg.model_dump_json(exclude={"params", "system_prompt"})
-        if key not in self._by_key:
-            self._by_key[key] = make_backend(cfg)
-        return self._by_key[key]
-
-    async def aclose(self) -> None:
-        for b in self._by_key.values():
-            await b.aclose()
-        self._by_key.clear()
 
 
 class Stage(ABC):

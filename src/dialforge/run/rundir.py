@@ -21,6 +21,7 @@ import orjson
 from pydantic import BaseModel
 
 from .. import __version__
+from ..config import fingerprint_data
 from ..errors import RunDirConflict
 from ..io.reader import atomic_write_bytes
 from ..llm.cache import CallCache
@@ -57,8 +58,7 @@ def _strip_operational(obj: Any) -> Any:
 
 
 def config_fingerprint(config: BaseModel | dict[str, Any]) -> str:
-    data = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
-    blob = orjson.dumps(_strip_operational(data), option=orjson.OPT_SORT_KEYS)
+    blob = orjson.dumps(fingerprint_data(config), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -8,21 +8,21 @@ judge, user_prompt, judgment, score, turn}` (score -1 when no rating could be pa
 
 from __future__ import annotations
 
-import asyncio
 import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import INPUT_FILE, OPERATIONAL
 from ..errors import DialforgeError
 from ..io._records import iter_records
-from ..llm.client import LLM
-from ..llm.config import BackendConfig
+from ..llm.client import LLM, run_sync
+from ..llm.config import BackendConfig, BackendPool
 from ..llm.types import SamplingParams
-from ..run.kernel import Job, Stage, StageContext, run_stage
+from ..run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
 from ..run.rundir import RunDir
 
 NEED_REF = ("math", "reasoning", "coding")
@@ -65,15 +65,17 @@ def parse_pair(judgment: str) -> str:
 class MTBenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    questions: str
-    reference_answers: str | None = None
-    judge_prompts: str
+    questions: Annotated[str, INPUT_FILE]
+    reference_answers: Annotated[str | None, INPUT_FILE] = None
+    judge_prompts: Annotated[str, INPUT_FILE]
     model: BackendConfig
     judge: BackendConfig
     mode: Literal["single", "pairwise"] = "single"
-    baseline_answers: str | None = Field(None, description="FastChat answer file of the model to compare with")
+    baseline_answers: Annotated[str | None, INPUT_FILE] = Field(
+        None, description="FastChat answer file of the model to compare with"
+    )
     max_tokens: int = 1024
-    concurrency: int = 32
+    concurrency: Annotated[int, OPERATIONAL] = 32
 
 
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -199,18 +201,25 @@ class _JudgeStage(Stage):
 
 
 async def run_mt_bench(
-    cfg: MTBenchConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
+    cfg: MTBenchConfig,
+    out: str | Path,
+    *,
+    force_new: bool = False,
+    progress: bool | None = None,
+    pool: BackendPool | None = None,
 ) -> dict[str, Any]:
     questions = load_jsonl(cfg.questions)
     if cfg.mode == "pairwise" and not cfg.baseline_answers:
         raise DialforgeError("pairwise mode needs --baseline-answers (a FastChat answer file)")
     models = {"model": cfg.model.model, "judge": cfg.judge.model}
     with RunDir(out, command="eval mt-bench", config=cfg, models=models, force_new=force_new) as run:
-        res = await run_stage(_AnswerStage(cfg, questions), run, progress=progress)
+        res = await run_stage(_AnswerStage(cfg, questions), run, executor=LocalExecutor(pool), progress=progress)
         # a failed answer is retried by the next run; only then is it judged
         answers = {r["question_id"]: r["choices"][0]["turns"] for r in res.records if not r.get("error")}
         answered = [q for q in questions if q["question_id"] in answers]
-        judged = await run_stage(_JudgeStage(cfg, answered, answers), run, progress=progress)
+        judged = await run_stage(
+            _JudgeStage(cfg, answered, answers), run, executor=LocalExecutor(pool), progress=progress
+        )
         judgments = judged.records
         cats = {q["question_id"]: q["category"] for q in questions}
         if cfg.mode == "single":
@@ -311,4 +320,4 @@ async def _judge(
 
 
 def mt_bench(cfg: MTBenchConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(run_mt_bench(cfg, out, **kw))
+    return run_sync(run_mt_bench(cfg, out, **kw))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import Conversation
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes, read_conversations
+from ..llm.client import run_sync
 from ..llm.config import BackendConfig
 from . import metrics as M
 
@@ -24,10 +25,12 @@ class ScoreConfig(BaseModel):
     self_bleu_sample: int = Field(100, ge=2)
     embedding_sample: int = Field(500, ge=2)
     embedder: str | None = Field("all-MiniLM-L6-v2", description="None to skip embedding diversity")
-    library: str | None = Field(None, description="strategy library, for coverage (strategy mode)")
+    library: Annotated[str | None, INPUT_FILE] = Field(
+        None, description="strategy library, for coverage (strategy mode)"
+    )
     judge: BackendConfig | None = None
     seed: int = 0
-    concurrency: int = Field(16, ge=1)
+    concurrency: Annotated[int, OPERATIONAL] = Field(16, ge=1, description="judge requests in flight at once")
 
 
 def locate(path: str | Path) -> tuple[Path, Path, Path]:
@@ -132,7 +135,7 @@ def score(path: str | Path, cfg: ScoreConfig | None = None) -> dict[str, Any]:
     if cfg.judge is not None:
         from .judge_stage import judge_conversations, judge_dir
 
-        verdicts, _ = asyncio.run(judge_conversations(convs, cfg.judge, judge_dir(path), concurrency=cfg.concurrency))
+        verdicts, _ = run_sync(judge_conversations(convs, cfg.judge, judge_dir(path), concurrency=cfg.concurrency))
         for c, p in zip(convs, per, strict=True):
             if c.id in verdicts:
                 p["judge"] = verdicts[c.id]

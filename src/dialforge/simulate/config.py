@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..config import INPUT_FILE, OPERATIONAL
 from ..llm.config import BackendConfig
 from .modes import get_mode, mode_names
 from .stops import GOODBYES
@@ -18,8 +19,10 @@ class SeedConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    questions: list[str] = Field(default_factory=list)
-    exchanges: list[str] = Field(default_factory=list)
+    questions: Annotated[list[str], INPUT_FILE] = Field(default_factory=list, description="files of seed questions")
+    exchanges: Annotated[list[str], INPUT_FILE] = Field(
+        default_factory=list, description="dialogue files whose first exchanges seed conversations"
+    )
     free: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=1, description="use only the first N seeds from files")
 
@@ -42,7 +45,7 @@ class StopConfig(BaseModel):
 class StrategyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    library: str
+    library: Annotated[str, INPUT_FILE] = Field(description="strategy library (library.json or its run directory)")
     candidates: int = Field(50, ge=1, description="strategies shown to the simulator")
     threshold: float = Field(0.2, ge=-1, le=1, description="min cosine(answer, strategy) to be a candidate")
     ranker: Literal["embedding", "llm"] = "embedding"
@@ -70,7 +73,7 @@ class SimulateConfig(BaseModel):
     personas: list[str] = Field(default_factory=list)
     strategy: StrategyConfig | None = None
     stop: StopConfig = StopConfig()
-    concurrency: int = Field(64, ge=1, description="conversations alive at once")
+    concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="conversations alive at once")
     seed: int = 0
 
     @field_validator("mode")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..conversation import Conversation, Message, stable_hash
-from ..errors import DialforgeError
+from ..errors import BackendUnavailable, DialforgeError
 from ..io.reader import read_conversations, read_texts
 from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
@@ -107,8 +107,10 @@ class Engine:
         try:
             reason = await self._loop(state, extra)
             evaluation = await self.policy.evaluate(state) if self._hooks else {}
+        except BackendUnavailable:  # a dead server: every conversation would fail alike
+            raise
         except Exception as e:
-            log.exception("conversation %s failed", conv_id)
+            log.debug("conversation %s failed", conv_id, exc_info=True)
             reason, extra["error"] = Termination.ERROR, f"{type(e).__name__}: {e}"
         return self._record(state, seed, reason, {**evaluation, **extra}, time.perf_counter() - started)
 

@@ -4,13 +4,14 @@ health."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..conversation import Conversation, Message
-from ..run.kernel import Job, Stage, StageContext, run_stage
+from ..llm.client import run_sync
+from ..llm.config import BackendPool
+from ..run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
 from ..run.rundir import RunDir
 from .config import SimulateConfig
 from .engine import Engine, Seed, conversation_id, load_seeds
@@ -83,13 +84,14 @@ async def simulate_async(
     force_new: bool = False,
     use_cache: bool = True,
     progress: bool | None = None,
+    pool: BackendPool | None = None,
 ) -> dict[str, Any]:
     seeds = load_seeds(cfg.seeds)
     models = {"user": cfg.user.model, "assistant": cfg.assistant.model}
     if cfg.strategy and cfg.strategy.judge:
         models["judge"] = cfg.strategy.judge.model
     with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
-        res = await run_stage(SimulateStage(cfg, seeds), run, progress=progress)
+        res = await run_stage(SimulateStage(cfg, seeds), run, executor=LocalExecutor(pool), progress=progress)
         s = res.summary
         return {
             "conversations": s["conversations"],
@@ -103,4 +105,4 @@ async def simulate_async(
 
 
 def simulate(cfg: SimulateConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(simulate_async(cfg, out, **kw))
+    return run_sync(simulate_async(cfg, out, **kw))

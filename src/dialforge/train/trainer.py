@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import INPUT_FILE
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes, read_conversations
 from ..llm.config import resolve_model
@@ -29,7 +30,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["simulator", "chat"]
-    data: list[str] = Field(min_length=1)
+    data: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="dialogue files (any format)")
     model: str
     out: str
     template: str = Field("auto", description="auto (the tokenizer's), chatml, llama3, vicuna, dyadic")

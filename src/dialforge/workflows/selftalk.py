@@ -14,18 +14,19 @@ import random
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import write_conversations
-from ..llm.client import LLM
-from ..llm.config import BackendConfig
+from ..llm.client import LLM, run_sync
+from ..llm.config import BackendConfig, BackendPool
 from ..llm.types import SamplingParams
 from ..run.health import kept_warning
-from ..run.kernel import Job, Stage, StageContext, run_stage
+from ..run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
 from ..run.rundir import RunDir
 from ..simulate.config import StopConfig
 from ..simulate.engine import Engine
@@ -73,7 +74,7 @@ class FilterSpec(BaseModel):
 class SelfTalkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workflows: str
+    workflows: Annotated[str, INPUT_FILE]
     client: BackendConfig
     agent: BackendConfig
     picker: Literal["auto", "llm", "rouge"] = Field(
@@ -92,7 +93,7 @@ class SelfTalkConfig(BaseModel):
     agent_tasks: dict[str, str] = Field(
         default_factory=dict, description="workflow name -> the agent's task wording (default: its description)"
     )
-    star_dialogues: str | None = Field(
+    star_dialogues: Annotated[str | None, INPUT_FILE] = Field(
         None,
         description="STAR dialogues file: their written user tasks become the client intents of the matching "
         "workflows, their wizard tasks the agent's task wording",
@@ -110,7 +111,7 @@ class SelfTalkConfig(BaseModel):
     train_max_steps: int = -1
     train_lr: float = 5e-4
     lora_r: int = 64
-    concurrency: int = Field(32, ge=1)
+    concurrency: Annotated[int, OPERATIONAL] = Field(32, ge=1)
 
 
 def _star_scenarios(path: str | Path) -> list[dict[str, Any]]:
@@ -282,7 +283,7 @@ def _loop_info(loop: int, agent: str, convs: list[Conversation], kept: list[Conv
 
 
 async def _train_agent(cfg: SelfTalkConfig, agent_cfg: BackendConfig, loop_dir: Path) -> dict[str, Any]:
-    if agent_cfg.base_url:
+    if agent_cfg.kind != "transformers":
         raise DialforgeError("self-talk training needs an in-process agent (`agent.model` a local path)")
     from ..train import TrainConfig, train
 
@@ -305,7 +306,12 @@ async def _train_agent(cfg: SelfTalkConfig, agent_cfg: BackendConfig, loop_dir: 
 
 
 async def selftalk_async(
-    cfg: SelfTalkConfig, out: str | Path, *, force_new: bool = False, progress: bool | None = None
+    cfg: SelfTalkConfig,
+    out: str | Path,
+    *,
+    force_new: bool = False,
+    progress: bool | None = None,
+    pool: BackendPool | None = None,
 ) -> dict[str, Any]:
     workflows = load_workflows(cfg.workflows)
     cfg = with_star_scenarios(cfg)
@@ -316,7 +322,9 @@ async def selftalk_async(
         agent_cfg = cfg.agent
         for loop in range(cfg.loops):
             loop_dir = out / f"loop-{loop}"
-            res = await run_stage(SelfTalkLoop(cfg, workflows, loop, agent_cfg), run, progress=progress)
+            # without a shared pool each loop gets its own: the next loop's agent is the trained one
+            stage = SelfTalkLoop(cfg, workflows, loop, agent_cfg)
+            res = await run_stage(stage, run, executor=LocalExecutor(pool), progress=progress)
             convs = [Conversation.model_validate(r) for r in res.records if not r.get("meta", {}).get("error")]
             kept = apply_filter(convs, cfg.filter)
             write_conversations(kept, loop_dir / "kept.jsonl")
@@ -338,4 +346,4 @@ async def selftalk_async(
 
 
 def selftalk(cfg: SelfTalkConfig, out: str | Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(selftalk_async(cfg, out, **kw))
+    return run_sync(selftalk_async(cfg, out, **kw))
