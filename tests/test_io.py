@@ -103,11 +103,14 @@ def test_bad_record_names_file_line_field(tmp_path, line, where, field, msg):
     if field:
         assert f"field '{field}'" in text
     assert msg in text
-    # skip mode: the bad record is counted, the rest kept
+    # skip mode: the bad record is counted, the rest kept; a file with no good record is an error
     report = ReadReport(path=str(p))
-    kept = read_conversations(p, fmt, on_error="skip", report=report)
+    if fmt == "sharegpt":
+        with pytest.raises(DialforgeError, match="none of the 1 records could be read"):
+            read_conversations(p, fmt, on_error="skip", report=report)
+    else:
+        assert len(read_conversations(p, fmt, on_error="skip", report=report)) == 2
     assert len(report.skipped) == 1 and report.skipped[0].line == lineno
-    assert len(kept) == (0 if fmt == "sharegpt" else 2)
 
 
 def test_alternation_required_by_consumer(tmp_path):
@@ -171,5 +174,9 @@ def test_cli_user_error_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in r.stderr
     r = _cli("--debug", "stats", str(p))
     assert "Traceback" in r.stderr
+    r = _cli("stats", str(p), "--on-error", "skip")
+    assert r.returncode == 2 and "none of the 1 records could be read" in r.stderr
+    with p.open("a") as f:
+        f.write('{"messages":[{"role":"user","content":"x"}]}\n')
     r = _cli("stats", str(p), "--on-error", "skip", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["skipped_records"] == 1

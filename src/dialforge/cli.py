@@ -101,34 +101,108 @@ def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets:
     return cfg
 
 
+FromOpt = typer.Option("auto", "--from", help="input format, or auto (by shape); `dialforge formats` lists them")
+
+
+def _mapping(
+    messages: str | None, role_field: str | None, content_field: str | None, roles: str | None, mapping: Path | None
+) -> Any:
+    """A field mapping from the flags (or a YAML file), or None when none was given."""
+    from .io.mapping import load_mapping, make_mapping, parse_roles
+
+    if mapping is not None:
+        return load_mapping(mapping)
+    if not any((messages, role_field, content_field, roles)):
+        return None
+    return make_mapping(
+        messages=messages, role_field=role_field, content_field=content_field, roles=parse_roles(roles or "")
+    )
+
+
 @app.command()
 def convert(
     src: Path = typer.Argument(..., help="input file (or HF dataset folder)"),
     dst: Path = typer.Argument(..., help="output file (or folder for --to hf)"),
-    from_: str = typer.Option("auto", "--from", help="auto|openai|sharegpt|oasst|oasst-best|hf"),
+    from_: str = FromOpt,
     to: str = typer.Option("openai", "--to", help="openai|sharegpt|hf"),
     on_error: str = OnErrorOpt,
     require_alternation: bool = typer.Option(False, help="reject records whose roles do not alternate"),
+    dedup_ids: bool = typer.Option(False, "--dedup-ids", help="keep only the first record of each id"),
+    messages: str | None = typer.Option(None, "--messages", help="mapping: field holding the turns"),
+    role_field: str | None = typer.Option(None, "--role-field", help="mapping: turn field holding the role"),
+    content_field: str | None = typer.Option(None, "--content-field", help="mapping: turn field holding the text"),
+    roles: str | None = typer.Option(None, "--roles", help="mapping: e.g. human=user,gpt=assistant"),
+    mapping: Path | None = typer.Option(None, "--mapping", help="mapping YAML (messages, role_field, ...)"),
 ) -> None:
-    """Convert between dialogue formats (canonical: OpenAI messages JSONL)."""
-    from .io import ReadReport, read_conversations, write_conversations
+    """Convert between dialogue formats (canonical: OpenAI messages JSONL), streaming."""
+    from .io import ReadReport, iter_conversations, write_conversations
 
     report = ReadReport(path=str(src))
-    convs = read_conversations(
-        src, from_, on_error=_check_on_error(on_error), report=report, require_alternation=require_alternation
+    convs = iter_conversations(
+        src,
+        from_,
+        on_error=_check_on_error(on_error),
+        report=report,
+        require_alternation=require_alternation,
+        dedup_ids=dedup_ids,
+        mapping=_mapping(messages, role_field, content_field, roles, mapping),
     )
     n = write_conversations(convs, dst, to)
-    for e in report.skipped:
-        err_console.print(f"skipped: {e}", markup=False, highlight=False)
+    _print_skips(report)
     err_console.print(
         f"{report.summary()} ({report.format}) -> {n} written to {dst} ({to})", markup=False, highlight=False
+    )
+
+
+def _print_skips(report: Any, shown: int = 5) -> None:
+    for e in report.skipped[:shown]:
+        err_console.print(f"skipped: {e}", markup=False, highlight=False)
+    if report.n_skipped > shown:
+        err_console.print(f"skipped: ... and {report.n_skipped - shown} more", markup=False, highlight=False)
+
+
+@app.command()
+def formats() -> None:
+    """Every reader and writer: name, read/write/seeds, the shape it takes."""
+    from .io.registry import describe
+
+    rows = describe()
+    width = max(len(n) for n, _, _ in rows)
+    for name, kinds, desc in rows:
+        out_console.print(f"{name:<{width}}  {kinds:<16} {desc}", markup=False, highlight=False)
+
+
+@app.command()
+def seeds(
+    src: Path = typer.Argument(..., help="seed file: text lines, JSONL/JSON of prompts, or any dialogue file"),
+    out: Path | None = typer.Option(None, "--out", help="write the prompts here as JSONL {text}"),
+    text_field: str | None = typer.Option(None, "--text-field", help="field holding the prompt (dotted)"),
+    on_error: str = OnErrorOpt,
+) -> None:
+    """Read seed prompts as simulate/answer will, and say how many (optionally write them out)."""
+    import orjson
+
+    from .io import ReadReport, read_seeds
+    from .io.reader import atomic_write_bytes
+
+    report = ReadReport(path=str(src))
+    texts = read_seeds(src, text_field=text_field, on_error=_check_on_error(on_error), report=report)
+    if out is not None:
+        atomic_write_bytes(out, b"".join(orjson.dumps({"text": t}) + b"\n" for t in texts))
+    _print_skips(report)
+    skipped = f", {report.n_skipped} bad records skipped" if report.n_skipped else ""
+    dest = f" -> {out}" if out else ""
+    err_console.print(
+        f"{src}: {len(texts)} seed prompts from {report.records} records ({report.format}){skipped}{dest}",
+        markup=False,
+        highlight=False,
     )
 
 
 @app.command()
 def stats(
     path: Path = typer.Argument(..., help="dialogue file"),
-    from_: str = typer.Option("auto", "--from"),
+    from_: str = FromOpt,
     on_error: str = OnErrorOpt,
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     tokenizer: str | None = typer.Option(None, help="count tokens with this HF tokenizer (path)"),
@@ -149,7 +223,8 @@ def stats(
             return len(tok(s, add_special_tokens=False)["input_ids"])
 
     s = conversation_stats(convs, counter)
-    s["skipped_records"] = len(report.skipped)
+    s["skipped_records"] = report.n_skipped
+    s["duplicate_ids"] = report.duplicates
     if as_json:
         out_console.print_json(json.dumps(s))
         return
@@ -164,7 +239,7 @@ def stats(
     out_console.print(
         f"conversations: {s['conversations']}  user turns/conv: mean {u['mean']} "
         f"min {u['min']} median {u['median']} max {u['max']}  "
-        f"skipped records: {s['skipped_records']}"
+        f"skipped records: {s['skipped_records']}  duplicate ids: {s['duplicate_ids']}"
     )
     out_console.print(
         f"role-order problems: {s['conversations_with_problems']} conversations {s['role_order_problems']}"
@@ -250,6 +325,7 @@ def simulate(
     assistant_base_url: str | None = typer.Option(None, "--assistant-base-url"),
     api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
     limit: int | None = typer.Option(None, help=field_help(SimulateConfig, "seeds.limit")),
+    text_field: str | None = typer.Option(None, "--text-field", help="field of the seed records holding the prompt"),
     no_cache: bool = typer.Option(False, "--no-cache"),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
@@ -267,6 +343,7 @@ def simulate(
         assistant=(assistant_model, assistant_base_url),
     )
     ov["seeds.limit"] = limit
+    ov["seeds.text_field"] = text_field
     cfg = load_checked(SimulateConfig, config, ov, set_)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
@@ -512,18 +589,38 @@ def workflows_show(path: Path = typer.Argument(..., help="workflow YAML file or 
 
 @workflows_app.command("import")
 def workflows_import(
-    kind: str = typer.Argument(..., help="star or abcd"),
-    src: Path = typer.Argument(..., help="STAR tasks/ folder, or ABCD guidelines.json (or its folder)"),
+    kind: str = typer.Argument(..., help="star, abcd or sgd (SGD and MultiWOZ 2.2 schemas)"),
+    src: Path = typer.Argument(
+        ..., help="STAR tasks/ folder, ABCD guidelines.json, or an SGD/MultiWOZ 2.2 schema.json"
+    ),
     out: Path = typer.Argument(..., help="output folder of workflow YAML files"),
+    dialogues: list[Path] = typer.Option(
+        None, "--dialogues", help="sgd: dialogue files whose slot values seed intents"
+    ),
+    intents_per_workflow: int = typer.Option(5, help="sgd: client intents sampled per workflow (OUT/intents.json)"),
 ) -> None:
     """Import workflows from real schemas; every task imports or is reported with its reason."""
     from .workflows import import_abcd, import_star, write_workflows
 
-    if kind not in ("star", "abcd"):
-        raise DialforgeError(f"workflows import: kind must be star or abcd, not {kind!r}")
-    wfs, failed = import_star(src) if kind == "star" else import_abcd(src)
-    write_workflows(wfs, out)
-    err_console.print(f"{out}: {len(wfs)} workflows imported, {len(failed)} not", markup=False, highlight=False)
+    if kind not in ("star", "abcd", "sgd"):
+        raise DialforgeError(f"workflows import: kind must be star, abcd or sgd, not {kind!r}")
+    note = ""
+    if kind == "sgd":
+        import orjson
+
+        from .io.reader import atomic_write_bytes
+        from .workflows.sgd import import_sgd
+
+        wfs, failed, intents = import_sgd(
+            src, dialogues=list(dialogues or []), intents_per_workflow=intents_per_workflow
+        )
+        write_workflows(wfs, out)
+        atomic_write_bytes(out / "intents.json", orjson.dumps(intents, option=orjson.OPT_INDENT_2))
+        note = f"; client intents in {out / 'intents.json'} (selftalk --intents)"
+    else:
+        wfs, failed = import_star(src) if kind == "star" else import_abcd(src)
+        write_workflows(wfs, out)
+    err_console.print(f"{out}: {len(wfs)} workflows imported, {len(failed)} not{note}", markup=False, highlight=False)
     for name, why in failed.items():
         err_console.print(f"  not imported: {name}: {why}", markup=False, highlight=False)
 
@@ -541,6 +638,9 @@ def selftalk(
     client_model: str | None = typer.Option(None, "--client-model", help="client model (overrides --model)"),
     client_base_url: str | None = typer.Option(None, "--client-base-url"),
     api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
+    intents: Path | None = typer.Option(
+        None, "--intents", help="client intents: a dialogue file with goals, intents.json, or one intent per line"
+    ),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
     set_: list[str] = SetOpt,
@@ -557,7 +657,13 @@ def selftalk(
         agent=(agent_model, agent_base_url),
         client=(client_model, client_base_url),
     )
-    ov.update({"workflows": str(workflows) if workflows else None, "loops": loops})
+    ov.update(
+        {
+            "workflows": str(workflows) if workflows else None,
+            "loops": loops,
+            "intents_file": str(intents) if intents else None,
+        }
+    )
     cfg = load_checked(SelfTalkConfig, config, ov, set_)
     summary = run_selftalk(cfg, out, force_new=force_new)
     warnings = summary.pop("warnings", [])

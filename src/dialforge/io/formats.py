@@ -26,9 +26,35 @@ def _text_content(content: Any, field: str) -> str:
         for j, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text" or "text" not in part:
                 raise RecordError("only text content parts are supported", field=f"{field}[{j}]")
+            if not isinstance(part["text"], str):
+                raise RecordError(f"expected a string, got {type_name(part['text'])}", field=f"{field}[{j}].text")
             texts.append(part["text"])
         return "".join(texts)
-    raise RecordError(f"expected a string, got {type(content).__name__}", field=field)
+    raise RecordError(f"expected a string, got {type_name(content)}", field=field)
+
+
+def type_name(v: Any) -> str:
+    """JSON's name for a value's type, for error messages."""
+    if v is None:
+        return "null"
+    return {
+        "str": "string",
+        "int": "number",
+        "float": "number",
+        "bool": "boolean",
+        "dict": "object",
+        "list": "array",
+    }.get(type(v).__name__, type(v).__name__)
+
+
+def meta_of(obj: dict[str, Any], field: str) -> dict[str, Any]:
+    """An optional `meta` object; anything but an object (or null) is a located error."""
+    meta = obj.get("meta")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise RecordError(f"expected an object, got {type_name(meta)}", field=field)
+    return dict(meta)
 
 
 def _check_content(content: str, field: str) -> str:
@@ -37,12 +63,23 @@ def _check_content(content: str, field: str) -> str:
     return content
 
 
+def check_object(rec: Any) -> dict[str, Any]:
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected a record (a JSON object), found a JSON {type_name(rec)}")
+    return rec
+
+
+def missing(field: str, obj: dict[str, Any]) -> RecordError:
+    """A missing field, listing the keys the object does have."""
+    keys = ", ".join(map(str, list(obj)[:12])) or "none"
+    return RecordError(f"missing field (the record has keys: {keys})", field=field)
+
+
 def _turn_list(rec: Any, key: str) -> list[Any]:
     """The record's non-empty list of turns under `key`, or a located error."""
-    if not isinstance(rec, dict):
-        raise RecordError(f"expected an object, got {type(rec).__name__}")
+    rec = check_object(rec)
     if key not in rec:
-        raise RecordError("missing field", field=key)
+        raise missing(key, rec)
     raw = rec[key]
     if not isinstance(raw, list) or not raw:
         raise RecordError("expected a non-empty list", field=key)
@@ -59,9 +96,9 @@ def parse_openai(rec: Any) -> list[Conversation]:
         if "role" not in m:
             raise RecordError("missing field", field=f"{f}.role")
         role = m["role"]
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})", field=f"{f}.role")
-        meta = dict(m.get("meta") or {})
+        meta = meta_of(m, f"{f}.meta")
         for k in m:
             if k not in _OPENAI_MSG_KEYS:
                 raise RecordError(f"unknown message field {k!r}", field=f"{f}.{k}")
@@ -76,9 +113,7 @@ def parse_openai(rec: Any) -> list[Conversation]:
             if k in m:
                 meta[k] = m[k]
         msgs.append(Message(role=role, content=content, meta=meta))
-    meta = rec.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise RecordError("expected an object", field="meta")
+    meta = meta_of(rec, "meta")
     cid = rec.get("id")
     if cid is not None and not isinstance(cid, str):
         cid = str(cid)
@@ -119,11 +154,11 @@ def parse_sharegpt(rec: Any) -> list[Conversation]:
             if k not in m:
                 raise RecordError("missing field", field=f"{f}.{k}")
         src = m["from"]
-        if src not in _SHAREGPT_ROLES:
+        if not isinstance(src, str) or src not in _SHAREGPT_ROLES:
             raise RecordError(f"unknown role {src!r} (expected one of {', '.join(_SHAREGPT_ROLES)})", field=f"{f}.from")
         value = m["value"]
         if not isinstance(value, str):
-            raise RecordError(f"expected a string, got {type(value).__name__}", field=f"{f}.value")
+            raise RecordError(f"expected a string, got {type_name(value)}", field=f"{f}.value")
         _check_content(value, f"{f}.value")
         kind = {"kind": "tool_call"} if src == "function_call" else {}
         msgs.append(Message(role=_SHAREGPT_ROLES[src], content=value, meta=kind))  # type: ignore[arg-type]
@@ -174,8 +209,10 @@ def _oasst_node(node: Any, field: str) -> Message:
     for k in ("text", "role"):
         if k not in node:
             raise RecordError("missing field", field=f"{field}.{k}")
-    if node["role"] not in _OASST_ROLES:
+    if not isinstance(node["role"], str) or node["role"] not in _OASST_ROLES:
         raise RecordError(f"unknown role {node['role']!r} (expected prompter or assistant)", field=f"{field}.role")
+    if not isinstance(node["text"], str):
+        raise RecordError(f"expected a string, got {type_name(node['text'])}", field=f"{field}.text")
     _check_content(node["text"], f"{field}.text")
     return Message(
         role=_OASST_ROLES[node["role"]],
@@ -186,7 +223,7 @@ def _oasst_node(node: Any, field: str) -> Message:
 
 def _rank_key(node: dict[str, Any]) -> tuple[int, float]:
     rank = node.get("rank")
-    return (0, float(rank)) if rank is not None else (1, 0.0)
+    return (0, float(rank)) if isinstance(rank, int | float) else (1, 0.0)
 
 
 def parse_oasst(rec: Any, mode: str = "all") -> list[Conversation]:
@@ -197,10 +234,9 @@ def parse_oasst(rec: Any, mode: str = "all") -> list[Conversation]:
     `best`: one thread following the best-ranked reply (rank 0) at each step.
     Deleted messages and their subtrees are skipped.
     """
-    if not isinstance(rec, dict):
-        raise RecordError(f"expected an object, got {type(rec).__name__}")
+    rec = check_object(rec)
     if "prompt" not in rec:
-        raise RecordError("missing field", field="prompt")
+        raise missing("prompt", rec)
     tree_id = rec.get("message_tree_id")
     threads: list[list[Message]] = []
 
@@ -237,3 +273,43 @@ def parse_oasst(rec: Any, mode: str = "all") -> list[Conversation]:
 
 def parse_oasst_best(rec: Any) -> list[Conversation]:
     return parse_oasst(rec, mode="best")
+
+
+# -- helpers shared by the other readers ------------------------------------------
+
+
+def text_of(obj: dict[str, Any], key: str, field: str, *, allow_empty: bool = False) -> str:
+    """obj[key] as a non-empty string, or a located error naming the field."""
+    if key not in obj:
+        raise missing(field, obj)
+    v = obj[key]
+    if not isinstance(v, str):
+        raise RecordError(f"expected a string, got {type_name(v)}", field=field)
+    if not allow_empty:
+        _check_content(v, field)
+    return v
+
+
+def list_of(obj: dict[str, Any], key: str, field: str | None = None) -> list[Any]:
+    """obj[key] as a non-empty list, or a located error naming the field."""
+    field = field or key
+    if key not in obj:
+        raise missing(field, obj)
+    v = obj[key]
+    if not isinstance(v, list) or not v:
+        raise RecordError(f"expected a non-empty list, got {type_name(v) if v != [] else 'an empty list'}", field=field)
+    return v
+
+
+def build(turns: list[tuple[str, str, dict[str, Any]]], meta: dict[str, Any], *, merge: bool = False) -> Conversation:
+    """A conversation from (role, text, message meta) turns; `merge` joins consecutive turns of
+    one role (task-oriented corpora split one turn over several utterances)."""
+    msgs: list[Message] = []
+    for role, text, mmeta in turns:
+        if merge and msgs and msgs[-1].role == role:
+            msgs[-1].content += "\n" + text
+            continue
+        msgs.append(Message(role=role, content=text, meta=mmeta))  # type: ignore[arg-type]
+    if not msgs:
+        raise RecordError("no messages")
+    return Conversation(id=content_id(msgs), messages=msgs, meta={k: v for k, v in meta.items() if v is not None})

@@ -5,30 +5,28 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
 from ..conversation import Conversation
 from ..errors import DialforgeError, RecordError
 from . import formats
-from ._records import is_jsonl, iter_records
+from ._idset import IdSet
+from ._records import Located, is_jsonl, iter_located, iter_records, text_head
+from .formats import type_name
+from .mapping import Mapping, load_mapping, parse_mapped
+from .registry import BY_NAME, READ_FORMATS, SEED_KEYS, WRITE_FORMATS, detect_record
 
 log = logging.getLogger("dialforge.io")
 
-READ_FORMATS = ("auto", "openai", "sharegpt", "oasst", "oasst-best", "hf")
-WRITE_FORMATS = ("openai", "sharegpt", "hf")
 OnError = Literal["fail", "skip"]
-
-_PARSERS: dict[str, Callable[[Any], list[Conversation]]] = {
-    "openai": formats.parse_openai,
-    "sharegpt": formats.parse_sharegpt,
-    "oasst": formats.parse_oasst,
-    "oasst-best": formats.parse_oasst_best,
-}
+#: At most this many skipped-record errors are kept in a report (all are counted).
+KEEP_ERRORS = 100
 
 
 @dataclass
@@ -40,33 +38,201 @@ class ReadReport:
     records: int = 0
     conversations: int = 0
     skipped: list[RecordError] = field(default_factory=list)
+    n_skipped: int = 0
+    duplicates: int = 0
+    duplicate_example: str = ""
+    deduped: bool = False
+
+    def skip(self, e: RecordError) -> None:
+        self.n_skipped += 1
+        if len(self.skipped) < KEEP_ERRORS:
+            self.skipped.append(e)
 
     def summary(self) -> str:
         s = f"{self.path}: {self.conversations} conversations from {self.records} records"
-        if self.skipped:
-            s += f", {len(self.skipped)} bad records skipped"
+        if self.n_skipped:
+            s += f", {self.n_skipped} bad records skipped"
+        if self.duplicates:
+            fate = "dropped" if self.deduped else "kept"
+            s += f", {self.duplicates} duplicate ids {fate} (first: {self.duplicate_example})"
         return s
 
 
+def _first_record(path: Path) -> Located:
+    first_error: RecordError | None = None
+    for loc in iter_located(path):
+        if isinstance(loc, RecordError):
+            first_error = first_error or loc
+            continue
+        return loc
+    if first_error is not None:
+        raise first_error
+    raise DialforgeError(f"{path}: no records (empty file)")
+
+
+def _where(path: Path, loc: Located | RecordError) -> str:
+    if loc.line is not None:
+        return f"{path}:{loc.line}"
+    return f"{path}[record {loc.index}]"
+
+
 def detect_format(path: Path) -> str:
+    """The reader for a file, from the shape of its first record (an HF dataset if a folder)."""
     if path.is_dir():
         return "hf"
-    if not path.read_bytes().strip():
-        raise DialforgeError(f"{path}: no records (empty file)")
-    for rec, _, _ in iter_records(path):
-        if isinstance(rec, RecordError):
-            continue
-        if isinstance(rec, dict):
-            if "messages" in rec:
-                return "openai"
-            if "conversations" in rec:
-                return "sharegpt"
-            if "message_tree_id" in rec or "prompt" in rec:
-                return "oasst"
-        break
+    if path.suffix not in (".json", ".jsonl", ".ndjson") and not text_head(path).lstrip().startswith(("{", "[")):
+        raise DialforgeError(
+            f"{path}: plain text, not a dialogue file (found {text_head(path, 60).strip()[:40]!r}); "
+            "plain text files are read as seed prompts"
+        )
+    loc = _first_record(path)
+    rec = loc.rec
+    if not isinstance(rec, dict):
+        what = f"a JSON {type_name(rec)}"
+        if isinstance(rec, list):
+            what += f" ({len(rec)} items)"
+        raise DialforgeError(f"{_where(path, loc)}: found {what}, expected a record (a JSON object)")
+    name = detect_record(rec)
+    if name is not None:
+        return name
+    keys = ", ".join(map(str, list(rec)[:12])) or "none"
+    if any(k in rec for k in SEED_KEYS):
+        raise DialforgeError(
+            f"{_where(path, loc)}: this file holds prompts, not conversations (keys: {keys}); "
+            "use it as seeds (`dialforge seeds`, seeds.questions)"
+        )
     raise DialforgeError(
-        f"{path}: cannot tell the format from the first record; pass --from ({', '.join(READ_FORMATS[1:])})"
+        f"{_where(path, loc)}: no reader knows a record with keys {keys}; pass --from "
+        "(`dialforge formats` lists them) or map the fields (--messages FIELD --role-field F --content-field F)"
     )
+
+
+def _parser(fmt: str, mapping: Mapping | None) -> tuple[str, Callable[[Any], list[Conversation]]]:
+    if fmt.startswith("mapping:"):
+        mapping = load_mapping(fmt.split(":", 1)[1])
+        fmt = "mapping"
+    if fmt == "mapping" or (fmt == "auto" and mapping is not None):
+        m = mapping or Mapping()
+        return "mapping", lambda rec: parse_mapped(rec, m)
+    if fmt not in READ_FORMATS:
+        raise DialforgeError(f"unknown format {fmt!r} (expected one of {', '.join(READ_FORMATS)})")
+    parse = BY_NAME[fmt].parse
+    assert parse is not None
+    return fmt, parse
+
+
+def _located(e: RecordError, path: Path, loc: Located) -> RecordError:
+    if e.path is not None:
+        return e
+    return RecordError(e.message, path=path, line=loc.line, index=None if loc.line else loc.index, field=e.field)
+
+
+def iter_conversations(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    on_error: OnError = "fail",
+    require_alternation: bool = False,
+    dedup_ids: bool = False,
+    report: ReadReport | None = None,
+    mapping: Mapping | None = None,
+) -> Iterator[Conversation]:
+    """Conversations of a dialogue file, streamed in constant memory (past 200k ids the ids
+    seen go to a temporary SQLite table, see `_idset`).
+
+    `skip`: bad records are logged and counted in `report`. Duplicate ids (the source's id
+    where it has one, else the content id) are counted; `dedup_ids` keeps only the first.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DialforgeError(f"{path}: file not found")
+    report = report if report is not None else ReadReport(path=str(path))
+    if fmt == "auto" and mapping is None:
+        fmt = detect_format(path)
+    if fmt == "hf":
+        from .hf import load_hf
+
+        report.format = "hf"
+        convs = load_hf(path)
+        report.records = report.conversations = len(convs)
+        yield from convs
+        return
+    report.format, parse = _parser(fmt, mapping)
+    seen = IdSet()
+    try:
+        yield from _read_records(path, parse, seen, report, on_error, require_alternation, dedup_ids)
+    finally:
+        seen.close()
+    _finish(path, report, dedup_ids)
+
+
+def _read_records(
+    path: Path,
+    parse: Callable[[Any], list[Conversation]],
+    seen: IdSet,
+    report: ReadReport,
+    on_error: OnError,
+    require_alternation: bool,
+    dedup_ids: bool,
+) -> Iterator[Conversation]:
+    for loc in iter_located(path):
+        report.records += 1
+        try:
+            convs = _parse_one(loc, parse, path, require_alternation)
+        except RecordError as err:
+            if on_error == "fail":
+                raise err from None
+            report.skip(err)
+            log.info("skipped bad record: %s", err)
+            continue
+        for c in convs:
+            key = str(c.meta.get("source_id", c.id))
+            if not seen.add(key):
+                report.duplicates += 1
+                if report.duplicates == 1:
+                    report.duplicate_example = f"{key!r} again at {_where(path, loc)}"
+                if dedup_ids:
+                    continue
+            report.conversations += 1
+            yield c
+
+
+def _parse_one(
+    loc: Located | RecordError, parse: Callable[[Any], list[Conversation]], path: Path, require_alternation: bool
+) -> list[Conversation]:
+    """The conversations of one located record, or its RecordError with file and line."""
+    if isinstance(loc, RecordError):
+        raise loc
+    try:
+        convs = parse(loc.rec)
+        for c in convs:
+            if loc.key is not None:
+                c.meta.setdefault("source_id", loc.key)
+            if require_alternation:
+                problems = c.role_order_problems()
+                if problems:
+                    raise RecordError(f"roles do not alternate: {problems[0]}", field="messages")
+    except RecordError as e:
+        raise _located(e, path, loc) from None
+    return convs
+
+
+def _finish(path: Path, report: ReadReport, dedup_ids: bool) -> None:
+    if report.records == 0:
+        raise DialforgeError(f"{path}: no records (empty file)")
+    if report.conversations == 0 and report.n_skipped == report.records:
+        raise DialforgeError(f"{path}: none of the {report.records} records could be read (first: {report.skipped[0]})")
+    report.deduped = dedup_ids
+    if report.n_skipped:
+        log.warning("%s: %d bad records skipped (first: %s)", path, report.n_skipped, report.skipped[0])
+    if report.duplicates:
+        log.warning(
+            "%s: %d duplicate ids (first: %s); %s",
+            path,
+            report.duplicates,
+            report.duplicate_example,
+            "dropped, the first of each kept" if dedup_ids else "kept (convert --dedup-ids keeps only the first)",
+        )
 
 
 def read_conversations(
@@ -75,79 +241,29 @@ def read_conversations(
     *,
     on_error: OnError = "fail",
     require_alternation: bool = False,
+    dedup_ids: bool = False,
     report: ReadReport | None = None,
+    mapping: Mapping | None = None,
 ) -> list[Conversation]:
     """Read a dialogue file. In `skip` mode bad records are logged and counted in `report`."""
-    path = Path(path)
-    if fmt not in READ_FORMATS:
-        raise DialforgeError(f"unknown format {fmt!r} (expected one of {', '.join(READ_FORMATS)})")
-    if not path.exists():
-        raise DialforgeError(f"{path}: file not found")
-    if fmt == "auto":
-        fmt = detect_format(path)
-    report = report if report is not None else ReadReport(path=str(path))
-    report.format = fmt
-    if fmt == "hf":
-        from .hf import load_hf
-
-        convs = load_hf(path)
-        report.records = report.conversations = len(convs)
-        return convs
-    parse = _PARSERS[fmt]
-    out: list[Conversation] = []
-    for rec, line, index in iter_records(path):
-        report.records += 1
-        try:
-            if isinstance(rec, RecordError):
-                raise rec
-            convs = parse(rec)
-            if require_alternation:
-                for c in convs:
-                    problems = c.role_order_problems()
-                    if problems:
-                        raise RecordError(f"roles do not alternate: {problems[0]}", field="messages")
-        except RecordError as e:
-            if e.path is None:
-                e = RecordError(e.message, path=path, line=line, index=None if line else index, field=e.field)
-            if on_error == "fail":
-                raise e from None
-            report.skipped.append(e)
-            log.warning("skipped bad record: %s", e)
-            continue
-        out.extend(convs)
-    if report.records == 0:
-        raise DialforgeError(f"{path}: no records (empty file)")
-    report.conversations = len(out)
-    return out
+    return list(
+        iter_conversations(
+            path,
+            fmt,
+            on_error=on_error,
+            require_alternation=require_alternation,
+            dedup_ids=dedup_ids,
+            report=report,
+            mapping=mapping,
+        )
+    )
 
 
-def read_texts(path: str | Path) -> list[str]:
-    """Seed questions: a JSONL of strings, of {"text"|"prompt"|"question"|"turns"} objects, or text lines."""
-    path = Path(path)
-    if not path.exists():
-        raise DialforgeError(f"{path}: file not found")
-    out: list[str] = []
-    if path.suffix not in (".jsonl", ".json"):
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    for rec, line, index in iter_records(path):
-        if isinstance(rec, RecordError):
-            raise rec
-        if isinstance(rec, str):
-            text = rec
-        elif isinstance(rec, dict):
-            for key in ("text", "prompt", "question", "turns"):
-                if key in rec:
-                    text = rec[key][0] if key == "turns" else rec[key]
-                    break
-            else:
-                raise RecordError(
-                    "expected a string or an object with text/prompt/question/turns", path=path, line=line, index=index
-                )
-        else:
-            raise RecordError("expected a string", path=path, line=line, index=index)
-        if text.strip():
-            out.append(text)
-    return out
+def read_texts(path: str | Path, text_field: str | None = None) -> list[str]:
+    """Seed prompts of a file (see `seeds.read_seeds`)."""
+    from .seeds import read_seeds
+
+    return read_seeds(path, text_field=text_field)
 
 
 def _file_mode() -> int:
@@ -161,15 +277,17 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a whole file so that readers see the old or the new content, never half."""
+@contextmanager
+def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
+    """A file that appears at `path` whole when the block ends, or not at all (the old file,
+    if any, stays as it was when the block fails). Created with the user's umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _file_mode())  # mkstemp makes 0600; outputs get what open() would give
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -178,37 +296,53 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a whole file so that readers see the old or the new content, never half."""
+    with atomic_open(path) as f:
+        f.write(data)
+
+
 def write_conversations(convs: Iterable[Conversation], path: str | Path, fmt: str = "openai") -> int:
-    """Write conversations atomically; ShareGPT goes to a JSON array unless the path ends in .jsonl."""
+    """Write conversations atomically, streaming (an iterator is never held in memory but
+    for `hf`); ShareGPT goes to a JSON array unless the path ends in .jsonl."""
     path = Path(path)
     if fmt not in WRITE_FORMATS:
         raise DialforgeError(f"unknown output format {fmt!r} (expected one of {', '.join(WRITE_FORMATS)})")
-    convs = list(convs)
     if fmt == "hf":
         from .hf import save_hf
 
+        convs = list(convs)
         save_hf(convs, path)
         return len(convs)
-    if fmt == "openai":
-        recs = [formats.to_openai(c) for c in convs]
-    else:
-        recs = [formats.to_sharegpt(c) for c in convs]
-    if fmt == "sharegpt" and path.suffix != ".jsonl":
-        data = orjson.dumps(recs, option=orjson.OPT_INDENT_2)
-    else:
-        data = b"".join(orjson.dumps(r) + b"\n" for r in recs)
-    atomic_write_bytes(path, data)
-    return len(convs)
+    to = formats.to_openai if fmt == "openai" else formats.to_sharegpt
+    array = fmt == "sharegpt" and path.suffix != ".jsonl"
+    n = 0
+    with atomic_open(path) as f:
+        if array:
+            f.write(b"[")
+        for c in convs:
+            if array:
+                f.write(b",\n" if n else b"\n")
+                f.write(orjson.dumps(to(c), option=orjson.OPT_INDENT_2))
+            else:
+                f.write(orjson.dumps(to(c)) + b"\n")
+            n += 1
+        if array:
+            f.write(b"\n]\n")
+    return n
 
 
 __all__ = [
     "ReadReport",
+    "iter_conversations",
     "read_conversations",
     "write_conversations",
     "read_texts",
+    "atomic_open",
     "atomic_write_bytes",
     "detect_format",
     "is_jsonl",
+    "iter_records",
     "READ_FORMATS",
     "WRITE_FORMATS",
 ]

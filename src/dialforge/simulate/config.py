@@ -25,6 +25,8 @@ class SeedConfig(BaseModel):
     )
     free: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=1, description="use only the first N seeds from files")
+    text_field: str | None = Field(None, description="field of the question records holding the prompt (dotted)")
+    on_error: Literal["fail", "skip"] = Field("fail", description="skip bad question records (counted) or stop")
 
 
 class StopConfig(BaseModel):

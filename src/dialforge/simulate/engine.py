@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from ..conversation import Conversation, Message, stable_hash
 from ..errors import BackendUnavailable, DialforgeError
-from ..io.reader import read_conversations, read_texts
+from ..io.reader import read_conversations
+from ..io.seeds import read_seeds
 from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
 from .config import SeedConfig, SimulateConfig, StopConfig
@@ -44,7 +45,7 @@ class Seed:
 def load_seeds(cfg: SeedConfig) -> list[Seed]:
     seeds: list[Seed] = []
     for path in cfg.questions:
-        for q in read_texts(path):
+        for q in read_seeds(path, text_field=cfg.text_field, on_error=cfg.on_error):
             seeds.append(Seed(stable_hash("q", q), [{"role": "user", "content": q, "meta": {"seed": True}}], q))
     for path in cfg.exchanges:
         for c in read_conversations(path, on_error="skip"):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
+from ..io.intents import intents_for
 from ..io.reader import write_conversations
 from ..llm.client import LLM, run_sync
 from ..llm.config import BackendConfig, BackendPool
@@ -97,6 +98,9 @@ class SelfTalkConfig(BaseModel):
         None,
         description="STAR dialogues file: their written user tasks become the client intents of the matching "
         "workflows, their wizard tasks the agent's task wording",
+    )
+    intents_file: str | None = Field(
+        None, description="client intents: a dialogue file with goals, an intents.json, or one intent per line"
     )
     max_turns: int = Field(8, ge=1, description="agent+client exchanges")
     stop: StopConfig = Field(default_factory=lambda: SELFTALK_STOP.model_copy(), description="stop rules")
@@ -315,6 +319,9 @@ async def selftalk_async(
 ) -> dict[str, Any]:
     workflows = load_workflows(cfg.workflows)
     cfg = with_star_scenarios(cfg)
+    if cfg.intents_file:
+        names = [w.name for w in workflows]
+        cfg = cfg.model_copy(update={"intents": {**intents_for(cfg.intents_file, names), **cfg.intents}})
     out = Path(out)
     summary: dict[str, Any] = {"loops": [], "warnings": []}
     models = {"client": cfg.client.model, "agent": cfg.agent.model}
