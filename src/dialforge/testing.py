@@ -100,7 +100,7 @@ def _default_reply(body: dict[str, Any]) -> str:
 
 
 class FakeOpenAIServer:
-    """An OpenAI-compatible `/v1/chat/completions` server on 127.0.0.1 (random port) in a
+    """An OpenAI-compatible `/v1/chat/completions` (and raw `/v1/completions`) server on 127.0.0.1 (random port) in a
     background thread. Replies come from `reply(body) -> str`; faults are injected on demand:
 
     - `inject("500", times)`         HTTP 500
@@ -182,13 +182,19 @@ class FakeOpenAIServer:
             content = "this is not JSON" if fault and fault[0] == "bad_json" else self.reply(body)
             n = body.get("n", 1)
             prompt_tokens = sum(_words(m.get("content") or "") for m in body.get("messages", []))
+            raw = "messages" not in body  # /v1/completions: a raw (text or token-id) prompt
+            if raw:
+                p = body.get("prompt")
+                prompt_tokens = len(p) if isinstance(p, list) else _words(str(p or ""))
             resp = {
-                "id": f"chatcmpl-{next(self._ids)}",
-                "object": "chat.completion",
+                "id": f"{'cmpl' if raw else 'chatcmpl'}-{next(self._ids)}",
+                "object": "text_completion" if raw else "chat.completion",
                 "created": int(time.time()),
                 "model": body.get("model", "fake"),
                 "choices": [
-                    {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    {"index": i, "text": content, "finish_reason": "stop"}
+                    if raw
+                    else {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                     for i in range(n)
                 ],
                 "usage": {
@@ -207,6 +213,7 @@ class FakeOpenAIServer:
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/completions", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

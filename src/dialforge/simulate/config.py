@@ -72,6 +72,11 @@ class SimulateConfig(BaseModel):
         "prompted exactly as trained (roles swapped, no instruction)",
     )
     user_system_prompt: str | None = None
+    user_tokenizer: str | None = Field(
+        None,
+        description="trained simulator: the folder with its tokenizer and dialforge_template.json "
+        "(default: user.model; needed when user.model is a name a server knows it by)",
+    )
     personas: list[str] = Field(default_factory=list)
     strategy: StrategyConfig | None = None
     stop: StopConfig = StopConfig()

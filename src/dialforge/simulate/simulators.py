@@ -115,20 +115,26 @@ class PromptedUser:
 
 
 class TrainedUser:
-    """A simulator trained on user turns (PlatoLM): prompted exactly as trained, i.e. the
-    role-swapped dialogue through its own chat template and nothing else. With no history
-    it opens the topic itself (free mode)."""
+    """A simulator trained on user turns (PlatoLM): prompted exactly as trained. The prompt
+    is rendered by the training renderer from the model's `dialforge_template.json` (template,
+    system prompt, role swap) and sent as token ids (in-process, or an HTTP server's raw
+    completions endpoint), so inference sees the training ids. With no history it opens the
+    topic itself (free mode: system prompt + `Human: <s>`)."""
 
-    def __init__(self, llm: LLM, system: str | None = None) -> None:
+    def __init__(self, llm: LLM, system: str | None = None, tokenizer: str | None = None) -> None:
+        from ..train.prompting import SimulatorPrompt
+
         self.llm = llm
-        self.system = system
         self.model_id = llm.model_id
+        self.prompt = SimulatorPrompt(tokenizer or llm.model_id, system)
 
     async def next_turn(self, state: ConvState) -> UserTurn:
-        msgs = swap_roles(state.plain())
-        if self.system:
-            msgs = [{"role": "system", "content": self.system}, *msgs]
-        comp = await self.llm.complete(msgs, sample_index=sample_index(state))
+        dialogue = state.plain()
+        try:
+            ids = self.prompt.ids(dialogue)
+        except Exception as e:  # a template that cannot render this dialogue fails this conversation only
+            return UserTurn(stop="error", meta={"error": f"cannot render the prompt: {type(e).__name__}: {e}"})
+        comp = await self.llm.complete(self.prompt.messages(dialogue), prompt=ids, sample_index=sample_index(state))
         if not comp.ok:
             return UserTurn(stop="error", meta={"error": comp.error})
         return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
@@ -332,6 +338,6 @@ def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None)
         assert cfg.strategy is not None
         return StrategyUser(user_llm, cfg.strategy, judge, trained=cfg.user_format == "trained")
     if cfg.user_format == "trained":
-        return TrainedUser(user_llm, cfg.user_system_prompt)
+        return TrainedUser(user_llm, cfg.user_system_prompt, cfg.user_tokenizer)
     system = cfg.user_system_prompt or (PERSONA_SYSTEM if cfg.mode == "persona" else SOCRATIC_SYSTEM)
     return PromptedUser(user_llm, system, cfg.stop.end_token)
