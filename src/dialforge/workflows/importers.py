@@ -62,7 +62,8 @@ def _clean(text: str) -> str:
 
 
 def _found(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _read_json(path: Path, what: str) -> Any:
