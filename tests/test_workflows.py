@@ -355,3 +355,23 @@ def test_importer_bad_inputs_are_one_line(tmp_path, kind, content, msg):
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr and "Traceback" not in r.stderr and str(src) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_star_importer_accounts_for_every_node(data_dir):
+    """Each node of every vendored task's graph and every reply template is a step or is
+    listed in `source.dropped` with a reason: nothing disappears silently."""
+    wfs, failed = import_star(data_dir / "star/tasks")
+    assert failed == {} and len(wfs) == 18
+    reasons: dict[str, int] = {}
+    for wf in wfs:
+        data = json.loads((data_dir / f"star/tasks/{wf.name}.json").read_text())
+        responses = data_dir / f"star/tasks/{wf.name}_responses.json"
+        texts = {**data.get("replies", {}), **(json.loads(responses.read_text()) if responses.exists() else {})}
+        nodes = {*data["graph"], *data["graph"].values(), *texts}
+        dropped = wf.source["dropped"]
+        assert nodes == set(wf.steps) | set(dropped), wf.name
+        assert not set(wf.steps) & set(dropped)
+        assert all(why and why != "not an agent step" for why in dropped.values()), (wf.name, dropped)
+        for why in dropped.values():
+            reasons[why.split(":")[0]] = reasons.get(why.split(":")[0], 0) + 1
+    assert reasons  # the README quotes these counts

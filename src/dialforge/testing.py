@@ -261,7 +261,17 @@ def main() -> None:
     if args.unique:
         import uuid
 
+        def fresh(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: fresh(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [fresh(v) for v in value]
+            return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?" if value == "ok" else value
+
         def reply(body: dict[str, Any]) -> str:
+            rf = body.get("response_format") or {}
+            if rf.get("type") == "json_schema":  # valid JSON, fresh strings (strategy mode, judges)
+                return orjson.dumps(fresh(example_for_schema(rf["json_schema"]["schema"]))).decode()
             return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
 
     srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False)

@@ -9,7 +9,6 @@ it from slipping into the assistant role.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
@@ -256,6 +255,8 @@ class StrategyUser:
             log.warning("%s has no provenance contexts (an older library): ranking by embedding", cfg.library)
             self.ranker = "embedding"
         self.threshold = cfg.threshold if cfg.threshold is not None else DEFAULT_THRESHOLDS[self.ranker]
+        if self.ranker == "provenance":
+            self._context_matrix()  # once, at start: never per conversation
         self._prompt = None
         if trained:
             from ..train.prompting import SimulatorPrompt
@@ -288,8 +289,6 @@ class StrategyUser:
         the 3K best), then up to K of them sampled at random, as IDEAS samples from the
         ranker's positives; the K best when none clears it. Seeded per turn and retry."""
         answer = state.messages[-1]["content"]
-        if self.ranker == "provenance" and self._contexts is None:
-            await asyncio.to_thread(self._context_matrix)
         sims = self.scores(await self.batcher.embed(answer))
         order = [int(i) for i in np.argsort(-sims, kind="stable")]
         if self.ranker == "llm":

@@ -156,6 +156,7 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
                 stack.append(opt.next)
     dropped = [s for s in steps if s not in reach]
     steps = {k: v for k, v in steps.items() if k in reach}
+    not_steps = _not_steps({*graph, *graph.values(), *texts}, steps, silent, set(dropped), graph)
     topic = name.replace("_", " ")
     try:
         return Workflow(
@@ -170,10 +171,34 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
                 "task": data.get("task"),
                 "unreachable_nodes": dropped,
                 "slot_only_nodes": sorted(silent),
+                "dropped": not_steps,
             },
         )
     except ValidationError as e:
         raise DialforgeError(f"{flow_path}: {e.errors()[0]['msg']}") from None
+
+
+def _not_steps(
+    nodes: set[str], steps: dict[str, Step], silent: set[str], unreachable: set[str], graph: dict[str, str]
+) -> dict[str, str]:
+    """Every node of the task (graph and reply templates) that is not a step, with why:
+    nothing is dropped silently."""
+    linked = {*graph, *graph.values()}
+    out = {}
+    for n in sorted(nodes - set(steps)):
+        if n in unreachable:
+            out[n] = "unreachable from the start"
+        elif n in silent:
+            out[n] = "slot-only template: nothing a reply could be matched against"
+        elif n in USER_ANSWERS:
+            out[n] = "user answer: a reference answer of the question it follows"
+        elif _is_internal(n):
+            out[n] = "wizard-internal query or query result: folded into the options of the step before it"
+        elif n not in linked:
+            out[n] = "reply template the flowchart never reaches (e.g. out_of_scope, bye)"
+        else:
+            out[n] = "not an agent step"
+    return out
 
 
 def import_star(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
