@@ -67,7 +67,7 @@ def locked_one_at_a_time() -> None:
     EmbedBatcher.embed = embed  # type: ignore[method-assign]
 
 
-def run(mode: str, url: str, args: argparse.Namespace, tmp: str, library: str, seeds: str) -> tuple[float, int]:
+def run(mode: str, url: str, args: argparse.Namespace, tmp: str, library: str, seeds: str) -> tuple[float, int, float]:
     cfg = SimulateConfig(
         mode=mode,  # type: ignore[arg-type]
         seeds={"questions": [seeds]},
@@ -84,7 +84,7 @@ def run(mode: str, url: str, args: argparse.Namespace, tmp: str, library: str, s
         asyncio.run(simulate_async(cfg, out, progress=False, use_cache=False))
     usage = orjson.loads(open(os.path.join(out, "usage.json"), "rb").read())
     sent = sum(c["calls"] for c in usage["totals"].values())
-    return sent / m.wall, sent
+    return sent / m.wall, sent, m.cpu / sent * 1000
 
 
 def main() -> None:
@@ -100,24 +100,29 @@ def main() -> None:
         with open(seeds, "w") as f:
             f.write("\n".join(f"Synthetic opening question number {i}?" for i in range(args.conversations)) + "\n")
         Embedder().embed(["warm up"])  # load the model outside the timed runs
-        persona, n_p = run("persona", url, args, tmp, library, seeds)
-        strategy, n_s = run("strategy", url, args, tmp, library, seeds)
+        persona, n_p, c_p = run("persona", url, args, tmp, library, seeds)
+        strategy, n_s, c_s = run("strategy", url, args, tmp, library, seeds)
+        from dialforge.induce.batcher import EmbedBatcher
+
+        b = EmbedBatcher.live[-1]
+        batching = f"{b.texts} answers in {b.batches} embedding calls"
         locked_one_at_a_time()
-        before, n_b = run("strategy", url, args, tmp, library, seeds)
+        before, n_b, c_b = run("strategy", url, args, tmp, library, seeds)
     ideal = args.concurrency / LATENCY
     print(
         f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; server answers after "
         f"{LATENCY * 1000:.0f} ms; {args.conversations} conversations x {args.rounds} rounds, "
         f"{args.concurrency} in flight; strategy mode = simulator + judge (assistant model) + assistant calls"
     )
-    print("| mode | calls | calls/s | achieved/ideal | vs persona |")
-    print("|---|---|---|---|---|")
-    for name, rate, n in (
-        ("persona", persona, n_p),
-        ("strategy, batched embeddings (now)", strategy, n_s),
-        ("strategy, one embedding per answer under a lock (before)", before, n_b),
+    print(f"batched run: {batching}")
+    print("| mode | calls | calls/s | achieved/ideal | vs persona | client CPU ms/call |")
+    print("|---|---|---|---|---|---|")
+    for name, rate, n, cpu in (
+        ("persona", persona, n_p, c_p),
+        ("strategy, batched embeddings (now)", strategy, n_s, c_s),
+        ("strategy, one embedding per answer under a lock (before)", before, n_b, c_b),
     ):
-        print(f"| {name} | {n} | {rate:.0f} | {rate / ideal:.2f} | {rate / persona:.2f}x |")
+        print(f"| {name} | {n} | {rate:.0f} | {rate / ideal:.2f} | {rate / persona:.2f}x | {cpu:.1f} |")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import numpy as np
 class EmbedBatcher:
     """`await embed(text)` -> one normalised vector; one batch in flight at a time."""
 
+    live: list[EmbedBatcher] = []  # every batcher made in this process (benchmarks read counts)
+
     def __init__(self, embedder: Any, max_batch: int = 256) -> None:
         self.embedder = embedder
         self.max_batch = max_batch
@@ -25,6 +27,7 @@ class EmbedBatcher:
         self._running = False
         self.batches = 0  # how many embedder calls (benchmarks and tests read it)
         self.texts = 0
+        EmbedBatcher.live.append(self)
 
     async def embed(self, text: str) -> np.ndarray:
         fut: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()

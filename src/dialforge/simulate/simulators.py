@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -247,7 +248,9 @@ class StrategyUser:
 
             raise DialforgeError(f"{cfg.library}: the library has no strategies")
         self.centroids = self.library.centroids()
-        self.embedder = Embedder(cfg.embedder or self.library.embedder)
+        lib_dir = Path(cfg.library) if Path(cfg.library).is_dir() else Path(cfg.library).parent
+        # cached beside the library: the provenance contexts are embedded once per library, not per run
+        self.embedder = Embedder(cfg.embedder or self.library.embedder, cache_dir=lib_dir)
         self.batcher = EmbedBatcher(self.embedder)
         self.ranker = cfg.ranker
         self._contexts: tuple[np.ndarray, np.ndarray] | None = None
