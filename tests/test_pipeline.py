@@ -48,7 +48,7 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
         "report",
         "finished",
     ]
-    assert state["stages"]["induce"]["dialogues_read"] == 60 and state["stages"]["induce"]["extracted"] == 17  # 31 thread turns, 17 distinct
+    assert state["stages"]["induce"]["dialogues_read"] == 60 and state["stages"]["induce"]["extracted"] == 17
     for name in ("strategy", "persona", "socratic"):
         assert state["stages"][f"simulate.{name}"]["conversations"] == 12
         assert (out / "simulate" / name / "scores_summary.json").exists()
