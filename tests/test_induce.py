@@ -78,13 +78,16 @@ def test_induce_oasst_scripted(data_dir, tmp_path):
     lib = _induce(_cfg(data_dir), out, backend)
     assert lib.counts["dialogues_read"] == 564
     assert lib.counts["dialogues_kept"] == 510
-    assert lib.counts["turns"] == lib.counts["extracted"] == 309
+    # OASST threads of one tree share prefixes: 309 thread turns are 140 distinct turns, and
+    # each is extracted and counted once (weight = the number of threads it appears in)
+    assert lib.counts["turns"] == 309
+    assert lib.counts["distinct_turns"] == lib.counts["extracted"] == 140
     assert lib.counts["original_strategies"] == 10
     # each phrase and its "again" variant cluster together; at cosine 0.5 MiniLM also joins
     # the two "explanation" phrases (more details / shorter summary)
     assert lib.counts["clusters"] == 4
     assert sorted(len(s.members) for s in lib.strategies) == [2, 2, 2, 4]
-    assert sum(s.size for s in lib.strategies) == 309
+    assert sum(s.size for s in lib.strategies) == 140
     assert all(s.text.startswith("In general: ") and s.abstracted for s in lib.strategies)
     # provenance: every strategy traces back to real OASST user turns
     threads = {c.id: c for c in read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst")}
@@ -97,23 +100,60 @@ def test_induce_oasst_scripted(data_dir, tmp_path):
     rec = json.loads((out / "extracted.jsonl").open().readline())
     assert {"history", "instruction", "strategy", "analysis", "conversation_id", "turn_index"} <= rec.keys()
     assert len(rec["history"]) == 2 * rec["turn_index"]
+    recs = [json.loads(x) for x in (out / "extracted.jsonl").read_text().splitlines()]
+    assert sum(r["weight"] for r in recs) == 309 and max(r["weight"] for r in recs) > 1
+    assert all(len(r["sources"]) == r["weight"] for r in recs)
+    # provenance for the ranker: each strategy keeps the real answers its turns followed
+    answers = {m.content[:1200] for c in threads.values() for m in c.messages if m.role == "assistant"}
+    assert all(s.contexts and set(s.contexts) <= answers for s in lib.strategies)
     calls = len(backend.requests)
-    # OASST threads of one tree share prefixes: 309 turns are 140 distinct extraction
-    # requests, and each is sent once
     assert calls == 140 + 4
     # beside the library: embeddings + assignments (re-abstraction needs no re-embedding)
     assert np.load(out / "embeddings.npy").shape == (10, 384)
-    assert len((out / "assignments.jsonl").read_text().splitlines()) == 309
+    assert len((out / "assignments.jsonl").read_text().splitlines()) == 140
     # resume: nothing is sent again, the library is identical
     lib2 = _induce(_cfg(data_dir), out, backend)
     assert len(backend.requests) == calls
     assert [s.model_dump() for s in lib2.strategies] == [s.model_dump() for s in lib.strategies]
     usage = json.loads((out / "usage.json").read_text())
     assert usage["stages"]["extract"]["scripted"]["calls"] == 140
-    # first run: 169 shared an identical request; the resume skips finished turns entirely
-    assert usage["stages"]["extract"]["scripted"]["cache_hits"] == 169
+    # distinct turns only: no request is made twice, and the resume skips finished turns
+    assert usage["stages"]["extract"]["scripted"]["cache_hits"] == 0
     abstract = usage["stages"]["abstract"]["scripted"]
     assert (abstract["calls"], abstract["cache_hits"], abstract["failures"]) == (4, 4, 0)
+
+
+def test_repetition_ratio_is_indel():
+    """IDEAS used python-Levenshtein's `ratio` (Indel): an insertion costs less than with the
+    normalised Levenshtein distance. Synthetic pair: Levenshtein 0.73, Indel 0.84."""
+    from rapidfuzz.distance import Levenshtein
+
+    from dialforge.conversation import Conversation, Message
+    from dialforge.simulate.simulators import indel_ratio
+
+    a = "How do I sort a list of numbers in Python"
+    b = a + " efficiently ok"
+    assert Levenshtein.normalized_similarity(a, b) < 0.8 <= indel_ratio(a, b)
+    conv = Conversation(
+        id="x",
+        messages=[
+            Message(role="user", content=a),
+            Message(role="assistant", content="ok"),
+            Message(role="user", content=b),
+        ],
+    )
+    kept, dropped = filter_dialogues([conv], FilterConfig())
+    assert not kept and dropped == {"near-duplicate user turns": 1}
+
+
+def test_abstraction_prompt_defines_high_level_strategy_and_singletons_are_abstracted(data_dir, tmp_path):
+    backend = ScriptedChatModel(scripted_reply)
+    lib = _induce(_cfg(data_dir, threshold=0.99), tmp_path / "run", backend)
+    singles = [s for s in lib.strategies if len(s.members) == 1]
+    assert singles and all(s.abstracted and s.text.startswith("In general: ") for s in singles)
+    prompt = next(r for r in backend.requests if r.schema_name == "HighLevelStrategy").messages[0]["content"]
+    assert "high-level instructional strategy is a general principle" in prompt
+    assert "free of any topic" in prompt and "how to pose the next instruction" in prompt
 
 
 @pytest.mark.slow
@@ -128,10 +168,10 @@ def test_induce_oasst_tiny_model(data_dir, tiny_model_dir, tmp_path):
     lib = asyncio.run(induce_async(cfg, tmp_path / "run", progress=False))
     assert lib.counts["dialogues_read"] == 40
     assert lib.counts["dialogues_kept"] == 38
-    assert lib.counts["turns"] == 21
-    assert lib.counts["extracted"] == 21  # every structured output parsed
-    assert sum(s.size for s in lib.strategies) == 21
-    assert 1 <= lib.counts["clusters"] <= lib.counts["original_strategies"] <= 21
+    assert lib.counts["turns"] == 21 and lib.counts["distinct_turns"] < 21  # threads share prefixes
+    assert lib.counts["extracted"] == lib.counts["distinct_turns"]  # every structured output parsed
+    assert sum(s.size for s in lib.strategies) == lib.counts["extracted"]
+    assert 1 <= lib.counts["clusters"] <= lib.counts["original_strategies"] <= lib.counts["extracted"]
 
 
 @pytest.mark.slow
@@ -205,7 +245,7 @@ def test_strategies_show_and_assign(data_dir, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     rows = [orjson.loads(x) for x in labels.read_bytes().splitlines()]
-    assert len(rows) == 309
+    assert len(rows) == 140
     ids = {s.id: s for s in lib.strategies}
     expected = {
         a["id"]: a["strategy_id"] for a in map(orjson.loads, (out / "assignments.jsonl").read_bytes().splitlines())

@@ -16,6 +16,31 @@ def corpus(data_dir):
     return [json.loads(x) for x in (data_dir / "oasst/prompt_lottery_en_250_text.jsonl").open()]
 
 
+def metaspace_tokenizer(corpus, bos="<s>", eos="</s>", specials=(), template=None):
+    """A SentencePiece-style (Metaspace, BPE) tokenizer, as Llama/Mistral tokenizers are."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    alphabet = sorted({ch for t in corpus for ch in t} | set("\n:|_<>/ ") | {"\u2581"})
+    specials = ["<unk>", "<pad>", bos, eos, *specials]
+    tok.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=800, special_tokens=specials, initial_alphabet=alphabet)
+    )
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        additional_special_tokens=list(specials[4:]),
+    )
+    hf.chat_template = template
+    return hf
+
+
 @pytest.fixture(scope="module")
 def families(corpus):
     return {
@@ -32,6 +57,13 @@ def families(corpus):
             TEMPLATES["llama3"],
             "<|eot_id|>",
         ),
+        "vicuna": (
+            build_tokenizer(
+                corpus, vocab_size=600, bos="<s>", eos="</s>", special_tokens=[], chat_template=TEMPLATES["vicuna"]
+            ),
+            TEMPLATES["vicuna"],
+            "</s>",
+        ),
         "dyadic": (
             build_tokenizer(
                 corpus, vocab_size=600, bos="<s>", eos="</s>", special_tokens=[], chat_template=TEMPLATES["dyadic"]
@@ -40,6 +72,20 @@ def families(corpus):
             "</s>",
         ),
     }
+
+
+@pytest.fixture(scope="module")
+def metaspace_families(corpus):
+    out = {}
+    for name in TEMPLATES:
+        specials: tuple[str, ...] = ()
+        bos, eos = "<s>", "</s>"
+        if name == "chatml":
+            specials, eos = ("<|im_start|>",), "<|im_end|>"
+        if name == "llama3":
+            bos, eos, specials = "<|begin_of_text|>", "<|eot_id|>", ("<|start_header_id|>", "<|end_header_id|>")
+        out[name] = metaspace_tokenizer(corpus, bos, eos, specials, TEMPLATES[name])
+    return out
 
 
 def spans(tok, ex):
@@ -66,36 +112,81 @@ CONV = [
 ]
 
 
-@pytest.mark.parametrize("family", ["chatml", "llama3", "dyadic"])
+@pytest.mark.parametrize("family", ["chatml", "llama3", "vicuna", "dyadic"])
 def test_masks_exact_for_each_family(families, family):
     tok, tpl, end = families[family]
-    r = RoleRenderer(tok, tpl, ["assistant"])
+    # PlatoLM's template also trains the <s> that opens each trained utterance
+    opening = "<s>" if family == "dyadic" else ""
+    r = RoleRenderer(tok, tpl, ["assistant"], train_open_token=family == "dyadic")
     ex = r.encode(CONV)
-    assert spans(tok, ex) == [CONV[2]["content"] + end, CONV[4]["content"] + end]
+    assert spans(tok, ex) == [opening + CONV[2]["content"] + end, opening + CONV[4]["content"] + end]
     # the rendered ids are the chat template's text
     assert tok.decode(ex.input_ids) == tok.apply_chat_template(CONV, chat_template=tpl, tokenize=False)
+    uend = "" if family == "vicuna" else end  # Vicuna closes only assistant turns with </s>
     r = RoleRenderer(tok, tpl, ["user"])
-    assert spans(tok, r.encode(CONV)) == [CONV[1]["content"] + end, CONV[3]["content"] + end]
+    assert spans(tok, r.encode(CONV)) == [CONV[1]["content"] + uend, CONV[3]["content"] + uend]
     r = RoleRenderer(tok, tpl, ["user", "assistant"])
-    assert spans(tok, r.encode(CONV)) == [CONV[i]["content"] + end for i in (1, 2, 3, 4)]
-    # header tokens are registered special tokens here, and still never trained
-    assert any(t in tok.all_special_tokens for t in ("<|start_header_id|>", "<|im_start|>")) or family == "dyadic"
+    if family == "vicuna":  # a user turn runs into the next assistant header, untrained
+        assert spans(tok, r.encode(CONV)) == [CONV[i]["content"] + (end if i % 2 == 0 else "") for i in (1, 2, 3, 4)]
+    else:
+        assert spans(tok, r.encode(CONV)) == [CONV[i]["content"] + end for i in (1, 2, 3, 4)]
     r = RoleRenderer(tok, tpl, ["assistant"], last_turn_only=True)
     assert spans(tok, r.encode(CONV)) == [CONV[4]["content"] + end]
 
 
-def test_simulator_masks_on_user_turns_with_dyadic_template(families):
-    tok, tpl, end = families["dyadic"]
-    sim = swap_for_simulator(CONV)
-    ex = RoleRenderer(tok, tpl, ["assistant"]).encode(sim)
-    # the simulator is trained on the real user turns, rendered after "USER: "
-    assert spans(tok, ex) == [CONV[1]["content"] + end, CONV[3]["content"] + end]
-    text = tok.decode(ex.input_ids)
-    assert "USER: Can you tell me about GLaDOS?</s>" in text and "ASSISTANT: GLaDOS is" in text
-    prompt = tok.apply_chat_template(sim[:2], chat_template=tpl, tokenize=False, add_generation_prompt=True)
-    assert prompt.endswith("ASSISTANT: GLaDOS is the AI antagonist of the Portal games.</s>\nUSER: ") is False
-    prompt = tok.apply_chat_template(sim[:3], chat_template=tpl, tokenize=False, add_generation_prompt=True)
-    assert prompt.endswith("</s>\nUSER: ")
+def test_dyadic_is_platolm_template(families):
+    """reference/platolm.md §1.2-1.3: Human/Assistant, <s>...</s> per utterance, no separator,
+    the system prompt first; the simulator is trained on Human turns with <s>, text, </s>."""
+    from dialforge.train.templates import PLATOLM_SIMULATOR_SYSTEM
+
+    tok, tpl, _ = families["dyadic"]
+    conv = [{"role": "system", "content": PLATOLM_SIMULATOR_SYSTEM}, *CONV[1:]]
+    text = tok.apply_chat_template(conv, chat_template=tpl, tokenize=False)
+    assert text == (
+        f"<s>{PLATOLM_SIMULATOR_SYSTEM}\n\nHuman: <s>{CONV[1]['content']}</s>Assistant: <s>{CONV[2]['content']}</s>"
+        f"Human: <s>{CONV[3]['content']}</s>Assistant: <s>{CONV[4]['content']}</s>"
+    )
+    r = RoleRenderer(tok, tpl, ["user"], train_open_token=True)
+    ex = r.encode(conv)
+    assert spans(tok, ex) == [f"<s>{CONV[1]['content']}</s>", f"<s>{CONV[3]['content']}</s>"]
+    # free mode: the prompt is the system prompt and an open Human turn
+    assert tok.decode(r.prompt_ids(conv[:1], "user")) == f"<s>{PLATOLM_SIMULATOR_SYSTEM}\n\nHuman: <s>"
+
+
+def _check_identity(tok, tpl, roles, conv, open_token=False):
+    r = RoleRenderer(tok, tpl, roles, train_open_token=open_token)
+    ex = r.encode(conv)
+    text = tok.apply_chat_template(conv, chat_template=tpl, tokenize=False)
+    assert tok.decode(ex.input_ids) == text  # no stray pieces (e.g. an extra "\u2581" before a content)
+    n_prompts = 0
+    for k, m in enumerate(conv):
+        if m["role"] not in roles:
+            continue
+        prompt = r.prompt_ids(conv[:k], m["role"])
+        assert ex.input_ids[: len(prompt)] == prompt, f"message {k}"
+        # the first content token right after the prompt is trained: generation continues there
+        assert ex.labels[len(prompt)] == ex.input_ids[len(prompt)]
+        n_prompts += 1
+    assert n_prompts >= 2
+
+
+@pytest.mark.parametrize("family", ["chatml", "llama3", "vicuna", "dyadic"])
+def test_inference_prompt_ids_are_training_prefix_bytelevel(families, family):
+    tok, tpl, _ = families[family]
+    _check_identity(tok, tpl, ["assistant"], CONV, family == "dyadic")
+    _check_identity(tok, tpl, ["user"], CONV, family == "dyadic")
+    _check_identity(tok, tpl, ["assistant"], swap_for_simulator(CONV))
+
+
+@pytest.mark.parametrize("family", ["chatml", "llama3", "vicuna", "dyadic"])
+def test_inference_prompt_ids_are_training_prefix_metaspace(metaspace_families, family):
+    tok = metaspace_families[family]
+    tpl = TEMPLATES[family]
+    # with per-piece tokenisation a Metaspace tokenizer put "\u2581" before every content
+    ids = RoleRenderer(tok, tpl, ["assistant"]).encode(CONV).input_ids
+    assert tok.decode(ids) == tok.apply_chat_template(CONV, chat_template=tpl, tokenize=False)
+    _check_identity(tok, tpl, ["assistant"], CONV, family == "dyadic")
+    _check_identity(tok, tpl, ["user"], CONV, family == "dyadic")
 
 
 def test_truncation_drops_turns_from_start_keeps_system(families):

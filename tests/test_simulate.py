@@ -19,6 +19,7 @@ from dialforge.llm.types import Completion
 from dialforge.simulate import Engine, SimulateConfig, load_seeds, make_simulator, simulate_async
 from dialforge.simulate.engine import Seed
 from dialforge.testing import FakeOpenAIServer, ScriptedChatModel
+from dialforge.tiny import build_tokenizer
 
 Q = "What is a good way to learn to play the guitar as an adult?"
 
@@ -192,17 +193,90 @@ def test_strategy_mode_judge_rejects(library):
     )
     verdicts = iter(
         [
-            {"coherent": False, "correct": True, "reason": "off topic"},
-            {"coherent": True, "correct": True, "reason": "fine"},
+            {"analysis": "off topic", "result": "no"},
+            "no JSON at all",  # an unparseable verdict is a rejection, never an approval
+            "still no JSON",
+            {"analysis": "a follow-up on the answer", "result": "yes"},
         ]
     )
-    judge = LLM(ScriptedChatModel(lambda r: json.dumps(next(verdicts)), "judge"))
+    judge_backend = ScriptedChatModel(lambda r: (lambda v: v if isinstance(v, str) else json.dumps(v))(next(verdicts)))
+    judge = LLM(judge_backend)
     fresh = _counter("Why")
     user = ScriptedChatModel(lambda r: json.dumps({"strategy_number": 1, "instruction": fresh(r)}), "sim")
     engine = Engine(cfg, make_simulator(cfg, LLM(user), judge), LLM(ScriptedChatModel(_counter("A"), "asst")))
     conv = asyncio.run(engine.run_one("c", Seed("s", [{"role": "user", "content": Q, "meta": {"seed": True}}], Q), 0))
-    assert conv.messages[2].meta["rejections"] == ["judge: off topic"]
-    assert conv.messages[2].content.startswith("Why number 1 ")
+    rej = conv.messages[2].meta["rejections"]
+    assert rej[0] == "judge: off topic" and rej[1].startswith("judge gave no verdict") and len(rej) == 2
+    assert conv.messages[2].content.startswith("Why number 2 ")
+    # reasons before the verdict, temperature 0, the paper's criteria
+    req = judge_backend.requests[0]
+    assert list(req.schema["properties"]) == ["analysis", "result"]
+    assert req.params.temperature == 0.0
+    assert "correct AND logically coherent" in req.messages[0]["content"]
+    assert "### New instruction\nWhy number 0" in req.messages[1]["content"]
+
+
+def test_strategy_mode_engine_stops_are_rejections(library):
+    """A role flip or a goodbye is a rejection that resamples, not the end of the dialogue."""
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        max_turns=2,
+        strategy={"library": str(library), "threshold": -1},
+    )
+    replies = iter(["Sure! Here is a summary of everything.", "Thanks for your help, goodbye!"])
+    fresh = _counter("Next")
+
+    def user(req):
+        text = next(replies, None) or fresh(req)
+        return json.dumps({"strategy_number": 1, "instruction": text})
+
+    conv, _, _ = _run(cfg, user, _counter("Answer"))
+    assert conv.meta["termination_reason"] == "max_turns"
+    assert conv.messages[2].meta["rejections"] == ["engine stop: role_flip", "engine stop: goodbye"]
+
+
+def test_strategy_mode_judge_defaults_to_the_assistant_model(library, fake_server, tmp_path):
+    def reply(body):
+        rf = body.get("response_format") or {}
+        name = rf.get("json_schema", {}).get("name")
+        if name == "Verdict":
+            return json.dumps({"analysis": "fine", "result": "yes"})
+        if name == "StrategyPick":
+            return json.dumps({"strategy_number": 1, "instruction": f"Follow-up {len(fake_server.requests)} xq?"})
+        return f"Answer {len(fake_server.requests)} zz"
+
+    fake_server.reply = reply
+    base = dict(
+        mode="strategy",
+        seeds={"questions": [], "exchanges": []},
+        user=backend_config(model="sim", base_url=fake_server.base_url),
+        assistant=backend_config(model="asst", base_url=fake_server.base_url),
+        max_turns=2,
+    )
+    seeds = tmp_path / "q.txt"
+    seeds.write_text(Q + "\n")
+    base["seeds"] = {"questions": [str(seeds)]}
+    cfg = SimulateConfig(**base, strategy={"library": str(library)})
+    asyncio.run(simulate_async(cfg, tmp_path / "on", progress=False))
+    verdicts = [
+        b
+        for b in fake_server.requests
+        if (b.get("response_format") or {}).get("json_schema", {}).get("name") == "Verdict"
+    ]
+    assert verdicts and all(b["model"] == "asst" and b["temperature"] == 0.0 for b in verdicts)
+    manifest = json.loads((tmp_path / "on/manifest.json").read_text())
+    assert manifest["models"]["judge"] == "asst"
+    row = json.loads((tmp_path / "on/conversations.jsonl").read_text().splitlines()[0])
+    assert row["messages"][2]["meta"]["judge"] == "asst"
+    # judge: false opts out, and the manifest says so
+    n = len(fake_server.requests)
+    cfg = SimulateConfig(**base, strategy={"library": str(library), "judge": False})
+    asyncio.run(simulate_async(cfg, tmp_path / "off", progress=False))
+    assert not [b for b in fake_server.requests[n:] if "Verdict" in json.dumps(b.get("response_format"))]
+    manifest = json.loads((tmp_path / "off/manifest.json").read_text())
+    assert manifest["models"]["judge"] == "off (judge: false)"
 
 
 @pytest.mark.slow
@@ -289,16 +363,19 @@ def test_resume_after_sigkill(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_strategy_mode_with_trained_marker_format(library):
+def test_strategy_mode_with_trained_marker_format(library, tmp_path):
     """A strategy-conditioned trained simulator is prompted exactly as trained (candidates in
     the system prompt, roles swapped) and answers with the IDEAS markers."""
     from dialforge.train.strategy_data import CANDIDATES_HEADER, format_target
 
+    sim_dir = tmp_path / "sim"
+    build_tokenizer([Q, "Answer number", "Marker number"] * 5, vocab_size=400).save_pretrained(sim_dir)
     cfg = _cfg(
         mode="strategy",
         personas=[],
         seeds={"questions": ["unused"]},
         user_format="trained",
+        user_tokenizer=str(sim_dir),
         max_turns=3,
         strategy={"library": str(library), "candidates": 4, "threshold": -1},
     )
@@ -308,6 +385,7 @@ def test_strategy_mode_with_trained_marker_format(library):
     def user(req):
         system = req.messages[0]["content"]
         assert system.startswith(CANDIDATES_HEADER) and req.messages[1]["role"] == "assistant"
+        assert req.prompt is not None  # token ids, rendered as in training (ChatML: roles swapped)
         first = system.splitlines()[1].split(". ", 1)[1]
         if next(calls) == 0:  # the first try names a strategy that was not offered
             return format_target("Invent a brand-new unrelated strategy", fresh(req))

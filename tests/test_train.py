@@ -101,7 +101,9 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(out / "final")
-    assert "USER: " in tok.chat_template  # the exact training template travels with the model
+    assert "Human" in tok.chat_template  # the exact training template travels with the model
+    fmt = json.loads((out / "final/dialforge_template.json").read_text())
+    assert fmt["name"] == "dyadic" and fmt["swap"] is False and fmt["system"].startswith("A chat between a curious")
     from dialforge.llm import backend_config
     from dialforge.simulate import SimulateConfig, simulate_async
 
@@ -118,9 +120,13 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
     assert summary["conversations"] == 4
     rows = [json.loads(x) for x in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
     assert {r["meta"]["simulator_model"] for r in rows} == {str(out / "final")}
-    # free conversations were opened by the trained simulator itself
-    free = [r for r in rows if not r["messages"] or not r["messages"][0].get("meta", {}).get("seed")]
+    # free conversations were opened by the trained simulator itself: a question and an answer
+    # at least, and no error (an empty conversation is a failure, not a free one)
+    assert not [r["meta"].get("error") for r in rows if r["meta"]["termination_reason"] == "error"]
+    free = [r for r in rows if r["messages"] and not r["messages"][0].get("meta", {}).get("seed")]
     assert len(free) == 2
+    for r in free:
+        assert len(r["messages"]) >= 2 and r["messages"][0]["role"] == "user" and r["messages"][0]["content"]
 
 
 @pytest.mark.slow

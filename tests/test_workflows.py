@@ -297,3 +297,75 @@ def test_loop_llm_end_check_and_character_consistency(tmp_path):
     assert conv.meta["termination_reason"] == "end_check"
     assert [m.role for m in conv.messages] == ["assistant", "user", "assistant", "user"]
     assert conv.meta["workflow_eval"]["character_consistency"] == 0.5
+
+
+def test_depth_is_linear_time_and_deep_chains_work():
+    """Longest path over steps with cycles handled: a fully connected 200-step graph (every
+    step leads to every other) takes well under a second; a 3,000-step chain neither recurses
+    (RecursionError before) nor misses a step."""
+    import time
+
+    from dialforge.workflows import Workflow, draw
+
+    n = 200
+    steps = {
+        f"s{i}": {"say": f"step {i}?", "options": [{"answer": f"go {j}", "next": f"s{j}"} for j in range(n) if j != i]}
+        for i in range(n)
+    }
+    steps["s0"]["options"].append({"answer": "stop", "end": "bye"})
+    wf = Workflow.model_validate({"name": "dense", "start": "s0", "steps": steps})
+    t0 = time.perf_counter()
+    assert wf.max_depth == n  # every step once, then the path closes a cycle
+    assert time.perf_counter() - t0 < 1.0
+    n = 3000
+    chain = {f"c{i}": {"say": f"c {i}", "options": [{"answer": None, "next": f"c{i + 1}"}]} for i in range(n - 1)}
+    chain[f"c{n - 1}"] = {"say": "done", "options": []}
+    wf = Workflow.model_validate({"name": "chain", "start": "c0", "steps": chain})
+    assert wf.max_depth == n
+    assert draw(wf).count("\n") == 1 + 2 * (n - 1) + 1 - 1
+
+
+@pytest.mark.parametrize(
+    "kind,content,msg",
+    [
+        ("star", {"task": "t", "graph": ["hello", "bye"], "replies": {}}, "field graph: expected an object"),
+        ("star", [{"dialogue_id": "1", "turns": []}], "expected a STAR task"),
+        ("star", "{not json", "found invalid JSON"),
+        ("abcd", [{"convo_id": 1}], "expected ABCD guidelines"),
+        ("abcd", "{not json", "found invalid JSON"),
+        ("abcd", {"convo_id": 1, "original": [["agent", "hi"]]}, "a conversation file?"),
+    ],
+)
+def test_importer_bad_inputs_are_one_line(tmp_path, kind, content, msg):
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "task.json" if kind == "star" else "guidelines.json"
+    (src / name).write_text(content if isinstance(content, str) else json.dumps(content))
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "workflows", "import", kind, str(src), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr and "Traceback" not in r.stderr and str(src) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_star_importer_accounts_for_every_node(data_dir):
+    """Each node of every vendored task's graph and every reply template is a step or is
+    listed in `source.dropped` with a reason: nothing disappears silently."""
+    wfs, failed = import_star(data_dir / "star/tasks")
+    assert failed == {} and len(wfs) == 18
+    reasons: dict[str, int] = {}
+    for wf in wfs:
+        data = json.loads((data_dir / f"star/tasks/{wf.name}.json").read_text())
+        responses = data_dir / f"star/tasks/{wf.name}_responses.json"
+        texts = {**data.get("replies", {}), **(json.loads(responses.read_text()) if responses.exists() else {})}
+        nodes = {*data["graph"], *data["graph"].values(), *texts}
+        dropped = wf.source["dropped"]
+        assert nodes == set(wf.steps) | set(dropped), wf.name
+        assert not set(wf.steps) & set(dropped)
+        assert all(why and why != "not an agent step" for why in dropped.values()), (wf.name, dropped)
+        for why in dropped.values():
+            reasons[why.split(":")[0]] = reasons.get(why.split(":")[0], 0) + 1
+    assert reasons  # the README quotes these counts

@@ -115,7 +115,7 @@ def _error_response(kind: str, kw: dict[str, Any], body: dict[str, Any], auth: s
 
 
 class FakeOpenAIServer:
-    """An OpenAI-compatible `/v1/chat/completions` server on 127.0.0.1 (random port) in a
+    """An OpenAI-compatible `/v1/chat/completions` (and raw `/v1/completions`) server on 127.0.0.1 (random port) in a
     background thread. Replies come from `reply(body) -> str`; faults are injected on demand:
 
     - `inject("500", times)`         HTTP 500
@@ -202,13 +202,19 @@ class FakeOpenAIServer:
             content = "this is not JSON" if fault and fault[0] == "bad_json" else self.reply(body)
             n = body.get("n", 1)
             prompt_tokens = sum(_words(m.get("content") or "") for m in body.get("messages", []))
+            raw = "messages" not in body  # /v1/completions: a raw (text or token-id) prompt
+            if raw:
+                p = body.get("prompt")
+                prompt_tokens = len(p) if isinstance(p, list) else _words(str(p or ""))
             resp = {
-                "id": f"chatcmpl-{next(self._ids)}",
-                "object": "chat.completion",
+                "id": f"{'cmpl' if raw else 'chatcmpl'}-{next(self._ids)}",
+                "object": "text_completion" if raw else "chat.completion",
                 "created": int(time.time()),
                 "model": body.get("model", "fake"),
                 "choices": [
-                    {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    {"index": i, "text": content, "finish_reason": "stop"}
+                    if raw
+                    else {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                     for i in range(n)
                 ],
                 "usage": {
@@ -227,6 +233,7 @@ class FakeOpenAIServer:
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/completions", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -274,7 +281,17 @@ def main() -> None:
     if args.unique:
         import uuid
 
+        def fresh(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: fresh(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [fresh(v) for v in value]
+            return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?" if value == "ok" else value
+
         def reply(body: dict[str, Any]) -> str:
+            rf = body.get("response_format") or {}
+            if rf.get("type") == "json_schema":  # valid JSON, fresh strings (strategy mode, judges)
+                return orjson.dumps(fresh(example_for_schema(rf["json_schema"]["schema"]))).decode()
             return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
 
     srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import Indel
 
 from ..conversation import Conversation
 
@@ -26,7 +26,9 @@ class FilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    max_user_similarity: float = Field(0.8, ge=0, le=1, description="drop at Levenshtein ratio >= this")
+    max_user_similarity: float = Field(
+        0.8, ge=0, le=1, description="drop at Indel ratio (python-Levenshtein ratio, as published) >= this"
+    )
     refusal_markers: list[str] = Field(default_factory=lambda: list(REFUSAL_MARKERS))
 
 
@@ -42,7 +44,7 @@ def drop_reason(conv: Conversation, cfg: FilterConfig) -> str | None:
                 return "refusal in assistant turn"
     for i in range(len(users)):
         for j in range(i + 1, len(users)):
-            if Levenshtein.normalized_similarity(users[i], users[j]) >= cfg.max_user_similarity:
+            if Indel.normalized_similarity(users[i], users[j]) >= cfg.max_user_similarity:
                 return "near-duplicate user turns"
     return None
 

@@ -36,6 +36,11 @@ class Strategy(BaseModel):
     examples: list[SourceTurn]
     centroid: list[float]
     abstracted: bool = Field(description="False when the text is a singleton kept as-is")
+    contexts: list[str] = Field(
+        default_factory=list,
+        description="distinct assistant answers that preceded member turns in the real dialogues "
+        "(provenance: the default ranker scores a strategy by how close the current answer is to these)",
+    )
 
 
 class StrategyLibrary(BaseModel):

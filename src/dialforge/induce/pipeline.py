@@ -40,12 +40,20 @@ class HighLevelStrategy(BaseModel):
     strategy: str = Field(description="one high-level strategy phrase covering all the examples")
 
 
+# The published abstraction prompt gives the model a definition of a high-level strategy
+# (reference/ideas.md §3.2); this is ours, in that spirit.
 ABSTRACT_SYSTEM = (
-    "You are given instruction strategies that users applied in different conversations with an "
-    "AI assistant; they are similar. Write one high-level strategy (at most 15 words) that "
-    "covers all of them, general enough to reuse in any conversation. Answer in JSON with the "
-    "key strategy."
+    "You generalise instruction strategies. A high-level instructional strategy is a general "
+    "principle for posing the next instruction to an AI assistant thoughtfully, purposefully and "
+    "strategically: to get the information one wants, to move the dialogue on, to provoke deeper "
+    "thinking or to draw the assistant out. It is reusable in any conversation, free of any topic, "
+    "name or detail, and it says how to pose the next instruction (for example 'Ask for specific "
+    "information to clarify details', 'Explore and define boundaries, constraints and contexts'). "
+    "Each strategy you are given is a specialisation of one such principle. Write the one "
+    "high-level strategy (a short phrase, at most 15 words) that they all specialise. Answer in "
+    "JSON with the key strategy."
 )
+MAX_CONTEXT_CHARS = 1200  # MiniLM reads ~256 tokens; longer contexts only cost space
 
 
 class InduceConfig(BaseModel):
@@ -65,6 +73,9 @@ class InduceConfig(BaseModel):
     abstract_sample: int = Field(20, ge=1, description="members shown to the LLM per cluster")
     singletons: Literal["keep", "merge"] = "keep"
     examples_per_strategy: int = Field(5, ge=1)
+    contexts_per_strategy: int = Field(
+        32, ge=0, description="answers kept per strategy for the provenance ranker (those that preceded its turns)"
+    )
     seed: int = 0
     concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="LLM requests in flight at once")
 
@@ -94,7 +105,8 @@ async def induce_async(
     if cfg.max_dialogues:
         convs = convs[: cfg.max_dialogues]
     kept, dropped = filter_dialogues(convs, cfg.filter)
-    units = [u for c in kept for u in extraction_units(c, cfg.include_first_turn)]
+    all_units = [u for c in kept for u in extraction_units(c, cfg.include_first_turn)]
+    units = distinct_units(all_units)
     if not units:
         raise DialforgeError(
             f"{', '.join(cfg.dialogues)}: no user turns to extract ({len(convs)} dialogues read, "
@@ -132,7 +144,8 @@ async def induce_async(
                     "dialogues_read": len(convs),
                     "dialogues_kept": len(kept),
                     "dropped": dict(dropped),
-                    "turns": len(units),
+                    "turns": len(all_units),
+                    "distinct_turns": len(units),
                 },
             )
         finally:
@@ -190,7 +203,7 @@ async def _cluster_and_abstract(
     counts: dict[str, Any],
 ) -> StrategyLibrary:
     # -- embed each distinct strategy once -----------------------------------------------
-    freq = Counter(r["strategy"] for r in records)
+    freq = Counter(r["strategy"] for r in records)  # distinct turns, not source threads
     originals = sorted(freq)  # sorted: order-independent input to clustering
     embedder = Embedder(cfg.embedder, cache_dir=run.path)
     run.usage.start_stage("embed")
@@ -222,24 +235,22 @@ async def _cluster_and_abstract(
             sample = texts[: cfg.abstract_sample // 2]
             rest = texts[len(sample) :]
             sample += rng.sample(rest, min(len(rest), cfg.abstract_sample - len(sample)))
-            if len(texts) == 1:
+            # singletons too: a raw extracted phrase is not a high-level strategy
+            listing = "\n".join(f"- {t}" for t in sample)
+            async with sem:
+                res = await llm.structured(
+                    [
+                        {"role": "system", "content": ABSTRACT_SYSTEM},
+                        {"role": "user", "content": f"Strategies:\n{listing}"},
+                    ],
+                    HighLevelStrategy,
+                )
+            cleaned = clean_strategy(res.value.strategy) if res.value else ""
+            if cleaned:
+                text, abstracted = cleaned, True
+            else:  # a failed abstraction falls back to the most frequent member
+                log.warning("abstraction failed for a cluster of %d: %s", len(texts), res.error)
                 text, abstracted = texts[0], False
-            else:
-                listing = "\n".join(f"- {t}" for t in sample)
-                async with sem:
-                    res = await llm.structured(
-                        [
-                            {"role": "system", "content": ABSTRACT_SYSTEM},
-                            {"role": "user", "content": f"Strategies:\n{listing}"},
-                        ],
-                        HighLevelStrategy,
-                    )
-                cleaned = clean_strategy(res.value.strategy) if res.value else ""
-                if cleaned:
-                    text, abstracted = cleaned, True
-                else:  # a failed abstraction falls back to the most frequent member
-                    log.warning("abstraction failed for a cluster of %d: %s", len(texts), res.error)
-                    text, abstracted = texts[0], False
             turns = [r for t in texts for r in by_text[t]]
             turns.sort(key=lambda r: (r["conversation_id"], r["turn_index"]))
             centroid = emb[members].mean(axis=0)
@@ -261,6 +272,7 @@ async def _cluster_and_abstract(
                 ],
                 centroid=[round(float(v), 6) for v in centroid],
                 abstracted=abstracted,
+                contexts=_contexts(turns, cfg.contexts_per_strategy, cfg.seed),
             ), members
 
         done = await asyncio.gather(*(one(m) for m in clusters))
@@ -314,6 +326,34 @@ async def _cluster_and_abstract(
     lib.save(run.path / "library.json")
     run.stage_done("library", **lib.counts)
     return lib
+
+
+def distinct_units(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One unit per distinct (history, instruction): OASST threads of one tree share prefixes,
+    so the same turn appears in several threads. Counting it once keeps cluster sizes honest;
+    `weight` is the number of source threads and `sources` lists them."""
+    out: dict[str, dict[str, Any]] = {}
+    for u in units:
+        key = stable_hash("extract", u["history"], u["instruction"])
+        if key in out:
+            out[key]["weight"] += 1
+            out[key]["sources"].append([u["conversation_id"], u["turn_index"]])
+        else:
+            out[key] = {**u, "id": key, "weight": 1, "sources": [[u["conversation_id"], u["turn_index"]]]}
+    return list(out.values())
+
+
+def _contexts(turns: list[dict[str, Any]], limit: int, seed: int) -> list[str]:
+    """Distinct assistant answers that preceded the strategy's turns (provenance ranker)."""
+    seen: dict[str, None] = {}
+    for r in turns:
+        hist = r.get("history") or []
+        if hist and hist[-1]["role"] == "assistant" and hist[-1]["content"].strip():
+            seen.setdefault(hist[-1]["content"][:MAX_CONTEXT_CHARS], None)
+    texts = list(seen)
+    if len(texts) > limit:
+        texts = sorted(random.Random(stable_hash(seed, texts[0])).sample(texts, limit))
+    return texts
 
 
 def _merge_singletons(groups: dict[int, list[int]], emb: np.ndarray) -> dict[int, list[int]]:

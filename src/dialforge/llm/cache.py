@@ -31,10 +31,10 @@ _COUNTER_COLUMNS = ("calls", "prompt_tokens", "completion_tokens", "retries", "c
 
 def request_key(model_id: str, req: ChatRequest) -> str:
     """What determines an answer: model, messages, sampling, schema and sample index."""
-    blob = orjson.dumps(
-        [model_id, req.messages, req.params.model_dump(mode="json"), req.schema, req.sample_index],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    parts: list[Any] = [model_id, req.messages, req.params.model_dump(mode="json"), req.schema, req.sample_index]
+    if req.prompt is not None:  # a raw token-id prompt (trained simulators)
+        parts.append(req.prompt)
+    blob = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()
 
 

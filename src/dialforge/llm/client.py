@@ -139,9 +139,16 @@ class LLM:
         return messages
 
     async def complete(
-        self, messages: list[dict[str, str]], *, params: SamplingParams | None = None, sample_index: int = 0
+        self,
+        messages: list[dict[str, str]],
+        *,
+        params: SamplingParams | None = None,
+        sample_index: int = 0,
+        prompt: list[int] | None = None,
     ) -> Completion:
-        req = ChatRequest(self._messages(messages), params or self.params, sample_index=sample_index)
+        """`prompt`: token ids sent as they are (no chat template, no system prompt added)."""
+        msgs = messages if prompt is not None else self._messages(messages)
+        req = ChatRequest(msgs, params or self.params, sample_index=sample_index, prompt=prompt)
         return (await self.chat([req]))[0]
 
     async def structured(

@@ -121,7 +121,8 @@ class OpenAIHTTPBackend:
         p = req.params
         body: dict[str, Any] = {
             "model": self.model_id,
-            "messages": req.messages,
+            # a token-id prompt goes to the raw completions endpoint (trained simulators)
+            **({"prompt": req.prompt} if req.prompt is not None else {"messages": req.messages}),
             "temperature": p.temperature,
             "top_p": p.top_p,
             "max_tokens": p.max_tokens,
@@ -154,6 +155,7 @@ class OpenAIHTTPBackend:
 
     async def _one(self, req: ChatRequest) -> Completion:
         body = orjson.dumps(self._payload(req))
+        url = self.base_url + "/completions" if req.prompt is not None else self._url
         session = self._get_session()
         start = time.perf_counter()
         retries = 0
@@ -161,7 +163,7 @@ class OpenAIHTTPBackend:
         while True:
             await self.limiter.acquire()
             try:
-                comp = await self._attempt(session, body)
+                comp = await self._attempt(session, body, url)
             except _Retryable as e:
                 self.limiter.release()
                 last_error = self._redact(str(e))
@@ -244,9 +246,9 @@ class OpenAIHTTPBackend:
             )
         return _Fatal(f"HTTP {status}: {snippet}")
 
-    async def _attempt(self, session: aiohttp.ClientSession, body: bytes) -> Completion:
+    async def _attempt(self, session: aiohttp.ClientSession, body: bytes, url: str | None = None) -> Completion:
         try:
-            async with session.post(self._url, data=body) as resp:
+            async with session.post(url or self._url, data=body) as resp:
                 raw = await resp.read()
                 status = resp.status
                 if status != 200:
@@ -262,7 +264,7 @@ class OpenAIHTTPBackend:
         try:
             data = orjson.loads(raw)
             choices = data["choices"]
-            texts = [mask_secrets(c["message"]["content"] or "") for c in choices]
+            texts = [mask_secrets((c["message"]["content"] if "message" in c else c["text"]) or "") for c in choices]
             reasons = [c.get("finish_reason") or "stop" for c in choices]
         except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as e:
             raise _Retryable(

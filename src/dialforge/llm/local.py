@@ -37,7 +37,8 @@ def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
         if not isinstance(node, dict):
             return node
         if node.get("type") == "array":
-            node = {**node, "maxItems": min(node.get("maxItems", 4), 4)}
+            # as many items as the schema asks for (a ranker may want 50), 4 when it is silent
+            node = {**node, "maxItems": node.get("maxItems", 4)}
             mult *= node["maxItems"]
         node = {k: walk(v, mult) for k, v in node.items()}
         if node.get("type") == "string" and "enum" not in node:
@@ -126,18 +127,37 @@ class TransformersBackend:
                 groups.setdefault(key, []).append((req, fut))
             for group in groups.values():
                 try:
-                    comps = await asyncio.to_thread(self._generate, [r for r, _ in group])
-                except BackendUnavailable as e:  # the model cannot load: every request would fail alike
+                    comps = await self._generate_isolated([r for r, _ in group])
+                except BackendUnavailable as e:
                     for _, fut in group:
                         if not fut.done():
                             fut.set_exception(e)
                     continue
-                except Exception as e:  # one bad batch must not kill the worker
-                    log.exception("local generation failed")
-                    comps = [Completion(model=self.model_id, error=f"{type(e).__name__}: {e}") for _ in group]
                 for (_, fut), comp in zip(group, comps, strict=True):
                     if not fut.done():
                         fut.set_result(comp)
+
+    async def _generate_isolated(self, reqs: list[ChatRequest]) -> list[Completion]:
+        """One failing request fails itself, never its batch: a failed batch is retried
+        request by request."""
+        try:
+            return await asyncio.to_thread(self._generate, reqs)
+        except BackendUnavailable:  # the model cannot load: every request would fail alike
+            raise
+        except Exception as e:  # one bad batch must not kill the worker
+            if len(reqs) == 1:
+                log.warning("local generation failed: %s: %s", type(e).__name__, e)
+                return [Completion(model=self.model_id, error=f"{type(e).__name__}: {e}")]
+        out: list[Completion] = []
+        for r in reqs:
+            out.extend(await self._generate_isolated([r]))
+        return out
+
+    def _prompt_ids(self, req: ChatRequest) -> list[int]:
+        if req.prompt is not None:
+            return list(req.prompt)
+        text = self._tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+        return list(self._tok(text, add_special_tokens=False)["input_ids"])
 
     # -- generation --------------------------------------------------------------
     def _generate(self, reqs: list[ChatRequest]) -> list[Completion]:
@@ -147,12 +167,8 @@ class TransformersBackend:
         tok, model = self._tok, self._model
         p: SamplingParams = reqs[0].params
         start = time.perf_counter()
-        prompts = [
-            tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
-            for r in reqs
-            for _ in range(p.n)
-        ]
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        rows = [self._prompt_ids(r) for r in reqs for _ in range(p.n)]
+        enc = tok.pad({"input_ids": rows}, return_tensors="pt", padding=True).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tok.pad_token_id}
         if p.temperature > 0:
             kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k or 0)
@@ -163,7 +179,7 @@ class TransformersBackend:
 
             g = self._grammar(reqs[0].schema, p.max_tokens)
             kwargs["max_new_tokens"] = 4 * p.max_tokens
-            kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor([g] * len(prompts))]
+            kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor([g] * len(rows))]
         if p.seed is not None:
             torch.manual_seed(p.seed + reqs[0].sample_index)
         with torch.no_grad():

@@ -28,13 +28,16 @@ DEFAULT_PARAMS = SamplingParams()
 
 @dataclass(slots=True)
 class ChatRequest:
-    """One chat completion request. `schema` asks for structured (JSON) output."""
+    """One chat completion request. `schema` asks for structured (JSON) output. `prompt`
+    (token ids) bypasses the chat template: the model continues exactly these ids (a trained
+    simulator, rendered as in training); `messages` then only describe the request."""
 
     messages: list[dict[str, str]]
     params: SamplingParams = DEFAULT_PARAMS
     schema: dict[str, Any] | None = None
     schema_name: str = "output"
     sample_index: int = 0
+    prompt: list[int] | None = None
 
 
 @dataclass(slots=True)

@@ -44,17 +44,34 @@ class StopConfig(BaseModel):
     role_flip: bool = True
 
 
+# Per-ranker default thresholds (docs/methods.md, "Ranking"): scores of different rankers
+# live on different scales (answer-vs-answer cosines are higher than answer-vs-strategy).
+DEFAULT_THRESHOLDS = {"provenance": 0.5, "embedding": 0.2, "llm": 0.0}
+
+
 class StrategyConfig(BaseModel):
+    """IDEAS deduction. Quality control as published: the judge runs whenever strategy mode
+    runs (the assistant's model unless one is named; `judge: false` turns it off, and the
+    manifest says so)."""
+
     model_config = ConfigDict(extra="forbid")
 
     library: Annotated[str, INPUT_FILE] = Field(description="strategy library (library.json or its run directory)")
     candidates: int = Field(50, ge=1, description="strategies shown to the simulator")
-    threshold: float = Field(0.2, ge=-1, le=1, description="min cosine(answer, strategy) to be a candidate")
-    ranker: Literal["embedding", "llm"] = "embedding"
+    threshold: float | None = Field(
+        None, ge=-1, le=1, description="min ranker score to be a candidate (default per ranker: DEFAULT_THRESHOLDS)"
+    )
+    ranker: Literal["provenance", "embedding", "llm"] = Field(
+        "provenance",
+        description="provenance: closeness to the answers real users reacted to with the strategy; "
+        "embedding: cosine(answer, strategy); llm: the simulator's model picks from a shortlist",
+    )
     embedder: str | None = Field(None, description="defaults to the library's embedder")
     max_rejections: int = Field(6, ge=1, description="consecutive QC rejections before stopping")
-    max_similarity: float = Field(0.8, ge=0, le=1, description="reject at Levenshtein ratio > this")
-    judge: BackendConfig | None = Field(None, description="LLM judge for incorrect/incoherent instructions")
+    max_similarity: float = Field(0.8, ge=0, le=1, description="reject at Indel ratio > this")
+    judge: BackendConfig | Literal[False] | None = Field(
+        None, description="QC judge (default: the assistant's model); false turns quality control's judge off"
+    )
 
 
 class SimulateConfig(BaseModel):
@@ -72,6 +89,11 @@ class SimulateConfig(BaseModel):
         "prompted exactly as trained (roles swapped, no instruction)",
     )
     user_system_prompt: str | None = None
+    user_tokenizer: str | None = Field(
+        None,
+        description="trained simulator: the folder with its tokenizer and dialforge_template.json "
+        "(default: user.model; needed when user.model is a name a server knows it by)",
+    )
     personas: list[str] = Field(default_factory=list)
     strategy: StrategyConfig | None = None
     stop: StopConfig = StopConfig()

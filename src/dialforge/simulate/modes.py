@@ -60,7 +60,14 @@ def _build_strategy(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
     from .simulators import StrategyUser
 
     assert cfg.strategy is not None
-    return StrategyUser(llm, cfg.strategy, judge, trained=cfg.user_format == "trained")
+    return StrategyUser(
+        llm,
+        cfg.strategy,
+        judge,
+        trained=cfg.user_format == "trained",
+        stop=cfg.stop,
+        tokenizer=cfg.user_tokenizer,
+    )
 
 
 def _check_strategy(cfg: Any) -> str | None:
@@ -76,7 +83,7 @@ def _prompted(default_system: str) -> Callable[[Any, LLM, LLM | None], UserSimul
         from . import simulators
 
         if cfg.user_format == "trained":
-            return simulators.TrainedUser(llm, cfg.user_system_prompt)
+            return simulators.TrainedUser(llm, cfg.user_system_prompt, cfg.user_tokenizer)
         system = cfg.user_system_prompt or getattr(simulators, default_system)
         return simulators.PromptedUser(llm, system, cfg.stop.end_token)
 

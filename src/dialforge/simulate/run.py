@@ -50,6 +50,8 @@ class SimulateStage(Stage):
         user = ctx.llm(cfg.user, "simulate.user", system_prompt="")
         assistant = ctx.llm(cfg.assistant, "simulate.assistant")
         judge = ctx.llm(cfg.strategy.judge, "simulate.judge") if cfg.strategy and cfg.strategy.judge else None
+        if cfg.strategy and cfg.strategy.judge is None:  # IDEAS QC: the assistant's model judges
+            judge = assistant.for_stage("simulate.judge")
         self.engine = Engine(cfg, make_simulator(cfg, user, judge), assistant)
 
     async def run_job(self, job: Job, ctx: StageContext) -> dict[str, Any]:
@@ -90,6 +92,8 @@ async def simulate_async(
     models = {"user": cfg.user.model, "assistant": cfg.assistant.model}
     if cfg.strategy and cfg.strategy.judge:
         models["judge"] = cfg.strategy.judge.model
+    elif cfg.strategy:  # IDEAS QC: the assistant's model judges unless `judge: false`
+        models["judge"] = "off (judge: false)" if cfg.strategy.judge is False else cfg.assistant.model
     with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
         res = await run_stage(SimulateStage(cfg, seeds), run, executor=LocalExecutor(pool), progress=progress)
         s = res.summary

@@ -9,19 +9,22 @@ it from slipping into the assistant role.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import Indel, Levenshtein
 
 from ..conversation import stable_hash
 from ..llm.client import LLM
-from .config import SimulateConfig, StrategyConfig
-from .stops import max_similarity
+from .config import DEFAULT_THRESHOLDS, SimulateConfig, StopConfig, StrategyConfig
+from .stops import check_user_turn
+
+log = logging.getLogger("dialforge.simulate")
 
 
 @dataclass
@@ -186,20 +189,26 @@ class PromptedUser:
 
 
 class TrainedUser:
-    """A simulator trained on user turns (PlatoLM): prompted exactly as trained, i.e. the
-    role-swapped dialogue through its own chat template and nothing else. With no history
-    it opens the topic itself (free mode)."""
+    """A simulator trained on user turns (PlatoLM): prompted exactly as trained. The prompt
+    is rendered by the training renderer from the model's `dialforge_template.json` (template,
+    system prompt, role swap) and sent as token ids (in-process, or an HTTP server's raw
+    completions endpoint), so inference sees the training ids. With no history it opens the
+    topic itself (free mode: system prompt + `Human: <s>`)."""
 
-    def __init__(self, llm: LLM, system: str | None = None) -> None:
+    def __init__(self, llm: LLM, system: str | None = None, tokenizer: str | None = None) -> None:
+        from ..train.prompting import SimulatorPrompt
+
         self.llm = llm
-        self.system = system
         self.model_id = llm.model_id
+        self.prompt = SimulatorPrompt(tokenizer or llm.model_id, system)
 
     async def next_turn(self, state: ConvState) -> UserTurn:
-        msgs = swap_roles(state.plain())
-        if self.system:
-            msgs = [{"role": "system", "content": self.system}, *msgs]
-        comp = await self.llm.complete(msgs, sample_index=sample_index(state))
+        dialogue = state.plain()
+        try:
+            ids = self.prompt.ids(dialogue)
+        except Exception as e:  # a template that cannot render this dialogue fails this conversation only
+            return UserTurn(stop="error", meta={"error": f"cannot render the prompt: {type(e).__name__}: {e}"})
+        comp = await self.llm.complete(self.prompt.messages(dialogue), prompt=ids, sample_index=sample_index(state))
         if not comp.ok:
             return UserTurn(stop="error", meta={"error": comp.error})
         return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
@@ -211,9 +220,10 @@ class StrategyPick(BaseModel):
 
 
 class Verdict(BaseModel):
-    coherent: bool
-    correct: bool
-    reason: str
+    """IDEAS quality control (reference/ideas.md §3.4): the reasons first, then the verdict."""
+
+    analysis: str = Field(description="why the new instruction is or is not correct and logically coherent")
+    result: Literal["yes", "no"] = Field(description="yes: correct and logically coherent")
 
 
 STRATEGY_SYSTEM = (
@@ -224,11 +234,24 @@ STRATEGY_SYSTEM = (
     "voice, one message, never answering it yourself. Answer in JSON with strategy_number and "
     "instruction."
 )
-JUDGE_SYSTEM = (
-    "You check a user's next message in a dialogue with an AI assistant. It is coherent if it "
-    "makes sense as the user's next message given the dialogue; it is correct if it contains "
-    "no factual error or false premise. Answer in JSON with coherent, correct and reason."
-)
+# The published verifier's criteria (reference/ideas.md §3.4), in our words.
+JUDGE_SYSTEM = """You are an expert evaluator of multi-turn dialogues between a USER and an AI ASSISTANT. \
+The USER has just raised a new instruction. Decide whether it is reasonable: reasonable means \
+correct AND logically coherent.
+
+The instruction is correct when both hold:
+1. it contradicts neither the assistant's answers (nor facts inferable from or implied by them) \
+nor the user's earlier instructions;
+2. no earlier assistant answer already answers it.
+
+The instruction is logically coherent when at least one holds:
+1. it makes a new request, raises a doubt, asks for confirmation or inquires about the assistant's answers;
+2. it follows up on a concept or entity mentioned in the answers;
+3. it extends an earlier instruction;
+4. it asks for information related to concepts or entities in the answers.
+
+Write your analysis first, then the result: "yes" if the instruction is reasonable, "no" if not. \
+Answer in JSON with the keys analysis and result."""
 
 
 def render_dialogue(messages: list[dict[str, str]], max_chars: int = 2000, names: dict[str, str] | None = None) -> str:
@@ -243,20 +266,56 @@ def render_dialogue(messages: list[dict[str, str]], max_chars: int = 2000, names
     return "\n\n".join(out)
 
 
-class StrategyUser:
-    """IDEAS deduction: rank the library's strategies for the last answer, show up to K
-    candidates, let the simulator pick one and write the instruction; quality control
-    rejects repeats (Levenshtein) and, with a judge, incoherent or incorrect instructions,
-    then resamples; too many consecutive rejections end the conversation."""
+def judge_messages(dialogue: list[dict[str, str]], instruction: str) -> list[dict[str, str]]:
+    earlier = [m["content"] for m in dialogue if m["role"] == "user"]
+    listing = "\n".join(f"{i}. {t}" for i, t in enumerate(earlier, 1)) or "(none)"
+    return [
+        {"role": "system", "content": JUDGE_SYSTEM},
+        {
+            "role": "user",
+            "content": f"### Dialogue history\n{render_dialogue(dialogue)}\n### Earlier user instructions\n"
+            f"{listing}\n### New instruction\n{instruction}\n###",
+        },
+    ]
 
-    def __init__(self, llm: LLM, cfg: StrategyConfig, judge: LLM | None = None, trained: bool = False) -> None:
+
+def indel_ratio(a: str, b: str) -> float:
+    """The repetition ratio IDEAS used (python-Levenshtein's `ratio`: the Indel similarity)."""
+    return float(Indel.normalized_similarity(a, b))
+
+
+class StrategyUser:
+    """IDEAS deduction: rank the library's strategies for the last answer, sample up to K
+    candidates above the threshold, let the simulator pick one and write the instruction;
+    quality control rejects repeats (Indel ratio), instructions an engine stop rule would end
+    on (role flip, goodbye, ...) and those the judge finds incorrect or incoherent (a failed
+    or unparseable verdict is a rejection too), then resamples; `max_rejections` consecutive
+    rejections end the conversation.
+
+    Rankers: `provenance` (default) scores a strategy by how close the current answer is to
+    the answers real users reacted to with it (the library's `contexts`); `embedding` by the
+    cosine between the answer and the strategy's centroid; `llm` asks the simulator's model
+    which of the embedding shortlist fit. Answers of all live conversations are embedded
+    together (`EmbedBatcher`), never one at a time under a lock."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        cfg: StrategyConfig,
+        judge: LLM | None = None,
+        trained: bool = False,
+        stop: StopConfig | None = None,
+        tokenizer: str | None = None,
+    ) -> None:
+        from ..induce.batcher import EmbedBatcher
         from ..induce.embed import Embedder
         from ..induce.library import StrategyLibrary
 
         self.llm = llm
         self.cfg = cfg
-        self.judge = judge
+        self.judge = judge if cfg.judge is not False else None
         self.trained = trained
+        self.stop = stop
         self.model_id = llm.model_id
         self.library = StrategyLibrary.load(cfg.library)
         if not self.library.strategies:
@@ -264,25 +323,56 @@ class StrategyUser:
 
             raise DialforgeError(f"{cfg.library}: the library has no strategies")
         self.centroids = self.library.centroids()
-        self.embedder = Embedder(cfg.embedder or self.library.embedder)
-        self._embed_lock = asyncio.Lock()
+        lib_dir = Path(cfg.library) if Path(cfg.library).is_dir() else Path(cfg.library).parent
+        # cached beside the library: the provenance contexts are embedded once per library, not per run
+        self.embedder = Embedder(cfg.embedder or self.library.embedder, cache_dir=lib_dir)
+        self.batcher = EmbedBatcher(self.embedder)
+        self.ranker = cfg.ranker
+        self._contexts: tuple[np.ndarray, np.ndarray] | None = None
+        if self.ranker == "provenance" and not any(s.contexts for s in self.library.strategies):
+            log.warning("%s has no provenance contexts (an older library): ranking by embedding", cfg.library)
+            self.ranker = "embedding"
+        self.threshold = cfg.threshold if cfg.threshold is not None else DEFAULT_THRESHOLDS[self.ranker]
+        if self.ranker == "provenance":
+            self._context_matrix()  # once, at start: never per conversation
+        self._prompt = None
+        if trained:
+            from ..train.prompting import SimulatorPrompt
 
-    async def _rank(self, answer: str) -> np.ndarray:
-        async with self._embed_lock:
-            v = await asyncio.to_thread(self.embedder.embed, [answer])
-        return self.centroids @ v[0]
+            self._prompt = SimulatorPrompt(tokenizer or llm.model_id, system=None)
+
+    def _context_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """All strategies' context embeddings in one matrix, and each strategy's first row."""
+        if self._contexts is None:
+            texts = [t for s in self.library.strategies for t in s.contexts]
+            starts = np.cumsum([0] + [len(s.contexts) for s in self.library.strategies[:-1]])
+            emb = self.embedder.embed(texts) if texts else np.zeros((0, self.centroids.shape[1]), np.float32)
+            self._contexts = (np.asarray(emb, dtype=np.float32), starts.astype(np.int64))
+        return self._contexts
+
+    def scores(self, v: np.ndarray) -> np.ndarray:
+        """A score per strategy for an answer's embedding `v` (higher fits better)."""
+        if self.ranker != "provenance":
+            return self.centroids @ v
+        emb, starts = self._context_matrix()
+        sims = emb @ v
+        sizes = np.array([len(s.contexts) for s in self.library.strategies])
+        out = np.full(len(sizes), -1.0, dtype=np.float32)
+        has = sizes > 0
+        out[has] = np.maximum.reduceat(sims, starts[has])
+        return out
 
     async def candidates(self, state: ConvState, attempt: int) -> list[int]:
-        """Strategies that fit the last answer (embedding similarity >= threshold, or those
-        an LLM ranker picks from the 3K most similar), then up to K sampled at random from
-        them, as IDEAS samples from the ranker's positives. Seeded per turn and retry."""
+        """Strategies whose score clears the threshold (or those the LLM ranker picks from
+        the 3K best), then up to K of them sampled at random, as IDEAS samples from the
+        ranker's positives; the K best when none clears it. Seeded per turn and retry."""
         answer = state.messages[-1]["content"]
-        sims = await self._rank(answer)
+        sims = self.scores(await self.batcher.embed(answer))
         order = [int(i) for i in np.argsort(-sims, kind="stable")]
-        if self.cfg.ranker == "llm":
+        if self.ranker == "llm":
             fitting = await self._llm_pick(state, order[: 3 * self.cfg.candidates])
         else:
-            fitting = [i for i in order if sims[i] >= self.cfg.threshold]
+            fitting = [i for i in order if sims[i] >= self.threshold]
         fitting = fitting or order[: self.cfg.candidates]
         rng = random.Random(stable_hash(state.conv_id, state.user_turns, attempt))
         picked = rng.sample(fitting, min(len(fitting), self.cfg.candidates))
@@ -291,10 +381,9 @@ class StrategyUser:
 
     async def _llm_pick(self, state: ConvState, pool: list[int]) -> list[int]:
         """The pool's strategies that an LLM judges fit for the next user message."""
+        from pydantic import create_model
 
-        class Fitting(BaseModel):
-            numbers: list[int]
-
+        fitting = create_model("Fitting", numbers=(list[int], Field(max_length=len(pool))))
         listing = "\n".join(f"{n}. {self.library.strategies[i].text}" for n, i in enumerate(pool, 1))
         res = await self.llm.structured(
             [
@@ -305,37 +394,46 @@ class StrategyUser:
                 },
                 {"role": "user", "content": f"{render_dialogue(state.plain()[-2:])}\n\nStrategies:\n{listing}"},
             ],
-            Fitting,
+            fitting,
             sample_index=sample_index(state),
         )
         if not res.value:
             return []
-        return list(dict.fromkeys(pool[n - 1] for n in res.value.numbers if 1 <= n <= len(pool)))
+        numbers: list[int] = getattr(res.value, "numbers", [])
+        return list(dict.fromkeys(pool[n - 1] for n in numbers if 1 <= n <= len(pool)))
+
+    async def _propose_trained(
+        self, state: ConvState, texts: list[str], attempt: int, comps: list[Any]
+    ) -> tuple[int | None, str | None, str | None, str | None]:
+        """A strategy-conditioned trained simulator, prompted exactly as trained (candidates
+        as the system prompt, the template's roles), answering with the IDEAS markers."""
+        from ..train.strategy_data import candidates_prompt, parse_target
+
+        assert self._prompt is not None
+        system = candidates_prompt(texts)
+        ids = self._prompt.ids(state.plain(), system=system)
+        msgs = self._prompt.messages(state.plain(), system=system)
+        comp = await self.llm.complete(msgs, prompt=ids, sample_index=sample_index(state, attempt))
+        comps.append(comp)
+        if not comp.ok:
+            return None, None, None, comp.error
+        parsed = parse_target(comp.text)
+        if parsed is None:
+            return None, None, "no strategy/instruction markers in the reply", None
+        strategy, instruction = parsed
+        scores = [Levenshtein.normalized_similarity(strategy, t) for t in texts]
+        best = int(np.argmax(scores))
+        if scores[best] < 0.8:
+            return None, None, f"strategy {strategy[:60]!r} is not among the candidates", None
+        return best + 1, instruction, None, None
 
     async def _propose(
         self, state: ConvState, cands: list[int], attempt: int, comps: list[Any]
     ) -> tuple[int | None, str | None, str | None, str | None]:
-        """(candidate number, instruction, rejection reason, request error). A prompted
-        simulator answers JSON; a trained one (`dialforge train simulator
-        --strategy-conditioned`) is prompted exactly as trained and answers with markers."""
+        """(candidate number, instruction, rejection reason, request error)."""
         texts = [self.library.strategies[i].text for i in cands]
         if self.trained:
-            from ..train.strategy_data import candidates_prompt, parse_target
-
-            msgs = [{"role": "system", "content": candidates_prompt(texts)}, *swap_roles(state.plain())]
-            comp = await self.llm.complete(msgs, sample_index=sample_index(state, attempt))
-            comps.append(comp)
-            if not comp.ok:
-                return None, None, None, comp.error
-            parsed = parse_target(comp.text)
-            if parsed is None:
-                return None, None, "no strategy/instruction markers in the reply", None
-            strategy, instruction = parsed
-            scores = [Levenshtein.normalized_similarity(strategy, t) for t in texts]
-            best = int(np.argmax(scores))
-            if scores[best] < 0.8:
-                return None, None, f"strategy {strategy[:60]!r} is not among the candidates", None
-            return best + 1, instruction, None, None
+            return await self._propose_trained(state, texts, attempt, comps)
         listing = "\n".join(f"{n}. {t}" for n, t in enumerate(texts, 1))
         msgs = [
             {"role": "system", "content": STRATEGY_SYSTEM},
@@ -355,6 +453,34 @@ class StrategyUser:
             return None, None, f"strategy number {res.value.strategy_number} not in 1..{len(cands)}", None
         return res.value.strategy_number, res.value.instruction.strip(), None, None
 
+    async def _judge(self, state: ConvState, text: str, attempt: int) -> str | None:
+        """None when the judge accepts; else the rejection. No verdict is a rejection."""
+        assert self.judge is not None
+        params = self.judge.params.model_copy(update={"temperature": 0.0, "n": 1})
+        verdict = await self.judge.structured(
+            judge_messages(state.plain(), text), Verdict, params=params, sample_index=sample_index(state, attempt)
+        )
+        if verdict.value is None:
+            return f"judge gave no verdict: {verdict.error}"
+        if verdict.value.result != "yes":
+            return f"judge: {verdict.value.analysis.strip()[:300]}"
+        return None
+
+    async def _check(self, state: ConvState, text: str, earlier: list[str], attempt: int) -> str | None:
+        """Quality control of one proposed instruction: None when accepted."""
+        if not text:
+            return "empty instruction"
+        sim = max((indel_ratio(text, e) for e in earlier), default=0.0)
+        if sim > self.cfg.max_similarity:
+            return f"repeats an earlier instruction (ratio {sim:.2f})"
+        if self.stop is not None:
+            reason = check_user_turn(text, earlier, self.stop)
+            if reason:
+                return f"engine stop: {reason}"
+        if self.judge is not None:
+            return await self._judge(state, text, attempt)
+        return None
+
     async def next_turn(self, state: ConvState) -> UserTurn:
         earlier = [m["content"] for m in state.messages if m["role"] == "user"]
         rejections: list[str] = []
@@ -364,38 +490,21 @@ class StrategyUser:
             number, text, problem, error = await self._propose(state, cands, attempt, comps)
             if error:
                 return UserTurn(stop="error", meta={"error": error})
+            if problem is None:
+                assert number is not None and text is not None
+                problem = await self._check(state, text, earlier, attempt)
             if problem:
                 rejections.append(problem)
                 continue
             assert number is not None and text is not None
-            if not text:
-                rejections.append("empty instruction")
-                continue
-            sim = max_similarity(text, earlier)
-            if sim > self.cfg.max_similarity:
-                rejections.append(f"repeats an earlier instruction (ratio {sim:.2f})")
-                continue
-            if self.judge is not None:
-                verdict = await self.judge.structured(
-                    [
-                        {"role": "system", "content": JUDGE_SYSTEM},
-                        {
-                            "role": "user",
-                            "content": f"Dialogue:\n\n{render_dialogue(state.plain())}\n\nUser's next message:\n{text}",
-                        },
-                    ],
-                    Verdict,
-                    sample_index=sample_index(state, attempt),
-                )
-                if verdict.value is not None and not (verdict.value.coherent and verdict.value.correct):
-                    rejections.append(f"judge: {verdict.value.reason}")
-                    continue
             s = self.library.strategies[cands[number - 1]]
             meta = {
                 **_usage_meta(comps),
                 "strategy_id": s.id,
                 "strategy": s.text,
                 "candidates": len(cands),
+                "ranker": self.ranker,
+                "judge": self.judge.model_id if self.judge is not None else None,
                 "rejections": rejections,
             }
             return UserTurn(text=text, meta=meta)

@@ -20,8 +20,9 @@ from ..config import INPUT_FILE
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes, read_conversations
 from ..llm.config import resolve_model
+from .prompting import TrainedFormat
 from .render import RenderStats, RoleRenderer, swap_for_simulator
-from .templates import get_template
+from .templates import TemplateSpec, get_spec
 
 log = logging.getLogger("dialforge.train")
 
@@ -33,7 +34,12 @@ class TrainConfig(BaseModel):
     data: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="dialogue files (any format)")
     model: str
     out: str
-    template: str = Field("auto", description="auto (the tokenizer's), chatml, llama3, vicuna, dyadic")
+    template: str = Field(
+        "auto", description="auto (the tokenizer's), chatml, llama3, vicuna, dyadic, or a .jinja file"
+    )
+    system_prompt: str | None = Field(
+        None, description="system prompt for rows without one (default: the template's, e.g. PlatoLM's for dyadic)"
+    )
     roles: list[Literal["user", "assistant"]] | None = Field(
         None, description="roles with loss (default: user for a simulator, assistant for a chat model)"
     )
@@ -72,17 +78,35 @@ def _load_rows(cfg: TrainConfig) -> list[list[dict[str, str]]]:
     return rows
 
 
-def build_examples(cfg: TrainConfig, tokenizer: Any, template: str) -> tuple[list[dict[str, list[int]]], RenderStats]:
+def training_format(cfg: TrainConfig, spec: TemplateSpec) -> TrainedFormat:
+    """What inference needs to render prompts exactly as training did."""
+    default = spec.simulator_system if cfg.kind == "simulator" else spec.chat_system
+    system = None if cfg.strategy_conditioned else (cfg.system_prompt or default)
+    return TrainedFormat.for_training(spec, cfg.kind, system)
+
+
+def build_examples(
+    cfg: TrainConfig, tokenizer: Any, spec: TemplateSpec | str
+) -> tuple[list[dict[str, list[int]]], RenderStats]:
+    if isinstance(spec, str):
+        spec = TemplateSpec("custom", spec)
+    fmt = training_format(cfg, spec)
     rows = _load_rows(cfg)
     if cfg.kind == "simulator":
-        rows = [swap_for_simulator(r) for r in rows]
-        # after the swap the simulator's turns are the "assistant" role
-        roles = {"assistant" if r == "user" else "user" for r in (cfg.roles or ["user"])}
+        wanted = cfg.roles or ["user"]
+        if fmt.swap:
+            rows = [swap_for_simulator(r) for r in rows]
+            # after the swap the simulator's turns are the "assistant" role
+            roles = {"assistant" if r == "user" else "user" for r in wanted}
+        else:
+            roles = set(wanted)
         last_only = cfg.last_turn_only or cfg.strategy_conditioned
     else:
         roles = set(cfg.roles or ["assistant"])
         last_only = cfg.last_turn_only
-    renderer = RoleRenderer(tokenizer, template, roles, last_only, cfg.max_length)
+    if fmt.system:
+        rows = [r if r and r[0]["role"] == "system" else [{"role": "system", "content": fmt.system}, *r] for r in rows]
+    renderer = RoleRenderer(tokenizer, spec.jinja, roles, last_only, cfg.max_length, spec.train_open_token)
     stats = RenderStats()
     out = []
     for r in rows:
@@ -145,10 +169,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise DialforgeError(f"cannot load tokenizer of {cfg.model!r}: {str(e).splitlines()[0]}") from None
     if cfg.template == "auto" and cfg.kind == "simulator" and not getattr(tok, "chat_template", None):
         cfg = cfg.model_copy(update={"template": "dyadic"})
-    template = get_template(cfg.template, tok)
+    spec = get_spec(cfg.template, tok)
+    template = spec.jinja
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    examples, stats = build_examples(cfg, tok, template)
+    examples, stats = build_examples(cfg, tok, spec)
     log.info(
         "%d examples (%d skipped without trainable tokens, %d too long, %d truncated)",
         stats.examples,
@@ -207,6 +232,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     trained.save_pretrained(final)
     tok.chat_template = template
     tok.save_pretrained(final)
+    training_format(cfg, spec).save(final)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
     summary = {

@@ -61,12 +61,46 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", _SLOT.sub("", text)).strip()
 
 
+def _found(value: Any) -> str:
+    names: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise DialforgeError(
+            f"{path}: expected {what} (UTF-8 JSON), found undecodable bytes at offset {e.start}"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise DialforgeError(f"{path}:{e.lineno}: expected {what}, found invalid JSON ({e.msg})") from None
+
+
+def _star_task_data(flow_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(graph, replies) of a STAR task file, or one clear error naming the field."""
+    data = _read_json(flow_path, "a STAR task (a JSON object with `graph` and `replies`)")
+    if not isinstance(data, dict) or "graph" not in data:
+        raise DialforgeError(f"{flow_path}: expected a STAR task (a JSON object with `graph`), found {_found(data)}")
+    graph, replies = data["graph"], data.get("replies", {})
+    if not isinstance(graph, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in graph.items()):
+        raise DialforgeError(
+            f"{flow_path}: field graph: expected an object mapping each node to its next node, found {_found(graph)}"
+        )
+    if not isinstance(replies, dict):
+        raise DialforgeError(f"{flow_path}: field replies: expected an object node -> text, found {_found(replies)}")
+    return graph, {k: v for k, v in replies.items() if isinstance(v, str)}
+
+
 def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Workflow:
-    data = json.loads(flow_path.read_text())
-    graph: dict[str, str] = data["graph"]
-    texts = dict(data.get("replies", {}))
+    graph, replies = _star_task_data(flow_path)
+    data = _read_json(flow_path, "a STAR task")
+    texts = dict(replies)
     if responses_path and responses_path.exists():
-        texts.update(json.loads(responses_path.read_text()))
+        extra = _read_json(responses_path, "STAR responses (a JSON object node -> text)")
+        if not isinstance(extra, dict):
+            raise DialforgeError(f"{responses_path}: expected an object node -> text, found {_found(extra)}")
+        texts.update({k: v for k, v in extra.items() if isinstance(v, str)})
     name = flow_path.stem
     # agent nodes whose template is only slots ("{message:s}") say nothing we can match:
     # they are passed through like internal nodes
@@ -122,6 +156,7 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
                 stack.append(opt.next)
     dropped = [s for s in steps if s not in reach]
     steps = {k: v for k, v in steps.items() if k in reach}
+    not_steps = _not_steps({*graph, *graph.values(), *texts}, steps, silent, set(dropped), graph)
     topic = name.replace("_", " ")
     try:
         return Workflow(
@@ -136,10 +171,34 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
                 "task": data.get("task"),
                 "unreachable_nodes": dropped,
                 "slot_only_nodes": sorted(silent),
+                "dropped": not_steps,
             },
         )
     except ValidationError as e:
         raise DialforgeError(f"{flow_path}: {e.errors()[0]['msg']}") from None
+
+
+def _not_steps(
+    nodes: set[str], steps: dict[str, Step], silent: set[str], unreachable: set[str], graph: dict[str, str]
+) -> dict[str, str]:
+    """Every node of the task (graph and reply templates) that is not a step, with why:
+    nothing is dropped silently."""
+    linked = {*graph, *graph.values()}
+    out = {}
+    for n in sorted(nodes - set(steps)):
+        if n in unreachable:
+            out[n] = "unreachable from the start"
+        elif n in silent:
+            out[n] = "slot-only template: nothing a reply could be matched against"
+        elif n in USER_ANSWERS:
+            out[n] = "user answer: a reference answer of the question it follows"
+        elif _is_internal(n):
+            out[n] = "wizard-internal query or query result: folded into the options of the step before it"
+        elif n not in linked:
+            out[n] = "reply template the flowchart never reaches (e.g. out_of_scope, bye)"
+        else:
+            out[n] = "not an agent step"
+    return out
 
 
 def import_star(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
@@ -152,8 +211,11 @@ def import_star(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
     for f in flows:
         try:
             out.append(import_star_task(f, f.with_name(f.stem + "_responses.json")))
-        except (DialforgeError, KeyError, ValueError) as e:
+        except (DialforgeError, KeyError, ValueError, TypeError) as e:
             failed[f.stem] = str(e)
+    if not out:  # e.g. an SGD folder: say what was expected, not 18 tracebacks
+        first = next(iter(failed.values()))
+        raise DialforgeError(f"{src}: expected a STAR tasks/ folder; no file is a STAR task ({first})")
     return out, failed
 
 
@@ -163,9 +225,17 @@ def import_abcd(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
         path = path / "guidelines.json"
     if not path.exists():
         raise DialforgeError(f"{path}: ABCD guidelines.json not found")
-    data: dict[str, Any] = json.loads(path.read_text())
+    what = "ABCD guidelines (a JSON object: flow -> {description, subflows})"
+    data = _read_json(path, what)
+    if not isinstance(data, dict):
+        raise DialforgeError(f"{path}: expected {what}, found {_found(data)}")
+    if not any(isinstance(b, dict) and isinstance(b.get("subflows"), dict) for b in data.values()):
+        raise DialforgeError(f"{path}: expected {what}, found an object without any `subflows` (a conversation file?)")
     out, failed = [], {}
     for flow, body in data.items():
+        if not isinstance(body, dict) or not isinstance(body.get("subflows", {}), dict):
+            failed[str(flow)] = f"field {flow}: expected an object with subflows, found {_found(body)}"
+            continue
         for sub, spec in body.get("subflows", {}).items():
             name = re.sub(r"[^a-z0-9]+", "_", f"{flow} {sub}".lower()).strip("_")
             actions = [a for a in spec.get("actions", []) if a.get("text", "").strip()]

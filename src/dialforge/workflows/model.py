@@ -124,18 +124,31 @@ class Workflow(BaseModel):
 
     @cached_property
     def max_depth(self) -> int:
-        """Nodes on the longest path from the start without revisiting a node."""
-        best = 0
-
-        def walk(n: str, depth: int, path: frozenset[str]) -> None:
-            nonlocal best
-            best = max(best, depth)
-            for c in self.children(n):
-                if c not in path:
-                    walk(c, depth + 1, path | {c})
-
-        walk(self.start, 1, frozenset({self.start}))
-        return best
+        """Nodes on the longest path from the start, in linear time: a depth-first search
+        drops the edges that close a cycle (back edges), and the longest path of what is
+        left (a DAG) is found in reverse post-order. Exact for acyclic workflows; with
+        cycles, each cycle is walked once around. Iterative: a 3,000-step chain is fine."""
+        order: list[str] = []  # post-order
+        state: dict[str, int] = {self.start: 1}  # 1 on the stack, 2 done
+        dag: dict[str, list[str]] = {}
+        stack: list[tuple[str, list[str], int]] = [(self.start, self.children(self.start), 0)]
+        while stack:
+            node, kids, i = stack.pop()
+            if i < len(kids):
+                stack.append((node, kids, i + 1))
+                c = kids[i]
+                if state.get(c) != 1:  # an edge to a node on the stack closes a cycle
+                    dag.setdefault(node, []).append(c)
+                if c not in state:
+                    state[c] = 1
+                    stack.append((c, self.children(c), 0))
+            else:
+                state[node] = 2
+                order.append(node)
+        depth: dict[str, int] = {}
+        for node in order:  # children before parents
+            depth[node] = 1 + max((depth[c] for c in dag.get(node, [])), default=0)
+        return depth[self.start]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False, allow_unicode=True)
@@ -162,22 +175,23 @@ def draw(wf: Workflow) -> str:
     """The workflow as indented text, each step once (later visits shown as references)."""
     lines = [f"{wf.name}: {wf.topic} (agent: {wf.agent}; {len(wf.steps)} steps, max depth {wf.max_depth})"]
     shown: set[str] = set()
-
-    def walk(sid: str, indent: int) -> None:
+    todo: list[tuple[str, int]] = [(wf.start, 0)]  # iterative: deep chains never recurse
+    while todo:
+        sid, indent = todo.pop()
         pad = "  " * indent
         if sid in shown:
             lines.append(f"{pad}-> [{sid}] (see above)")
-            return
+            continue
         shown.add(sid)
         step = wf.steps[sid]
         lines.append(f"{pad}[{sid}] {step.say!r}" + ("  (ending)" if step.is_ending else ""))
+        later: list[tuple[str, int]] = []
         for o in step.options:
             ans = repr(o.answer) if o.answer is not None else "(any reply)"
             if o.end:
                 lines.append(f"{pad}  {ans} => ending: {o.end!r}")
             else:
-                lines.append(f"{pad}  {ans} =>")
-                walk(o.next or "", indent + 2)
-
-    walk(wf.start, 0)
+                lines.append(f"{pad}  {ans} => [{o.next}]")
+                later.append((o.next or "", indent + 2))
+        todo.extend(reversed(later))
     return "\n".join(lines)
