@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..conversation import Conversation, Message, stable_hash
-from ..errors import DialforgeError
+from ..errors import BackendUnavailable, DialforgeError
 from ..io.reader import read_conversations, read_texts
 from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
@@ -107,6 +107,8 @@ class Engine:
         try:
             reason = await self._loop(state, extra)
             evaluation = await self.policy.evaluate(state) if self._hooks else {}
+        except BackendUnavailable:  # a dead or refusing server: the stage stops with its reason
+            raise
         except Exception as e:
             log.exception("conversation %s failed", conv_id)
             reason, extra["error"] = Termination.ERROR, f"{type(e).__name__}: {e}"
