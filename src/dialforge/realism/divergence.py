@@ -43,7 +43,9 @@ def mauve_from_histograms(p: np.ndarray, q: np.ndarray, scaling: float = SCALING
     curve.append([float("inf"), 0.0])
     pts = np.exp(-scaling * np.asarray(curve))
     x, y = pts[:, 0], pts[:, 1]
-    i, j = np.argsort(x), np.argsort(y)
+    # the frontier falls as x grows: break ties by the other coordinate, descending, so that
+    # identical histograms (every inner point at (1, 1)) enclose the whole square
+    i, j = np.lexsort((-y, x)), np.lexsort((-x, y))
     return float(0.5 * (area_under_curve(x[i], y[i]) + area_under_curve(y[j], x[j])))
 
 
