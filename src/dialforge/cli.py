@@ -604,7 +604,7 @@ def realism_cmd(
     out: Path | None = typer.Option(None, "--out", help="folder for realism_card.json/.md"),
     seed: int = typer.Option(0, help="seed for every sample, fold and bootstrap"),
     max_turns: int = typer.Option(3000, "--max-turns", help="user turns per side for the embedding figures"),
-    bootstrap: int = typer.Option(200, help="bootstrap resamples for 95%% intervals (0: none)"),
+    bootstrap: int = typer.Option(200, help="bootstrap resamples for 95% intervals (0: none)"),
     simulator_model: str | None = typer.Option(
         None, "--simulator-model", help="in-process simulator (model folder): held-out perplexity"
     ),
