@@ -16,7 +16,7 @@ from dialforge.conversation import Conversation, Message
 from dialforge.errors import DialforgeError
 from dialforge.induce.embed import Embedder
 from dialforge.io import read_conversations, write_conversations
-from dialforge.realism import read_card, realism, realism_stage, split_heldout
+from dialforge.realism import RealismConfig, read_card, realism, realism_stage, split_heldout
 from dialforge.realism.divergence import mauve_from_histograms
 from dialforge.realism.diversity import vendi
 from dialforge.realism.features import group_key, user_turns
@@ -214,7 +214,7 @@ def test_cli_json_out_and_stage(halves, tmp_path, cache_dir, data_dir):
     assert card.discriminator.auc == fig["discriminator_auc"]
     assert (out / "realism_card.md").read_text().startswith("# Realism card")
 
-    summary = realism_stage(sim, real, tmp_path / "stage")
+    summary = realism_stage(sim, real, tmp_path / "stage", config=RealismConfig(cache_dir=str(cache_dir), bootstrap=20))
     assert Path(summary["card"]).exists() and Path(summary["floor"]).exists()
     assert summary["floor_discriminator_auc"] is not None and summary["floor_discriminator_auc"] <= 0.7
 
@@ -245,9 +245,9 @@ def test_heldout_perplexity_shows_training(tiny_model_dir, data_dir, tmp_path):
         out=str(tmp_path / "sim"),
         template="dyadic",
         lora=False,
-        max_steps=8,
-        learning_rate=3e-3,
-        batch_size=2,
+        max_steps=30,
+        learning_rate=1e-2,
+        batch_size=4,
         max_length=128,
     )
     train(cfg)
