@@ -777,6 +777,58 @@ def strategies_assign(
     err_console.print(f"{out}: {n} records labelled", markup=False, highlight=False)
 
 
+# -- realism (issue 15): one block, owned by src/dialforge/realism/ ----------------------
+@app.command("realism")
+def realism_cmd(
+    sim: Path = typer.Argument(..., help="simulated dialogues (any supported format)"),
+    real: Path = typer.Option(..., "--real", help="real dialogues to compare with (held out from training)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object with a key per figure"),
+    out: Path | None = typer.Option(None, "--out", help="folder for realism_card.json/.md"),
+    seed: int = typer.Option(0, help="seed for every sample, fold and bootstrap"),
+    max_turns: int = typer.Option(3000, "--max-turns", help="user turns per side for the embedding figures"),
+    bootstrap: int = typer.Option(200, help="bootstrap resamples for 95% intervals (0: none)"),
+    simulator_model: str | None = typer.Option(
+        None, "--simulator-model", help="in-process simulator (model folder): held-out perplexity"
+    ),
+    base_model: str | None = typer.Option(None, "--base-model", help="its base model (default: from training)"),
+    embedder: str | None = typer.Option(None, help="sentence-embedding model (default all-MiniLM-L6-v2)"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="embedding cache folder"),
+    floor: bool = typer.Option(False, "--floor", help="also compute REAL vs a disjoint REAL split (the floor)"),
+) -> None:
+    """Realism card: how much SIM's user turns look like REAL users' (docs/realism.md)."""
+    from .realism import RealismConfig, realism, realism_floor, write_card
+
+    ov: dict[str, Any] = {
+        "seed": seed,
+        "max_turns": max_turns,
+        "bootstrap": bootstrap,
+        "simulator_model": simulator_model,
+        "base_model": base_model,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+    }
+    if embedder:
+        ov["embedder"] = embedder
+    cfg = RealismConfig.model_validate(ov)
+    card = realism(sim, real, cfg)
+    figures = card.figures()
+    if floor:
+        fl = realism_floor(real, cfg)
+        figures["floor"] = fl.figures()
+    if out is not None:
+        write_card(card, out)
+        if floor:
+            write_card(fl, out, "realism_floor.json")
+        err_console.print(f"wrote {out / 'realism_card.json'} and .md", markup=False, highlight=False)
+    if as_json:
+        out_console.print_json(json.dumps(figures))
+        return
+    out_console.print(card.to_markdown(), markup=False, highlight=False)
+    if floor:
+        out_console.print("REAL vs REAL floor:\n" + fl.to_markdown(), markup=False, highlight=False)
+    for w in card.warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False)
+
+
 def _click_errors() -> tuple[type[Exception], type[Exception]]:
     """(ClickException, UsageError) of the click that typer really runs on:
     typer >= 0.22 vendors it as `typer._click`, older typer uses `click`. `typer.BadParameter`
