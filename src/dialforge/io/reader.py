@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import orjson
 
@@ -48,10 +49,19 @@ class ReadReport:
         return s
 
 
+def _blank(path: Path) -> bool:
+    """Only whitespace in the file (read in chunks: files can be larger than memory)."""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            if chunk.strip():
+                return False
+    return True
+
+
 def detect_format(path: Path) -> str:
     if path.is_dir():
         return "hf"
-    if not path.read_bytes().strip():
+    if _blank(path):
         raise DialforgeError(f"{path}: no records (empty file)")
     for rec, _, _ in iter_records(path):
         if isinstance(rec, RecordError):
@@ -78,6 +88,36 @@ def read_conversations(
     report: ReadReport | None = None,
 ) -> list[Conversation]:
     """Read a dialogue file. In `skip` mode bad records are logged and counted in `report`."""
+    return [
+        c
+        for c, _, _ in iter_located(
+            path, fmt, on_error=on_error, require_alternation=require_alternation, report=report
+        )
+    ]
+
+
+def iter_conversations(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    on_error: OnError = "fail",
+    require_alternation: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[Conversation]:
+    """`read_conversations` one conversation at a time: memory stays flat in the file size."""
+    for c, _, _ in iter_located(path, fmt, on_error=on_error, require_alternation=require_alternation, report=report):
+        yield c
+
+
+def iter_located(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    on_error: OnError = "fail",
+    require_alternation: bool = False,
+    report: ReadReport | None = None,
+) -> Iterator[tuple[Conversation, int | None, int]]:
+    """(conversation, line, record index): streaming, so later errors can name the record."""
     path = Path(path)
     if fmt not in READ_FORMATS:
         raise DialforgeError(f"unknown format {fmt!r} (expected one of {', '.join(READ_FORMATS)})")
@@ -92,9 +132,10 @@ def read_conversations(
 
         convs = load_hf(path)
         report.records = report.conversations = len(convs)
-        return convs
+        for i, c in enumerate(convs):
+            yield c, None, i
+        return
     parse = _PARSERS[fmt]
-    out: list[Conversation] = []
     for rec, line, index in iter_records(path):
         report.records += 1
         try:
@@ -114,11 +155,11 @@ def read_conversations(
             report.skipped.append(e)
             log.warning("skipped bad record: %s", e)
             continue
-        out.extend(convs)
+        report.conversations += len(convs)
+        for c in convs:
+            yield c, line, index
     if report.records == 0:
         raise DialforgeError(f"{path}: no records (empty file)")
-    report.conversations = len(out)
-    return out
 
 
 def read_texts(path: str | Path) -> list[str]:
@@ -178,33 +219,60 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+@contextlib.contextmanager
+def atomic_writer(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at `path` complete or not at all (streamed to a temp file
+    in the same folder, then renamed), so a failure mid-way never leaves half an output."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_conversations(convs: Iterable[Conversation], path: str | Path, fmt: str = "openai") -> int:
-    """Write conversations atomically; ShareGPT goes to a JSON array unless the path ends in .jsonl."""
+    """Write conversations atomically, streaming (one record in memory at a time); ShareGPT
+    goes to a JSON array unless the path ends in .jsonl."""
     path = Path(path)
     if fmt not in WRITE_FORMATS:
         raise DialforgeError(f"unknown output format {fmt!r} (expected one of {', '.join(WRITE_FORMATS)})")
-    convs = list(convs)
     if fmt == "hf":
         from .hf import save_hf
 
+        convs = list(convs)
         save_hf(convs, path)
         return len(convs)
-    if fmt == "openai":
-        recs = [formats.to_openai(c) for c in convs]
-    else:
-        recs = [formats.to_sharegpt(c) for c in convs]
-    if fmt == "sharegpt" and path.suffix != ".jsonl":
-        data = orjson.dumps(recs, option=orjson.OPT_INDENT_2)
-    else:
-        data = b"".join(orjson.dumps(r) + b"\n" for r in recs)
-    atomic_write_bytes(path, data)
-    return len(convs)
+    to_record = formats.to_openai if fmt == "openai" else formats.to_sharegpt
+    n = 0
+    with atomic_writer(path) as f:
+        if fmt == "sharegpt" and path.suffix != ".jsonl":
+            # byte-identical to orjson.dumps(list, OPT_INDENT_2), one item at a time
+            for c in convs:
+                item = orjson.dumps(to_record(c), option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  ")
+                f.write((b"[\n  " if n == 0 else b",\n  ") + item)
+                n += 1
+            f.write(b"\n]" if n else b"[]")
+        else:
+            for c in convs:
+                f.write(orjson.dumps(to_record(c)) + b"\n")
+                n += 1
+    return n
 
 
 __all__ = [
     "ReadReport",
     "read_conversations",
     "write_conversations",
+    "iter_conversations",
+    "iter_located",
+    "atomic_writer",
     "read_texts",
     "atomic_write_bytes",
     "detect_format",
