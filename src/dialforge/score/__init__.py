@@ -1,7 +1,7 @@
 """Scoring, judged evaluation, filtering, dedup and export."""
 
 from .dedup import dedup, dedup_file
-from .export import EXPORT_FORMATS, export, llamafactory_entry
+from .export import EXPORT_FORMATS, export, export_file, llamafactory_entry
 from .expression import Expression, ExpressionError
 from .judge import QuestionQuality, judge_question_quality
 from .metrics import distinct_n, embedding_diversity, entropy_bits, is_follow_up, mtld, self_bleu
@@ -25,6 +25,7 @@ __all__ = [
     "embedding_diversity",
     "entropy_bits",
     "export",
+    "export_file",
     "filter_conversations",
     "filter_file",
     "is_follow_up",
