@@ -6,7 +6,7 @@ from .expression import Expression, ExpressionError
 from .judge import QuestionQuality, judge_question_quality
 from .metrics import distinct_n, embedding_diversity, entropy_bits, is_follow_up, mtld, self_bleu
 from .mtbench import MTBenchConfig, mt_bench, parse_rating, summarise_single
-from .registry import Metric, metrics, register
+from .registry import Metric, register
 from .scoring import ScoreConfig, conversation_scores, score
 from .select import filter_conversations, filter_file, validate_filter
 
@@ -31,7 +31,6 @@ __all__ = [
     "is_follow_up",
     "judge_question_quality",
     "llamafactory_entry",
-    "metrics",
     "mt_bench",
     "mtld",
     "parse_rating",

@@ -50,7 +50,7 @@ class MinHasher:
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
         from datasketch import MinHash
 
-        a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
         self.a, self.b = a.astype(np.uint64)[:, None], b.astype(np.uint64)[:, None]
         self.num_perm = num_perm
         self._words: dict[str, int] = {}
