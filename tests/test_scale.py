@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from dialforge.conversation import Conversation, Message
+from dialforge.conversation import Conversation
 from dialforge.errors import DialforgeError
 from dialforge.io import read_conversations, write_conversations
 from dialforge.score import Expression, dedup, dedup_file, export_file, filter_file, score, validate_filter
@@ -109,7 +109,9 @@ def test_filter_file_streams_and_names_the_record(threads, tmp_path):
     f = tmp_path / "t.jsonl"
     write_conversations(threads, f)
     score(f, _no_embedding())
-    kept, read = filter_file(f, "user_turns >= 2 and distinct_1 > 0.5", tmp_path / "k.jsonl", tmp_path / "t.scores.jsonl")
+    kept, read = filter_file(
+        f, "user_turns >= 2 and distinct_1 > 0.5", tmp_path / "k.jsonl", tmp_path / "t.scores.jsonl"
+    )
     rows = [json.loads(x) for x in (tmp_path / "t.scores.jsonl").read_text().splitlines()]
     want = [r["id"] for r in rows if r["user_turns"] >= 2 and r["distinct_1"] > 0.5]
     assert read == len(threads) and kept == len(want) > 0
@@ -174,7 +176,9 @@ def _big_file(path, n, seed=0):
         for i in range(n):
             msgs = []
             for t in range(4):
-                msgs.append({"role": "user", "content": f"synthetic request {i} {t} " + " ".join(rng.sample(words, 400))})
+                msgs.append(
+                    {"role": "user", "content": f"synthetic request {i} {t} " + " ".join(rng.sample(words, 400))}
+                )
                 msgs.append({"role": "assistant", "content": "synthetic answer " + " ".join(rng.sample(words, 400))})
             f.write(json.dumps({"messages": msgs, "meta": {"n": i}}) + "\n")
     return path
@@ -285,7 +289,9 @@ def test_blocked_kernel_equals_exact_and_faiss_clustering():
     assert len(set(exact)) > 100
     assert (cluster(x, 0.5, kernel="blocked") == exact).all()
     assert (cluster(x, 0.5, kernel="faiss") == exact).all()
-    assert (cluster(x, 0.5, method="components", kernel="blocked") == exact_threshold_clustering(x, 0.5, "components")).all()
+    assert (
+        cluster(x, 0.5, method="components", kernel="blocked") == exact_threshold_clustering(x, 0.5, "components")
+    ).all()
 
 
 # -- embedder cache ----------------------------------------------------------------------------
@@ -339,3 +345,20 @@ def test_stats_words_tokens_and_plurals(threads, tmp_path, tiny_model_dir):
     assert j["per_role"]["user"]["tokens"] != w
     r = _cli("stats", str(f), "--tokenizer", str(tmp_path / "nope"))
     assert r.returncode == 2 and "cannot load tokenizer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pipeline_rejects_a_filter_typo_before_any_request(tmp_path):
+    from pathlib import Path
+
+    from dialforge.config import load_config
+    from dialforge.pipeline import PipelineConfig, run_pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(
+        PipelineConfig,
+        root / "examples/quickstart.yaml",
+        {"filter": "user_turn >= 2", "model.base_url": "http://127.0.0.1:9/v1", "model.model": "m"},
+    )
+    with pytest.raises(DialforgeError, match="unknown name 'user_turn'"):
+        run_pipeline(cfg, tmp_path / "run")  # a dead server: any request would fail differently
+    assert not (tmp_path / "run" / "induce").exists()

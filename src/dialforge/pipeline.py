@@ -116,7 +116,7 @@ def uses_tiny(cfg: PipelineConfig) -> bool:
 
 async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: bool | None = None) -> dict[str, Any]:
     from .induce import InduceConfig, induce_async
-    from .score import ScoreConfig, dedup, export, filter_conversations, score
+    from .score import ScoreConfig, dedup, export, filter_conversations, score, validate_filter
     from .score.select import load_scores
     from .simulate import SimulateConfig, simulate_async
 
@@ -134,6 +134,8 @@ async def run_pipeline_async(cfg: PipelineConfig, out: str | Path, *, progress: 
         state["stages"][stage] = info
         atomic_write_bytes(manifest_path, orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
+    if cfg.filter:
+        validate_filter(cfg.filter)  # a typo fails now, not after every simulation
     done("start")
     model = _resolve(cfg.model)
     library = cfg.library
