@@ -124,8 +124,7 @@ def threshold_neighbours(
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
     if kernel == "blocked" or (kernel == "auto" and n < exact_below):
-        r, c, w = blocked_threshold_edges(x, threshold)
-        return _edges_to_lists(n, r, c, w, max_degree)
+        return _edges_to_lists(n, *blocked_threshold_edges(x, threshold), max_degree)
     k = min(k, n)
     index = _index(x, exact_below if kernel == "auto" else n + 1, nprobe, seed)
     neighbours: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
