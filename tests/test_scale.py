@@ -148,6 +148,8 @@ def test_every_score_written_is_registered(threads, tmp_path):
     assert get("self_bleu", "dataset").direction == "lower"
     with pytest.raises(ValueError, match="registered twice"):
         register(get("mtld"))
+    listed = json.loads(_cli("metrics", "--json").stdout)
+    assert [(m["name"], m["level"], m["direction"]) for m in listed] == [(m.name, m.level, m.direction) for m in metrics()]
 
 
 def test_score_field_of_the_wrong_type_is_one_line(threads, tmp_path):

@@ -331,19 +331,20 @@ def metrics_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON")
     conversation-level name can be used in `filter --where`."""
     from .score.registry import metrics
 
-    rows = [
-        {"name": m.name, "level": m.level, "direction": m.direction, "range": m.range, "description": m.description}
-        for m in metrics()
-    ]
+    ms = metrics()
     if as_json:
+        rows = [
+            {"name": m.name, "level": m.level, "direction": m.direction, "range": m.range, "description": m.description}
+            for m in ms
+        ]
         out_console.print_json(json.dumps(rows))
         return
     t = Table()
     for col in ("name", "level", "better", "range", "description"):
         t.add_column(col)
-    for r in rows:
-        rng = "" if r["range"] is None else f"[{r['range'][0]}, {'' if r['range'][1] is None else r['range'][1]}]"
-        t.add_row(r["name"], r["level"], r["direction"], rng, r["description"], style=None)
+    for m in ms:
+        rng = "" if m.range is None else f"[{m.range[0]}, {'' if m.range[1] is None else m.range[1]}]"
+        t.add_row(m.name, m.level, m.direction, rng, m.description)
     out_console.print(t, markup=False, highlight=False)
 
 
