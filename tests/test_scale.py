@@ -149,7 +149,8 @@ def test_every_score_written_is_registered(threads, tmp_path):
     with pytest.raises(ValueError, match="registered twice"):
         register(get("mtld"))
     listed = json.loads(_cli("metrics", "--json").stdout)
-    assert [(m["name"], m["level"], m["direction"]) for m in listed] == [(m.name, m.level, m.direction) for m in metrics()]
+    want = [(m.name, m.level, m.direction) for m in metrics()]
+    assert [(m["name"], m["level"], m["direction"]) for m in listed] == want
 
 
 def test_score_field_of_the_wrong_type_is_one_line(threads, tmp_path):
