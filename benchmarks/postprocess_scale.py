@@ -72,8 +72,9 @@ def build_file(path: Path, n: int, seed: int = 0) -> int:
     return planted
 
 
-def timed(cmd: list[str], src: Path) -> tuple[float, float, int]:
-    """(wall s, peak RSS MiB, exit code) of one CLI run with `src` first on the path."""
+def timed(cmd: list[str], src: Path) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MiB, exit code) of one CLI run with `src` first on the path.
+    CPU time (user + system, from wait4) is the figure to compare on a loaded machine."""
     env = {**os.environ, "PYTHONPATH": str(src), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     t = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "dialforge.cli", *cmd], env=env, stdout=subprocess.DEVNULL,
@@ -82,7 +83,8 @@ def timed(cmd: list[str], src: Path) -> tuple[float, float, int]:
     wall = time.perf_counter() - t
     if status:
         sys.stderr.write(p.stderr.read().decode()[-2000:] if p.stderr else "")
-    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
 def files(args: argparse.Namespace) -> None:
@@ -93,8 +95,8 @@ def files(args: argparse.Namespace) -> None:
     print(f"file: {args.n} conversations, {data.stat().st_size / 2**20:.0f} MiB, {planted} planted near duplicates")
     print(f"start: {load()}")
     versions = [("this branch", ROOT / "src")] + ([("baseline", Path(args.baseline))] if args.baseline else [])
-    print("| command | " + " | ".join(f"{v} s | {v} peak MiB" for v, _ in versions) + " |")
-    print("|---|" + "---|---|" * len(versions))
+    print("| command | " + " | ".join(f"{v} wall s | {v} CPU s | {v} peak MiB" for v, _ in versions) + " |")
+    print("|---|" + "---|---|---|" * len(versions))
     for name, cmd in [
         ("stats", ["stats", str(data)]),
         ("filter", ["filter", str(data), "--where", "user_turns >= 3", "--out", str(work / "f.jsonl")]),
@@ -105,8 +107,8 @@ def files(args: argparse.Namespace) -> None:
     ]:
         cells = []
         for _, src in versions:
-            wall, rss, rc = timed(cmd, src)
-            cells += [f"{wall:.1f}" + ("" if rc == 0 else f" (exit {rc})"), f"{rss:.0f}"]
+            wall, cpu, rss, rc = timed(cmd, src)
+            cells += [f"{wall:.1f}" + ("" if rc == 0 else f" (exit {rc})"), f"{cpu:.1f}", f"{rss:.0f}"]
             if name == "dedup exact+near" and src == ROOT / "src":
                 removed = [json.loads(x) for x in (work / "d.removed.jsonl").read_text().splitlines()]
                 near = [r for r in removed if r["reason"].startswith("near")]

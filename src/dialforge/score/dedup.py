@@ -13,7 +13,6 @@ matrix copies.
 from __future__ import annotations
 
 import hashlib
-import re
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,60 +24,93 @@ import orjson
 from ..conversation import Conversation
 from ..io.reader import OnError, atomic_writer, iter_conversations, write_conversations
 
-_MERSENNE = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
-_SPACE = re.compile(r"\s+")
 
 
 def _norm(text: str) -> str:
-    return _SPACE.sub(" ", text.lower()).strip()
+    return " ".join(text.lower().split())
 
 
 def _text(c: Conversation) -> str:
     return "\n".join(m.content for m in c.dialogue())
 
 
-def exact_key(c: Conversation) -> bytes:
+def exact_key(normalised: str) -> bytes:
     """Digest of the normalised dialogue text (case and whitespace ignored)."""
-    return hashlib.blake2b(_norm(_text(c)).encode(), digest_size=16).digest()
+    return hashlib.blake2b(normalised.encode(), digest_size=16).digest()
+
+
+_P = 0x100000001B3  # odd, so it has an inverse modulo 2^64
+_P_INV = pow(_P, -1, 1 << 64)
+
+
+class _Powers:
+    """P^i and P^-i modulo 2^64 for i < len, grown on demand."""
+
+    def __init__(self) -> None:
+        self.pow = self.inv = np.ones(1, dtype=np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.pow) <= n:
+            size = max(n + 1, 2 * len(self.pow), 1 << 16)
+            self.pow = np.empty(size, dtype=np.uint64)
+            self.inv = np.empty(size, dtype=np.uint64)
+            p = q = 1
+            for i in range(size):  # once per process for the longest text seen
+                self.pow[i], self.inv[i] = p, q
+                p, q = p * _P % (1 << 64), q * _P_INV % (1 << 64)
+        return self.pow, self.inv
+
+
+def word_hashes(normalised: str, powers: _Powers) -> np.ndarray:
+    """64-bit polynomial hashes of the space-separated words of `normalised`, all at once:
+    prefix sums of byte x P^i give each word's sum of byte x P^(i - start) after scaling by
+    P^-start (no Python loop over words)."""
+    buf = np.frombuffer(normalised.encode(), dtype=np.uint8)
+    pw, inv = powers.upto(len(buf))
+    spaces = np.flatnonzero(buf == 32)
+    starts = np.concatenate(([0], spaces + 1))
+    ends = np.concatenate((spaces, [len(buf)]))
+    prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
+    np.cumsum(buf.astype(np.uint64) * pw[: len(buf)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * inv[starts]
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer, as datasketch pre-mixes inputs in its affine32 scheme."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
 
 
 class MinHasher:
-    """MinHash signatures of word 3-gram shingle sets, vectorised per document."""
+    """MinHash signatures of word 3-gram shingle sets, vectorised per document with
+    datasketch's affine32 scheme (`a * fmix(h) + b` in uint32; no modulo)."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
         from datasketch import MinHash
 
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
-        self.a, self.b = a.astype(np.uint64)[:, None], b.astype(np.uint64)[:, None]
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        self.a, self.b = a.astype(np.uint32)[:, None], b.astype(np.uint32)[:, None]
         self.num_perm = num_perm
-        self._words: dict[str, int] = {}
+        self._powers = _Powers()
 
-    def _word(self, w: str) -> int:
-        h = self._words.get(w)
-        if h is None:
-            if len(self._words) > 2_000_000:  # bounded memo
-                self._words.clear()
-            h = self._words[w] = zlib.crc32(w.encode())
-        return h
-
-    def shingles(self, text: str) -> np.ndarray:
+    def shingles(self, normalised: str) -> np.ndarray:
         """32-bit hashes of the word 3-grams of normalised text (one shingle if shorter)."""
-        words = _norm(text).split()
-        if len(words) < 3:
-            return np.array([zlib.crc32(" ".join(words).encode()) | (1 << 32)], dtype=np.uint64)
-        w = np.fromiter((self._word(x) for x in words), dtype=np.uint64, count=len(words))
-        return ((w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]) >> np.uint64(32)).astype(np.uint64)
+        w = word_hashes(normalised, self._powers)
+        if len(w) < 3:
+            return np.array([zlib.crc32(normalised.encode())], dtype=np.uint32)
+        mixed = w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]
+        return (mixed >> np.uint64(32)).astype(np.uint32)
 
-    def signature(self, text: str) -> np.ndarray:
-        hv = self.shingles(text)
-        sig = np.full(self.num_perm, _MAX_HASH, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for s in range(0, len(hv), 4096):  # bounded temporaries for very long texts
-                phv = ((self.a * hv[s : s + 4096] + self.b) % _MERSENNE) & _MAX_HASH
-                np.minimum(sig, phv.min(axis=1), out=sig)
-        return sig.astype(np.uint32)
+    def signature(self, normalised: str) -> np.ndarray:
+        hv = _fmix32(self.shingles(normalised))
+        sig = np.full(self.num_perm, np.uint32(0xFFFFFFFF), dtype=np.uint32)
+        for s in range(0, len(hv), 4096):  # bounded temporaries for very long texts
+            np.minimum(sig, (self.a * hv[s : s + 4096] + self.b).min(axis=1), out=sig)
+        return sig
 
 
 class NearIndex:
@@ -124,13 +156,14 @@ def _stream(
     index = NearIndex(near, num_perm) if near is not None else None
     ids: list[str] = []
     for c in convs:
-        h = exact_key(c)
+        text = _norm(_text(c))
+        h = exact_key(text)
         if h in seen:
             removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
             continue
         seen[h] = c.id
         if hasher is not None and index is not None:
-            sig = hasher.signature(_text(c))
+            sig = hasher.signature(text)
             hit = index.query(sig)
             if hit is not None:
                 removed.append(
