@@ -102,8 +102,8 @@ class MinHasher:
         w = word_hashes(normalised, self._powers)
         if len(w) < 3:
             return np.array([zlib.crc32(normalised.encode())], dtype=np.uint32)
-        mixed = w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]
-        return (mixed >> np.uint64(32)).astype(np.uint32)
+        mixed: np.ndarray = w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]
+        return np.right_shift(mixed, np.uint64(32)).astype(np.uint32)
 
     def signature(self, normalised: str) -> np.ndarray:
         hv = _fmix32(self.shingles(normalised))
