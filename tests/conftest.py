@@ -36,3 +36,17 @@ def dialforge_cli() -> list[str]:
 
     script = Path(sys.executable).parent / "dialforge"
     return [str(script)] if script.exists() else [sys.executable, "-m", "dialforge.cli"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_embedding_cache(tmp_path_factory):
+    """Embedders cache under $DIALFORGE_CACHE: one folder per test session, not ~/.cache."""
+    import os
+
+    old = os.environ.get("DIALFORGE_CACHE")
+    os.environ["DIALFORGE_CACHE"] = str(tmp_path_factory.mktemp("dialforge-cache"))
+    yield
+    if old is None:
+        os.environ.pop("DIALFORGE_CACHE", None)
+    else:
+        os.environ["DIALFORGE_CACHE"] = old

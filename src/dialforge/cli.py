@@ -205,44 +205,39 @@ def stats(
     from_: str = FromOpt,
     on_error: str = OnErrorOpt,
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    tokenizer: str | None = typer.Option(None, help="count tokens with this HF tokenizer (path)"),
+    tokenizer: str | None = typer.Option(
+        None, help="count tokens with this HF tokenizer (path, hub id or dialforge-tiny); else whitespace words"
+    ),
 ) -> None:
-    """Conversations, turns, characters/tokens per role, role-order problems."""
-    from .io import ReadReport, read_conversations
-    from .stats import conversation_stats
+    """Conversations, turns, characters and words (or tokens) per role, role-order problems."""
+    from .io import ReadReport
+    from .io.reader import iter_conversations
+    from .stats import conversation_stats, plural, tokenizer_counter
 
     report = ReadReport(path=str(path))
-    convs = read_conversations(path, from_, on_error=_check_on_error(on_error), report=report)
-    counter = None
-    if tokenizer:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(tokenizer)
-
-        def counter(s: str) -> int:
-            return len(tok(s, add_special_tokens=False)["input_ids"])
-
-    s = conversation_stats(convs, counter)
+    counter = tokenizer_counter(tokenizer) if tokenizer else None
+    s = conversation_stats(iter_conversations(path, from_, on_error=_check_on_error(on_error), report=report), counter)
     s["skipped_records"] = report.n_skipped
     s["duplicate_ids"] = report.duplicates
     if as_json:
         out_console.print_json(json.dumps(s))
         return
+    unit = s["length_unit"]
     t = Table(title=f"{path} ({report.format})")
     t.add_column("role")
-    for col in ("messages", "chars", "tokens", "mean chars"):
+    for col in ("messages", "chars", unit, "mean chars"):
         t.add_column(col, justify="right")
     for role, r in s["per_role"].items():
-        t.add_row(role, str(r["messages"]), str(r["chars"]), str(r["tokens"]), str(r["mean_chars"]))
+        t.add_row(role, str(r["messages"]), str(r["chars"]), str(r[unit]), str(r["mean_chars"]))
     out_console.print(t)
     u = s["user_turns_per_conversation"]
     out_console.print(
-        f"conversations: {s['conversations']}  user turns/conv: mean {u['mean']} "
-        f"min {u['min']} median {u['median']} max {u['max']}  "
-        f"skipped records: {s['skipped_records']}  duplicate ids: {s['duplicate_ids']}"
+        f"{plural(s['conversations'], 'conversation')}; user turns per conversation: mean {u['mean']} "
+        f"min {u['min']} median {u['median']} max {u['max']}; {plural(s['skipped_records'], 'skipped record')}; "
+        f"{plural(s['duplicate_ids'], 'duplicate id')}"
     )
     out_console.print(
-        f"role-order problems: {s['conversations_with_problems']} conversations {s['role_order_problems']}"
+        f"role-order problems: {plural(s['conversations_with_problems'], 'conversation')} {s['role_order_problems']}"
     )
 
 
@@ -428,6 +423,7 @@ def score(
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip embedding diversity"),
     config: Path | None = typer.Option(None, "--config", help="YAML ScoreConfig"),
     set_: list[str] = SetOpt,
+    on_error: str = OnErrorOpt,
 ) -> None:
     """Metrics per conversation and per dataset, written beside the data."""
     from .score import ScoreConfig
@@ -442,18 +438,33 @@ def score(
     cfg = load_checked(ScoreConfig, config, {k: v for k, v in ov.items() if v is not None}, set_)
     if no_embedding:
         cfg.embedder = None
-    summary = run_score(path, cfg)
+    summary = run_score(path, cfg, on_error=_check_on_error(on_error))
     _, per, summ = locate(path)
     out_console.print_json(json.dumps(summary))
     err_console.print(f"wrote {per} and {summ}", markup=False, highlight=False)
 
 
-def _read_input(path: Path) -> Any:
-    from .io import read_conversations
-    from .score.scoring import locate
+@app.command("metrics")
+def metrics_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """The registered metrics: name, level, direction (higher/lower is better), range; every
+    conversation-level name can be used in `filter --where`."""
+    from .score.registry import metrics
 
-    data, scores_path, _ = locate(path)
-    return data, read_conversations(data, on_error="skip"), scores_path
+    ms = metrics()
+    if as_json:
+        rows = [
+            {"name": m.name, "level": m.level, "direction": m.direction, "range": m.range, "description": m.description}
+            for m in ms
+        ]
+        out_console.print_json(json.dumps(rows))
+        return
+    t = Table()
+    for col in ("name", "level", "better", "range", "description"):
+        t.add_column(col)
+    for m in ms:
+        rng = "" if m.range is None else f"[{m.range[0]}, {'' if m.range[1] is None else m.range[1]}]"
+        t.add_row(m.name, m.level, m.direction, rng, m.description)
+    out_console.print(t, markup=False, highlight=False)
 
 
 @app.command("filter")
@@ -464,14 +475,12 @@ def filter_cmd(
     scores: Path | None = typer.Option(None, help="scores JSONL (default: the one `score` wrote beside the data)"),
 ) -> None:
     """Keep the conversations for which an expression over scores and meta is true."""
-    from .io import write_conversations
-    from .score import filter_conversations
-    from .score.select import load_scores
+    from .score import filter_file
+    from .score.scoring import locate
 
-    _, convs, scores_path = _read_input(path)
-    kept = filter_conversations(convs, load_scores(scores or scores_path), where)
-    write_conversations(kept, out)
-    err_console.print(f"{out}: kept {len(kept)} of {len(convs)} ({where})", markup=False, highlight=False)
+    data, scores_path, _ = locate(path)
+    kept, read = filter_file(data, where, out, scores or scores_path)
+    err_console.print(f"{out}: kept {kept} of {read} ({where})", markup=False, highlight=False)
 
 
 @app.command("dedup")
@@ -484,20 +493,15 @@ def dedup_cmd(
     """Exact, near-duplicate (MinHash) and embedding dedup, reporting what was removed and why."""
     from collections import Counter
 
-    import orjson
+    from .score import dedup_file
+    from .score.scoring import locate
 
-    from .io import write_conversations
-    from .io.reader import atomic_write_bytes
-    from .score import dedup
-
-    _, convs, _ = _read_input(path)
-    kept, removed = dedup(convs, near=near or None, embedding=embedding)
-    write_conversations(kept, out)
+    data, _, _ = locate(path)
     report = out.with_name(out.name.rsplit(".", 1)[0] + ".removed.jsonl")
-    atomic_write_bytes(report, b"".join(orjson.dumps(r) + b"\n" for r in removed))
+    kept, read, removed = dedup_file(data, out, report, near=near or None, embedding=embedding)
     why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
     err_console.print(
-        f"{out}: kept {len(kept)} of {len(convs)}; removed {dict(why)}; report {report}", markup=False, highlight=False
+        f"{out}: kept {kept} of {read}; removed {dict(why)}; report {report}", markup=False, highlight=False
     )
 
 
@@ -509,12 +513,14 @@ def export_cmd(
     name: str = typer.Option("dialforge", help="dataset name (llamafactory dataset_info.json entry)"),
 ) -> None:
     """Export for training frameworks."""
-    from .score import export
+    from .score import export_file
+    from .score.scoring import locate
+    from .stats import plural
 
-    _, convs, _ = _read_input(path)
-    written = export(convs, to, out, name)
+    data, _, _ = locate(path)
+    n, written = export_file(data, to, out, name)
     err_console.print(
-        f"exported {len(convs)} conversations: {', '.join(map(str, written))}", markup=False, highlight=False
+        f"exported {plural(n, 'conversation')}: {', '.join(map(str, written))}", markup=False, highlight=False
     )
 
 

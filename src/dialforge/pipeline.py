@@ -224,7 +224,7 @@ async def run_pipeline_async(
     """The whole job. Every check that needs no model runs first (`validate_pipeline`); one
     backend pool serves every stage, so an in-process model loads once per run."""
     from .induce import induce_async
-    from .score import dedup, export, filter_conversations, score
+    from .score import dedup, export, filter_conversations, score, validate_filter
     from .score.select import load_scores
     from .simulate import simulate_async
     from .validate import validate_pipeline
@@ -244,6 +244,8 @@ async def run_pipeline_async(
         state["stages"][stage] = info
         atomic_write_bytes(manifest_path, orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
+    if cfg.filter:
+        validate_filter(cfg.filter)  # a typo fails now, not after every simulation
     done("start")
     model = _resolve(cfg.model)
     library = cfg.library

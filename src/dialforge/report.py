@@ -312,23 +312,14 @@ def render(roots: list[Path]) -> str:
         )
     # -- metrics -------------------------------------------------------------------------------
     if sims:
-        keys = [
-            "conversations",
-            "user_turns_mean",
-            "distinct_1",
-            "distinct_2",
-            "mtld",
-            "self_bleu",
-            "embedding_mean_cosine",
-            "embedding_vendi",
-            "follow_up_rate",
-            "strategies_used",
-            "strategy_entropy_bits",
-            "workflow_depth",
-            "workflow_success",
-        ]
+        from .score.registry import report_metrics
+
+        registered = {m.name: m for m in report_metrics()}
+        keys = list(registered)
         present = [k for k in keys if any((s["summary"] or {}).get(k) is not None for s in sims)]
-        rows = [[k] + [(s["summary"] or {}).get(k, "") for s in sims] for k in present]
+        rows = [
+            [f"{k} {registered[k].arrow}".strip()] + [(s["summary"] or {}).get(k, "") for s in sims] for k in present
+        ]
         sec = ['<section id="metrics"><h2>Metrics</h2>']
         if rows:
             sec.append(_table(["metric", *[s["name"] for s in sims]], rows))

@@ -1,10 +1,11 @@
 """Threshold clustering of normalised embeddings, in memory linear in n.
 
-Neighbours above the cosine threshold come from a k-nearest-neighbour search (FAISS), with
-a range search for the few hubs whose k-th neighbour is still above the threshold, so
-memory is O(n k) instead of O(n^2). The search is exact (flat index, O(n^2 d) time: about
-35 s for 100k MiniLM vectors on 2 cores) below `exact_below` points and IVF above, where
-recall, and so agreement with exact clustering, depends on `nprobe`.
+Neighbours above the cosine threshold come, below `exact_below` points, from exact blocked
+matrix products over the upper triangle (O(n^2 d / 2) time, memory one block plus the
+edges); above it from a FAISS IVF k-NN search with a range search for the few hubs whose
+k-th neighbour is still above the threshold (memory O(n k)), where recall, and so agreement
+with exact clustering, depends on `nprobe`. See docs/benchmarks.md for why not FAISS's
+flat index here: faiss-cpu's bundled OpenBLAS misdetects this CPU.
 
 - `butina` (default, order-independent): Butina/Taylor sphere exclusion. The strategy with
   the most neighbours above the threshold becomes a centre and takes all its unassigned
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 Method = Literal["butina", "components", "leader"]
+Kernel = Literal["auto", "blocked", "faiss"]
 
 
 def _index(x: np.ndarray, exact_below: int, nprobe: int, seed: int) -> Any:
@@ -60,6 +62,48 @@ def knn(
     return sims, idx
 
 
+def blocked_threshold_edges(
+    x: np.ndarray, threshold: float, row_block: int = 2048, col_block: int = 8192
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs (i, j) with x_i . x_j >= threshold, both directions and the diagonal, by
+    blocked matrix products over the upper triangle only (half the work of a full search;
+    memory: one row_block x col_block product plus the edges). Exact: on this 2-core AVX2
+    machine numpy's BLAS beats faiss-cpu's bundled OpenBLAS, which misdetects the CPU."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n = len(x)
+    rows, cols, ws = [], [], []
+    for s in range(0, n, row_block):
+        a = x[s : s + row_block]
+        for c in range(s, n, col_block):
+            sim = a @ x[c : c + col_block].T
+            r, k = np.nonzero(sim >= threshold)
+            r, k = r + s, k + c
+            keep = k >= r  # the diagonal block is computed whole: keep its upper half
+            r, k, w = r[keep], k[keep], sim[r[keep] - s, k[keep] - c]
+            off = r != k
+            rows += [r, k[off]]
+            cols += [k, r[off]]
+            ws += [w, w[off]]
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(ws)
+
+
+def _edges_to_lists(
+    n: int, r: np.ndarray, c: np.ndarray, w: np.ndarray, max_degree: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    order = np.lexsort((-w, r))  # by row, most similar first
+    r, c, w = r[order], c[order], w[order]
+    bounds = np.searchsorted(r, np.arange(n + 1))
+    neighbours = [c[bounds[i] : min(bounds[i + 1], bounds[i] + max_degree)] for i in range(n)]
+    weight = np.zeros(n, dtype=np.float64)
+    for i in np.nonzero(np.diff(bounds) > max_degree)[0]:
+        weight[i] = float(w[bounds[i] : bounds[i] + max_degree].sum())
+    small = np.diff(bounds) <= max_degree
+    weight[small] = np.bincount(r, weights=w, minlength=n)[small]
+    return neighbours, weight
+
+
 def threshold_neighbours(
     x: np.ndarray,
     threshold: float,
@@ -68,15 +112,21 @@ def threshold_neighbours(
     nprobe: int = 64,
     max_degree: int = 4096,
     seed: int = 0,
+    kernel: Kernel = "auto",
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Every row's neighbours with similarity >= threshold (self included) and their summed
-    similarity. A k-NN search finds them for most rows; rows whose k-th neighbour is still
-    above the threshold (hubs) get a range search, capped at `max_degree` neighbours, so
-    memory is O(n k + hubs x max_degree), never O(n^2)."""
+    """Every row's neighbours with similarity >= threshold (self included, most similar
+    first, at most `max_degree`) and their summed similarity.
+
+    Below `exact_below` rows (kernel "auto" or "blocked") the search is exact, by blocked
+    matrix products. Above it (or kernel "faiss") a FAISS k-NN search finds most rows'
+    neighbours and rows whose k-th neighbour is still above the threshold (hubs) get a range
+    search, so memory is O(n k + hubs x max_degree), never O(n^2)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
+    if kernel == "blocked" or (kernel == "auto" and n < exact_below):
+        return _edges_to_lists(n, *blocked_threshold_edges(x, threshold), max_degree)
     k = min(k, n)
-    index = _index(x, exact_below, nprobe, seed)
+    index = _index(x, exact_below if kernel == "auto" else n + 1, nprobe, seed)
     neighbours: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
     weight = np.zeros(n, dtype=np.float64)
     hubs: list[int] = []
@@ -128,6 +178,7 @@ def cluster(
     k: int = 64,
     exact_below: int = 200_000,
     nprobe: int = 64,
+    kernel: Kernel = "auto",
 ) -> np.ndarray:
     """Cluster labels (0..m-1) for normalised rows of `x`."""
     n = len(x)
@@ -135,7 +186,7 @@ def cluster(
         return np.zeros(0, dtype=np.int64)
     if method == "leader":
         return leader_cluster(x, threshold, k=max(k, 256), exact_below=exact_below)
-    neighbours, weight = threshold_neighbours(x, threshold, k, exact_below=exact_below, nprobe=nprobe)
+    neighbours, weight = threshold_neighbours(x, threshold, k, exact_below=exact_below, nprobe=nprobe, kernel=kernel)
     if method == "butina":
         return _butina(n, neighbours, weight)
     rows = np.repeat(np.arange(n), [len(nb) for nb in neighbours])

@@ -166,6 +166,41 @@ def iter_conversations(
     _finish(path, report, dedup_ids)
 
 
+def iter_conversations_located(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    on_error: OnError = "fail",
+    report: ReadReport | None = None,
+) -> Iterator[tuple[Conversation, int | None, int]]:
+    """(conversation, line, record index), streamed: later errors can name the record."""
+    path = Path(path)
+    if not path.exists():
+        raise DialforgeError(f"{path}: file not found")
+    report = report if report is not None else ReadReport(path=str(path))
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "hf":
+        from .hf import load_hf
+
+        report.format = "hf"
+        convs = load_hf(path)
+        report.records = report.conversations = len(convs)
+        for i, c in enumerate(convs):
+            yield c, None, i
+        return
+    report.format, parse = _parser(fmt, None)
+    seen = IdSet()
+    located: list[Located] = []
+    try:
+        for c in _read_records(path, parse, seen, report, on_error, False, False, located):
+            loc = located[-1]
+            yield c, loc.line, loc.index
+    finally:
+        seen.close()
+    _finish(path, report, False)
+
+
 def _read_records(
     path: Path,
     parse: Callable[[Any], list[Conversation]],
@@ -174,8 +209,11 @@ def _read_records(
     on_error: OnError,
     require_alternation: bool,
     dedup_ids: bool,
+    located: list[Located] | None = None,
 ) -> Iterator[Conversation]:
     for loc in iter_located(path):
+        if located is not None and not isinstance(loc, RecordError):
+            located[:] = [loc]
         report.records += 1
         try:
             convs = _parse_one(loc, parse, path, require_alternation)
@@ -294,6 +332,9 @@ def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+atomic_writer = atomic_open  # the name the streaming score/filter/export code uses
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

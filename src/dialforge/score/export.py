@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
 
 from ..conversation import Conversation
 from ..errors import DialforgeError
-from ..io.reader import atomic_write_bytes, write_conversations
+from ..io.reader import OnError, atomic_write_bytes, iter_conversations, write_conversations
 
 EXPORT_FORMATS = ("openai", "sharegpt", "hf", "llamafactory")
 
@@ -31,20 +32,32 @@ def llamafactory_entry(file_name: str) -> dict[str, object]:
     }
 
 
-def export(convs: list[Conversation], fmt: str, out: str | Path, name: str = "dialforge") -> list[Path]:
-    """Write `convs`; for `llamafactory`, `out` is a dataset folder: the data file plus
-    `dataset_info.json` (an existing one is updated, other entries kept)."""
+def export(convs: Iterable[Conversation], fmt: str, out: str | Path, name: str = "dialforge") -> list[Path]:
+    """Write `convs` (streamed: any iterable); for `llamafactory`, `out` is a dataset folder:
+    the data file plus `dataset_info.json` (an existing one is updated, other entries kept)."""
+    return _export(convs, fmt, out, name)[1]
+
+
+def export_file(
+    data: str | Path, fmt: str, out: str | Path, name: str = "dialforge", *, on_error: OnError = "skip"
+) -> tuple[int, list[Path]]:
+    """Export a conversation file one record at a time: (conversations written, paths)."""
+    if fmt not in EXPORT_FORMATS:
+        raise DialforgeError(f"unknown export format {fmt!r} (expected one of {', '.join(EXPORT_FORMATS)})")
+    return _export(iter_conversations(data, on_error=on_error), fmt, out, name)
+
+
+def _export(convs: Iterable[Conversation], fmt: str, out: str | Path, name: str) -> tuple[int, list[Path]]:
     out = Path(out)
     if fmt not in EXPORT_FORMATS:
         raise DialforgeError(f"unknown export format {fmt!r} (expected one of {', '.join(EXPORT_FORMATS)})")
     if fmt != "llamafactory":
-        write_conversations(convs, out, fmt)
-        return [out]
+        return write_conversations(convs, out, fmt), [out]
     out.mkdir(parents=True, exist_ok=True)
     data = out / f"{name}.json"
-    write_conversations(convs, data, "sharegpt")
+    n = write_conversations(convs, data, "sharegpt")
     info_path = out / "dataset_info.json"
     info = orjson.loads(info_path.read_bytes()) if info_path.exists() else {}
     info[name] = llamafactory_entry(data.name)
     atomic_write_bytes(info_path, orjson.dumps(info, option=orjson.OPT_INDENT_2))
-    return [data, info_path]
+    return n, [data, info_path]

@@ -19,9 +19,13 @@ def words(text: str) -> list[str]:
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
     """Unique n-grams / all n-grams over the texts (0 when there are none)."""
+    return distinct_words([words(t) for t in texts], n)
+
+
+def distinct_words(tokenised: Sequence[Sequence[str]], n: int) -> float:
+    """`distinct_n` over texts already split into words (score tokenises each text once)."""
     grams: list[tuple[str, ...]] = []
-    for t in texts:
-        w = words(t)
+    for w in tokenised:
         grams.extend(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
 

@@ -3,31 +3,36 @@ reference utterances of the workflow's next nodes, following graph edges only.""
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
+
+from rapidfuzz.distance import LCSseq
 
 from .model import Workflow
 
 THRESHOLD = 0.33
 
 
-class RougeL:
-    def __init__(self) -> None:
-        from rouge_score import rouge_scorer
-
-        self._s = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-
-    def __call__(self, a: str, b: str) -> float:
-        return float(self._s.score(b, a)["rougeL"].fmeasure)
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
-_ROUGE: RougeL | None = None
+@functools.lru_cache(maxsize=65536)
+def rouge_tokens(text: str) -> tuple[str, ...]:
+    """rouge-score's default tokenizer (no stemmer): lowercase, non-alphanumerics to spaces."""
+    return tuple(t for t in _NON_ALNUM.sub(" ", text.lower()).split() if t)
 
 
 def rouge_l(a: str, b: str) -> float:
-    global _ROUGE
-    if _ROUGE is None:
-        _ROUGE = RougeL()
-    return _ROUGE(a, b)
+    """ROUGE-L F1 of `a` (prediction) against `b` (target), equal to rouge-score's
+    `RougeScorer(["rougeL"]).score(b, a)["rougeL"].fmeasure` (tested on STAR turns) and much
+    faster: rapidfuzz's LCS over token sequences, reference utterances tokenised once."""
+    pa, pb = rouge_tokens(a), rouge_tokens(b)
+    if not pa or not pb:
+        return 0.0
+    lcs = LCSseq.similarity(pa, pb)
+    precision, recall = lcs / len(pa), lcs / len(pb)
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
 def track(

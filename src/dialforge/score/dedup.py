@@ -1,0 +1,292 @@
+"""`dialforge dedup`: exact, MinHash near-duplicate and embedding deduplication.
+
+The first occurrence is kept; every removal is reported with its reason and the id it
+duplicates. Exact and near dedup stream (memory: a digest and a 128-value signature per
+kept conversation). MinHash signatures are computed for a whole conversation at once with
+numpy (word hashes memoised, 3-word shingles combined arithmetically) with datasketch's
+permutations, and LSH candidates are confirmed by their estimated Jaccard, so a bucket
+collision alone never removes a conversation. Embedding dedup compares each block of
+conversations with all kept ones by blocked matrix products: O(n k d) time, no growing
+matrix copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..conversation import Conversation
+from ..io.reader import OnError, atomic_writer, iter_conversations, write_conversations
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _text(c: Conversation) -> str:
+    return "\n".join(m.content for m in c.dialogue())
+
+
+def exact_key(normalised: str) -> bytes:
+    """Digest of the normalised dialogue text (case and whitespace ignored)."""
+    return hashlib.blake2b(normalised.encode(), digest_size=16).digest()
+
+
+_P = 0x100000001B3  # odd, so it has an inverse modulo 2^64
+_P_INV = pow(_P, -1, 1 << 64)
+
+
+class _Powers:
+    """P^i and P^-i modulo 2^64 for i < len, grown on demand."""
+
+    def __init__(self) -> None:
+        self.pow = self.inv = np.ones(1, dtype=np.uint64)
+
+    def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.pow) <= n:
+            size = max(n + 1, 2 * len(self.pow), 1 << 16)
+            self.pow = np.empty(size, dtype=np.uint64)
+            self.inv = np.empty(size, dtype=np.uint64)
+            p = q = 1
+            for i in range(size):  # once per process for the longest text seen
+                self.pow[i], self.inv[i] = p, q
+                p, q = p * _P % (1 << 64), q * _P_INV % (1 << 64)
+        return self.pow, self.inv
+
+
+def word_hashes(normalised: str, powers: _Powers) -> np.ndarray:
+    """64-bit polynomial hashes of the space-separated words of `normalised`, all at once:
+    prefix sums of byte x P^i give each word's sum of byte x P^(i - start) after scaling by
+    P^-start (no Python loop over words)."""
+    buf = np.frombuffer(normalised.encode(), dtype=np.uint8)
+    pw, inv = powers.upto(len(buf))
+    spaces = np.flatnonzero(buf == 32)
+    starts = np.concatenate(([0], spaces + 1))
+    ends = np.concatenate((spaces, [len(buf)]))
+    prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
+    np.cumsum(buf.astype(np.uint64) * pw[: len(buf)], out=prefix[1:])
+    return (prefix[ends] - prefix[starts]) * inv[starts]
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer, as datasketch pre-mixes inputs in its affine32 scheme."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+class MinHasher:
+    """MinHash signatures of word 3-gram shingle sets, vectorised per document with
+    datasketch's affine32 scheme (`a * fmix(h) + b` in uint32; no modulo)."""
+
+    def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
+        from datasketch import MinHash
+
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        self.a, self.b = a.astype(np.uint32)[:, None], b.astype(np.uint32)[:, None]
+        self.num_perm = num_perm
+        self._powers = _Powers()
+
+    def shingles(self, normalised: str) -> np.ndarray:
+        """32-bit hashes of the word 3-grams of normalised text (one shingle if shorter)."""
+        w = word_hashes(normalised, self._powers)
+        if len(w) < 3:
+            return np.array([zlib.crc32(normalised.encode())], dtype=np.uint32)
+        mixed: np.ndarray = w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]
+        return np.right_shift(mixed, np.uint64(32)).astype(np.uint32)
+
+    def signature(self, normalised: str) -> np.ndarray:
+        hv = _fmix32(self.shingles(normalised))
+        sig = np.full(self.num_perm, np.uint32(0xFFFFFFFF), dtype=np.uint32)
+        for s in range(0, len(hv), 4096):  # bounded temporaries for very long texts
+            np.minimum(sig, (self.a * hv[s : s + 4096] + self.b).min(axis=1), out=sig)
+        return sig
+
+
+class NearIndex:
+    """LSH over MinHash signatures (datasketch's band layout for the threshold), confirmed
+    by the estimated Jaccard of the signatures."""
+
+    def __init__(self, threshold: float, num_perm: int = 128) -> None:
+        from datasketch.lsh import _optimal_param
+
+        self.threshold = threshold
+        self.bands, self.rows = _optimal_param(threshold, num_perm, 0.5, 0.5)
+        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self.bands)]
+        self._sigs: list[np.ndarray] = []
+
+    def _keys(self, sig: np.ndarray) -> Iterator[tuple[int, bytes]]:
+        r = self.rows
+        for band in range(self.bands):
+            yield band, sig[band * r : (band + 1) * r].tobytes()
+
+    def query(self, sig: np.ndarray) -> tuple[int, float] | None:
+        """(index of the first inserted match, estimated Jaccard), or None."""
+        cands = sorted({i for band, key in self._keys(sig) for i in self._buckets[band].get(key, ())})
+        for i in cands:
+            j = float(np.count_nonzero(self._sigs[i] == sig)) / len(sig)
+            if j >= self.threshold:
+                return i, j
+        return None
+
+    def insert(self, sig: np.ndarray) -> int:
+        i = len(self._sigs)
+        self._sigs.append(sig)
+        for band, key in self._keys(sig):
+            self._buckets[band].setdefault(key, []).append(i)
+        return i
+
+
+def _stream(
+    convs: Iterable[Conversation], near: float | None, num_perm: int, removed: list[dict[str, Any]]
+) -> Iterator[Conversation]:
+    """Exact then near dedup, one conversation at a time."""
+    seen: dict[bytes, str] = {}
+    hasher = MinHasher(num_perm) if near is not None else None
+    index = NearIndex(near, num_perm) if near is not None else None
+    ids: list[str] = []
+    for c in convs:
+        text = _norm(_text(c))
+        h = exact_key(text)
+        if h in seen:
+            removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
+            continue
+        seen[h] = c.id
+        if hasher is not None and index is not None:
+            sig = hasher.signature(text)
+            hit = index.query(sig)
+            if hit is not None:
+                removed.append(
+                    {
+                        "id": c.id,
+                        "reason": f"near-duplicate (MinHash Jaccard >= {near}, estimated {hit[1]:.2f})",
+                        "duplicate_of": ids[hit[0]],
+                    }
+                )
+                continue
+            index.insert(sig)
+            ids.append(c.id)
+        yield c
+
+
+def embedding_duplicates(vecs: np.ndarray, threshold: float, block: int = 1024, col_block: int = 16384) -> np.ndarray:
+    """For each row, the earlier *kept* row it duplicates (cosine >= threshold), else -1.
+    Greedy in order, like a scan that compares each row with every survivor, but in blocks:
+    a block is compared with the kept rows before it by matrix products (column chunks
+    bound memory), then resolved in order inside the block."""
+    n = len(vecs)
+    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+    dup = np.full(n, -1, dtype=np.int64)
+    kept_idx = np.empty(n, dtype=np.int64)
+    kept = np.empty_like(vecs)
+    nk = 0
+    for s in range(0, n, block):
+        blk = vecs[s : s + block]
+        best = np.full(len(blk), -np.inf, dtype=np.float32)
+        arg = np.full(len(blk), -1, dtype=np.int64)
+        for c in range(0, nk, col_block):
+            sims = blk @ kept[c : min(nk, c + col_block)].T
+            j = sims.argmax(axis=1)
+            v = sims[np.arange(len(blk)), j]
+            better = v > best
+            best[better], arg[better] = v[better], j[better] + c
+        within = blk @ blk.T
+        local: list[int] = []
+        for i in range(len(blk)):
+            if best[i] >= threshold:
+                dup[s + i] = kept_idx[arg[i]]
+                continue
+            if local:
+                row = within[i, local]
+                j = int(row.argmax())
+                if row[j] >= threshold:
+                    dup[s + i] = s + local[j]
+                    continue
+            local.append(i)
+        kept[nk : nk + len(local)] = blk[local]
+        kept_idx[nk : nk + len(local)] = np.asarray(local, dtype=np.int64) + s
+        nk += len(local)
+    return dup
+
+
+def _embedding_pass(
+    kept: list[Conversation], threshold: float, embedder: str, cache_dir: str | Path | None
+) -> tuple[list[Conversation], list[dict[str, Any]]]:
+    from ..induce.embed import Embedder
+
+    vecs = Embedder(embedder, cache_dir=cache_dir).embed([_text(c)[:2000] for c in kept])
+    dup = embedding_duplicates(vecs, threshold)
+    removed, survivors = [], []
+    for i, c in enumerate(kept):
+        if dup[i] < 0:
+            survivors.append(c)
+            continue
+        cos = float(vecs[i] @ vecs[dup[i]])
+        removed.append(
+            {"id": c.id, "reason": f"embedding cosine {cos:.3f} >= {threshold}", "duplicate_of": kept[dup[i]].id}
+        )
+    return survivors, removed
+
+
+def dedup(
+    convs: list[Conversation],
+    *,
+    near: float | None = 0.8,
+    embedding: float | None = None,
+    embedder: str = "all-MiniLM-L6-v2",
+    num_perm: int = 128,
+    cache_dir: str | Path | None = None,
+) -> tuple[list[Conversation], list[dict[str, Any]]]:
+    """Exact, then MinHash near-duplicate (Jaccard of word 3-gram shingles >= `near`), then
+    embedding (cosine >= `embedding`) deduplication. The first occurrence is kept."""
+    removed: list[dict[str, Any]] = []
+    kept = list(_stream(convs, near, num_perm, removed))
+    if embedding is not None and len(kept) > 1:
+        kept, more = _embedding_pass(kept, embedding, embedder, cache_dir)
+        removed.extend(more)
+    return kept, removed
+
+
+def dedup_file(
+    data: str | Path,
+    out: str | Path,
+    report: str | Path,
+    *,
+    near: float | None = 0.8,
+    embedding: float | None = None,
+    embedder: str = "all-MiniLM-L6-v2",
+    num_perm: int = 128,
+    cache_dir: str | Path | None = None,
+    on_error: OnError = "skip",
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """Dedup a file into `out` and write the removals to `report` (JSONL). Exact and near
+    dedup stream; embedding dedup holds the survivors' vectors. Returns (kept, read, removed)."""
+    removed: list[dict[str, Any]] = []
+    read = [0]
+
+    def counted() -> Iterator[Conversation]:
+        for c in iter_conversations(data, on_error=on_error):
+            read[0] += 1
+            yield c
+
+    survivors = _stream(counted(), near, num_perm, removed)
+    if embedding is None:
+        n = write_conversations(survivors, out)
+    else:
+        kept, more = _embedding_pass(list(survivors), embedding, embedder, cache_dir)
+        removed.extend(more)
+        n = write_conversations(kept, out)
+    with atomic_writer(report) as f:
+        for r in removed:
+            f.write(orjson.dumps(r) + b"\n")
+    return n, read[0], removed
