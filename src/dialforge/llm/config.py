@@ -17,7 +17,9 @@ class BackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    base_url: str | None = None
+    base_url: str | list[str] | None = Field(
+        None, description="server URL, or a list of URLs: a fleet, each request to the least busy (llm/fleet.py)"
+    )
     api_key_env: str | None = Field(
         None, description="environment variable that holds the API key (the key is never stored)"
     )
@@ -58,9 +60,8 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
     if cfg.base_url:
         from .http import OpenAIHTTPBackend
 
-        return OpenAIHTTPBackend(
-            cfg.model,
-            cfg.base_url,
+        urls = [cfg.base_url] if isinstance(cfg.base_url, str) else cfg.base_url
+        kw: dict[str, Any] = dict(
             api_key_env=cfg.api_key_env,
             max_concurrency=cfg.max_concurrency,
             timeout_s=cfg.timeout_s,
@@ -70,6 +71,11 @@ def make_backend(cfg: BackendConfig) -> ChatModel:
             connect_retry_s=cfg.connect_retry_s,
             structured_output=cfg.structured_output,
         )
+        if len(urls) > 1:
+            from .fleet import EndpointFleet
+
+            return EndpointFleet(cfg.model, urls, **kw)
+        return OpenAIHTTPBackend(cfg.model, urls[0], **kw)
     from .local import TransformersBackend
 
     return TransformersBackend(resolve_model(cfg.model), batch_size=cfg.batch_size, device=cfg.device)
