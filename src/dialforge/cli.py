@@ -27,6 +27,24 @@ _state = {"debug": False}
 
 OnErrorOpt = typer.Option("fail", "--on-error", help="fail on the first bad record, or skip and count")
 StrictOpt = typer.Option(False, "--strict", help="exit 3 when the run ends with health warnings")
+ExecutorOpt = typer.Option(None, "--executor", help="local (default) or ray: run the jobs in blocks on a Ray cluster")
+RayAddressOpt = typer.Option(None, "--ray-address", help="with --executor ray: auto, HOST:PORT, or unset to start Ray")
+
+
+def executor_overrides(kind: str | None, address: str | None) -> dict[str, Any]:
+    """`--executor`/`--ray-address` as config overrides (the flags win over the YAML)."""
+    if kind not in (None, "local", "ray"):
+        raise DialforgeError(f"--executor must be local or ray, not {kind!r}")
+    if kind is None and address is None:
+        return {}
+    return {"executor": {"kind": kind or "ray", "address": address}}
+
+
+def _use_executor(kind: str | None, address: str | None) -> Any:
+    """The same flags for commands whose config has no `executor`: every stage they run."""
+    from .run.kernel import use_executor
+
+    return use_executor(executor_overrides(kind, address).get("executor"))
 
 
 def _finish(warnings: list[str], strict: bool) -> None:
@@ -147,6 +165,8 @@ def answer(
     no_cache: bool = typer.Option(False, "--no-cache", help="bypass the call cache"),
     force_new: bool = typer.Option(False, "--force-new", help="move an old run with another config aside"),
     strict: bool = StrictOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Answer seed questions with one backend (first exchanges for seeded simulation)."""
     from .answer import AnswerConfig
@@ -156,6 +176,7 @@ def answer(
     ov = backend_overrides("assistant", model, base_url, api_key_env)
     ov["prompts"] = [str(p) for p in prompts] if prompts else None
     ov["limit"] = limit
+    ov.update(executor_overrides(executor, ray_address))
     cfg = load_config(AnswerConfig, config, ov)
     summary = run_answer(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
@@ -215,6 +236,8 @@ def simulate(
     no_cache: bool = typer.Option(False, "--no-cache"),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Self-play: a user simulator (strategy | socratic | persona) talks with an assistant."""
     from .config import load_config
@@ -225,6 +248,7 @@ def simulate(
         **backend_overrides("user", user_model, user_base_url, api_key_env),
         **backend_overrides("assistant", assistant_model, assistant_base_url, api_key_env),
         "seeds.limit": limit,
+        **executor_overrides(executor, ray_address),
     }
     cfg = load_config(SimulateConfig, config, ov)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
@@ -309,6 +333,8 @@ def score(
     library: str | None = typer.Option(None, help="strategy library (coverage in strategy mode)"),
     no_embedding: bool = typer.Option(False, "--no-embedding", help="skip embedding diversity"),
     config: Path | None = typer.Option(None, "--config", help="YAML ScoreConfig"),
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Metrics per conversation and per dataset, written beside the data."""
     from .config import load_config
@@ -324,7 +350,8 @@ def score(
     cfg = load_config(ScoreConfig, config, {k: v for k, v in ov.items() if v is not None})
     if no_embedding:
         cfg.embedder = None
-    summary = run_score(path, cfg)
+    with _use_executor(executor, ray_address):
+        summary = run_score(path, cfg)
     _, per, summ = locate(path)
     out_console.print_json(json.dumps(summary))
     err_console.print(f"wrote {per} and {summ}", markup=False, highlight=False)
@@ -421,6 +448,8 @@ def eval_mt_bench(
     judge_prompts: Path = typer.Option(_DATA / "judge_prompts.jsonl"),
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """MT-Bench: answers from any backend, FastChat judge prompts, [[rating]] parsing."""
     from .config import load_config
@@ -434,6 +463,7 @@ def eval_mt_bench(
         "questions": str(questions),
         "reference_answers": str(reference_answers) if reference_answers else None,
         "judge_prompts": str(judge_prompts),
+        **executor_overrides(executor, ray_address),
     }
     cfg = load_config(MTBenchConfig, None, ov)
     summary = mt_bench(cfg, out, force_new=force_new)
@@ -525,6 +555,8 @@ def run_cmd(
     model: str | None = typer.Option(None, "--model", help="model for every role: name (with --base-url) or path"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server for every role"),
     api_key_env: str | None = typer.Option(None, "--api-key-env"),
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> train -> report."""
     from .config import load_config
@@ -541,7 +573,8 @@ def run_cmd(
             markup=False,
             highlight=False,
         )
-    state = run_pipeline(cfg, out)
+    with _use_executor(executor, ray_address):
+        state = run_pipeline(cfg, out)
     err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
     if cfg.report:
         err_console.print(f"report: {out / 'report.html'}", markup=False, highlight=False)
@@ -553,7 +586,7 @@ def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="run director
     cfg = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
     if not cfg.exists():
         raise DialforgeError(f"{cfg}: the quickstart config ships with the source checkout")
-    run_cmd(cfg, out, None, None, None)
+    run_cmd(cfg, out, None, None, None, None, None)
 
 
 @app.command()

@@ -154,6 +154,8 @@ class RayExecutor:
             raise
         finally:
             marker.unlink(missing_ok=True)
+            if not any(root.iterdir()):
+                root.rmdir()
 
     def _collect(
         self,

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..llm.config import BackendConfig
+from ..run.kernel import ExecutorConfig
 from .modes import get_mode, mode_names
 from .stops import GOODBYES
 
@@ -71,6 +72,7 @@ class SimulateConfig(BaseModel):
     strategy: StrategyConfig | None = None
     stop: StopConfig = StopConfig()
     concurrency: int = Field(64, ge=1, description="conversations alive at once")
+    executor: ExecutorConfig | None = Field(None, description="local (default) or ray: where the jobs run")
     seed: int = 0
 
     @field_validator("mode")

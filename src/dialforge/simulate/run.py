@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..conversation import Conversation, Message
-from ..run.kernel import Job, Stage, StageContext, run_stage
+from ..run.kernel import Job, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 from .config import SimulateConfig
 from .engine import Engine, Seed, conversation_id, load_seeds
@@ -89,7 +89,7 @@ async def simulate_async(
     if cfg.strategy and cfg.strategy.judge:
         models["judge"] = cfg.strategy.judge.model
     with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
-        res = await run_stage(SimulateStage(cfg, seeds), run, progress=progress)
+        res = await run_stage(SimulateStage(cfg, seeds), run, executor=make_executor(cfg.executor), progress=progress)
         s = res.summary
         return {
             "conversations": s["conversations"],
