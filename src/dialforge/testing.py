@@ -269,6 +269,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--unique", action="store_true", help="answer every request with fresh random text")
+    ap.add_argument("--capacity", type=int, default=None, help="answer 429 above this many requests in flight")
     args = ap.parse_args()
     reply = None
     if args.unique:
@@ -277,7 +278,7 @@ def main() -> None:
         def reply(body: dict[str, Any]) -> str:
             return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
 
-    srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False)
+    srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False, capacity=args.capacity)
     srv.start()
     print(f"serving on {srv.base_url}", flush=True)
     try:
