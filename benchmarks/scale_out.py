@@ -131,7 +131,8 @@ def local_vs_ray(tmp: Path, n: int) -> None:
     print(f"| ray, 2 workers x 16 in flight | {n / tr:.0f} | {32 / LATENCY:.0f} | {tr:.1f} | {ray_s['failed']} |")
     print(
         f"\nray / local: {tl / tr:.2f}x; {info['blocks']} blocks of {info['block_size']}; Ray overhead per block "
-        f"(driver-seen minus worker time): {info['overhead_s_per_block'] * 1000:.0f} ms; first start of Ray "
+        f"(driver-seen minus worker time): {info['overhead_s_per_block'] * 1000:.0f} ms, driver merge per block "
+        f"{info['merge_s_per_block'] * 1000:.0f} ms; first start of Ray "
         f"(ray.init + 2 worker processes + a 64-job run): {boot.wall:.1f} s\n"
     )
 
@@ -183,7 +184,8 @@ def ray_simulate(tmp: Path, n: int) -> None:
         f"{info['block_retries']} | {info['jobs_kept_from_lost_attempts']} | {calls} | {m.wall:.1f} |"
     )
     print(f"\nworker killed: {'yes (pid ' + str(killed[0]) + ')' if killed else 'no'}; blocks {info['blocks']} "
-          f"of {info['block_size']}; {n * 4} calls expected\n")  # fmt: skip
+          f"of {info['block_size']}; {n * 4} calls expected; driver merge per block "
+          f"{info.get('merge_s_per_block', 0) * 1000:.0f} ms\n")  # fmt: skip
 
 
 def main() -> None:

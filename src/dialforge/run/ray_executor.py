@@ -176,7 +176,10 @@ class RayExecutor:
         except ray.exceptions.RayError as e:  # lost with its worker or node, retries spent
             return self._lost(stage, run, plan, spec, jobs, f"{type(e).__name__}: {e}".splitlines()[0])
         stats.add(res, time.perf_counter() - t0)
-        return merge_block(stage, run, plan.store, res, plan.retry)
+        t1 = time.perf_counter()
+        failed = merge_block(stage, run, plan.store, res, plan.retry)
+        stats.merge_s += time.perf_counter() - t1
+        return failed
 
     def _lost(self, stage: Stage, run: RunDir, plan: StagePlan, spec: BlockSpec, jobs: list[Job], why: str) -> int:
         """A block Ray gave up on: what it finished is kept, the rest become failure records
@@ -204,6 +207,7 @@ class _Stats:
         self.reused = 0
         self.nodes: set[str] = set()
         self.overhead_s = 0.0
+        self.merge_s = 0.0  # the driver's share: cache rows, usage and records into the run
         self.endpoints: dict[str, dict[str, int]] = {}
 
     def add(self, res: BlockResult, seen_s: float) -> None:
@@ -225,6 +229,7 @@ class _Stats:
             "jobs_kept_from_lost_attempts": self.reused,
             "nodes": len(self.nodes),
             "overhead_s_per_block": round(self.overhead_s / self.blocks, 4),
+            "merge_s_per_block": round(self.merge_s / self.blocks, 4),
         }
 
 
