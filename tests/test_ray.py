@@ -18,21 +18,22 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dialforge.answer import AnswerConfig, answer
 from dialforge.llm import BackendConfig
 from dialforge.llm.cache import CallCache
 from dialforge.llm.types import Completion
-from dialforge.run.kernel import ExecutorConfig, make_executor, use_executor
+from dialforge.run.blockdir import BlockDir
+from dialforge.run.kernel import ExecutorConfig, LocalExecutor, make_executor, use_executor
+from dialforge.run.ray_executor import RayExecutor
 from dialforge.simulate import SimulateConfig, simulate
 from dialforge.testing import FakeOpenAIServer
-
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'dialforge[ray]')")
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from dialforge.run.ray_executor import RayExecutor  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster():
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'dialforge[ray]')")
+    from ray.cluster_utils import Cluster
+
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     c.add_node(num_cpus=1)
     c.wait_for_nodes()
@@ -98,7 +99,38 @@ def _block_progress(run: Path) -> list[tuple[Path, int]]:
 def test_executor_config_short_form_and_flags():
     assert ExecutorConfig.model_validate("ray").kind == "ray"
     assert isinstance(make_executor({"kind": "ray", "address": "auto"}), RayExecutor)
-    assert make_executor(None) is None
+    assert isinstance(make_executor("local"), LocalExecutor) and make_executor(None) is None
+
+
+def test_use_executor_runs_every_stage_in_its_context_on_that_executor(data_dir, tmp_path):
+    ran = []
+
+    class Spy(LocalExecutor):
+        async def run(self, stage, run, *, progress=None):
+            ran.append(stage.name)
+            return await super().run(stage, run, progress=progress)
+
+    with FakeOpenAIServer() as srv:
+        cfg = AnswerConfig(
+            prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+            assistant=BackendConfig(model="a", base_url=srv.base_url),
+            limit=3,
+        )
+        with use_executor(Spy()):
+            answer(cfg, tmp_path / "a", progress=False)
+        answer(cfg, tmp_path / "b", progress=False)
+    assert ran == ["answer"]
+
+
+def test_a_block_reads_the_runs_cache_and_writes_only_its_own(tmp_path):
+    done = Completion(texts=["cached"], finish_reasons=["stop"], model="m")
+    run_cache = CallCache(tmp_path / "cache.sqlite")
+    run_cache.put("k-run", done)
+    block = BlockDir(tmp_path / "workers/b", tmp_path / "cache.sqlite")
+    block.cache.put("k-new", done)
+    assert block.cache.get("k-run").text == "cached" and block.cache.get("k-new").text == "cached"
+    assert run_cache.get("k-new") is None and len(block.cache) == 1
+    block.close()
 
 
 def test_worker_cache_merges_once_per_tag(tmp_path):
@@ -229,3 +261,12 @@ def test_the_second_node_killed_mid_run(cluster, data_dir, tmp_path):
     finally:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
+
+
+def test_an_unknown_executor_is_one_line_and_exit_2(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "answer", "--prompts", "x.txt", "--out", str(tmp_path / "o"),
+         "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--executor", "dask"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip() == "error: --executor must be local or ray, not 'dask'"
