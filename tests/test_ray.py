@@ -199,6 +199,30 @@ def test_a_worker_killed_mid_block_is_retried_nothing_lost_nor_duplicated(cluste
     assert 0 <= served - _calls(out) <= 4  # only requests in flight at the kill are uncounted
 
 
+def test_a_block_ray_gives_up_on_keeps_what_it_finished_and_the_rest_is_retried_next_run(cluster, data_dir, tmp_path):
+    with FakeOpenAIServer(reply=_reply, delay_s=0.02) as srv:
+        simulate(_sim_cfg(data_dir, srv, n=40), tmp_path / "ref", progress=False)
+        out = tmp_path / "run"
+        kept: list[int] = []
+
+        def kill():
+            d, n = next((d, n) for d, n in _block_progress(out) if n >= 3)
+            kept.append(n)
+            os.kill(int((d / "attempts").read_text().split()[0]), signal.SIGKILL)
+
+        w = _watch(lambda: any(n >= 3 for _, n in _block_progress(out)), kill)
+        with use_executor(RayExecutor(block_size=10, max_retries=0)):
+            s = simulate(_sim_cfg(data_dir, srv, n=40), out, progress=False)
+        w.join()
+        lost = s["termination_reasons"].get("error", 0)
+        assert kept and 0 < lost <= 10 - kept[0]  # the killed block's finished jobs were kept
+        errors = [r["meta"]["error"] for r in _rows(out / "conversations.jsonl") if "error" in r["meta"]]
+        assert len(errors) == lost and all(e.startswith("block lost: ") for e in errors)
+        again = simulate(_sim_cfg(data_dir, srv, n=40), out, progress=False)
+    assert again["retried"] == lost and again["termination_reasons"] == {"max_turns": 40}
+    assert (out / "conversations.jsonl").read_bytes() == (tmp_path / "ref/conversations.jsonl").read_bytes()
+
+
 def test_driver_killed_then_a_local_rerun_merges_what_workers_finished(cluster, data_dir, tmp_path):
     with FakeOpenAIServer(reply=_reply, delay_s=0.02) as srv:
         simulate(_sim_cfg(data_dir, srv, n=40), tmp_path / "ref", progress=False)
