@@ -21,5 +21,5 @@ else
   pip install "torch==2.13.0"
 fi
 # torch is already installed above, so neither path below replaces it with another build
-pip install ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[train,dev]"
+pip install ${CONSTRAINTS:+-c "$CONSTRAINTS"} -e ".[train,dev,ray]"
 echo "$want" > "$stamp"

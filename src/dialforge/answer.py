@@ -16,7 +16,7 @@ from .conversation import Conversation, Message, stable_hash
 from .io.reader import read_texts
 from .llm.client import LLM, run_sync
 from .llm.config import BackendConfig, BackendPool
-from .run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
+from .run.kernel import ExecutorConfig, Job, Stage, StageContext, make_executor, run_stage
 from .run.rundir import RunDir
 
 
@@ -27,6 +27,9 @@ class AnswerConfig(BaseModel):
     assistant: BackendConfig
     limit: int | None = Field(None, ge=1, description="answer only the first N questions")
     concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="questions in flight at once")
+    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
+        None, description="local (default) or ray: where the jobs run"
+    )
 
 
 class AnswerStage(Stage):
@@ -87,7 +90,9 @@ async def answer_async(
         questions = questions[: cfg.limit]
     models = {"assistant": cfg.assistant.model}
     with RunDir(out, command="answer", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
-        res = await run_stage(AnswerStage(cfg, questions), run, executor=LocalExecutor(pool), progress=progress)
+        res = await run_stage(
+            AnswerStage(cfg, questions), run, executor=make_executor(cfg.executor, pool), progress=progress
+        )
         s = res.summary
         return {
             "questions": len(questions),

@@ -30,6 +30,24 @@ _state = {"debug": False}
 
 OnErrorOpt = typer.Option("fail", "--on-error", help="fail on the first bad record, or skip and count")
 StrictOpt = typer.Option(False, "--strict", help="exit 3 when the run ends with health warnings")
+ExecutorOpt = typer.Option(None, "--executor", help="local (default) or ray: run the jobs in blocks on a Ray cluster")
+RayAddressOpt = typer.Option(None, "--ray-address", help="with --executor ray: auto, HOST:PORT, or unset to start Ray")
+
+
+def executor_overrides(kind: str | None, address: str | None) -> dict[str, Any]:
+    """`--executor`/`--ray-address` as config overrides (the flags win over the YAML)."""
+    if kind not in (None, "local", "ray"):
+        raise DialforgeError(f"--executor must be local or ray, not {kind!r}")
+    if kind is None and address is None:
+        return {}
+    return {"executor": {"kind": kind or "ray", "address": address}}
+
+
+def _use_executor(kind: str | None, address: str | None) -> Any:
+    """The same flags for commands whose config has no `executor`: every stage they run."""
+    from .run.kernel import use_executor
+
+    return use_executor(executor_overrides(kind, address).get("executor"))
 
 
 def _finish(warnings: list[str], strict: bool) -> None:
@@ -254,6 +272,8 @@ def answer(
     force_new: bool = typer.Option(False, "--force-new", help="move an old run with another config aside"),
     strict: bool = StrictOpt,
     set_: list[str] = SetOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Answer seed questions with one backend (first exchanges for seeded simulation)."""
     from .answer import AnswerConfig
@@ -262,6 +282,7 @@ def answer(
     ov = backend_overrides("assistant", model, base_url, api_key_env)
     ov["prompts"] = [str(p) for p in prompts] if prompts else None
     ov["limit"] = limit
+    ov.update(executor_overrides(executor, ray_address))
     cfg = load_checked(AnswerConfig, config, ov, set_)
     summary = run_answer(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
@@ -325,6 +346,8 @@ def simulate(
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
     set_: list[str] = SetOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Self-play: a user simulator (strategy | socratic | persona) talks with an assistant."""
     from .simulate import simulate as run_simulate
@@ -339,6 +362,7 @@ def simulate(
     )
     ov["seeds.limit"] = limit
     ov["seeds.text_field"] = text_field
+    ov.update(executor_overrides(executor, ray_address))
     cfg = load_checked(SimulateConfig, config, ov, set_)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
@@ -424,6 +448,8 @@ def score(
     config: Path | None = typer.Option(None, "--config", help="YAML ScoreConfig"),
     set_: list[str] = SetOpt,
     on_error: str = OnErrorOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Metrics per conversation and per dataset, written beside the data."""
     from .score import ScoreConfig
@@ -438,7 +464,8 @@ def score(
     cfg = load_checked(ScoreConfig, config, {k: v for k, v in ov.items() if v is not None}, set_)
     if no_embedding:
         cfg.embedder = None
-    summary = run_score(path, cfg, on_error=_check_on_error(on_error))
+    with _use_executor(executor, ray_address):
+        summary = run_score(path, cfg, on_error=_check_on_error(on_error))
     _, per, summ = locate(path)
     out_console.print_json(json.dumps(summary))
     err_console.print(f"wrote {per} and {summ}", markup=False, highlight=False)
@@ -547,6 +574,8 @@ def eval_mt_bench(
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
     set_: list[str] = SetOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """MT-Bench: answers from any backend, FastChat judge prompts, [[rating]] parsing."""
     from .score.mtbench import MTBenchConfig, mt_bench
@@ -559,6 +588,7 @@ def eval_mt_bench(
         "questions": str(questions),
         "reference_answers": str(reference_answers) if reference_answers else None,
         "judge_prompts": str(judge_prompts),
+        **executor_overrides(executor, ray_address),
     }
     cfg = load_checked(MTBenchConfig, None, ov, set_)
     summary = mt_bench(cfg, out, force_new=force_new)
@@ -685,13 +715,22 @@ def run_cmd(
     base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
     api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
     set_: list[str] = SetOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> train -> report."""
-    _run_pipeline(config, out, backend_overrides("model", model, base_url, api_key_env), set_)
+    ov = backend_overrides("model", model, base_url, api_key_env)
+    _run_pipeline(config, out, ov, set_, executor=executor, ray_address=ray_address)
 
 
 def _run_pipeline(
-    config: Path, out: Path | None, ov: dict[str, Any], sets: list[str] | None, inputs_base: Path | None = None
+    config: Path,
+    out: Path | None,
+    ov: dict[str, Any],
+    sets: list[str] | None,
+    inputs_base: Path | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> None:
     from .config import load_config, parse_set, resolve_inputs
     from .pipeline import TINY, PipelineConfig, run_pipeline, uses_tiny
@@ -711,7 +750,8 @@ def _run_pipeline(
             markup=False,
             highlight=False,
         )
-    state = run_pipeline(cfg, out, source=str(config))
+    with _use_executor(executor, ray_address):
+        state = run_pipeline(cfg, out, source=str(config))
     err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
     if cfg.report:
         err_console.print(f"report: {out / 'report.html'}", markup=False, highlight=False)

@@ -276,6 +276,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--unique", action="store_true", help="answer every request with fresh random text")
+    ap.add_argument("--capacity", type=int, default=None, help="answer 429 above this many requests in flight")
     args = ap.parse_args()
     reply = None
     if args.unique:
@@ -294,7 +295,7 @@ def main() -> None:
                 return orjson.dumps(fresh(example_for_schema(rf["json_schema"]["schema"]))).decode()
             return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
 
-    srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False)
+    srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False, capacity=args.capacity)
     srv.start()
     print(f"serving on {srv.base_url}", flush=True)
     try:

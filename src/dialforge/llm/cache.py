@@ -45,6 +45,7 @@ def _open(path: Path) -> sqlite3.Connection:
     db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, value BLOB)")
     cols = ", ".join(f"{c} {'REAL' if c == 'latency_s' else 'INTEGER'} NOT NULL DEFAULT 0" for c in _COUNTER_COLUMNS)
     db.execute(f"CREATE TABLE IF NOT EXISTS usage (stage TEXT, model TEXT, {cols}, PRIMARY KEY (stage, model))")
+    db.execute("CREATE TABLE IF NOT EXISTS merged (tag TEXT PRIMARY KEY)")  # worker caches merged in
     db.execute("SELECT COUNT(*) FROM usage").fetchone()  # a damaged file fails here, not mid-run
     return db
 
@@ -104,6 +105,33 @@ class CallCache:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def merge(self, tag: str, calls: list[tuple[Any, ...]], usage: list[tuple[Any, ...]]) -> bool:
+        """Another cache's rows (a Ray worker's, `call_rows()` and `usage_rows()`) in one
+        transaction, once per `tag`: a driver killed after the merge never adds usage twice.
+        False when `tag` was merged before."""
+        sets = ", ".join(f"{c}={c}+excluded.{c}" for c in _COUNTER_COLUMNS)
+        marks = ",".join("?" * (2 + len(_COUNTER_COLUMNS)))
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                if self._db.execute("SELECT 1 FROM merged WHERE tag=?", (tag,)).fetchone():
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.executemany("INSERT OR IGNORE INTO calls VALUES (?,?,?)", calls)
+                self._db.executemany(
+                    f"INSERT INTO usage VALUES ({marks}) ON CONFLICT(stage, model) DO UPDATE SET {sets}", usage
+                )
+                self._db.execute("INSERT INTO merged VALUES (?)", (tag,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def call_rows(self) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute("SELECT key, model, value FROM calls").fetchall()
 
     def usage_rows(self) -> list[tuple[Any, ...]]:
         with self._lock:

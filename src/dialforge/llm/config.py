@@ -68,7 +68,10 @@ class HTTPBackendConfig(_Backend):
     """An OpenAI-compatible server: vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI."""
 
     kind: Literal["http"] = "http"
-    base_url: Annotated[str, OPERATIONAL] = Field(description="server URL, e.g. http://localhost:8000/v1")
+    base_url: Annotated[str | list[str], OPERATIONAL] = Field(
+        description="server URL, e.g. http://localhost:8000/v1, or a list of URLs: a fleet, each request to the "
+        "least busy endpoint (llm/fleet.py)"
+    )
     api_key_env: Annotated[str | None, OPERATIONAL] = Field(
         None, description="environment variable that holds the API key (the key is never stored)"
     )
@@ -85,9 +88,8 @@ class HTTPBackendConfig(_Backend):
     def build(self) -> ChatModel:
         from .http import OpenAIHTTPBackend
 
-        return OpenAIHTTPBackend(
-            self.model,
-            self.base_url,
+        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        kw: dict[str, Any] = dict(
             api_key_env=self.api_key_env,
             max_concurrency=self.max_concurrency,
             timeout_s=self.timeout_s,
@@ -97,6 +99,11 @@ class HTTPBackendConfig(_Backend):
             connect_retry_s=self.connect_retry_s,
             structured_output=self.structured_output,
         )
+        if len(urls) > 1:
+            from .fleet import EndpointFleet
+
+            return EndpointFleet(self.model, urls, **kw)
+        return OpenAIHTTPBackend(self.model, urls[0], **kw)
 
 
 class TransformersBackendConfig(_Backend):

@@ -29,10 +29,11 @@ _PUSHBACK = (429, 503)
 
 
 class _Retryable(Exception):
-    def __init__(self, msg: str, retry_after: float | None = None, pushback: bool = False) -> None:
+    def __init__(self, msg: str, retry_after: float | None = None, pushback: bool = False, down: bool = False) -> None:
         super().__init__(msg)
         self.retry_after = retry_after
         self.pushback = pushback
+        self.down = down  # refused or dropped the connection: an endpoint fleet takes it out
 
 
 class _Fatal(Exception):
@@ -260,7 +261,8 @@ class OpenAIHTTPBackend:
         except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as e:
             raise self._unreachable(e) from None
         except aiohttp.ClientError as e:
-            raise _Retryable(f"{self._url}: connection error: {type(e).__name__}: {e}") from None
+            down = isinstance(e, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError)
+            raise _Retryable(f"{self._url}: connection error: {type(e).__name__}: {e}", down=down) from None
         try:
             data = orjson.loads(raw)
             choices = data["choices"]

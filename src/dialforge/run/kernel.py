@@ -11,27 +11,37 @@ What the local executor guarantees, once for every stage:
 - run.log lines for failures and warnings; an end-of-stage summary with health warnings,
   stored in the manifest.
 
-A distributed executor (Ray) implements the same `Executor.run`: it may split the plan into
-blocks, run `LocalExecutor` over each block where the backends live, and merge the records
-into the run directory by id; stages do not change.
+A distributed executor (`run/ray_executor.py`) implements the same `Executor.run` from the
+same parts: `plan_stage` (what to run), `run_jobs` (one block of jobs in one event loop, on
+the driver or on a worker with its own `BlockDir`) and `finish_stage` (plan-order rewrite,
+summary, health); stages do not change. `use_executor` sets the executor for every stage
+run in a context (the CLI's `--executor ray`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import BackendUnavailable
+from ..llm.cache import CallCache
 from ..llm.client import LLM
 from ..llm.config import BackendPool
 from ..llm.types import ChatModel, SamplingParams
+from ..llm.usage import UsageTracker
 from ..progress import stage_progress
 from .health import stage_warnings
 from .rundir import RunDir
+from .store import RecordStore
 
 log = logging.getLogger("dialforge.run")
 
@@ -45,11 +55,22 @@ class Job:
     data: Any = None
 
 
+class RunSpace(Protocol):
+    """Where jobs keep records, calls and usage: the run directory, or a worker's block
+    directory (`run/blockdir.py`) that the driver merges into it."""
+
+    path: Path
+    cache: CallCache
+    usage: UsageTracker
+
+    def store(self, name: str) -> RecordStore: ...
+
+
 class StageContext:
     """What a running stage can use: the run directory and LLM roles whose backends come from
     one pool (one backend per endpoint per process: an in-process model loads once)."""
 
-    def __init__(self, run: RunDir, backends: BackendSource | None = None) -> None:
+    def __init__(self, run: RunSpace, backends: BackendSource | None = None) -> None:
         self.run = run
         self._own_backends = backends is None  # a pool handed in is closed by whoever made it
         self._backends = backends if backends is not None else BackendPool()
@@ -75,9 +96,27 @@ class StageContext:
         self._roles.append(llm)
         return llm
 
+    def endpoint_stats(self) -> dict[str, dict[str, int]]:
+        """Calls and failures per server URL, for roles on an endpoint fleet."""
+        out: dict[str, dict[str, int]] = {}
+        seen: set[int] = set()
+        for role in self._roles:
+            stats = getattr(role.backend, "endpoint_stats", None)
+            if stats is not None and id(role.backend) not in seen:
+                seen.add(id(role.backend))
+                add_endpoint_stats(out, stats())
+        return out
+
     async def aclose(self) -> None:
         if self._own_backends:
             await self._backends.aclose()
+
+
+def add_endpoint_stats(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> None:
+    for url, counts in more.items():
+        mine = into.setdefault(url, {})
+        for k, v in counts.items():
+            mine[k] = mine.get(k, 0) + v
 
 
 class BackendSource(Protocol):
@@ -132,6 +171,107 @@ class Executor(Protocol):
     async def run(self, stage: Stage, run: RunDir, *, progress: bool | None = None) -> StageResult: ...
 
 
+@dataclass
+class StagePlan:
+    """What a stage run will do: the whole plan (its order is the output order), the jobs to
+    run now, and which of them replace a stored failed record."""
+
+    jobs: list[Job]
+    store: RecordStore
+    todo: list[Job]
+    retry: set[str]
+
+    @property
+    def order(self) -> list[str]:
+        return [j.id for j in self.jobs]
+
+
+def select_todo(stage: Stage, store: RecordStore, jobs: list[Job]) -> tuple[list[Job], set[str]]:
+    """The jobs without a stored record or whose record failed, and the ids of the latter."""
+    retry = {r["id"] for r in store.get_many([j.id for j in jobs]) if stage.failed(r)}
+    return [j for j in jobs if j.id not in store or j.id in retry], retry
+
+
+def plan_stage(stage: Stage, run: RunDir) -> StagePlan:
+    """Driver side, before any job runs: records a killed worker left behind are merged
+    first (`run/blockdir.py`), then stored jobs are skipped and failed ones retried."""
+    from .blockdir import recover_blocks
+
+    jobs = stage.plan()
+    order = [j.id for j in jobs]
+    if len(set(order)) != len(order):
+        raise RuntimeError(f"stage {stage.name}: the plan repeats job ids")  # a bug, not user input
+    store = run.store(stage.output)
+    recover_blocks(stage, run, store)
+    todo, retry = select_todo(stage, store, jobs)
+    if retry:
+        log.info("%s: retrying %d failed job%s from an earlier run", stage.name, len(retry), _s(len(retry)))
+    return StagePlan(jobs, store, todo, retry)
+
+
+async def run_jobs(
+    stage: Stage,
+    ctx: StageContext,
+    store: RecordStore,
+    todo: list[Job],
+    retry: set[str],
+    progress: bool | None,
+) -> int:
+    """Run `todo` at most `stage.concurrency` at a time, appending each record as it is made;
+    the number that failed. The same code runs a whole local stage and one Ray block."""
+    sem = asyncio.Semaphore(stage.concurrency)
+    failed = 0
+    with stage_progress(stage.name, len(todo), ctx.run.usage, progress) as bar:
+
+        async def one(job: Job) -> None:
+            nonlocal failed
+            async with sem:
+                try:
+                    rec = await stage.run_job(job, ctx)
+                except BackendUnavailable:  # a dead or refusing server: every job would fail alike
+                    raise
+                except Exception as e:  # one broken job never kills the stage
+                    log.debug("job %s of %s raised", job.id, stage.name, exc_info=True)
+                    rec = stage.failure(job, f"{type(e).__name__}: {e}")
+            if stage.failed(rec):
+                failed += 1
+                log.info("%s: job %s failed: %s", stage.name, job.id, _why(rec))
+            store.append(rec, replace=job.id in retry)
+            bar.advance(info=f"failed {failed}" if failed else "")
+
+        tasks = [asyncio.ensure_future(one(j)) for j in todo]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # stop the other jobs before the backends close under them
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+    return failed
+
+
+def finish_stage(stage: Stage, run: RunDir, plan: StagePlan, **extra: Any) -> StageResult:
+    """Driver side, after the jobs: output rewritten in plan order, summary, health, manifest."""
+    store = plan.store
+    store.rewrite(plan.order)
+    records = list(store.get_many(plan.order))
+    summary = {
+        "jobs": len(plan.jobs),
+        "run_now": len(plan.todo),
+        "already_done": len(plan.jobs) - len(plan.todo),
+        "retried": len(plan.retry),
+        "failed": sum(1 for r in records if stage.failed(r)),
+        "output": str(store.path),
+        **{k: v for k, v in extra.items() if v},
+        **stage.summarise(records),
+    }
+    warnings = stage.health(records, summary)
+    for w in warnings:  # the CLI prints them at the end; run.log keeps them in place
+        log.info("health warning: %s", w)
+    run.stage_done(stage.name, **summary, warnings=warnings)
+    return StageResult(stage.name, records, summary, warnings)
+
+
 class LocalExecutor:
     """Runs a stage's jobs with asyncio in this process."""
 
@@ -139,78 +279,67 @@ class LocalExecutor:
         self.backends = backends
 
     async def run(self, stage: Stage, run: RunDir, *, progress: bool | None = None) -> StageResult:
-        plan = stage.plan()
-        order = [j.id for j in plan]
-        if len(set(order)) != len(order):
-            raise RuntimeError(f"stage {stage.name}: the plan repeats job ids")  # a bug, not user input
-        store = run.store(stage.output)
-        retry = {r["id"] for r in store.get_many(order) if stage.failed(r)}
-        todo = [j for j in plan if j.id not in store or j.id in retry]
-        if retry:
-            log.info("%s: retrying %d failed job%s from an earlier run", stage.name, len(retry), _s(len(retry)))
+        plan = plan_stage(stage, run)
         ctx = StageContext(run, self.backends)
         run.usage.start_stage(stage.name)
         try:
-            if todo:
+            if plan.todo:
                 await stage.open(ctx)
-                await self._run_jobs(stage, ctx, store, todo, retry, progress)
+                await run_jobs(stage, ctx, plan.store, plan.todo, plan.retry, progress)
         finally:
             run.usage.end_stage(stage.name)
             await ctx.aclose()
-        store.rewrite(order)
-        records = list(store.get_many(order))
-        summary = {
-            "jobs": len(plan),
-            "run_now": len(todo),
-            "already_done": len(plan) - len(todo),
-            "retried": len(retry),
-            "failed": sum(1 for r in records if stage.failed(r)),
-            "output": str(store.path),
-            **stage.summarise(records),
-        }
-        warnings = stage.health(records, summary)
-        for w in warnings:  # the CLI prints them at the end; run.log keeps them in place
-            log.info("health warning: %s", w)
-        run.stage_done(stage.name, **summary, warnings=warnings)
-        return StageResult(stage.name, records, summary, warnings)
+        return finish_stage(stage, run, plan, endpoints=ctx.endpoint_stats())
 
-    async def _run_jobs(
-        self,
-        stage: Stage,
-        ctx: StageContext,
-        store: Any,
-        todo: list[Job],
-        retry: set[str],
-        progress: bool | None,
-    ) -> None:
-        sem = asyncio.Semaphore(stage.concurrency)
-        failed = 0
-        with stage_progress(stage.name, len(todo), ctx.run.usage, progress) as bar:
 
-            async def one(job: Job) -> None:
-                nonlocal failed
-                async with sem:
-                    try:
-                        rec = await stage.run_job(job, ctx)
-                    except BackendUnavailable:  # a dead or refusing server: every job would fail alike
-                        raise
-                    except Exception as e:  # one broken job never kills the stage
-                        log.debug("job %s of %s raised", job.id, stage.name, exc_info=True)
-                        rec = stage.failure(job, f"{type(e).__name__}: {e}")
-                if stage.failed(rec):
-                    failed += 1
-                    log.info("%s: job %s failed: %s", stage.name, job.id, _why(rec))
-                store.append(rec, replace=job.id in retry)
-                bar.advance(info=f"failed {failed}" if failed else "")
+class ExecutorConfig(BaseModel):
+    """Where a command's stages run. `executor: ray` (or `{kind: ray, address: auto}`) in a
+    config, `--executor ray [--ray-address auto|HOST:PORT]` on the command line. How a run
+    executes never changes what it produces: switching executors resumes the same run."""
 
-            tasks = [asyncio.ensure_future(one(j)) for j in todo]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:  # stop the other jobs before the backends close under them
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = Field(
+        None, description="ray: `auto` (the running cluster), HOST:PORT, or unset to start one on this machine"
+    )
+    workers: int | None = Field(None, ge=1, description="ray: blocks in flight at once (default: the cluster's CPUs)")
+    block_size: int | None = Field(None, ge=1, description="ray: jobs per block (default: about 4 blocks per worker)")
+    max_retries: int = Field(3, ge=0, description="ray: times a block lost with its worker or node is rerun")
+    num_cpus: float = Field(1.0, gt=0, description="ray: CPUs each block reserves")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+
+def make_executor(cfg: ExecutorConfig | str | None, pool: BackendSource | None = None) -> Executor:
+    """The executor a config asks for; None: the one `use_executor` set, else local. A local
+    executor serves its stages from `pool` (Ray workers build their own backends)."""
+    if cfg is None:
+        return _current.get() or LocalExecutor(pool)
+    cfg = ExecutorConfig.model_validate(cfg)
+    if cfg.kind == "local":
+        return LocalExecutor(pool)
+    from .ray_executor import RayExecutor
+
+    return RayExecutor.from_config(cfg)
+
+
+_current: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("dialforge_executor", default=None)
+
+
+@contextmanager
+def use_executor(executor: Executor | ExecutorConfig | str | None) -> Iterator[None]:
+    """Run every stage started in this context (that names no executor) on `executor`."""
+    if isinstance(executor, ExecutorConfig | str):
+        executor = make_executor(executor)
+    token = _current.set(executor)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def _why(rec: dict[str, Any]) -> str:
@@ -225,8 +354,9 @@ def _s(n: int) -> str:
 async def run_stage(
     stage: Stage, run: RunDir, *, executor: Executor | None = None, progress: bool | None = None
 ) -> StageResult:
-    """Run `stage` in `run` with `executor` (default: the local asyncio executor)."""
-    return await (executor or LocalExecutor()).run(stage, run, progress=progress)
+    """Run `stage` in `run` with `executor` (default: the one `use_executor` set, else the
+    local asyncio executor)."""
+    return await (executor or _current.get() or LocalExecutor()).run(stage, run, progress=progress)
 
 
 def records_of(results: Iterable[StageResult]) -> list[dict[str, Any]]:

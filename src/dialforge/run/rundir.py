@@ -45,6 +45,7 @@ OPERATIONAL_KEYS = frozenset(
         "api_key_env",
         "concurrency",
         "progress",
+        "executor",
     }
 )
 

@@ -22,7 +22,7 @@ from ..io._records import iter_records
 from ..llm.client import LLM, run_sync
 from ..llm.config import BackendConfig, BackendPool
 from ..llm.types import SamplingParams
-from ..run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
+from ..run.kernel import ExecutorConfig, Job, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 
 NEED_REF = ("math", "reasoning", "coding")
@@ -76,6 +76,9 @@ class MTBenchConfig(BaseModel):
     )
     max_tokens: int = 1024
     concurrency: Annotated[int, OPERATIONAL] = 32
+    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
+        None, description="local (default) or ray: where the jobs run"
+    )
 
 
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -213,13 +216,12 @@ async def run_mt_bench(
         raise DialforgeError("pairwise mode needs --baseline-answers (a FastChat answer file)")
     models = {"model": cfg.model.model, "judge": cfg.judge.model}
     with RunDir(out, command="eval mt-bench", config=cfg, models=models, force_new=force_new) as run:
-        res = await run_stage(_AnswerStage(cfg, questions), run, executor=LocalExecutor(pool), progress=progress)
+        executor = make_executor(cfg.executor, pool)
+        res = await run_stage(_AnswerStage(cfg, questions), run, executor=executor, progress=progress)
         # a failed answer is retried by the next run; only then is it judged
         answers = {r["question_id"]: r["choices"][0]["turns"] for r in res.records if not r.get("error")}
         answered = [q for q in questions if q["question_id"] in answers]
-        judged = await run_stage(
-            _JudgeStage(cfg, answered, answers), run, executor=LocalExecutor(pool), progress=progress
-        )
+        judged = await run_stage(_JudgeStage(cfg, answered, answers), run, executor=executor, progress=progress)
         judgments = judged.records
         cats = {q["question_id"]: q["category"] for q in questions}
         if cfg.mode == "single":

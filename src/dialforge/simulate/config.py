@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..config import INPUT_FILE, OPERATIONAL
 from ..llm.config import BackendConfig
+from ..run.kernel import ExecutorConfig
 from .modes import get_mode, mode_names
 from .stops import GOODBYES
 
@@ -98,6 +99,9 @@ class SimulateConfig(BaseModel):
     strategy: StrategyConfig | None = None
     stop: StopConfig = StopConfig()
     concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="conversations alive at once")
+    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
+        None, description="local (default) or ray: where the jobs run"
+    )
     seed: int = 0
 
     @field_validator("mode")

@@ -11,7 +11,7 @@ from typing import Any
 from ..conversation import Conversation, Message
 from ..llm.client import run_sync
 from ..llm.config import BackendPool
-from ..run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
+from ..run.kernel import Job, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 from .config import SimulateConfig
 from .engine import Engine, Seed, conversation_id, load_seeds
@@ -95,7 +95,9 @@ async def simulate_async(
     elif cfg.strategy:  # IDEAS QC: the assistant's model judges unless `judge: false`
         models["judge"] = "off (judge: false)" if cfg.strategy.judge is False else cfg.assistant.model
     with RunDir(out, command="simulate", config=cfg, models=models, force_new=force_new, use_cache=use_cache) as run:
-        res = await run_stage(SimulateStage(cfg, seeds), run, executor=LocalExecutor(pool), progress=progress)
+        res = await run_stage(
+            SimulateStage(cfg, seeds), run, executor=make_executor(cfg.executor, pool), progress=progress
+        )
         s = res.summary
         return {
             "conversations": s["conversations"],

@@ -1,0 +1,132 @@
+"""Endpoint fleets (`base_url: [URL, URL]`) against real loopback servers: least-outstanding
+routing, a killed server's requests resent on the others with 0 errors, a 5xx streak takes
+an endpoint out and a probe puts it back, per-endpoint counts in the stage summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from dialforge.answer import AnswerConfig, answer
+from dialforge.llm import backend_config
+from dialforge.llm.config import make_backend
+from dialforge.llm.fleet import EndpointFleet
+from dialforge.llm.http import OpenAIHTTPBackend
+from dialforge.llm.types import ChatRequest
+from dialforge.testing import FakeOpenAIServer
+
+
+def _ask(fleet: EndpointFleet, n: int) -> list:
+    async def go():
+        try:
+            return await fleet.chat([ChatRequest([{"role": "user", "content": f"q{i}"}]) for i in range(n)])
+        finally:
+            await fleet.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_list_of_urls_builds_a_fleet_and_one_url_a_plain_backend():
+    two = make_backend(backend_config(model="m", base_url=["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"]))
+    one = make_backend(backend_config(model="m", base_url=["http://127.0.0.1:1/v1"]))
+    assert isinstance(two, EndpointFleet) and [e.url for e in two.endpoints] == [
+        "http://127.0.0.1:1/v1",
+        "http://127.0.0.1:2/v1",
+    ]
+    assert isinstance(one, OpenAIHTTPBackend)
+
+
+def test_each_request_goes_to_the_endpoint_with_the_fewest_outstanding():
+    with FakeOpenAIServer(delay_s=0.2) as a, FakeOpenAIServer(delay_s=0.2) as b:
+        fleet = EndpointFleet("m", [a.base_url, b.base_url], max_concurrency=32)
+        comps = _ask(fleet, 16)
+    assert all(c.ok for c in comps)
+    assert (a.served, b.served) == (8, 8) and (a.max_in_flight, b.max_in_flight) == (8, 8)
+    assert fleet.endpoint_stats() == {
+        a.base_url: {"calls": 8, "failures": 0, "taken_out": 0},
+        b.base_url: {"calls": 8, "failures": 0, "taken_out": 0},
+    }
+
+
+def test_a_slow_endpoint_gets_fewer_requests():
+    with FakeOpenAIServer(delay_s=0.5) as slow, FakeOpenAIServer(delay_s=0.01) as fast:
+        fleet = EndpointFleet("m", [slow.base_url, fast.base_url])
+        sem = asyncio.Semaphore(4)
+
+        async def one(i):
+            async with sem:
+                return (await fleet.chat([ChatRequest([{"role": "user", "content": f"q{i}"}])]))[0]
+
+        async def go():
+            try:
+                return await asyncio.gather(*(one(i) for i in range(40)))
+            finally:
+                await fleet.aclose()
+
+        comps = asyncio.run(go())
+    assert all(c.ok for c in comps) and slow.served + fast.served == 40
+    assert slow.served <= 4  # round-robin would have sent it 20
+
+
+def test_each_endpoint_has_its_own_limiter():
+    with FakeOpenAIServer(delay_s=0.05) as a, FakeOpenAIServer(delay_s=0.05) as b:
+        fleet = EndpointFleet("m", [a.base_url, b.base_url], max_concurrency=3)
+        comps = _ask(fleet, 30)
+    assert all(c.ok for c in comps) and a.served + b.served == 30
+    assert a.max_in_flight == 3 and b.max_in_flight == 3  # 30 at once, never above 3 per server
+
+
+def test_a_5xx_streak_takes_an_endpoint_out_and_a_probe_puts_it_back():
+    with FakeOpenAIServer(delay_s=0.02) as a, FakeOpenAIServer(delay_s=0.02) as b:
+        b.inject("500", times=5)
+        fleet = EndpointFleet(
+            "m", [a.base_url, b.base_url], max_concurrency=1, max_retries=5, backoff_base_s=0.01, down_base_s=0.2
+        )
+
+        async def go():
+            first = await fleet.chat([ChatRequest([{"role": "user", "content": f"q{i}"}]) for i in range(10)])
+            taken = fleet.endpoint_stats()[b.base_url]["taken_out"]
+            await asyncio.sleep(0.3)  # past b's backoff: the next request may probe it
+            second = await fleet.chat([ChatRequest([{"role": "user", "content": f"r{i}"}]) for i in range(10)])
+            await fleet.aclose()
+            return first + second, taken
+
+        comps, taken = asyncio.run(go())
+    assert all(c.ok for c in comps)
+    s = fleet.endpoint_stats()
+    assert taken == 1 and s[b.base_url]["taken_out"] == 1 and s[b.base_url]["failures"] == 5
+    assert s[b.base_url]["calls"] >= 1  # the probe succeeded and b serves again
+    assert s[a.base_url]["calls"] + s[b.base_url]["calls"] == 20
+
+
+def test_a_killed_endpoint_costs_no_errors_and_the_summary_counts_per_endpoint(data_dir, tmp_path):
+    a = FakeOpenAIServer(delay_s=0.02).start()
+    b = FakeOpenAIServer(delay_s=0.02)
+    served = {"n": 0}
+
+    def reply(body):
+        served["n"] += 1
+        if served["n"] == 20:  # b dies half-way (stopped from another thread, as a crash would be)
+            threading.Thread(target=b.stop).start()
+        return "Answer."
+
+    b.reply = reply
+    b.start()
+    try:
+        cfg = AnswerConfig(
+            prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+            assistant=backend_config(model="m", base_url=[a.base_url, b.base_url], max_retries=0),
+            limit=100,
+            concurrency=8,
+        )
+        s = answer(cfg, tmp_path / "run", progress=False)
+    finally:
+        a.stop()
+        b.stop()
+    assert s["failed"] == 0 and s["answered_now"] == 100  # no retry budget, and still no errors
+    rows = [json.loads(x) for x in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
+    assert len(rows) == 100 and len({r["id"] for r in rows}) == 100
+    ep = json.loads((tmp_path / "run/manifest.json").read_text())["stages"]["answer"]["endpoints"]
+    assert ep[b.base_url]["taken_out"] >= 1 and ep[b.base_url]["failures"] >= 1
+    assert 20 <= ep[b.base_url]["calls"] < 30 and ep[a.base_url]["calls"] + ep[b.base_url]["calls"] == 100
