@@ -99,7 +99,7 @@ def _block_progress(run: Path) -> list[tuple[Path, int]]:
 def test_executor_config_short_form_and_flags():
     assert ExecutorConfig.model_validate("ray").kind == "ray"
     assert isinstance(make_executor({"kind": "ray", "address": "auto"}), RayExecutor)
-    assert isinstance(make_executor("local"), LocalExecutor) and make_executor(None) is None
+    assert isinstance(make_executor("local"), LocalExecutor) and isinstance(make_executor(None), LocalExecutor)
 
 
 def test_use_executor_runs_every_stage_in_its_context_on_that_executor(data_dir, tmp_path):
