@@ -270,20 +270,10 @@ def test_termination_reasons_are_one_string_enum():
     assert f"{Termination.GOODBYE}" == "goodbye"
 
 
-def test_selftalk_roles_on_one_endpoint_share_one_backend(tmp_path, monkeypatch):
-    import importlib
+def test_selftalk_roles_on_one_endpoint_share_one_backend(tmp_path):
+    from dialforge.llm import BackendPool
+    from dialforge.workflows.selftalk import selftalk_async
 
-    from dialforge.llm.config import make_backend
-
-    st = importlib.import_module("dialforge.workflows.selftalk")
-
-    built = []
-
-    def counting(cfg):
-        built.append(cfg.model)
-        return make_backend(cfg)
-
-    monkeypatch.setattr(st, "make_backend", counting)
     p = tmp_path / "shop.yaml"
     p.write_text(yaml.safe_dump(SHOP))
 
@@ -305,8 +295,13 @@ def test_selftalk_roles_on_one_endpoint_share_one_backend(tmp_path, monkeypatch)
             dialogues_per_workflow=2,
             max_turns=3,
         )
-        summary = asyncio.run(st.selftalk_async(cfg, tmp_path / "run", progress=False))
-    assert built == ["m"]  # client, agent, picker, end check and judge: one backend
+
+        async def go():
+            async with BackendPool() as pool:  # handed in: the pool counts what it built
+                return await selftalk_async(cfg, tmp_path / "run", progress=False, pool=pool), len(pool)
+
+        summary, built = asyncio.run(go())
+    assert built == 1  # client, agent, picker, end check and judge: one backend
     assert summary["loops"][0]["dialogues"] == 2
     rows = [json.loads(x) for x in (tmp_path / "run/loop-0/dialogues.jsonl").read_text().splitlines()]
     for r in rows:
