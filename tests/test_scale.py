@@ -215,14 +215,14 @@ def test_file_commands_stream_in_flat_memory(tmp_path):
     assert len(read_conversations(tmp_path / "e.json")) == 240
 
 
-def test_streamed_sharegpt_array_is_byte_identical(threads, tmp_path):
+def test_streamed_sharegpt_array_holds_the_same_records(threads, tmp_path):
     from dialforge.io import formats
 
-    write_conversations(threads[:7], tmp_path / "a.json", "sharegpt")
-    want = orjson.dumps([formats.to_sharegpt(c) for c in threads[:7]], option=orjson.OPT_INDENT_2)
-    assert (tmp_path / "a.json").read_bytes() == want
-    write_conversations([], tmp_path / "e.json", "sharegpt")
-    assert (tmp_path / "e.json").read_bytes() == b"[]"
+    write_conversations(iter(threads[:7]), tmp_path / "a.json", "sharegpt")
+    want = [formats.to_sharegpt(c) for c in threads[:7]]
+    assert orjson.loads((tmp_path / "a.json").read_bytes()) == want
+    write_conversations(iter([]), tmp_path / "e.json", "sharegpt")
+    assert orjson.loads((tmp_path / "e.json").read_bytes()) == []
 
 
 # -- dedup -------------------------------------------------------------------------------------
