@@ -237,7 +237,7 @@ def test_heldout_perplexity_shows_training(tiny_model_dir, data_dir, tmp_path):
     best = read_conversations(data_dir / "oasst/en_100_tree.jsonl", "oasst-best")
     train_set, heldout = split_heldout(best, 0.3, seed=0)
     data = tmp_path / "train.jsonl"
-    write_conversations(train_set[:32], data)
+    write_conversations(train_set[:64], data)
     cfg = TrainConfig(
         kind="simulator",
         data=[str(data)],
@@ -245,17 +245,17 @@ def test_heldout_perplexity_shows_training(tiny_model_dir, data_dir, tmp_path):
         out=str(tmp_path / "sim"),
         template="dyadic",
         lora=False,
-        max_steps=30,
-        learning_rate=1e-2,
+        max_steps=20,
+        learning_rate=3e-3,
         batch_size=4,
-        max_length=128,
+        max_length=256,
     )
     train(cfg)
     final = str(tmp_path / "sim/final")
     heldout = [c for c in heldout if sum(len(m.content) for m in c.messages) < 1500]  # never truncated
     fig = perplexity_figure(final, heldout, max_length=2048)
     assert fig.base == str(tiny_model_dir)  # found through train_summary.json
-    assert fig.base_ppl is not None and fig.simulator_ppl < 0.8 * fig.base_ppl
+    assert fig.base_ppl is not None and fig.simulator_ppl < 0.9 * fig.base_ppl
     # the mask counts user-turn tokens plus one end token per user turn, nothing else
     tok = AutoTokenizer.from_pretrained(final)
     expected = sum(
