@@ -94,6 +94,9 @@ def test_split_is_by_family_seeded_and_order_free(pool):
     assert {c.id for c in other} != {c.id for c in held}
     n_fam = len({group_key(c) for c in pool})
     assert 0.2 < len({group_key(c) for c in held}) / n_fam < 0.4
+    # the floor's split of the held-out part is independent of the split that made it
+    floor_a, floor_b = split_heldout(held, 0.5, seed=7, salt="floor")
+    assert min(len(floor_a), len(floor_b)) > len(held) / 4
     two = [Conversation.from_messages([{"role": "user", "content": f"q{i}"}]) for i in range(2)]
     assert [len(x) for x in split_heldout(two, 0.01)] == [1, 1]  # each side gets a family
     with pytest.raises(DialforgeError, match="between 0 and 1"):

@@ -18,19 +18,21 @@ from ..errors import DialforgeError
 from .features import group_key
 
 
-def _unit(seed: int, key: str) -> float:
-    h = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+def _unit(seed: int, key: str, salt: str) -> float:
+    h = hashlib.sha256((f"{salt}\0" if salt else "").encode() + f"{seed}\0{key}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64
 
 
 def split_heldout(
-    convs: Sequence[Conversation], fraction: float = 0.1, seed: int = 0
+    convs: Sequence[Conversation], fraction: float = 0.1, seed: int = 0, salt: str = ""
 ) -> tuple[list[Conversation], list[Conversation]]:
-    """(kept, held_out). With two or more families each side gets at least one."""
+    """(kept, held_out). With two or more families each side gets at least one. Splits with
+    different `salt`s are independent: the real-vs-real floor splits the held-out part again
+    with its own salt (the same salt and seed would put every family on one side)."""
     if not 0 < fraction < 1:
         raise DialforgeError(f"held-out fraction must be between 0 and 1, not {fraction}")
     keys = [group_key(c) for c in convs]
-    unit = {k: _unit(seed, k) for k in set(keys)}
+    unit = {k: _unit(seed, k, salt) for k in set(keys)}
     held = {k for k, u in unit.items() if u < fraction}
     if len(unit) >= 2:
         ordered = sorted(unit, key=lambda k: unit[k])

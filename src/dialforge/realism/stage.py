@@ -39,7 +39,7 @@ def realism_floor(real: str | Path, config: RealismConfig | None = None, **overr
 
     cfg = config or RealismConfig()
     convs = read_conversations(real, cfg.real_format, on_error="skip")
-    a, b = split_heldout(convs, 0.5, cfg.seed)
+    a, b = split_heldout(convs, 0.5, cfg.seed, salt="floor")
     if not a or not b:
         raise DialforgeError(f"{real}: too few conversation families for a real-vs-real floor")
     return realism(a, b, cfg.model_copy(update={"simulator_model": None}), **overrides)
