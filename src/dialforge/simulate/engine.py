@@ -99,8 +99,9 @@ class Engine:
         self._hooks = not isinstance(self.policy, PlainAssistant)  # a plain model has none: skip the awaits
 
     async def run_one(self, conv_id: str, seed: Seed, sample: int) -> Conversation:
-        """One conversation, never raising: a conversation that fails ends on `error`
-        with what it had (one broken conversation never kills a run)."""
+        """One conversation. A conversation that fails ends on `error` with what it had
+        (one broken conversation never kills a run); only `BackendUnavailable` is raised, so
+        the executor stops the stage instead of failing every conversation alike."""
         state = self._start(conv_id, seed, sample)
         extra: dict[str, Any] = {}
         started = time.perf_counter()
