@@ -143,6 +143,30 @@ def iter_conversations(
     `skip`: bad records are logged and counted in `report`. Duplicate ids (the source's id
     where it has one, else the content id) are counted; `dedup_ids` keeps only the first.
     """
+    for c, _, _ in iter_conversations_located(
+        path,
+        fmt,
+        on_error=on_error,
+        require_alternation=require_alternation,
+        dedup_ids=dedup_ids,
+        report=report,
+        mapping=mapping,
+    ):
+        yield c
+
+
+def iter_conversations_located(
+    path: str | Path,
+    fmt: str = "auto",
+    *,
+    on_error: OnError = "fail",
+    require_alternation: bool = False,
+    dedup_ids: bool = False,
+    report: ReadReport | None = None,
+    mapping: Mapping | None = None,
+) -> Iterator[tuple[Conversation, int | None, int]]:
+    """`iter_conversations` with each conversation's (line, record index), so later errors
+    (score fields, filter expressions) can name the record."""
     path = Path(path)
     if not path.exists():
         raise DialforgeError(f"{path}: file not found")
@@ -155,50 +179,17 @@ def iter_conversations(
         report.format = "hf"
         convs = load_hf(path)
         report.records = report.conversations = len(convs)
-        yield from convs
+        for i, c in enumerate(convs):
+            yield c, None, i
         return
     report.format, parse = _parser(fmt, mapping)
     seen = IdSet()
     try:
-        yield from _read_records(path, parse, seen, report, on_error, require_alternation, dedup_ids)
-    finally:
-        seen.close()
-    _finish(path, report, dedup_ids)
-
-
-def iter_conversations_located(
-    path: str | Path,
-    fmt: str = "auto",
-    *,
-    on_error: OnError = "fail",
-    report: ReadReport | None = None,
-) -> Iterator[tuple[Conversation, int | None, int]]:
-    """(conversation, line, record index), streamed: later errors can name the record."""
-    path = Path(path)
-    if not path.exists():
-        raise DialforgeError(f"{path}: file not found")
-    report = report if report is not None else ReadReport(path=str(path))
-    if fmt == "auto":
-        fmt = detect_format(path)
-    if fmt == "hf":
-        from .hf import load_hf
-
-        report.format = "hf"
-        convs = load_hf(path)
-        report.records = report.conversations = len(convs)
-        for i, c in enumerate(convs):
-            yield c, None, i
-        return
-    report.format, parse = _parser(fmt, None)
-    seen = IdSet()
-    located: list[Located] = []
-    try:
-        for c in _read_records(path, parse, seen, report, on_error, False, False, located):
-            loc = located[-1]
+        for c, loc in _read_records(path, parse, seen, report, on_error, require_alternation, dedup_ids):
             yield c, loc.line, loc.index
     finally:
         seen.close()
-    _finish(path, report, False)
+    _finish(path, report, dedup_ids)
 
 
 def _read_records(
@@ -209,11 +200,8 @@ def _read_records(
     on_error: OnError,
     require_alternation: bool,
     dedup_ids: bool,
-    located: list[Located] | None = None,
-) -> Iterator[Conversation]:
+) -> Iterator[tuple[Conversation, Located]]:
     for loc in iter_located(path):
-        if located is not None and not isinstance(loc, RecordError):
-            located[:] = [loc]
         report.records += 1
         try:
             convs = _parse_one(loc, parse, path, require_alternation)
@@ -232,7 +220,7 @@ def _read_records(
                 if dedup_ids:
                     continue
             report.conversations += 1
-            yield c
+            yield c, loc  # type: ignore[misc]
 
 
 def _parse_one(
