@@ -289,7 +289,7 @@ def test_an_unknown_simulator_mode_fails_before_any_request(tmp_path, data_dir, 
     path.write_text(yaml.safe_dump(cfg))
     r = cli("run", str(path), "--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
     assert r.returncode == 2
-    assert f"{path}: simulate.simulators.3 (odd): field 'mode'" in r.stderr
+    assert f"{path}: field 'simulate.simulators.3.mode'" in r.stderr and "'telepathic'" in r.stderr
     assert not (tmp_path / "o").exists()
 
 

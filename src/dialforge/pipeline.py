@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from .config import INPUT_FILE, LIST_UNION_TAGS, OPERATIONAL
 from .errors import ConfigError
@@ -71,9 +71,17 @@ class OtherSimulator(_Simulator):
     """Any other registered simulator mode: SimulateConfig validates it (and its mode's own
     checks) when the pipeline is validated, before the first request."""
 
-    mode: str
+    mode: str = Field(description="a simulator mode of `dialforge modes` offered by `run`")
     personas: list[str] = Field(default_factory=list)
     strategy: StrategyStage | None = None
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, v: str) -> str:
+        from .simulate.modes import get_mode
+
+        get_mode(v, "run")  # an unknown mode fails at load, naming the modes `run` offers
+        return v
 
 
 _TYPED_MODES = {"strategy": StrategySimulator, "persona": PersonaSimulator, "socratic": SocraticSimulator}
