@@ -120,7 +120,8 @@ def test_induce_oasst_scripted(data_dir, tmp_path):
     # distinct turns only: no request is made twice, and the resume skips finished turns
     assert usage["stages"]["extract"]["scripted"]["cache_hits"] == 0
     abstract = usage["stages"]["abstract"]["scripted"]
-    assert (abstract["calls"], abstract["cache_hits"], abstract["failures"]) == (4, 4, 0)
+    # the kernel skips stored clusters: the re-run asks nothing, not even the cache
+    assert (abstract["calls"], abstract["cache_hits"], abstract["failures"]) == (4, 0, 0)
 
 
 def test_repetition_ratio_is_indel():
@@ -273,3 +274,70 @@ def test_library_schema_round_trip(data_dir, tmp_path):
     (out / "bad.json").write_text(json.dumps(data))
     with pytest.raises(DialforgeError, match="schema version 99"):
         StrategyLibrary.load(out / "bad.json")
+
+
+def _flaky_reply(fail: set[str]):
+    """The scripted extractor, except that turns whose hash is in `fail` get no JSON back
+    (request and repair both fail: a failed job)."""
+
+    def reply(req):
+        if req.schema_name == "ExtractedStrategy":
+            msg = req.messages[1]["content"] if len(req.messages) > 1 else ""
+            if hashlib.sha1(msg.encode()).hexdigest()[:1] in fail:
+                return "no json here"
+        return scripted_reply(req)
+
+    return reply
+
+
+def test_induce_failed_extractions_are_kept_warned_and_retried(data_dir, tmp_path):
+    """Extraction runs on the stage kernel: a failed turn is a failed record (kept, warned
+    about in the manifest), and a re-run retries exactly those, then the library counts all."""
+    from dialforge.run.health import run_warnings
+
+    out = tmp_path / "run"
+    cfg = _cfg(data_dir, max_dialogues=120)
+    flaky = ScriptedChatModel(_flaky_reply({"0", "1", "2", "3", "4", "5", "6", "7"}))  # about half
+    lib = _induce(cfg, out, flaky)
+    recs = [json.loads(x) for x in (out / "extracted.jsonl").read_text().splitlines()]
+    failed = [r for r in recs if r.get("error")]
+    assert failed and len(failed) < len(recs)
+    assert lib.counts["extracted"] == len(recs) - len(failed)
+    warnings = run_warnings(out)
+    assert f"extract: {len(failed)}/{len(recs)} jobs failed (see run.log)" in warnings
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["extract"]["failed"] == len(failed)
+    # the server is mended: only the failed turns are asked again
+    good = ScriptedChatModel(scripted_reply)
+    lib2 = _induce(cfg, out, good)
+    extract_calls = [r for r in good.requests if r.schema_name == "ExtractedStrategy"]
+    assert len(extract_calls) == len(failed)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["extract"]["retried"] == len(failed)
+    assert manifest["stages"]["extract"]["failed"] == 0
+    assert lib2.counts["extracted"] == len(recs) and not run_warnings(out)
+    # output in plan order, each turn once
+    recs2 = [json.loads(x) for x in (out / "extracted.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in recs2] == [r["id"] for r in recs]
+
+
+def test_induce_cli_strict_exits_3_on_failed_extractions(data_dir, tmp_path):
+    """`dialforge induce --strict` turns the extraction health warning into exit 3 (over HTTP)."""
+    from dialforge.testing import FakeOpenAIServer, example_for_schema
+
+    def reply(body):
+        if hashlib.sha1(body["messages"][1]["content"].encode()).hexdigest()[:1] in "0123":
+            return "not json"
+        return json.dumps(example_for_schema(body["response_format"]["json_schema"]["schema"]))
+
+    args = [
+        sys.executable, "-m", "dialforge.cli", "induce",
+        "--dialogues", str(data_dir / "oasst/en_100_tree.jsonl"), "--from", "oasst",
+        "--max-dialogues", "30", "--out", str(tmp_path / "run"), "--base-url", "URL", "--model", "m",
+    ]  # fmt: skip
+    with FakeOpenAIServer(reply=reply) as srv:
+        args[args.index("URL")] = srv.base_url
+        r = subprocess.run([*args, "--strict"], capture_output=True, text=True)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "library.json" in r.stderr and "warning: extract: " in r.stderr and "jobs failed" in r.stderr
+    assert (tmp_path / "run/library.json").exists()  # the library is written; strict only sets the status

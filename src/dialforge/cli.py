@@ -306,7 +306,10 @@ def induce(
     max_dialogues: int | None = typer.Option(None, help="use only the first N dialogues"),
     no_cache: bool = typer.Option(False, "--no-cache"),
     force_new: bool = typer.Option(False, "--force-new"),
+    strict: bool = StrictOpt,
     set_: list[str] = SetOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """IDEAS induction: filter, extract, embed, cluster, abstract -> RUN_DIR/library.json."""
     from .induce import InduceConfig
@@ -322,11 +325,15 @@ def induce(
             "format": from_,
             "on_error": on_error,
             "max_dialogues": max_dialogues,
+            **executor_overrides(executor, ray_address),
         }
     )
     cfg = load_checked(InduceConfig, config, ov, set_)
     lib = run_induce(cfg, out, force_new=force_new, use_cache=not no_cache)
     err_console.print(f"{out}/library.json: {lib.counts}", markup=False, highlight=False)
+    from .run.health import run_warnings
+
+    _finish(run_warnings(out), strict)
 
 
 @app.command()
@@ -680,6 +687,8 @@ def selftalk(
     force_new: bool = typer.Option(False, "--force-new"),
     strict: bool = StrictOpt,
     set_: list[str] = SetOpt,
+    executor: str | None = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
 ) -> None:
     """Self-talk for workflow-following agents: client/agent loop, subgoal metric, filters, training."""
     from .workflows import SelfTalkConfig
@@ -700,6 +709,7 @@ def selftalk(
             "intents_file": str(intents) if intents else None,
         }
     )
+    ov.update(executor_overrides(executor, ray_address))
     cfg = load_checked(SelfTalkConfig, config, ov, set_)
     summary = run_selftalk(cfg, out, force_new=force_new)
     warnings = summary.pop("warnings", [])
@@ -717,10 +727,14 @@ def run_cmd(
     set_: list[str] = SetOpt,
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
+    force_new: bool = typer.Option(False, "--force-new", help="a changed config: move the old run aside, start anew"),
+    strict: bool = StrictOpt,
 ) -> None:
-    """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> train -> report."""
+    """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> realism -> train
+    -> report."""
     ov = backend_overrides("model", model, base_url, api_key_env)
-    _run_pipeline(config, out, ov, set_, executor=executor, ray_address=ray_address)
+    ov.update(executor_overrides(executor, ray_address))
+    _run_pipeline(config, out, ov, set_, force_new=force_new, strict=strict)
 
 
 def _run_pipeline(
@@ -729,8 +743,8 @@ def _run_pipeline(
     ov: dict[str, Any],
     sets: list[str] | None,
     inputs_base: Path | None = None,
-    executor: str | None = None,
-    ray_address: str | None = None,
+    force_new: bool = False,
+    strict: bool = False,
 ) -> None:
     from .config import load_config, parse_set, resolve_inputs
     from .pipeline import TINY, PipelineConfig, run_pipeline, uses_tiny
@@ -750,11 +764,20 @@ def _run_pipeline(
             markup=False,
             highlight=False,
         )
-    with _use_executor(executor, ray_address):
-        state = run_pipeline(cfg, out, source=str(config))
+    state = run_pipeline(cfg, out, source=str(config), force_new=force_new)
     err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
+    for name, info in state["stages"].items():
+        if name.startswith("select."):
+            exported = ", ".join(f"{out / p}" for p in info["exports"].values()) or "-"
+            err_console.print(
+                f"{name[7:]}: {info['conversations']} generated, {info['failed']} failed, "
+                f"{info['kept_after_filter']} kept by the filter, {info['kept_after_dedup']} after dedup -> {exported}",
+                markup=False,
+                highlight=False,
+            )
     if cfg.report:
         err_console.print(f"report: {out / 'report.html'}", markup=False, highlight=False)
+    _finish(state["warnings"], strict)
 
 
 @app.command()

@@ -9,7 +9,9 @@ their inputs. Kill it anywhere and start it again: nothing is lost, no call is m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,11 +19,15 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from .config import INPUT_FILE, LIST_UNION_TAGS, OPERATIONAL
-from .errors import ConfigError
+from .errors import DialforgeError, RunDirConflict
 from .induce.pipeline import InduceConfig
 from .io.reader import atomic_write_bytes, read_conversations, write_conversations
 from .llm.client import run_sync
 from .llm.config import BackendConfig, BackendPool, TransformersBackendConfig, borrow_pool
+from .realism.config import RealismConfig
+from .run.health import kept_warning, run_warnings
+from .run.kernel import ExecutorConfig, use_executor
+from .run.lock import RunLock
 from .run.rundir import config_fingerprint
 from .score.scoring import ScoreConfig
 from .simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
@@ -125,6 +131,19 @@ class DedupStage(BaseModel):
     embedding: float | None = Field(None, description="cosine threshold for embedding dedup (null: off)")
 
 
+class RealismStage(RealismConfig):
+    """`realism:` the realism card of every simulator against real users (`dialforge realism`)."""
+
+    real: Annotated[str | None, INPUT_FILE] = Field(
+        None, description="real dialogues; default: a held-out split of induce.dialogues that induction does not see"
+    )
+    heldout: float = Field(0.1, gt=0, lt=1, description="share of the induction dialogues held out (by family)")
+
+    def card_config(self, cache_dir: Path) -> RealismConfig:
+        fields = self.model_dump(exclude={"real", "heldout"})
+        return RealismConfig(**{**fields, "cache_dir": fields["cache_dir"] or str(cache_dir)})
+
+
 class TrainStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -149,7 +168,14 @@ class PipelineConfig(BaseModel):
     dedup: DedupStage | None = DedupStage()
     export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
     train: TrainStage | None = None
+    realism: RealismStage | None = Field(
+        default_factory=lambda: RealismStage(),
+        description="a realism card per simulator (null: off); runs when real dialogues are at hand",
+    )
     report: bool = True
+    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
+        None, description="local (default) or ray: where every stage's LLM jobs run"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -221,102 +247,256 @@ def simulate_configs(
     return out
 
 
+class PipelineRun:
+    """The pipeline's own state file (`pipeline.json`): stage summaries in order, health
+    warnings, the config and its fingerprint. Written atomically after every stage."""
+
+    def __init__(self, out: Path, cfg: PipelineConfig) -> None:
+        self.out = out
+        self.path = out / "pipeline.json"
+        self.state: dict[str, Any] = {
+            "config_fingerprint": config_fingerprint(cfg),
+            "config": cfg.model_dump(mode="json"),
+            "stages": {},
+            "warnings": [],
+        }
+
+    def done(self, stage: str, warnings: list[str] | None = None, **info: Any) -> None:
+        self.state["stages"][stage] = {**info, "warnings": warnings} if warnings else info
+        if warnings:
+            self.state["warnings"] += warnings
+        atomic_write_bytes(self.path, orjson.dumps(self.state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.out))
+
+
+def _open_run_dir(out: Path, fingerprint: str, force_new: bool) -> RunLock:
+    """Lock `out` for this process; a run of another config is refused, or with `force_new`
+    moved aside to `OUT.old-TIMESTAMP` (nothing is deleted). A damaged pipeline.json is moved
+    aside too: the stages' own run directories still resume."""
+    lock = RunLock(out).acquire()
+    manifest = out / "pipeline.json"
+    if not manifest.exists():
+        return lock
+    try:
+        old = orjson.loads(manifest.read_bytes()).get("config_fingerprint")
+    except (orjson.JSONDecodeError, AttributeError):
+        aside = manifest.with_name(f"pipeline.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        manifest.rename(aside)
+        log.warning("%s was damaged; moved it to %s", manifest, aside.name)
+        return lock
+    if old == fingerprint:
+        return lock
+    if not force_new:
+        lock.release()
+        raise RunDirConflict(
+            f"{out} holds a pipeline run with a different config; use another --out directory, "
+            "or --force-new to move the old run aside"
+        )
+    lock.release()
+    aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.rename(aside)
+    log.warning("moved the previous run to %s", aside)
+    return RunLock(out).acquire()
+
+
 async def run_pipeline_async(
     cfg: PipelineConfig,
     out: str | Path,
     *,
+    force_new: bool = False,
     progress: bool | None = None,
     pool: BackendPool | None = None,
     source: str = "pipeline config",
 ) -> dict[str, Any]:
     """The whole job. Every check that needs no model runs first (`validate_pipeline`); one
-    backend pool serves every stage, so an in-process model loads once per run."""
-    from .induce import induce_async
-    from .score import dedup, export, filter_conversations, score, validate_filter
-    from .score.select import load_scores
-    from .simulate import simulate_async
+    backend pool serves every stage, so an in-process model loads once per run. Returns the
+    pipeline state (what `pipeline.json` holds), `warnings` included."""
+    from .score import validate_filter
     from .validate import validate_pipeline
 
     validate_pipeline(cfg, source)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / "pipeline.json"
-    fp = config_fingerprint(cfg)
-    if manifest_path.exists():
-        old = orjson.loads(manifest_path.read_bytes())
-        if old.get("config_fingerprint") != fp:
-            raise ConfigError(f"{out} holds a pipeline run with a different config; use another --out")
-    state: dict[str, Any] = {"config_fingerprint": fp, "config": cfg.model_dump(mode="json"), "stages": {}}
-
-    def done(stage: str, **info: Any) -> None:
-        state["stages"][stage] = info
-        atomic_write_bytes(manifest_path, orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-
     if cfg.filter:
         validate_filter(cfg.filter)  # a typo fails now, not after every simulation
-    done("start")
+    out = Path(out)
+    lock = _open_run_dir(out, config_fingerprint(cfg), force_new)
+    try:
+        run = PipelineRun(out, cfg)
+        run.done("start")
+        with use_executor(cfg.executor) if cfg.executor else contextlib.nullcontext():
+            sims, real = await _generate(cfg, run, progress, pool)
+        for name, sdir in sims.items():
+            await asyncio.to_thread(_select, cfg, run, name, sdir)
+        if cfg.realism is not None and sims:
+            await asyncio.to_thread(_realism, cfg, run, sims, real)
+        if cfg.train is not None:
+            await _train(cfg, run, sims)
+        if cfg.report:
+            from .report import write_report
+
+            path = write_report([out], out / "report.html")
+            run.done("report", path=run.rel(path))
+        run.done("finished")
+        return run.state
+    finally:
+        lock.release()
+
+
+async def _generate(
+    cfg: PipelineConfig, run: PipelineRun, progress: bool | None, pool: BackendPool | None
+) -> tuple[dict[str, Path], Path | None]:
+    """induce (on the part of the real dialogues realism does not hold out) and every
+    simulator; the simulators' run directories and the real reference for realism."""
+    from .induce import induce_async
+    from .simulate import simulate_async
+
     model = _resolve(cfg.model)
     library = cfg.library
+    real = Path(cfg.realism.real) if cfg.realism is not None and cfg.realism.real else None
     pool, close_pool = borrow_pool(pool)
     try:
         if cfg.induce is not None:
             ic = cfg.induce.model_copy(update={"model": _resolve(cfg.induce.model)})
-            lib = await induce_async(ic, out / "induce", progress=progress, pool=pool)
-            library = str(out / "induce" / "library.json")
-            done("induce", **lib.counts)
+            if cfg.realism is not None and real is None:
+                ic, real = _hold_out(cfg, ic, run)
+            lib = await induce_async(ic, run.out / "induce", progress=progress, pool=pool)
+            library = str(run.out / "induce" / "library.json")
+            run.done("induce", warnings=run_warnings(run.out / "induce"), **lib.counts)
         sims: dict[str, Path] = {}
         for name, sc in simulate_configs(cfg, model, library).items():
-            sdir = out / "simulate" / name
+            sdir = run.out / "simulate" / name
             summary = await simulate_async(sc, sdir, progress=progress, pool=pool)
             sims[name] = sdir
-            done(f"simulate.{name}", **summary)
+            run.done(f"simulate.{name}", **summary)  # its warnings are in the summary
     finally:
         await close_pool()
-    score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or library})
-    for name, sdir in sims.items():
-        s = await asyncio.to_thread(score, sdir, score_cfg)
-        convs = read_conversations(sdir / "conversations.jsonl", on_error="skip")
-        kept = filter_conversations(convs, load_scores(sdir / "scores.jsonl"), cfg.filter) if cfg.filter else convs
-        removed: list[dict[str, Any]] = []
-        if cfg.dedup is not None:
-            kept, removed = dedup(kept, near=cfg.dedup.near, embedding=cfg.dedup.embedding)
-        write_conversations(kept, sdir / "final.jsonl")
-        atomic_write_bytes(sdir / "dedup_removed.jsonl", b"".join(orjson.dumps(r) + b"\n" for r in removed))
-        for fmt in cfg.export:
-            target = out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
-            export(kept, fmt, target, name=name)
-        done(
-            f"select.{name}",
-            conversations=len(convs),
-            kept_after_filter_and_dedup=len(kept),
-            dedup_removed=len(removed),
-            scores=s,
+    return sims, real
+
+
+def _hold_out(cfg: PipelineConfig, ic: InduceConfig, run: PipelineRun) -> tuple[InduceConfig, Path]:
+    """Split the induction dialogues by family: induction sees one part, realism compares the
+    simulators with the other (real users they never learnt from)."""
+    from .realism.split import split_heldout
+
+    assert cfg.realism is not None and cfg.induce is not None
+    convs: list[Any] = []
+    for path in ic.dialogues:
+        convs.extend(read_conversations(path, ic.format, on_error=ic.on_error))
+    seen, held = split_heldout(convs, cfg.realism.heldout, cfg.realism.seed)
+    folder = run.out / "realism"
+    write_conversations(seen, folder / "induce_dialogues.jsonl")
+    write_conversations(held, folder / "real_heldout.jsonl")
+    run.done("holdout", induce=len(seen), held_out=len(held), path=run.rel(folder / "real_heldout.jsonl"))
+    ic = ic.model_copy(update={"dialogues": [str(folder / "induce_dialogues.jsonl")], "format": "openai"})
+    return ic, folder / "real_heldout.jsonl"
+
+
+def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> None:
+    """score -> filter -> dedup -> export, each streaming from file to file; the funnel
+    (generated, failed, kept by the filter, after dedup, exported) goes in pipeline.json."""
+    from .score import dedup_file, export_file, filter_file, score
+
+    score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or _library(cfg, run)})
+    scores = score(sdir, score_cfg)
+    expr = 'termination_reason != "error"' + (f" and ({cfg.filter})" if cfg.filter else "")
+    kept, generated = filter_file(sdir / "conversations.jsonl", expr, sdir / "filtered.jsonl", sdir / "scores.jsonl")
+    final, removed = sdir / "final.jsonl", sdir / "dedup_removed.jsonl"
+    if cfg.dedup is not None:
+        deduped, _, _ = dedup_file(
+            sdir / "filtered.jsonl",
+            final,
+            removed,
+            near=cfg.dedup.near,
+            embedding=cfg.dedup.embedding,
+            cache_dir=run.out / "cache",
         )
-    if cfg.train is not None:
-        from .train import TrainConfig, train
+    else:
+        deduped = kept
+        atomic_write_bytes(final, (sdir / "filtered.jsonl").read_bytes())
+        atomic_write_bytes(removed, b"")
+    exports = {}
+    for fmt in cfg.export:
+        target = run.out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
+        _, paths = export_file(final, fmt, target, name=name)
+        exports[fmt] = run.rel(paths[0])
+    failed = _count_failed(sdir / "conversations.jsonl")
+    warnings = kept_warning(f"{name} filter", generated - failed, kept) + kept_warning(f"{name} dedup", kept, deduped)
+    run.done(
+        f"select.{name}",
+        warnings=warnings,
+        conversations=generated,
+        failed=failed,
+        kept_after_filter=kept,
+        kept_after_dedup=deduped,
+        dedup_removed=kept - deduped,
+        final=run.rel(final),
+        exports=exports,
+        scores=scores,
+    )
 
-        base = cfg.train.model or model.model
-        for name, sdir in sims.items():
-            tsum = await asyncio.to_thread(
-                train,
-                TrainConfig(
-                    kind=cfg.train.kind,
-                    data=[str(sdir / "final.jsonl")],
-                    model=base,
-                    out=str(out / "train" / name),
-                    max_steps=cfg.train.max_steps,
-                    lora=cfg.train.lora,
-                    max_length=cfg.train.max_length,
-                ),
-            )
-            done(f"train.{name}", **{k: tsum[k] for k in ("examples", "steps", "train_loss", "final")})
-    if cfg.report:
-        from .report import write_report
 
-        path = write_report([out], out / "report.html")
-        done("report", path=str(path))
-    done("finished")
-    return state
+def _count_failed(path: Path) -> int:
+    from .io.reader import iter_conversations
+
+    return sum(1 for c in iter_conversations(path, on_error="skip") if c.meta.get("termination_reason") == "error")
+
+
+def _library(cfg: PipelineConfig, run: PipelineRun) -> str | None:
+    if cfg.library:
+        return cfg.library
+    lib = run.out / "induce" / "library.json"
+    return str(lib) if cfg.induce is not None and lib.exists() else None
+
+
+def _realism(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path], real: Path | None) -> None:
+    """A realism card per simulator (its kept conversations vs the real reference) and one
+    real-vs-real floor, each written into the simulator's run directory for the report."""
+    from .realism.stage import FLOOR_JSON, realism_floor, realism_stage, write_card
+
+    assert cfg.realism is not None
+    if real is None:
+        run.done("realism", skipped="no real dialogues at hand (set realism.real, or use induce:)")
+        return
+    rcfg = cfg.realism.card_config(run.out / "cache")
+    try:
+        floor = realism_floor(real, rcfg)
+    except DialforgeError as e:
+        run.done("realism", warnings=[f"realism: {e}"], skipped=str(e))
+        return
+    for name, sdir in sims.items():
+        try:
+            summary = realism_stage(sdir / "final.jsonl", real, sdir, config=rcfg, floor=False)
+        except DialforgeError as e:  # e.g. nothing kept: say so, keep going
+            run.done(f"realism.{name}", warnings=[f"realism {name}: {e}"], skipped=str(e))
+            continue
+        summary["floor"] = run.rel(write_card(floor, sdir, FLOOR_JSON))
+        summary["card"] = run.rel(Path(summary["card"]))
+        summary["real"] = str(real)
+        summary["floor_discriminator_auc"] = floor.discriminator.auc
+        summary["floor_overall_realism"] = floor.overall.score
+        run.done(f"realism.{name}", **summary)
+
+
+async def _train(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path]) -> None:
+    from .train import TrainConfig, train
+
+    assert cfg.train is not None
+    base = cfg.train.model or _resolve(cfg.model).model
+    for name, sdir in sims.items():
+        tsum = await asyncio.to_thread(
+            train,
+            TrainConfig(
+                kind=cfg.train.kind,
+                data=[str(sdir / "final.jsonl")],
+                model=base,
+                out=str(run.out / "train" / name),
+                max_steps=cfg.train.max_steps,
+                lora=cfg.train.lora,
+                max_length=cfg.train.max_length,
+            ),
+        )
+        run.done(f"train.{name}", **{k: tsum[k] for k in ("examples", "steps", "train_loss", "final")})
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path, **kw: Any) -> dict[str, Any]:

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..conversation import Conversation
 from ..errors import DialforgeError
-from ..induce.embed import DEFAULT_EMBEDDER, Embedder
+from ..induce.embed import Embedder
 from ..score.metrics import distinct_n, words
 from . import discriminator as disc
 from .card import Discriminator, Distance, FirstTurns, Mauve, Overall, RealismCard, RoleAdherence, Side
+from .config import RealismConfig
 from .distances import continuous_distance, share_distance
 from .divergence import mauve
 from .diversity import vendi
@@ -41,28 +41,6 @@ OVERALL_DEFINITION = (
     "role = 1 - max(0, SIM's assistant-like share - REAL's) by the role classifier"
 )
 SMALL = 50  # fewer turns than this per side: the figures are noisy, the card says so
-
-
-class RealismConfig(BaseModel):
-    """One config for the Python API, the CLI and the pipeline stage."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = 0
-    max_turns: int = Field(3000, ge=10, description="user turns per side for the embedding figures (sampled)")
-    first_turns: int = Field(1000, ge=2, description="opening turns per side for first-turn diversity")
-    folds: int = Field(5, ge=2, le=20)
-    bootstrap: int = Field(200, ge=0, description="bootstrap resamples for the 95% intervals (0: none)")
-    mauve_clusters: int | None = Field(None, ge=2, description="default: min(n_sim, n_real) / 10")
-    embedder: str = DEFAULT_EMBEDDER
-    cache_dir: str | None = Field(None, description="embedding cache folder (shared with induce/score)")
-    simulator_model: str | None = Field(None, description="in-process simulator: held-out perplexity")
-    base_model: str | None = Field(None, description="its base model (default: from train_summary.json)")
-    template: str | None = Field(None, description="chat template for perplexity (default: the simulator's)")
-    perplexity_conversations: int = Field(200, ge=1)
-    max_length: int = Field(1024, ge=16)
-    sim_format: str = "auto"
-    real_format: str = "auto"
 
 
 def _load(src: str | Path | Sequence[Conversation], fmt: str, warnings: list[str]) -> tuple[list[Conversation], str]:

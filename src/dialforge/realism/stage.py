@@ -12,7 +12,8 @@ import orjson
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes
 from .card import RealismCard
-from .measure import RealismConfig, realism
+from .config import RealismConfig
+from .measure import realism
 from .split import split_heldout
 
 CARD_JSON = "realism_card.json"

@@ -7,7 +7,10 @@ CLI prints them (`--strict` turns any warning into exit 3). The report shows the
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 # termination reasons that mean a conversation did not end the way it should
 FAILURE_REASONS = frozenset({"error", "rejections", "role_flip", "repetition", "empty_turn", "context_budget"})
@@ -62,3 +65,14 @@ def kept_warning(label: str, n_in: int, n_out: int, path: str | None = None) -> 
         where = f" ({path})" if path else ""
         return [f"{label}: kept 0 of {n_in}{where}"]
     return []
+
+
+def run_warnings(run_dir: str | Path) -> list[str]:
+    """Every stage's warnings stored in a run directory's manifest, in stage order (for
+    commands that return an artifact rather than a summary, e.g. `induce`)."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        stages = orjson.loads(path.read_bytes()).get("stages") or {}
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return []
+    return [w for info in stages.values() if isinstance(info, dict) for w in info.get("warnings") or []]

@@ -53,6 +53,10 @@ class Job:
 
     id: str
     data: Any = None
+    attempt: int = 0
+    """0 for a first run; n for the n-th retry of a failed record. A stage whose failures
+    come from replies the call cache keeps (an unparseable answer) passes it as the request's
+    `sample_index`, so a retry asks the model anew instead of replaying the cached reply."""
 
 
 class RunSpace(Protocol):
@@ -187,9 +191,17 @@ class StagePlan:
 
 
 def select_todo(stage: Stage, store: RecordStore, jobs: list[Job]) -> tuple[list[Job], set[str]]:
-    """The jobs without a stored record or whose record failed, and the ids of the latter."""
-    retry = {r["id"] for r in store.get_many([j.id for j in jobs]) if stage.failed(r)}
-    return [j for j in jobs if j.id not in store or j.id in retry], retry
+    """The jobs without a stored record or whose record failed (with their attempt number),
+    and the ids of the latter."""
+    attempts = {
+        r["id"]: int(r.get("attempt") or 0) + 1 for r in store.get_many([j.id for j in jobs]) if stage.failed(r)
+    }
+    todo = [
+        Job(j.id, j.data, attempts[j.id]) if j.id in attempts else j
+        for j in jobs
+        if j.id not in store or j.id in attempts
+    ]
+    return todo, set(attempts)
 
 
 def plan_stage(stage: Stage, run: RunDir) -> StagePlan:
@@ -235,6 +247,8 @@ async def run_jobs(
                     rec = stage.failure(job, f"{type(e).__name__}: {e}")
             if stage.failed(rec):
                 failed += 1
+                if job.attempt:
+                    rec = {**rec, "attempt": job.attempt}
                 log.info("%s: job %s failed: %s", stage.name, job.id, _why(rec))
             store.append(rec, replace=job.id in retry)
             bar.advance(info=f"failed {failed}" if failed else "")

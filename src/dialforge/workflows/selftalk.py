@@ -27,7 +27,7 @@ from ..llm.client import LLM, run_sync
 from ..llm.config import BackendConfig, BackendPool
 from ..llm.types import SamplingParams
 from ..run.health import kept_warning
-from ..run.kernel import Job, LocalExecutor, Stage, StageContext, run_stage
+from ..run.kernel import ExecutorConfig, Job, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 from ..simulate.config import StopConfig
 from ..simulate.engine import Engine
@@ -116,6 +116,9 @@ class SelfTalkConfig(BaseModel):
     train_lr: float = 5e-4
     lora_r: int = 64
     concurrency: Annotated[int, OPERATIONAL] = Field(32, ge=1)
+    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
+        None, description="local (default) or ray: where each loop's dialogues are generated"
+    )
 
 
 def _star_scenarios(path: str | Path) -> list[dict[str, Any]]:
@@ -331,7 +334,7 @@ async def selftalk_async(
             loop_dir = out / f"loop-{loop}"
             # without a shared pool each loop gets its own: the next loop's agent is the trained one
             stage = SelfTalkLoop(cfg, workflows, loop, agent_cfg)
-            res = await run_stage(stage, run, executor=LocalExecutor(pool), progress=progress)
+            res = await run_stage(stage, run, executor=make_executor(cfg.executor, pool), progress=progress)
             convs = [Conversation.model_validate(r) for r in res.records if not r.get("meta", {}).get("error")]
             kept = apply_filter(convs, cfg.filter)
             write_conversations(kept, loop_dir / "kept.jsonl")
