@@ -37,29 +37,43 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     assert "text is not meaningful" in r.stderr
     assert (tmp_path / "cache/dialforge/tiny-model-v1/config.json").exists()  # built once, cached
     state = json.loads((out / "pipeline.json").read_text())
+    names = ("strategy", "persona", "socratic")
     assert list(state["stages"]) == [
         "start",
+        "holdout",
         "induce",
-        "simulate.strategy",
-        "simulate.persona",
-        "simulate.socratic",
-        "select.strategy",
-        "select.persona",
-        "select.socratic",
+        *(f"simulate.{n}" for n in names),
+        *(f"select.{n}" for n in names),
+        *(f"realism.{n}" for n in names),
         "report",
         "finished",
     ]
-    assert state["stages"]["induce"]["dialogues_read"] == 60 and state["stages"]["induce"]["extracted"] == 17
-    for name in ("strategy", "persona", "socratic"):
+    # realism holds real users out of induction (by OASST tree) and compares each simulator with them
+    held = state["stages"]["holdout"]
+    assert held["induce"] + held["held_out"] == 564 and held["held_out"] > 0
+    assert state["stages"]["induce"]["dialogues_read"] == 60 and state["stages"]["induce"]["extracted"] == 18
+    for name in names:
         assert state["stages"][f"simulate.{name}"]["conversations"] == 12
         assert (out / "simulate" / name / "scores_summary.json").exists()
-        assert (out / "export" / f"{name}.sharegpt.jsonl").exists()
+        sel = state["stages"][f"select.{name}"]
+        assert sel["conversations"] == 12 and sel["failed"] == 0
+        assert sel["conversations"] >= sel["kept_after_filter"] >= sel["kept_after_dedup"] > 0
+        assert sel["exports"]["sharegpt"] == f"export/{name}.sharegpt.jsonl"
+        exported = (out / sel["exports"]["sharegpt"]).read_text().splitlines()
+        assert len(exported) == sel["kept_after_dedup"]
         assert (out / "export" / name / "dataset_info.json").exists()
+        card = json.loads((out / state["stages"][f"realism.{name}"]["card"]).read_text())
+        assert 0 <= card["discriminator"]["auc"] <= 1 and (out / "simulate" / name / "realism_floor.json").exists()
+    # the tiny model's strategy user is rejected by the QC judge: the run says so, last, and --strict fails
+    assert "warning: strategy: simulate: 12/12 conversations ended on rejections" in r.stderr
+    assert state["warnings"] and all(
+        w in state["warnings"] for w in ["strategy: simulate: 12/12 conversations ended on rejections"]
+    )
     assert (out / "report.html").stat().st_size > 10_000
     calls = _calls(out)
     # started again: nothing is redone, no model call is made twice
-    r = _run(["run", "examples/quickstart.yaml", "--out", str(out)], env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = _run(["run", "examples/quickstart.yaml", "--out", str(out), "--strict"], env)
+    assert r.returncode == 3, r.stderr[-3000:]
     assert _calls(out) == calls
     lines = (out / "simulate/persona/conversations.jsonl").read_text().splitlines()
     assert len(lines) == 12 and len({json.loads(x)["id"] for x in lines}) == 12
@@ -244,3 +258,73 @@ def test_report_strategy_map_and_comparison(tmp_path):
             timeout=120,
         )
         assert 'id="strategy-map"' in dom.stdout and 'data-ready="yes"' in dom.stdout
+
+
+_SMALL = """
+model: {model: served-model, base_url: URL}
+simulate:
+  seeds: {questions: [data/oasst/prompt_lottery_en_250_text.jsonl], limit: 4}
+  max_turns: 2
+  simulators:
+    - {name: persona, mode: persona, personas: [a synthetic persona for tests]}
+realism: null
+filter: user_turns >= 9
+export: [sharegpt]
+report: false
+"""
+
+
+@pytest.mark.slow
+def test_run_force_new_resume_funnel_and_strict(tmp_path):
+    """`run` refuses a changed config unless --force-new (the old run is moved aside, not
+    deleted); an operational knob resumes; the funnel names every count and path; a filter
+    that keeps nothing is a warning, and --strict makes it exit 3."""
+    from dialforge.testing import FakeOpenAIServer
+
+    out = tmp_path / "p"
+    import hashlib
+
+    def reply(body):  # distinct synthetic text per request
+        h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()
+        return f"{h[:16]} {h[16:32]} {h[32:48]}?"
+
+    with FakeOpenAIServer(reply=reply) as srv:
+        cfg = tmp_path / "small.yaml"
+        cfg.write_text(_SMALL.replace("URL", srv.base_url))
+        r = _run(["run", str(cfg), "--out", str(out)])
+        assert r.returncode == 0, r.stderr[-3000:]
+        state = json.loads((out / "pipeline.json").read_text())
+        sel = state["stages"]["select.persona"]
+        assert (sel["conversations"], sel["failed"], sel["kept_after_filter"], sel["kept_after_dedup"]) == (4, 0, 0, 0)
+        assert sel["exports"] == {"sharegpt": "export/persona.sharegpt.jsonl"}
+        assert (out / "export/persona.sharegpt.jsonl").read_text() == ""
+        assert "persona filter: kept 0 of 4" in " ".join(state["warnings"])
+        assert "persona: 4 generated, 0 failed, 0 kept by the filter, 0 after dedup" in r.stderr
+        assert r.stderr.rstrip().splitlines()[-1].startswith("warning: ")  # warnings come last
+        served = srv.served
+        # an operational knob (concurrency) resumes: no request is sent again
+        r = _run(["run", str(cfg), "--out", str(out), "--set", "simulate.concurrency=3", "--strict"])
+        assert r.returncode == 3 and "error: --strict" in r.stderr, r.stderr[-3000:]
+        assert srv.served == served
+        # a changed config is refused, naming --force-new
+        r = _run(["run", str(cfg), "--out", str(out), "--set", "filter=user_turns >= 1"])
+        assert r.returncode == 2 and "--force-new" in r.stderr and "Traceback" not in r.stderr
+        r = _run(["run", str(cfg), "--out", str(out), "--set", "filter=user_turns >= 1", "--force-new"])
+        assert r.returncode == 0, r.stderr[-3000:]
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("p.old-")]
+    assert len(aside) == 1 and (aside[0] / "pipeline.json").exists()
+    state = json.loads((out / "pipeline.json").read_text())
+    assert state["stages"]["select.persona"]["kept_after_filter"] == 4 and not state["warnings"]
+
+
+def test_run_checks_the_realism_reference_before_any_request(tmp_path):
+    """A realism `real:` file that is not dialogues fails at validation, naming file and field."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        _SMALL.replace("URL", "http://127.0.0.1:9/v1").replace(
+            "realism: null", "realism: {real: data/oasst/en_100_text.jsonl}"
+        )
+    )
+    r = _run(["run", str(cfg), "--out", str(tmp_path / "p")])
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "realism.real" in r.stderr and "en_100_text.jsonl:1" in r.stderr

@@ -368,7 +368,8 @@ async def _generate(
             sdir = run.out / "simulate" / name
             summary = await simulate_async(sc, sdir, progress=progress, pool=pool)
             sims[name] = sdir
-            run.done(f"simulate.{name}", **summary)  # its warnings are in the summary
+            warnings = [f"{name}: {w}" for w in summary.pop("warnings", [])]
+            run.done(f"simulate.{name}", warnings=warnings, **summary)
     finally:
         await close_pool()
     return sims, real
@@ -395,14 +396,14 @@ def _hold_out(cfg: PipelineConfig, ic: InduceConfig, run: PipelineRun) -> tuple[
 def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> None:
     """score -> filter -> dedup -> export, each streaming from file to file; the funnel
     (generated, failed, kept by the filter, after dedup, exported) goes in pipeline.json."""
-    from .score import dedup_file, export_file, filter_file, score
+    from .score import dedup_file, export, export_file, filter_file, score
 
     score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or _library(cfg, run)})
     scores = score(sdir, score_cfg)
     expr = 'termination_reason != "error"' + (f" and ({cfg.filter})" if cfg.filter else "")
     kept, generated = filter_file(sdir / "conversations.jsonl", expr, sdir / "filtered.jsonl", sdir / "scores.jsonl")
     final, removed = sdir / "final.jsonl", sdir / "dedup_removed.jsonl"
-    if cfg.dedup is not None:
+    if cfg.dedup is not None and kept:
         deduped, _, _ = dedup_file(
             sdir / "filtered.jsonl",
             final,
@@ -411,14 +412,14 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
             embedding=cfg.dedup.embedding,
             cache_dir=run.out / "cache",
         )
-    else:
+    else:  # nothing to dedup (an empty file is not an input the readers accept)
         deduped = kept
         atomic_write_bytes(final, (sdir / "filtered.jsonl").read_bytes())
         atomic_write_bytes(removed, b"")
     exports = {}
     for fmt in cfg.export:
         target = run.out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
-        _, paths = export_file(final, fmt, target, name=name)
+        paths = export_file(final, fmt, target, name=name)[1] if deduped else export([], fmt, target, name=name)
         exports[fmt] = run.rel(paths[0])
     failed = _count_failed(sdir / "conversations.jsonl")
     warnings = kept_warning(f"{name} filter", generated - failed, kept) + kept_warning(f"{name} dedup", kept, deduped)
@@ -450,8 +451,9 @@ def _library(cfg: PipelineConfig, run: PipelineRun) -> str | None:
 
 
 def _realism(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path], real: Path | None) -> None:
-    """A realism card per simulator (its kept conversations vs the real reference) and one
-    real-vs-real floor, each written into the simulator's run directory for the report."""
+    """A realism card per simulator (everything it generated, before the filter: the card
+    rates the simulator, not the selection) against the real reference, and one real-vs-real
+    floor, each written into the simulator's run directory for the report."""
     from .realism.stage import FLOOR_JSON, realism_floor, realism_stage, write_card
 
     assert cfg.realism is not None
@@ -466,7 +468,7 @@ def _realism(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path], real:
         return
     for name, sdir in sims.items():
         try:
-            summary = realism_stage(sdir / "final.jsonl", real, sdir, config=rcfg, floor=False)
+            summary = realism_stage(sdir / "conversations.jsonl", real, sdir, config=rcfg, floor=False)
         except DialforgeError as e:  # e.g. nothing kept: say so, keep going
             run.done(f"realism.{name}", warnings=[f"realism {name}: {e}"], skipped=str(e))
             continue
@@ -475,7 +477,7 @@ def _realism(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path], real:
         summary["real"] = str(real)
         summary["floor_discriminator_auc"] = floor.discriminator.auc
         summary["floor_overall_realism"] = floor.overall.score
-        run.done(f"realism.{name}", **summary)
+        run.done(f"realism.{name}", **summary)  # the card's own caveats (small samples) stay in it
 
 
 async def _train(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path]) -> None:

@@ -93,6 +93,18 @@ def validate_pipeline(cfg: PipelineConfig, source: str) -> None:
     if cfg.filter:
         check_filter(cfg.filter, source, judge=cfg.score.judge is not None)
     check_simulators(cfg, source)
+    if cfg.realism is not None and cfg.realism.real:
+        check_dialogues(cfg.realism.real, cfg.realism.real_format, source, "realism.real")
+
+
+def check_dialogues(path: str, fmt: str, source: str, field: str) -> None:
+    """The first record of a dialogue file reads as a conversation in `fmt`."""
+    from .io.reader import iter_conversations
+
+    try:
+        next(iter(iter_conversations(path, fmt, on_error="fail")), None)
+    except DialforgeError as e:
+        raise ConfigError(f"{source}: field '{field}': {e}") from None
 
 
 def check_simulators(cfg: PipelineConfig, source: str) -> None:
