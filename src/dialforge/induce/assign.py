@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -19,23 +20,9 @@ def assign_records(library: str | Path, records: str | Path, out: str | Path, em
     nearest centroid in the library's embedding space."""
     lib = StrategyLibrary.load(library)
     lib_dir = Path(library) if Path(library).is_dir() else Path(library).parent
-    member_of = {m: s.id for s in lib.strategies for m in s.members}
     text_of = {s.id: s.text for s in lib.strategies}
-    originals = lib_dir / "originals.jsonl"
-    by_text: dict[str, str] = {}
-    if originals.exists():
-        for raw in originals.open("rb"):
-            o = orjson.loads(raw)
-            by_text[o["text"]] = member_of.get(o["id"], o.get("strategy_id"))
-    rows = []
-    for rec, line, index in iter_records(Path(records)):
-        if isinstance(rec, RecordError):
-            raise rec
-        if not isinstance(rec, dict) or not isinstance(rec.get("strategy"), str):
-            raise RecordError("missing field", path=records, line=line, index=index, field="strategy")
-        rows.append(rec)
-    if not rows:
-        raise DialforgeError(f"{records}: no records")
+    by_text = _known(lib, lib_dir / "originals.jsonl")
+    rows = _read_rows(records)
     unseen = sorted({r["strategy"] for r in rows if r["strategy"] not in by_text})
     if unseen:
         emb = Embedder(embedder or lib.embedder).embed(unseen)
@@ -49,3 +36,28 @@ def assign_records(library: str | Path, records: str | Path, out: str | Path, em
     )
     atomic_write_bytes(out, data)
     return len(rows)
+
+
+def _known(lib: StrategyLibrary, originals: Path) -> dict[str, str]:
+    """Original strategy text -> strategy id, from the induction run's `originals.jsonl`."""
+    member_of = {m: s.id for s in lib.strategies for m in s.members}
+    by_text: dict[str, str] = {}
+    if originals.exists():
+        for raw in originals.open("rb"):
+            o = orjson.loads(raw)
+            by_text[o["text"]] = member_of.get(o["id"], o.get("strategy_id"))
+    return by_text
+
+
+def _read_rows(records: str | Path) -> list[dict[str, Any]]:
+    """Every record, each with a string `strategy`; the first bad one stops with its location."""
+    rows = []
+    for rec, line, index in iter_records(Path(records)):
+        if isinstance(rec, RecordError):
+            raise rec
+        if not isinstance(rec, dict) or not isinstance(rec.get("strategy"), str):
+            raise RecordError("missing field", path=records, line=line, index=index, field="strategy")
+        rows.append(rec)
+    if not rows:
+        raise DialforgeError(f"{records}: no records")
+    return rows

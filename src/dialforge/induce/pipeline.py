@@ -148,34 +148,13 @@ async def _cluster_and_abstract(
     freq = Counter(r["strategy"] for r in records)  # distinct turns, not source threads
     originals = sorted(freq)  # sorted: order-independent input to clustering
     emb = _embed(cfg, run, originals, progress)
-    run.usage.start_stage("cluster")
-    labels = cluster(emb, cfg.threshold, cfg.method, k=cfg.knn)
-    run.usage.end_stage("cluster")
-    groups: dict[int, list[int]] = {}
-    for i, lab in enumerate(labels):
-        groups.setdefault(int(lab), []).append(i)
-    if cfg.singletons == "merge":
-        groups = _merge_singletons(groups, emb)
     orig_id = {t: stable_hash("strategy", t, length=12) for t in originals}
-    clusters: dict[str, list[str]] = {}  # strategy id -> member texts, most frequent first
-    for members in groups.values():
-        texts = sorted((originals[i] for i in members), key=lambda t: (-freq[t], t))
-        clusters["s-" + stable_hash("cluster", sorted(orig_id[t] for t in texts), length=10)] = texts
+    clusters = _clusters(cfg, run, emb, originals, freq, orig_id)
     # singletons too: a raw extracted phrase is not a high-level strategy
     samples = {sid: abstraction_sample(texts, cfg.abstract_sample, cfg.seed, sid) for sid, texts in clusters.items()}
     res = await run_stage(AbstractStage(cfg.model, samples, cfg.concurrency), run, executor=executor, progress=progress)
     abstracted = {r["id"]: r["text"] for r in res.records if "text" in r}
-    row = {t: i for i, t in enumerate(originals)}
-    by_text: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_text.setdefault(r["strategy"], []).append(r)
-    strategies = sorted(
-        (
-            _strategy(cfg, sid, texts, abstracted.get(sid), by_text, emb[[row[t] for t in texts]], orig_id)
-            for sid, texts in clusters.items()
-        ),
-        key=lambda s: (-s.size, s.id),
-    )
+    strategies = _strategies(cfg, clusters, abstracted, records, emb, originals, orig_id)
     cluster_of = {orig_id[t]: sid for sid, texts in clusters.items() for t in texts}
     _write_assignments(run, originals, freq, orig_id, cluster_of, records)
     lib = StrategyLibrary(
@@ -197,6 +176,51 @@ async def _cluster_and_abstract(
     lib.save(run.path / "library.json")
     run.stage_done("library", **lib.counts)
     return lib
+
+
+def _clusters(
+    cfg: InduceConfig,
+    run: RunDir,
+    emb: np.ndarray,
+    originals: list[str],
+    freq: Counter[str],
+    orig_id: dict[str, str],
+) -> dict[str, list[str]]:
+    """Strategy id (a hash of its members) -> member texts, most frequent first."""
+    run.usage.start_stage("cluster")
+    labels = cluster(emb, cfg.threshold, cfg.method, k=cfg.knn)
+    run.usage.end_stage("cluster")
+    groups: dict[int, list[int]] = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(int(lab), []).append(i)
+    if cfg.singletons == "merge":
+        groups = _merge_singletons(groups, emb)
+    clusters: dict[str, list[str]] = {}
+    for members in groups.values():
+        texts = sorted((originals[i] for i in members), key=lambda t: (-freq[t], t))
+        clusters["s-" + stable_hash("cluster", sorted(orig_id[t] for t in texts), length=10)] = texts
+    return clusters
+
+
+def _strategies(
+    cfg: InduceConfig,
+    clusters: dict[str, list[str]],
+    abstracted: dict[str, str],
+    records: list[dict[str, Any]],
+    emb: np.ndarray,
+    originals: list[str],
+    orig_id: dict[str, str],
+) -> list[Strategy]:
+    """The library's entries, largest first."""
+    row = {t: i for i, t in enumerate(originals)}
+    by_text: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_text.setdefault(r["strategy"], []).append(r)
+    out = [
+        _strategy(cfg, sid, texts, abstracted.get(sid), by_text, emb[[row[t] for t in texts]], orig_id)
+        for sid, texts in clusters.items()
+    ]
+    return sorted(out, key=lambda s: (-s.size, s.id))
 
 
 def _embed(cfg: InduceConfig, run: RunDir, texts: list[str], progress: bool | None) -> np.ndarray:
