@@ -13,7 +13,6 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +98,7 @@ class CallCache:
                     marks = ",".join("?" * (2 + len(_COUNTER_COLUMNS)))
                     self._db.execute(
                         f"INSERT INTO usage VALUES ({marks}) ON CONFLICT(stage, model) DO UPDATE SET {sets}",
-                        (stage, model, *astuple(delta)),
+                        (stage, model, *delta.values()),
                     )
                 self._db.execute("COMMIT")
             except BaseException:

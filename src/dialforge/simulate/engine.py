@@ -223,7 +223,11 @@ class Engine:
         return Conversation(id=state.conv_id, messages=messages, meta=meta)
 
 
-def conversation_id(cfg: SimulateConfig, seed: Seed, sample: int) -> str:
-    return stable_hash(
-        "simulate", config_fingerprint(cfg.model_copy(update={"seeds": SeedConfig(free=1)})), seed.id, sample
-    )
+def simulate_key(cfg: SimulateConfig) -> str:
+    """What every conversation id of a run shares: the config, seeds aside (computed once per
+    plan: fingerprinting a config costs milliseconds)."""
+    return config_fingerprint(cfg.model_copy(update={"seeds": SeedConfig(free=1)}))
+
+
+def conversation_id(cfg: SimulateConfig, seed: Seed, sample: int, key: str | None = None) -> str:
+    return stable_hash("simulate", key or simulate_key(cfg), seed.id, sample)

@@ -14,7 +14,7 @@ from ..llm.config import BackendPool
 from ..run.kernel import Job, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 from .config import SimulateConfig
-from .engine import Engine, Seed, conversation_id, load_seeds
+from .engine import Engine, Seed, conversation_id, load_seeds, simulate_key
 from .simulators import make_simulator
 
 # per-request timings differ between identical runs: they live in usage.json, not in records
@@ -41,8 +41,11 @@ class SimulateStage(Stage):
         self.engine: Engine | None = None
 
     def plan(self) -> list[Job]:
+        key = simulate_key(self.cfg)
         return [
-            Job(conversation_id(self.cfg, s, k), (s, k)) for s in self.seeds for k in range(self.cfg.samples_per_seed)
+            Job(conversation_id(self.cfg, s, k, key), (s, k))
+            for s in self.seeds
+            for k in range(self.cfg.samples_per_seed)
         ]
 
     async def open(self, ctx: StageContext) -> None:
