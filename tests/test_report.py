@@ -300,6 +300,7 @@ def test_bootstrap_interval_and_unpaired_fallback(tmp_path):
     assert math.isclose(d["mtld"].diff, 1.0) and d["mtld"].lo < 1.0 < d["mtld"].hi
 
 
+@pytest.mark.slow  # importing dialforge.realism (scikit-learn) takes ~2 s
 def test_realism_cards_are_shown_with_the_floor(tmp_path):
     from dialforge.realism import write_card
     from dialforge.realism.card import (
