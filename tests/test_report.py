@@ -18,7 +18,7 @@ import pytest
 from dialforge.report import read_run, read_runs, render, write_report
 from dialforge.report.ab import bootstrap_ci, differences
 from dialforge.report.format import DASH, clean, cut, fmt_axis, fmt_metric, fmt_number, nice_ticks
-from dialforge.report.payload import build, decode
+from dialforge.report.payload import Payload, build, decode, messages
 from dialforge.score.registry import get
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +31,12 @@ def _chromium() -> str:
     if not path:
         pytest.skip("Debian chromium is not installed (.ci/run installs it with apt-get; it failed or is not root)")
     return path
+
+
+def _payload(html: str) -> Payload:
+    meta = re.search(r'id="report-data">([A-Za-z0-9+/=]+)</script>', html).group(1)
+    text = re.search(r'id="report-text">([A-Za-z0-9+/=]+)</script>', html).group(1)
+    return decode(meta, text)
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -222,13 +228,16 @@ def test_page_shows_definitions_directions_funnel_usage_and_warnings_first(tmp_p
 def test_every_dialogue_is_embedded_compressed(tmp_path):
     run = _pipeline_run(tmp_path, n=250)
     html = render([run])
-    blob = re.search(r'<script type="application/gzip-base64" id="report-data">([A-Za-z0-9+/=]+)</script>', html)
-    data = decode(blob.group(1))
+    page = _payload(html)
+    data = page.meta
     assert len(data["convs"]) == 500 and data["sims"] == ["a", "b"]
     assert [m["name"] for m in data["metrics"]] == ["user_turns", "distinct_1", "mtld"]
     first = data["convs"][0]
     assert first[1] == "a000" and data["reasons"][first[2]] == "max_turns" and first[4] == [2, 0.5, 10.0]
-    assert first[5][0] == ["u", "a user 0 turn 0", 0] and first[3] == [0]
+    assert first[5] == "uaua" and first[6] == [0, -1, 0, -1] and first[3] == [0] and first[7] == 0
+    assert messages(page, 0)[:2] == [("u", "a user 0 turn 0"), ("a", "answer 0 to a user 0")]
+    assert messages(page, 499)[-1] == ("a", "answer 1 to b user 249")
+    assert page.text.count("\x1e") == 500 * 4 - 1
     assert data["strategies"][1] == {
         "id": "s-1",
         "text": "strategy 1",
@@ -237,7 +246,8 @@ def test_every_dialogue_is_embedded_compressed(tmp_path):
         "examples": ["example source turn 1"],
         "used": {"a": 250, "b": 250},
     }
-    assert len(blob.group(1)) < 0.5 * len(json.dumps(data))  # compressed
+    blobs = re.findall(r'<script type="application/gzip-base64" id="report-(?:data|text)">([A-Za-z0-9+/=]+)</', html)
+    assert len(blobs) == 2 and sum(map(len, blobs)) < 0.5 * (len(json.dumps(data)) + len(page.text))  # compressed
 
 
 def test_hostile_text_is_escaped_and_control_characters_removed(tmp_path):
@@ -253,8 +263,7 @@ def test_hostile_text_is_escaped_and_control_characters_removed(tmp_path):
     assert "&lt;script&gt;document.title=&quot;PWNED&quot;" in html
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f]", html)
     # in the data the text is kept (as text) and cleaned
-    data = decode(re.search(r'id="report-data">([^<]+)<', html).group(1))
-    assert data["convs"][0][5][0][1] == f"{XSS}{XSS_IMG}[31m turn 0"
+    assert messages(_payload(html), 0)[0] == ("u", f"{XSS}{XSS_IMG}[31m turn 0")
 
 
 def test_standalone_run_with_bad_lines_and_missing_files(tmp_path):
@@ -280,7 +289,7 @@ def test_two_runs_with_the_same_simulator_names_get_distinct_labels(tmp_path):
     runs = read_runs([a, b])
     labels = [s.label for r in runs for s in r.sims]
     assert len(set(labels)) == 4
-    assert build(runs)["sims"] == labels
+    assert build(runs).meta["sims"] == labels
 
 
 def test_bootstrap_interval_and_unpaired_fallback(tmp_path):

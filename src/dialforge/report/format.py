@@ -13,13 +13,16 @@ DASH = "—"
 ELLIPSIS = "…"
 # C0 controls except tab and newline, DEL, C1 controls, lone surrogates and non-characters
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_CONTROL_BUT_RS = re.compile("[\x00-\x08\x0b-\x1d\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
-def clean(text: Any) -> str:
-    """Text without control characters (a tiny model emits them; raw in HTML they break pages)."""
+def clean(text: Any, keep_separator: bool = False) -> str:
+    """Text without control characters (a tiny model emits them; raw in HTML they break pages);
+    `keep_separator` leaves the record separator (\x1e) that joins the page's message texts."""
     if text is None:
         return ""
-    return _CONTROL.sub("", str(text).replace("\r\n", "\n").replace("\r", "\n"))
+    s = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    return (_CONTROL_BUT_RS if keep_separator else _CONTROL).sub("", s)
 
 
 def cut(text: Any, limit: int) -> str:

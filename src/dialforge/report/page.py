@@ -64,6 +64,7 @@ def dialogues_section(total: int) -> str:
 
 def render_runs(runs: list[Run], roots: list[Path]) -> str:
     data = payload.build(runs)
+    meta, text = payload.encode(data)
     sims = sims_of(runs)
     body = [
         f"<header><h1>dialforge report</h1><div>{esc(', '.join(str(r) for r in roots))} &middot; dialforge "
@@ -76,12 +77,13 @@ def render_runs(runs: list[Run], roots: list[Path]) -> str:
         funnel(runs),
         metrics_section(runs),
         usage(runs),
-        strategies_section(runs, data["strategies"]),
+        strategies_section(runs, data.meta["strategies"]),
         ab_section(sims),
-        dialogues_section(len(data["convs"])),
+        dialogues_section(len(data.meta["convs"])),
         config_section(runs),
         "</main>",
-        f'<script type="application/gzip-base64" id="report-data">{payload.encode(data)}</script>',
+        f'<script type="application/gzip-base64" id="report-data">{meta}</script>',
+        f'<script type="application/gzip-base64" id="report-text">{text}</script>',
         f"<script>{asset('report.js')}</script>",
     ]
     return (

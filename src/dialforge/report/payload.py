@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import gzip
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,6 +17,8 @@ from ..score.registry import Metric, metrics
 from .collect import Run
 from .format import clean, cut, decimals
 
+COMPRESS_LEVEL = 6
+FIRST_TURN_CHARS = 140
 ROLE_CODES = {"user": "u", "assistant": "a", "system": "s", "tool": "t"}
 N_EXAMPLES = 3  # example source turns per strategy
 
@@ -62,60 +65,104 @@ def strategy_use(runs: list[Run]) -> dict[str, Counter[str]]:
     return used
 
 
-def _message(m: Any, strategy_index: dict[str, int]) -> list[Any]:
-    if not isinstance(m, dict):
-        return ["s", clean(m), -1]
-    meta = m.get("meta") or {}
-    sid = meta.get("strategy_id")
-    idx = strategy_index.get(str(sid), -1) if sid else -1
+_SEP = "\x1e"  # between message texts in the text blob; `clean` removes it from any text
+
+
+def _content(m: dict[str, Any]) -> str:
+    c = m.get("content")
+    return (c if isinstance(c, str) else "" if c is None else str(c)).replace(_SEP, "")
+
+
+def _extra(meta: dict[str, Any], idx: int) -> dict[str, Any]:
+    """What a message shows besides its text: a strategy not in the library, a step, a seed mark."""
     label = "" if idx >= 0 or not meta.get("strategy") else cut(meta.get("strategy"), 120)
-    out: list[Any] = [ROLE_CODES.get(str(m.get("role")), "s"), clean(m.get("content")), idx]
     step = cut(meta.get("step"), 80) if meta.get("step") else ""
-    extra = {k: v for k, v in (("label", label), ("step", step), ("seed", int(bool(meta.get("seed"))))) if v}
-    if extra:
-        out.append(extra)
-    return out
+    return {k: v for k, v in (("label", label), ("step", step), ("seed", int(bool(meta.get("seed"))))) if v}
+
+
+def _messages(
+    msgs: list[Any], strategy_index: dict[str, int], texts: list[str]
+) -> tuple[list[str], list[int], dict[str, Any]]:
+    """Role codes, strategy index per message (-1: none) and extras; the texts go to `texts`."""
+    roles, strat, extra = [], [], {}
+    for k, m in enumerate(x if isinstance(x, dict) else {"role": "system", "content": x} for x in msgs):
+        meta = m.get("meta") or {}
+        sid = meta.get("strategy_id")
+        idx = strategy_index.get(str(sid), -1) if sid else -1
+        roles.append(ROLE_CODES.get(str(m.get("role")), "s"))
+        strat.append(idx)
+        texts.append(_content(m))
+        if meta and (e := _extra(meta, idx)):
+            extra[str(k)] = e
+    return roles, strat, extra
 
 
 def _conv_row(
-    si: int, ri: int, c: dict[str, Any], sc: dict[str, Any], strategy_index: dict[str, int], cols: list[Metric]
-) -> list[Any]:
-    """[simulator, id, reason, strategies used, metric values, messages, seed id]"""
-    msgs = [_message(m, strategy_index) for m in c["messages"]]
-    used = sorted({m[2] for m in msgs if m[2] >= 0})
+    ids: tuple[int, int], c: dict[str, Any], sc: dict[str, Any], strategy_index: dict[str, int], cols: list[Metric],
+    texts: list[str],
+) -> list[Any]:  # fmt: skip
+    """[simulator, id, reason, strategies used, metric values, roles, strategy per message (0: none),
+    extras by message index (0: none), seed id, first user turn cut]; the texts go to `texts`
+    (the first user turn is also here, so the page draws its rows before the texts are decoded)."""
+    start = len(texts)
+    roles, strat, extra = _messages(c["messages"], strategy_index, texts)
+    used = sorted({i for i in strat if i >= 0})
     vals = [v if isinstance(v := sc.get(m.name), int | float) else None for m in cols]
-    return [si, clean(c["id"]), ri, used, vals, msgs, clean((c.get("meta") or {}).get("seed_id") or "")]
+    seed = clean((c.get("meta") or {}).get("seed_id") or "")
+    opening = next((cut(texts[start + k], FIRST_TURN_CHARS) for k, r in enumerate(roles) if r == "u"), "")
+    return [ids[0], clean(c["id"]), ids[1], used, vals, "".join(roles), strat if used else 0, extra or 0, seed, opening]
 
 
-def build(runs: list[Run]) -> dict[str, Any]:
-    """The page's data: lists of names plus one row per dialogue (indexes into those lists)."""
+@dataclass
+class Payload:
+    meta: dict[str, Any]  # names, strategies, metrics, one row per dialogue
+    text: str  # every message text in order, separated by \x1e, control characters removed
+
+
+def build(runs: list[Run]) -> Payload:
+    """The page's data: lists of names plus one row per dialogue (indexes into those lists), and
+    the texts apart, as one string the page searches with one `indexOf` scan."""
     strategies = strategy_rows(runs)
     strategy_index = {s["id"]: i for i, s in enumerate(strategies)}
     cols = browse_metrics(runs)
     sims = [s for r in runs for s in r.sims]
     reasons: dict[str, int] = {}
-    convs = []
+    convs: list[list[Any]] = []
+    texts: list[str] = []
     for si, s in enumerate(sims):
         for c in s.conversations:
             reason = str((c.get("meta") or {}).get("termination_reason") or "none")
-            ri = reasons.setdefault(reason, len(reasons))
-            convs.append(_conv_row(si, ri, c, s.scores.get(str(c["id"]), {}), strategy_index, cols))
-    return {
-        "sims": [s.label for s in sims],
+            ri = reasons.setdefault(clean(reason), len(reasons))
+            convs.append(_conv_row((si, ri), c, s.scores.get(str(c["id"]), {}), strategy_index, cols, texts))
+    meta = {
+        "sims": [clean(s.label) for s in sims],
         "reasons": list(reasons),
         "strategies": strategies,
         "metrics": [{"name": m.name, "desc": m.description, "dir": m.direction, "digits": decimals(m)} for m in cols],
         "convs": convs,
     }
+    return Payload(meta, clean(_SEP.join(texts), keep_separator=True))
 
 
-def encode(data: dict[str, Any]) -> str:
-    """gzip + base64 of the JSON (mtime 0: the same data gives the same bytes)."""
-    raw = orjson.dumps(data)
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+def _pack(raw: bytes) -> str:
+    # mtime 0: the same data gives the same bytes
+    return base64.b64encode(gzip.compress(raw, compresslevel=COMPRESS_LEVEL, mtime=0)).decode("ascii")
 
 
-def decode(text: str) -> dict[str, Any]:
+def encode(p: Payload) -> tuple[str, str]:
+    """gzip + base64 of the meta JSON and of the UTF-8 text."""
+    return _pack(orjson.dumps(p.meta)), _pack(p.text.encode("utf-8"))
+
+
+def decode(meta: str, text: str) -> Payload:
     """The inverse of `encode` (tests and tools)."""
-    out: dict[str, Any] = orjson.loads(gzip.decompress(base64.b64decode(text)))
-    return out
+    m = orjson.loads(gzip.decompress(base64.b64decode(meta)))
+    return Payload(m, gzip.decompress(base64.b64decode(text)).decode("utf-8"))
+
+
+def messages(p: Payload, i: int) -> list[tuple[str, str]]:
+    """(role code, text) of dialogue `i`, as the page reads them."""
+    texts = p.text.split(_SEP)
+    start = sum(len(c[5]) for c in p.meta["convs"][:i])
+    row = p.meta["convs"][i]
+    return list(zip(row[5], texts[start : start + len(row[5])], strict=True))

@@ -11,7 +11,6 @@
   var state = {};
   var view = [];
   var shown = 0;
-  var lower = null;
   var cols = [];
   var stratSort = {key: 'size', desc: true};
 
@@ -38,7 +37,7 @@
     select.appendChild(o);
   }
 
-  async function decode(b64) {
+  async function inflate(b64) {
     var bytes;
     if (Uint8Array.fromBase64) {
       bytes = Uint8Array.fromBase64(b64);
@@ -48,31 +47,71 @@
       for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
     }
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-    return JSON.parse(await new Response(stream).text());
+    return new Response(stream).text();
+  }
+  // The texts: one string T, messages separated by \x1e; ends[g] = where message g ends,
+  // first[i] = conversation i's first message, owner[g] = the conversation of message g.
+  var T = '';
+  var ends = null;
+  var first = null;
+  var owner = null;
+  var lowerT = null;
+  var textReady = false;
+  var textPromise = null;
+  function indexTexts() {
+    var n = 0;
+    D.convs.forEach(function (c) { n += c[5].length; });
+    ends = new Int32Array(n);
+    owner = new Int32Array(n);
+    first = new Int32Array(D.convs.length + 1);
+    var pos = -1;
+    var g = 0;
+    D.convs.forEach(function (c, i) {
+      first[i] = g;
+      for (var k = 0; k < c[5].length; k++) {
+        var e = T.indexOf('\x1e', pos + 1);
+        ends[g] = e < 0 ? T.length : e;
+        owner[g] = i;
+        pos = ends[g];
+        g++;
+      }
+    });
+    first[D.convs.length] = g;
+  }
+  function text(g) { return T.substring(g === 0 ? 0 : ends[g - 1] + 1, ends[g]); }
+  function messageAt(pos) {  // the message whose text holds offset pos (binary search)
+    var lo = 0;
+    var hi = ends.length - 1;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (ends[mid] < pos) { lo = mid + 1; } else { hi = mid; }
+    }
+    return lo;
+  }
+  function searchHits(q) {  // 1 for each conversation whose id or text holds q
+    var hit = new Uint8Array(D.convs.length);
+    D.convs.forEach(function (c, i) { if (c[1].toLowerCase().indexOf(q) >= 0) { hit[i] = 1; } });
+    if (lowerT === null) { lowerT = T.toLowerCase(); }
+    if (lowerT.length !== T.length) {  // lower-casing changed lengths: search message by message
+      for (var g = 0; g < ends.length; g++) { if (text(g).toLowerCase().indexOf(q) >= 0) { hit[owner[g]] = 1; } }
+      return hit;
+    }
+    var pos = lowerT.indexOf(q);
+    while (pos >= 0) {
+      var i = owner[messageAt(pos)];
+      hit[i] = 1;
+      pos = lowerT.indexOf(q, ends[first[i + 1] - 1] + 1);  // next conversation
+    }
+    return hit;
   }
 
   // -- dialogues --------------------------------------------------------------------------------
   function userTurns(c) {
     var n = 0;
-    for (var i = 0; i < c[5].length; i++) { if (c[5][i][0] === 'u') { n++; } }
+    for (var i = 0; i < c[5].length; i++) { if (c[5][i] === 'u') { n++; } }
     return n;
   }
-  function firstUser(c) {
-    for (var i = 0; i < c[5].length; i++) { if (c[5][i][0] === 'u') { return c[5][i][1]; } }
-    return '(no user turn)';
-  }
-  function searchText(i) {
-    if (!lower) {
-      lower = new Array(D.convs.length);
-    }
-    if (lower[i] === undefined) {
-      var c = D.convs[i];
-      var parts = [c[1]];
-      for (var k = 0; k < c[5].length; k++) { parts.push(c[5][k][1]); }
-      lower[i] = parts.join('\n').toLowerCase();
-    }
-    return lower[i];
-  }
+  function firstUser(i) { return D.convs[i][9] || '(no user turn)'; }
   function metricIndex(name) {
     for (var i = 0; i < D.metrics.length; i++) { if (D.metrics[i].name === name) { return i; } }
     return -1;
@@ -85,7 +124,7 @@
     var mi = metricIndex(key);
     return mi >= 0 ? c[4][mi] : null;
   }
-  function matches(i, q, mi, lo, hi) {
+  function matches(i, hits, mi, lo, hi) {
     var c = D.convs[i];
     if (state.sim !== '' && c[0] !== Number(state.sim)) { return false; }
     if (state.reason !== '' && c[2] !== Number(state.reason)) { return false; }
@@ -96,7 +135,7 @@
       if (lo !== null && v < lo) { return false; }
       if (hi !== null && v > hi) { return false; }
     }
-    return !q || searchText(i).indexOf(q) >= 0;
+    return hits === null || hits[i] === 1;
   }
   function num(s) { return s === '' || s === undefined || isNaN(Number(s)) ? null : Number(s); }
   function filter() {
@@ -104,8 +143,10 @@
     var mi = state.metric ? metricIndex(state.metric) : -1;
     var lo = num(state.min);
     var hi = num(state.max);
+    if (q && !textReady) { view = []; return; }  // update() runs again once the texts are decoded
+    var hits = q ? searchHits(q) : null;
     view = [];
-    for (var i = 0; i < D.convs.length; i++) { if (matches(i, q, mi, lo, hi)) { view.push(i); } }
+    for (var i = 0; i < D.convs.length; i++) { if (matches(i, hits, mi, lo, hi)) { view.push(i); } }
     if (state.sort) {
       var desc = state.sort.charAt(0) === '-';
       var key = desc ? state.sort.slice(1) : state.sort;
@@ -122,33 +163,36 @@
       });
     }
   }
-  function renderMessages(c) {
+  function renderMessages(i) {
+    var c = D.convs[i];
     var box = el('div', 'dialogue');
-    c[5].forEach(function (m) {
-      var d = el('div', 'msg ' + m[0]);
-      d.appendChild(el('span', 'role', {u: 'user', a: 'assistant', s: 'system', t: 'tool'}[m[0]] || 'other'));
-      var extra = m[3] || {};
-      if (m[2] >= 0) {
-        var b = el('span', 'badge', cut(D.strategies[m[2]].text, 80));
-        b.title = D.strategies[m[2]].id;
+    c[5].split('').forEach(function (role, k) {
+      var d = el('div', 'msg ' + role);
+      d.appendChild(el('span', 'role', {u: 'user', a: 'assistant', s: 'system', t: 'tool'}[role] || 'other'));
+      var extra = (c[7] || {})[String(k)] || {};
+      var si = c[6] ? c[6][k] : -1;
+      if (si >= 0) {
+        var b = el('span', 'badge', cut(D.strategies[si].text, 80));
+        b.title = D.strategies[si].id;
         d.appendChild(b);
       } else if (extra.label) {
         d.appendChild(el('span', 'badge', extra.label));
       }
       if (extra.step) { d.appendChild(el('span', 'badge step', 'step: ' + extra.step)); }
       if (extra.seed) { d.appendChild(el('span', 'badge seed', 'seed')); }
-      d.appendChild(document.createTextNode(m[1]));
+      d.appendChild(document.createTextNode(text(first[i] + k)));
       box.appendChild(d);
     });
     return box;
   }
   function toggle(tr, i) {
+    if (!textReady) { textPromise.then(function () { toggle(tr, i); }); return; }
     var next = tr.nextSibling;
     if (next && next.className === 'open') { next.remove(); return; }
     var row = el('tr', 'open');
     var td = el('td');
     td.colSpan = cols.length + 6;
-    td.appendChild(renderMessages(D.convs[i]));
+    td.appendChild(renderMessages(i));
     row.appendChild(td);
     tr.after(row);
   }
@@ -190,7 +234,7 @@
       tr.appendChild(el('td', 'n', k + 1));
       tr.appendChild(el('td', null, D.sims[c[0]]));
       tr.appendChild(el('td', null, c[1]));
-      tr.appendChild(el('td', 'first', cut(firstUser(c), 140)));
+      tr.appendChild(el('td', 'first', firstUser(i)));
       tr.appendChild(el('td', 'n', userTurns(c)));
       tr.appendChild(el('td', null, D.reasons[c[2]]));
       cols.forEach(function (mi) { tr.appendChild(el('td', 'n', fmt(c[4][mi], D.metrics[mi].digits))); });
@@ -208,8 +252,9 @@
     $('dialogue-table').tBodies[0].textContent = '';
     shown = 0;
     renderMore();
-    $('match-count').textContent = view.length.toLocaleString('en-US');
-    document.body.setAttribute('data-matches', String(view.length));
+    var waiting = state.q && !textReady;
+    $('match-count').textContent = waiting ? '\u2026 (decoding the texts)' : view.length.toLocaleString('en-US');
+    document.body.setAttribute('data-matches', waiting ? '' : String(view.length));
   }
 
   // -- strategies -------------------------------------------------------------------------------
@@ -313,6 +358,7 @@
   }
   function toControls() { KEYS.forEach(function (k) { $(k).value = state[k]; }); }
   function update() {
+    if (state.q && !textReady) { textPromise.then(update); }
     toControls();
     filter();
     renderDialogues();
@@ -353,15 +399,26 @@
   }
 
   async function main() {
-    D = await decode($('report-data').textContent.trim());
+    // the texts decode while the rows are drawn from the (small) rest of the data
+    var texts = inflate($('report-text').textContent.trim());
+    D = JSON.parse(await inflate($('report-data').textContent.trim()));
+    var parsed = performance.now();
+    textPromise = texts.then(function (t) { T = t; indexTexts(); textReady = true; });
     fillControls();
     readHash();
     update();
     renderStrategies();
+    var rows = performance.now();
+    document.body.setAttribute('data-rows-ms', String(Math.round(rows)));
+    await textPromise;
+    var decoded = performance.now();
     window.addEventListener('hashchange', function () {
       if (location.hash.indexOf('=') >= 0) { readHash(); update(); renderStrategies(); }
     });
-    document.body.setAttribute('data-ready-ms', String(Math.round(performance.now())));
+    var ready = performance.now();
+    document.body.setAttribute('data-ready-ms', String(Math.round(ready)));
+    document.body.setAttribute('data-timing', JSON.stringify({data: Math.round(parsed), rows: Math.round(rows),
+      texts: Math.round(decoded), ready: Math.round(ready)}));
     document.body.setAttribute('data-ready', 'yes');
   }
   main().catch(function (e) {
