@@ -212,7 +212,7 @@ def test_page_shows_definitions_directions_funnel_usage_and_warnings_first(tmp_p
     assert ">1,280.3<" in html and ">0.0<" in html and "-0.0" not in html and ">None<" not in html
     assert "strategy_coverage" in html  # shown ("—") although no simulator has it: a library exists
     # the funnel with its paths; usage totals overall and per role
-    assert "export/a.sharegpt.jsonl" in html and "simulate/a/final.jsonl" in html and "5 removed" in html
+    assert "export/a.sharegpt.jsonl" in html and "simulate/a/final.jsonl" in html and "after dedup (5 removed)" in html
     totals = re.search(r'<table class="usage-totals">.*?</table>', html).group(0)
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", totals)
     assert cells[:7] == ["all roles", "40", "400", "200", "8", "4", "0"]

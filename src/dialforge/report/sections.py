@@ -100,8 +100,8 @@ def _funnel_rows(s: Sim) -> list[list[Any]]:
     for reason, n in f.reasons.items():
         rows.append([Raw(f'<span class="indent">ended: {esc(reason)}</span>'), fmt_int(n), fmt_share(n, g), ""])
     rows.append(["kept by the filter", fmt_int(f.kept_after_filter), fmt_share(f.kept_after_filter, g), ""])
-    removed = f"{fmt_int(f.dedup_removed)} removed (dedup_removed.jsonl)" if f.dedup_removed is not None else ""
-    rows.append(["after dedup", fmt_int(f.kept_after_dedup), fmt_share(f.kept_after_dedup, g), removed])
+    removed = f" ({fmt_int(f.dedup_removed)} removed)" if f.dedup_removed is not None else ""
+    rows.append([f"after dedup{removed}", fmt_int(f.kept_after_dedup), fmt_share(f.kept_after_dedup, g), ""])
     rows.append(["final", fmt_int(f.kept_after_dedup) if f.final else DASH, "", f.final or DASH])
     for fmt, path in f.exports.items():
         rows.append([f"exported: {fmt}", "", "", path])
