@@ -250,7 +250,8 @@ def test_every_dialogue_is_embedded_compressed(tmp_path):
     assert len(blobs) == 2 and sum(map(len, blobs)) < 0.5 * (len(json.dumps(data)) + len(page.text))  # compressed
 
 
-def test_hostile_text_is_escaped_and_control_characters_removed(tmp_path):
+def _hostile_run(tmp_path: Path) -> Path:
+    """Hostile markup and control characters in every text field a run can carry."""
     run = tmp_path / "run"
     bad = f"{XSS}{XSS_IMG}\x1b[31m\x00"
     conv = _conv(bad, bad, reason=bad, seed=bad, strategy="s-0")
@@ -258,7 +259,11 @@ def test_hostile_text_is_escaped_and_control_characters_removed(tmp_path):
     _sim_dir(run / "simulate" / "x", [conv], [{"id": bad, "mtld": 1.0}], model=bad, warnings=[bad])
     _library(run, 2, text=bad)
     (run / "pipeline.json").write_text(json.dumps({"stages": {}, "warnings": [bad], "config": {"note": bad}}))
-    html = render([run])
+    return run
+
+
+def test_hostile_text_is_escaped_and_control_characters_removed(tmp_path):
+    html = render([_hostile_run(tmp_path)])
     assert "<script>document.title" not in html and "<img src=x" not in html
     assert "&lt;script&gt;document.title=&quot;PWNED&quot;" in html
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f]", html)
@@ -440,6 +445,27 @@ def test_report_in_headless_chromium(tmp_path):
         s = subprocess.run([chromium, *flags, f"--screenshot={shot}", src.as_uri()], capture_output=True, timeout=120)
         assert s.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "shot.png").stat().st_size > 5 * (tmp_path / "blank.png").stat().st_size
+
+
+@pytest.mark.slow
+def test_hostile_text_in_every_field_stays_inert_in_chromium(tmp_path):
+    page = write_report([_hostile_run(tmp_path)], tmp_path / "r.html")
+    open_all = "document.querySelectorAll('#dialogue-table tr.row').forEach(function (t) { t.click(); }); 1"
+    res = _load(
+        page,
+        [
+            open_all,
+            "document.querySelector('.msg.u').textContent",
+            "document.querySelector('#strategy-table tbody td:nth-child(4)').textContent",
+            "document.getElementById('reason').options[1].textContent",
+            "document.title + '|' + document.body.getAttribute('data-pwned') + '|' + document.images.length",
+        ],
+    )
+    assert res.ready == "yes" and res.errors == []
+    _, msg, strategy, reason, pwned = res.results
+    assert msg.endswith(f"{XSS}{XSS_IMG}[31m turn 0") and strategy == f"{XSS}{XSS_IMG}[31m 0"
+    assert reason == f"{XSS}{XSS_IMG}[31m"
+    assert pwned == "dialforge report|null|0"
 
 
 @pytest.mark.slow
