@@ -82,9 +82,10 @@ def render_runs(runs: list[Run], roots: list[Path]) -> str:
         dialogues_section(len(data.meta["convs"])),
         config_section(runs),
         "</main>",
+        # the script runs before the parser reaches the (large) texts: rows draw while it reads on
         f'<script type="application/gzip-base64" id="report-data">{meta}</script>',
-        f'<script type="application/gzip-base64" id="report-text">{text}</script>',
         f"<script>{asset('report.js')}</script>",
+        f'<script type="application/gzip-base64" id="report-text">{text}</script>',
     ]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '

@@ -398,12 +398,19 @@
     });
   }
 
+  function parsedDocument() {
+    if (document.readyState !== 'loading') { return Promise.resolve(); }
+    return new Promise(function (resolve) { document.addEventListener('DOMContentLoaded', resolve); });
+  }
+
   async function main() {
-    // the texts decode while the rows are drawn from the (small) rest of the data
-    var texts = inflate($('report-text').textContent.trim());
+    // The rows draw from the (small) rest of the data while the parser still reads the texts,
+    // which follow this script in the page; they decode once the document is parsed.
     D = JSON.parse(await inflate($('report-data').textContent.trim()));
     var parsed = performance.now();
-    textPromise = texts.then(function (t) { T = t; indexTexts(); textReady = true; });
+    textPromise = parsedDocument().then(function () {
+      return inflate($('report-text').textContent.trim());
+    }).then(function (t) { T = t; indexTexts(); textReady = true; });
     fillControls();
     readHash();
     update();
