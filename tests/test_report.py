@@ -169,12 +169,12 @@ def _pipeline_run(tmp_path: Path, n: int = 30) -> Path:
             {"id": c["id"], "user_turns": 2, "mtld": 10.0 + i + bump, "distinct_1": 0.5} for i, c in enumerate(convs)
         ]
         summary = {"conversations": n, "mtld": 1280.347, "distinct_1": 0.5, "strategy_entropy_bits": -0.0}
-        warnings = [f"{n}/{n} ended on {reason}"] if bump else []
-        _sim_dir(run / "simulate" / name, convs, scores, warnings=warnings, summary=summary)
+        _sim_dir(run / "simulate" / name, convs, scores, warnings=[f"{n}/{n} ended on {reason}"], summary=summary)
     _library(run)
     stages = {
         "select.a": {
             "conversations": n,
+            "failed": 1,
             "kept_after_filter": 20,
             "kept_after_dedup": 15,
             "dedup_removed": 5,
@@ -182,7 +182,9 @@ def _pipeline_run(tmp_path: Path, n: int = 30) -> Path:
             "exports": {"sharegpt": "export/a.sharegpt.jsonl"},
         },
     }
-    (run / "pipeline.json").write_text(json.dumps({"stages": stages, "warnings": ["b: kept 0 of 30"]}))
+    # the pipeline repeats a's stage warning (it is also in a's manifest): shown once
+    warnings = ["b: kept 0 of 30", "a: simulate: 30/30 ended on max_turns"]
+    (run / "pipeline.json").write_text(json.dumps({"stages": stages, "warnings": warnings}))
     return run
 
 
@@ -197,7 +199,12 @@ def test_pipeline_run_is_read_into_funnel_usage_and_warnings(tmp_path):
     # b has no select stage: the final file is counted, the filter step is unknown
     assert b.funnel.kept_after_filter is None and b.funnel.kept_after_dedup == 15
     assert b.funnel.reasons == {"rejections": 30}
-    assert run.warnings == ["b: kept 0 of 30", "simulate/b: 30/30 ended on rejections"]
+    assert run.warnings == [
+        "b: kept 0 of 30",
+        "a: simulate: 30/30 ended on max_turns",
+        "simulate/b: 30/30 ended on rejections",
+    ]
+    assert f.failed == 1 and b.funnel.failed is None
     assert not run.tiny
     assert len(run.usage) == 2 and run.usage[0].stages["simulate.user"]["served-model"]["calls"] == 10
 

@@ -24,6 +24,7 @@ class Funnel:
 
     generated: int
     reasons: dict[str, int]
+    failed: int | None = None  # error records (the filter drops them)
     kept_after_filter: int | None = None
     kept_after_dedup: int | None = None
     dedup_removed: int | None = None
@@ -121,6 +122,7 @@ def _conversations(d: Path, problems: list[str]) -> list[dict[str, Any]]:
 def _funnel(root: Path, key: str, d: Path, convs: list[dict[str, Any]], select: dict[str, Any]) -> Funnel:
     reasons = Counter(str((c.get("meta") or {}).get("termination_reason") or "none") for c in convs)
     f = Funnel(generated=int(select.get("conversations", len(convs))), reasons=dict(reasons.most_common()))
+    f.failed = select.get("failed")
     f.kept_after_filter = select.get("kept_after_filter")
     f.kept_after_dedup = select.get("kept_after_dedup", select.get("kept_after_filter_and_dedup"))
     f.dedup_removed = select.get("dedup_removed", _count_lines(d / "dedup_removed.jsonl"))
@@ -240,7 +242,9 @@ def read_run(root: str | Path) -> Run:
     lib = next((p for p in (root / "library.json", root / "induce" / "library.json") if p.exists()), None)
     library = _json(lib, problems) if lib else None
     models, manifest_warnings = _manifests(root, problems)
-    warnings = [str(w) for w in pipeline.get("warnings") or []] + manifest_warnings
+    warnings = [str(w) for w in pipeline.get("warnings") or []]
+    # a pipeline lists its stages' warnings itself ("persona: simulate: ..."): not twice
+    warnings += [w for w in manifest_warnings if not any(p.endswith(w.split(": ", 1)[1]) for p in warnings)]
     warnings += [w for s in sims for w in _card_warnings(s)]
     config = pipeline.get("config") or next((s.manifest.get("config") for s in sims if s.manifest), None)
     named = [*models.values(), *_walk_strings(config), *_walk_strings((library or {}).get("abstraction_model"))]

@@ -99,6 +99,8 @@ def _funnel_rows(s: Sim) -> list[list[Any]]:
     rows: list[list[Any]] = [["generated", fmt_int(g), fmt_share(g, g), "conversations.jsonl"]]
     for reason, n in f.reasons.items():
         rows.append([Raw(f'<span class="indent">ended: {esc(reason)}</span>'), fmt_int(n), fmt_share(n, g), ""])
+    if f.failed is not None:
+        rows.append(["failed (error records)", fmt_int(f.failed), fmt_share(f.failed, g), ""])
     rows.append(["kept by the filter", fmt_int(f.kept_after_filter), fmt_share(f.kept_after_filter, g), ""])
     removed = f" ({fmt_int(f.dedup_removed)} removed)" if f.dedup_removed is not None else ""
     rows.append([f"after dedup{removed}", fmt_int(f.kept_after_dedup), fmt_share(f.kept_after_dedup, g), ""])
