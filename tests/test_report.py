@@ -361,9 +361,13 @@ def test_realism_cards_are_shown_with_the_floor(tmp_path):
     write_card(card(0.91), run / "simulate" / "a")
     write_card(card(0.52), run / "simulate" / "a", "realism_floor.json")
     (run / "simulate" / "b" / "realism_card.json").write_text("{}")  # unreadable: a warning, not a crash
+    state = json.loads((run / "pipeline.json").read_text())
+    state["warnings"].append("only 20 turns")  # the pipeline copies card caveats without the name
+    (run / "pipeline.json").write_text(json.dumps(state))
     r = read_run(run)
     assert r.sims[0].realism is not None and r.sims[0].floor is not None and r.sims[1].realism is None
-    assert "a realism: only 20 turns" in r.warnings
+    assert "a realism: only 20 turns" in r.warnings and "realism floor: only 20 turns" in r.warnings
+    assert "only 20 turns" not in r.warnings
     assert any("b/realism_card.json: not a realism card" in w for w in r.warnings)
     html = render([run])
     table = re.search(r'<table class="realism">.*?</table>', html).group(0)

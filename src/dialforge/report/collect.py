@@ -226,10 +226,13 @@ def _manifests(root: Path, problems: list[str]) -> tuple[dict[str, str], list[st
     return models, warnings
 
 
-def _card_warnings(s: Sim) -> list[str]:
+def _card_warnings(sims: list[Sim]) -> list[tuple[str, str]]:
+    """(the card's own text, the line labelled with its simulator) for each realism-card
+    caveat; the floor's (one real-vs-real card shared by all) labelled once."""
     out = []
-    for card, what in ((s.realism, "realism"), (s.floor, "realism floor")):
-        out += [f"{s.key} {what}: {w}" for w in (card.warnings if card else [])]
+    for s in sims:
+        out += [(w, f"{s.key} realism: {w}") for w in (s.realism.warnings if s.realism else [])]
+        out += [(w, f"realism floor: {w}") for w in (s.floor.warnings if s.floor else [])]
     return out
 
 
@@ -242,10 +245,13 @@ def read_run(root: str | Path) -> Run:
     lib = next((p for p in (root / "library.json", root / "induce" / "library.json") if p.exists()), None)
     library = _json(lib, problems) if lib else None
     models, manifest_warnings = _manifests(root, problems)
-    warnings = [str(w) for w in pipeline.get("warnings") or []]
+    cards = _card_warnings(sims)
+    # the pipeline copies card caveats without the simulator's name: the labelled ones replace them
+    raw = {w for w, _ in cards}
+    warnings = [str(w) for w in pipeline.get("warnings") or [] if str(w) not in raw]
     # a pipeline lists its stages' warnings itself ("persona: simulate: ..."): not twice
     warnings += [w for w in manifest_warnings if not any(p.endswith(w.split(": ", 1)[1]) for p in warnings)]
-    warnings += [w for s in sims for w in _card_warnings(s)]
+    warnings += [labelled for _, labelled in cards]
     config = pipeline.get("config") or next((s.manifest.get("config") for s in sims if s.manifest), None)
     named = [*models.values(), *_walk_strings(config), *_walk_strings((library or {}).get("abstraction_model"))]
     return Run(
