@@ -538,6 +538,8 @@ def test_report_strategy_map_and_comparison(tmp_path):
     assert n_strategies >= 2 and html.count('<circle class="strategy"') == n_strategies  # one point per strategy
     assert 'id="compare"' in html and 'id="tiny-notice"' in html and "termination reasons" in html
     assert "principal component 1" in html and "used in this run" in html  # axes and legend
+    assert '<table class="realism">' in html and "real vs real (floor)" in html  # the pipeline's realism cards
+    assert "failed (error records)" in html and "export/persona.sharegpt.jsonl" in html  # the funnel
     res = _load(
         out / "report.html",
         ["document.body.getAttribute('data-matches')", "document.querySelectorAll('#strategy-table tbody tr').length"],

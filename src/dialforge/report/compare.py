@@ -30,6 +30,13 @@ def _ci(ci: Any) -> str:
     return f" [{fmt_number(ci[0])}, {fmt_number(ci[1])}]" if ci else ""
 
 
+def _with(value: float | None, reference: float | None) -> str:
+    """A figure and its chance level in brackets; "—" when the figure is missing."""
+    if value is None:
+        return DASH
+    return fmt_number(value) + (f" ({fmt_number(reference)})" if reference is not None else "")
+
+
 def card_rows(card: RealismCard) -> dict[str, str]:
     """The card's figures as the page shows them, keyed by row label."""
     d, mv, ft, ra = card.discriminator, card.mauve, card.first_turns, card.role_adherence
@@ -38,11 +45,11 @@ def card_rows(card: RealismCard) -> dict[str, str]:
         "discriminator AUC, 95% CI (0.5 is best)": fmt_number(d.auc) + _ci(d.ci95),
         "style-only AUC (0.5 is best)": fmt_number(d.style_only_auc),
         "telltale features": ", ".join(t.feature for t in d.telltales[:4]) or DASH,
-        "MAUVE (higher; chance floor)": f"{fmt_number(mv.mauve)} ({fmt_number(mv.null05)})",
+        "MAUVE (higher; chance floor)": _with(mv.mauve, mv.null05),
     }
     for name, dist in card.distances.items():
         label = f"{name.replace('_', ' ')}: KS (lower; chance level)"
-        rows[label] = f"{fmt_number(dist.ks)} ({fmt_number(dist.null95)})"
+        rows[label] = _with(dist.ks, dist.null95)
     pairs = {
         "first-turn distinct-2, sim / real": (ft.sim_distinct2, ft.real_distinct2, 3),
         "first-turn Vendi, sim / real": (ft.sim_vendi, ft.real_vendi, 1),
