@@ -236,6 +236,16 @@ def _card_warnings(sims: list[Sim]) -> list[tuple[str, str]]:
     return out
 
 
+def _warnings(pipeline: list[str], manifests: list[str], sims: list[Sim]) -> list[str]:
+    cards = _card_warnings(sims)
+    # the pipeline copies card caveats without the simulator's name: the labelled ones replace them
+    raw = {w for w, _ in cards}
+    out = [w for w in pipeline if w not in raw]
+    # a pipeline lists its stages' warnings itself ("persona: simulate: ..."): not twice
+    out += [w for w in manifests if not any(p.endswith(w.split(": ", 1)[1]) for p in out)]
+    return out + [labelled for _, labelled in cards]
+
+
 def read_run(root: str | Path) -> Run:
     """Everything the report shows about one run directory."""
     root = Path(root)
@@ -245,13 +255,7 @@ def read_run(root: str | Path) -> Run:
     lib = next((p for p in (root / "library.json", root / "induce" / "library.json") if p.exists()), None)
     library = _json(lib, problems) if lib else None
     models, manifest_warnings = _manifests(root, problems)
-    cards = _card_warnings(sims)
-    # the pipeline copies card caveats without the simulator's name: the labelled ones replace them
-    raw = {w for w, _ in cards}
-    warnings = [str(w) for w in pipeline.get("warnings") or [] if str(w) not in raw]
-    # a pipeline lists its stages' warnings itself ("persona: simulate: ..."): not twice
-    warnings += [w for w in manifest_warnings if not any(p.endswith(w.split(": ", 1)[1]) for p in warnings)]
-    warnings += [labelled for _, labelled in cards]
+    warnings = _warnings([str(w) for w in pipeline.get("warnings") or []], manifest_warnings, sims)
     config = pipeline.get("config") or next((s.manifest.get("config") for s in sims if s.manifest), None)
     named = [*models.values(), *_walk_strings(config), *_walk_strings((library or {}).get("abstraction_model"))]
     return Run(
