@@ -1,10 +1,9 @@
-"""`dialforge run` end to end (tiny model and loopback server) and the report in Chromium."""
+"""`dialforge run` end to end (tiny model and loopback server); the report's tests are in test_report.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,147 +116,6 @@ def test_quickstart_on_loopback_server(tmp_path):
     assert served == _calls(tmp_path / "qs")
     manifest = json.loads((tmp_path / "qs/simulate/persona/manifest.json").read_text())
     assert manifest["models"] == {"user": "served-model", "assistant": "served-model"}
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("Debian chromium is not installed (.ci/run installs it with apt-get; it failed or is not root)")
-    return path
-
-
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-INJECTED = (
-    "<script>document.title='PWNED';document.body.setAttribute('data-pwned','1')</script>"
-    "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">"
-)
-
-
-def _injected_run(tmp_path) -> Path:
-    """A small real run (the persona simulator on the scripted backend) with a hostile turn."""
-    import asyncio
-
-    from dialforge.llm import backend_config
-    from dialforge.simulate import SimulateConfig, simulate_async
-    from dialforge.testing import FakeOpenAIServer
-
-    with FakeOpenAIServer(reply=lambda b: INJECTED + " " + str(len(json.dumps(b)))) as srv:
-        cfg = SimulateConfig(
-            mode="persona",
-            personas=["a tester"],
-            seeds={"questions": [str(ROOT / "data/oasst/en_100_text.jsonl")], "limit": 3},
-            max_turns=2,
-            user=backend_config(model="u", base_url=srv.base_url),
-            assistant=backend_config(model="a", base_url=srv.base_url),
-            stop={"role_flip": False, "repeat_similarity": 1.0},
-        )
-        asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
-    return tmp_path / "run"
-
-
-@pytest.mark.slow
-def test_report_in_headless_chromium(tmp_path):
-    chromium = _chromium()
-    run = _injected_run(tmp_path)
-    r = _run(["report", str(run)])
-    assert r.returncode == 0, r.stderr
-    page = run / "report.html"
-    text = page.read_text()
-    assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;" in text and "<script>document.title='PWNED'" not in text
-    udd = tmp_path / "chrome-profile"
-    dom = subprocess.run(
-        [
-            chromium,
-            *CHROME_FLAGS,
-            f"--user-data-dir={udd}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert 'data-ready="yes"' in dom.stdout  # our script ran
-    # the injected script and onerror handler did not run: no attribute set, title unchanged,
-    # and the markup shows as text
-    assert 'data-pwned="' not in dom.stdout and "<title>dialforge report</title>" in dom.stdout
-    assert "&lt;script&gt;document.title='PWNED'" in dom.stdout
-    assert 'id="dialogue-count">3<' in dom.stdout
-    errors = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
-    assert errors == []
-    shot = tmp_path / "shot.png"
-    s = subprocess.run(
-        [
-            chromium,
-            *CHROME_FLAGS,
-            f"--user-data-dir={udd}",
-            "--window-size=1200,1600",
-            f"--screenshot={shot}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert s.returncode == 0 and shot.exists()
-    # not blank: a blank page of the same size compresses to a fraction of the report's bytes
-    blank = tmp_path / "blank.png"
-    (tmp_path / "blank.html").write_text("<!DOCTYPE html><html><body></body></html>")
-    subprocess.run(
-        [
-            chromium,
-            *CHROME_FLAGS,
-            f"--user-data-dir={udd}",
-            "--window-size=1200,1600",
-            f"--screenshot={blank}",
-            (tmp_path / "blank.html").as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-    )
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert shot.stat().st_size > 5 * blank.stat().st_size
-
-
-@pytest.mark.slow
-def test_report_strategy_map_and_comparison(tmp_path):
-    """A pipeline run on the scripted backend: strategy map, several simulators compared."""
-    out = tmp_path / "qs"
-    r = _run(["run", "examples/quickstart.yaml", "--out", str(out)], {"XDG_CACHE_HOME": str(tmp_path / "c")})
-    assert r.returncode == 0, r.stderr[-2000:]
-    html = (out / "report.html").read_text()
-    n_strategies = len(json.loads((out / "induce/library.json").read_text())["strategies"])
-    assert n_strategies >= 2 and html.count('class="strategy"') == n_strategies  # one point per strategy
-    assert 'id="compare"' in html and html.count('class="dialogue"') == 36
-    assert "Usage per stage and model" in html and "termination reasons" in html
-    chromium = shutil.which("chromium")
-    if chromium:
-        dom = subprocess.run(
-            [
-                chromium,
-                *CHROME_FLAGS,
-                f"--user-data-dir={tmp_path / 'p'}",
-                "--dump-dom",
-                (out / "report.html").as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert 'id="strategy-map"' in dom.stdout and 'data-ready="yes"' in dom.stdout
 
 
 _SMALL = """

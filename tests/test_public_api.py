@@ -76,4 +76,6 @@ def test_wheel_ships_data_examples_and_py_typed(tmp_path):
         "dialforge/data/oasst/en_100_tree.jsonl",
         "dialforge/data/oasst/prompt_lottery_en_250_text.jsonl",
         "dialforge/data/fastchat/judge_prompts.jsonl",
+        "dialforge/report/assets/report.js",
+        "dialforge/report/assets/report.css",
     } <= names
