@@ -888,14 +888,14 @@ def realism_cmd(
         if floor:
             write_card(fl, out, "realism_floor.json")
         err_console.print(f"wrote {out / 'realism_card.json'} and .md", markup=False, highlight=False)
+    for w in card.warnings:  # caveats (small samples, skipped records) go last, on stderr
+        err_console.print(f"warning: {w}", markup=False, highlight=False)
     if as_json:
         out_console.print_json(json.dumps(figures))
         return
     out_console.print(card.to_markdown(), markup=False, highlight=False)
     if floor:
         out_console.print("REAL vs REAL floor:\n" + fl.to_markdown(), markup=False, highlight=False)
-    for w in card.warnings:
-        err_console.print(f"warning: {w}", markup=False, highlight=False)
 
 
 def _click_errors() -> tuple[type[Exception], type[Exception]]:

@@ -477,7 +477,9 @@ def _realism(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path], real:
         summary["real"] = str(real)
         summary["floor_discriminator_auc"] = floor.discriminator.auc
         summary["floor_overall_realism"] = floor.overall.score
-        run.done(f"realism.{name}", **summary)  # the card's own caveats (small samples) stay in it
+        # the card's caveats (small samples) are not health warnings: they stay with the card
+        summary["caveats"] = summary.pop("warnings", [])
+        run.done(f"realism.{name}", **summary)
 
 
 async def _train(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path]) -> None:

@@ -277,8 +277,8 @@ def realism(
             max_conversations=cfg.perplexity_conversations,
             max_length=cfg.max_length,
         )
-    for w in warnings:
-        log.warning("%s", w)
+    for w in warnings:  # caveats of the card (it holds them); the CLI prints them last
+        log.info("%s", w)
     return RealismCard(
         sim=_side(sim_path, sim_convs, sim_turns),
         real=_side(real_path, real_convs, real_turns),
