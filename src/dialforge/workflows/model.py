@@ -90,6 +90,15 @@ class Workflow(BaseModel):
             for i, o in enumerate(step.options):
                 if o.next is not None and o.next not in self.steps:
                     raise ValueError(f"step {sid!r} option {i}: next step {o.next!r} is not defined")
+        seen = self._reachable()
+        unreachable = [s for s in self.steps if s not in seen]
+        if unreachable:
+            raise ValueError(f"step {unreachable[0]!r} is unreachable from {self.start!r}")
+        if not any(s.is_ending or any(o.end for o in s.options) for s in self.steps.values()):
+            raise ValueError("the workflow has no ending (a step without options or an option with `end`)")
+        return self
+
+    def _reachable(self) -> set[str]:
         seen = {self.start}
         stack = [self.start]
         while stack:
@@ -97,12 +106,7 @@ class Workflow(BaseModel):
                 if o.next and o.next not in seen:
                     seen.add(o.next)
                     stack.append(o.next)
-        unreachable = [s for s in self.steps if s not in seen]
-        if unreachable:
-            raise ValueError(f"step {unreachable[0]!r} is unreachable from {self.start!r}")
-        if not any(s.is_ending or any(o.end for o in s.options) for s in self.steps.values()):
-            raise ValueError("the workflow has no ending (a step without options or an option with `end`)")
-        return self
+        return seen
 
     # -- tracker view ------------------------------------------------------------------
     @cached_property
