@@ -480,3 +480,30 @@ def test_star_every_step_is_reachable_and_the_inferred_edges_are_listed(data_dir
     assert len(trivia.source["inferred_edges"]) == 3
     assert sum(bool(w.source["inferred_edges"]) for w in wfs.values()) == 2
     assert trivia.max_depth == 6 and wfs["ride_book"].max_depth == 10  # hello ... anything_else
+
+
+def test_the_tracker_walks_through_tool_steps_and_placeholders_a_human_never_says():
+    """A human agent calls an API silently and says a fetched text in its own words: the
+    graph-order walk may pass a tool step and a slot-only placeholder (synthetic workflow)."""
+    from dialforge.workflows import Workflow
+
+    steps = {
+        "ask": {"say": "Which flight number do you want to check?", "options": [{"next": "call"}]},
+        "call": {"say": "One moment, let me look that up.", "options": [{"next": "fetched"}]},
+        "fetched": {"say": "[the message]", "options": [{"next": "bye"}]},
+        "bye": {"say": "Is there anything else that I can do for you?"},
+    }
+    utts = ["Which flight number do you want to check?", "Is there anything else that I can do for you?"]
+    plain = Workflow.model_validate({"name": "w", "start": "ask", "steps": steps})
+    assert track(plain, utts)["path"] == ["ask"]  # without the marks the walk stops at the call
+    marked = Workflow.model_validate(
+        {
+            "name": "w",
+            "start": "ask",
+            "steps": steps,
+            "source": {"tool_steps": {"call": "flights"}, "slot_only_nodes": ["fetched"]},
+        }
+    )
+    r = track(marked, utts)
+    assert r["path"] == ["ask", "bye"] and r["success"]
+    assert marked.next_said("ask") == ["call", "fetched", "bye"]

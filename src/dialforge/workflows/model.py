@@ -126,6 +126,18 @@ class Workflow(BaseModel):
             dict.fromkeys(o.next if o.next else f"{node_id}#{i}" for i, o in enumerate(self.steps[node_id].options))
         )
 
+    def next_said(self, node_id: str) -> list[str]:
+        """The nodes an agent utterance after `node_id` may match: its children, and through a
+        step no real utterance matches also that step's children: a tool step
+        (`source.tool_steps`: an API call, which a human agent makes silently) or a slot-only
+        placeholder (`source.slot_only_nodes`: `[the question]`, said in the data's own words)."""
+        skip = {*(self.source.get("tool_steps") or {}), *(self.source.get("slot_only_nodes") or [])}
+        out = list(self.children(node_id))
+        for k in out:  # grows while we walk: through chains of such steps (a query, then its result)
+            if k in skip:
+                out.extend(g for g in self.children(k) if g not in out)
+        return out
+
     @cached_property
     def max_depth(self) -> int:
         """Nodes on the longest path from the start, in linear time: a depth-first search
