@@ -92,7 +92,13 @@ class EndpointFleet:
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
             return [await self._one(requests[0])]
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        tasks = [asyncio.ensure_future(self._one(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:  # a dead fleet (or we were cancelled): stop the siblings
+                t.cancel()
+            raise
 
     # -- choosing ---------------------------------------------------------------------------
     def _choose(self) -> tuple[_Endpoint | None, bool]:
@@ -168,7 +174,7 @@ class EndpointFleet:
             if fatal or time.monotonic() - self._dead_since >= self.connect_retry_s:
                 why = "; ".join(self._dead[x.url] for x in self.endpoints)
                 raise BackendUnavailable(f"no endpoint of the fleet answers ({len(self.endpoints)} tried): {why}")
-        if isinstance(err, _EndpointFatal) and e.up:
+        if isinstance(err, _EndpointFatal) and (e.up or e.probing):
             self._take_out(e, str(err))
         return True
 
