@@ -147,6 +147,7 @@ def test_repetition_ratio_is_indel():
     assert not kept and dropped == {"near-duplicate user turns": 1}
 
 
+@pytest.mark.slow
 def test_abstraction_prompt_defines_high_level_strategy_and_singletons_are_abstracted(data_dir, tmp_path):
     backend = ScriptedChatModel(scripted_reply)
     lib = _induce(_cfg(data_dir, threshold=0.99), tmp_path / "run", backend)

@@ -129,6 +129,7 @@ def test_worker_cache_merges_once_per_tag(tmp_path):
     assert [r[:4] for r in dst.usage_rows()] == [("s", "m", 3, 7)]
 
 
+@pytest.mark.slow
 def test_ray_run_writes_the_same_bytes_as_a_local_run_and_retries_failed_jobs(cluster, data_dir, tmp_path):
     with FakeOpenAIServer(reply=reply_by_hash) as srv:
         simulate(socratic_config(data_dir, srv, n=24), tmp_path / "local", progress=False)
@@ -151,6 +152,7 @@ def test_ray_run_writes_the_same_bytes_as_a_local_run_and_retries_failed_jobs(cl
     assert not (tmp_path / "ray/workers").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_block_is_retried_nothing_lost_nor_duplicated(cluster, data_dir, tmp_path):
     with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
         simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
@@ -182,6 +184,7 @@ def test_a_worker_killed_mid_block_is_retried_nothing_lost_nor_duplicated(cluste
     assert 0 <= served - _calls(out) <= 4  # only requests in flight at the kill are uncounted
 
 
+@pytest.mark.slow
 def test_a_block_ray_gives_up_on_keeps_what_it_finished_and_the_rest_is_retried_next_run(cluster, data_dir, tmp_path):
     with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
         simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
@@ -206,6 +209,7 @@ def test_a_block_ray_gives_up_on_keeps_what_it_finished_and_the_rest_is_retried_
     assert (out / "conversations.jsonl").read_bytes() == (tmp_path / "ref/conversations.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_driver_killed_then_a_local_rerun_merges_what_workers_finished(cluster, data_dir, tmp_path):
     with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
         simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
@@ -247,6 +251,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_the_second_node_killed_mid_run(cluster, data_dir, tmp_path):
     """Last in the module: it removes a node (and adds one back for anything after it)."""
     second = next(n for n in cluster.list_all_nodes() if not n.head)
@@ -270,6 +275,7 @@ def test_the_second_node_killed_mid_run(cluster, data_dir, tmp_path):
         cluster.wait_for_nodes()
 
 
+@pytest.mark.slow
 def test_an_unknown_executor_is_one_line_and_exit_2(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "dialforge.cli", "answer", "--prompts", "x.txt", "--out", str(tmp_path / "o"),

@@ -216,6 +216,7 @@ def test_strategy_mode_judge_rejects(library):
     assert "### New instruction\nWhy number 0" in req.messages[1]["content"]
 
 
+@pytest.mark.slow
 def test_strategy_mode_engine_stops_are_rejections(library):
     """A role flip or a goodbye is a rejection that resamples, not the end of the dialogue."""
     cfg = _cfg(

@@ -330,6 +330,7 @@ def test_depth_is_linear_time_and_deep_chains_work():
     assert draw(wf).count("\n") == 1 + 2 * (n - 1) + 1 - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind,content,msg",
     [

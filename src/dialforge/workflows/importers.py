@@ -184,7 +184,7 @@ class _StarBuild:
             if after_positive:
                 return after_positive[0]
         specific = [n for n in asking if n != GENERIC_QUESTION]
-        return (specific or asking or [None])[0]
+        return next(iter(specific or asking), None)
 
     def _attach_yes_no(self) -> None:
         answers = [a for a in USER_ANSWERS if a in self.graph]
