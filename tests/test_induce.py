@@ -291,6 +291,7 @@ def _flaky_reply(fail: set[str]):
     return reply
 
 
+@pytest.mark.slow
 def test_induce_failed_extractions_are_kept_warned_and_retried(data_dir, tmp_path):
     """Extraction runs on the stage kernel: a failed turn is a failed record (kept, warned
     about in the manifest), and a re-run retries exactly those, then the library counts all."""
@@ -322,6 +323,7 @@ def test_induce_failed_extractions_are_kept_warned_and_retried(data_dir, tmp_pat
     assert [r["id"] for r in recs2] == [r["id"] for r in recs]
 
 
+@pytest.mark.slow
 def test_induce_cli_strict_exits_3_on_failed_extractions(data_dir, tmp_path):
     """`dialforge induce --strict` turns the extraction health warning into exit 3 (over HTTP)."""
     from dialforge.testing import FakeOpenAIServer, example_for_schema
