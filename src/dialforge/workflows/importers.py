@@ -326,33 +326,35 @@ def import_abcd(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
             continue
         for sub, spec in body.get("subflows", {}).items():
             name = re.sub(r"[^a-z0-9]+", "_", f"{flow} {sub}".lower()).strip("_")
-            actions = [a for a in spec.get("actions", []) if a.get("text", "").strip()]
-            if not actions:
-                failed[name] = "no actions with guideline text"
-                continue
-            steps: dict[str, Step] = {}
-            for i, a in enumerate(actions):
-                sid = f"a{i}_" + re.sub(r"[^a-z0-9]+", "_", (a.get("button") or "step").lower()).strip("_")
-                steps[sid] = Step(say=re.sub(r"\s+", " ", a["text"]).strip(), options=[])
-            ids = list(steps)
-            for i, sid in enumerate(ids[:-1]):
-                subs = [re.sub(r"\s+", " ", s).strip() for s in actions[i].get("subtext", []) if s.strip()]
-                answers: list[str | None] = list(subs) or [None]
-                steps[sid].options = [Option(answer=a, next=ids[i + 1]) for a in answers]
             try:
-                out.append(
-                    Workflow(
-                        name=name,
-                        topic=f"{body.get('description', flow)}: {sub}",
-                        agent="customer service agent",
-                        start=ids[0],
-                        steps=steps,
-                        source={"format": "abcd", "flow": flow, "subflow": sub},
-                    )
-                )
-            except ValidationError as e:
-                failed[name] = e.errors()[0]["msg"]
+                out.append(_abcd_workflow(name, flow, sub, body, spec))
+            except ValueError as e:  # a pydantic ValidationError is a ValueError
+                failed[name] = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
     return out, failed
+
+
+def _abcd_workflow(name: str, flow: str, sub: str, body: dict[str, Any], spec: dict[str, Any]) -> Workflow:
+    """One subflow: a step per action with guideline text, its sub-points as reference answers."""
+    actions = [a for a in spec.get("actions", []) if a.get("text", "").strip()]
+    if not actions:
+        raise ValueError("no actions with guideline text")
+    steps: dict[str, Step] = {}
+    for i, a in enumerate(actions):
+        sid = f"a{i}_" + re.sub(r"[^a-z0-9]+", "_", (a.get("button") or "step").lower()).strip("_")
+        steps[sid] = Step(say=re.sub(r"\s+", " ", a["text"]).strip(), options=[])
+    ids = list(steps)
+    for i, sid in enumerate(ids[:-1]):
+        subs = [re.sub(r"\s+", " ", s).strip() for s in actions[i].get("subtext", []) if s.strip()]
+        answers: list[str | None] = list(subs) or [None]
+        steps[sid].options = [Option(answer=a, next=ids[i + 1]) for a in answers]
+    return Workflow(
+        name=name,
+        topic=f"{body.get('description', flow)}: {sub}",
+        agent="customer service agent",
+        start=ids[0],
+        steps=steps,
+        source={"format": "abcd", "flow": flow, "subflow": sub},
+    )
 
 
 def write_workflows(workflows: list[Workflow], out: str | Path) -> list[Path]:
