@@ -185,3 +185,23 @@ def test_a_dead_fleet_stops_a_stage_with_nothing_recorded(data_dir, tmp_path):
         answer(cfg, tmp_path / "run", progress=False)
     out = tmp_path / "run/conversations.jsonl"
     assert not out.exists() or out.read_text() == ""  # no job was recorded as failed
+
+
+def test_a_raw_prompt_goes_to_the_completions_endpoint_of_a_fleet():
+    """A trained simulator's token-id prompt is sent to /v1/completions, as by a single backend."""
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        fleet = EndpointFleet("m", [a.base_url, b.base_url])
+
+        async def go():
+            try:
+                return await fleet.chat(
+                    [ChatRequest([], prompt=[5, 6, 7]), ChatRequest([{"role": "user", "content": "q"}])]
+                )
+            finally:
+                await fleet.aclose()
+
+        raw, chat = asyncio.run(go())
+    assert raw.ok and chat.ok
+    assert sorted(a.paths + b.paths) == ["/v1/chat/completions", "/v1/completions"]
+    sent = next(r for r in a.requests + b.requests if "prompt" in r)
+    assert sent["prompt"] == [5, 6, 7]

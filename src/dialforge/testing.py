@@ -145,6 +145,7 @@ class FakeOpenAIServer:
         self.record = record
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []  # each request's path: /v1/chat/completions or /v1/completions
         self.in_flight = 0
         self.max_in_flight = 0
         self.served = 0
@@ -177,6 +178,7 @@ class FakeOpenAIServer:
         if self.record:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
+            self.paths.append(request.path)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
