@@ -27,15 +27,19 @@ READING = """## Reading
 - The subset holds only dialogues STAR marks `Complete`, so STAR's own completion flag
   cannot separate anything here; the cut-in-half control stands in for incomplete ones.
 - The paper's tracker (graph order) separates complete from cut dialogues only weakly
-  (relative depth +0.05, AUC 0.54): STAR wizards skip and reorder flowchart steps (name
+  (relative depth +0.07, AUC 0.55): STAR wizards skip and reorder flowchart steps (name
   before rank, say), and one unmatched step stops the walk. It is conservative, as the
-  Self-Talk authors say of the 0.33 threshold.
+  Self-Talk authors say of the 0.33 threshold. The walk passes through tool steps (API
+  calls, which wizards make silently) and slot-only placeholders (`[the question]`).
 - The lenient any-order variant (`track(..., order="any")`) separates them clearly (relative
-  depth +0.20, AUC 0.76; success 0.63 vs 0.11) and is the better choice to score real human
+  depth +0.19, AUC 0.79; success 0.63 vs 0.06) and is the better choice to score real human
   dialogues; the graph-order tracker stays the default for self-talk data, where the agent is
   told its step and the order is the point.
 - Unhappy-path dialogues (Happy=False) score higher in both: they walk through more steps
   (failed authentication, unavailable options, retries), which the tracker counts as depth.
+- Trivia succeeds in no dialogue: its workflow ends on "anything else?", and wizards close
+  with the score in their own words. (Before the importer kept trivia's question loop, its
+  workflow stopped at the second step, and every dialogue counted as a success.)
 """
 
 

@@ -197,6 +197,7 @@ CASES: dict[str, Case] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_line_exit_2(name, tmp_path, tiny_model_dir, dialforge_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
+import time
+
+import pytest
 
 from dialforge.answer import AnswerConfig, answer
+from dialforge.errors import BackendUnavailable
 from dialforge.llm import backend_config
 from dialforge.llm.config import make_backend
 from dialforge.llm.fleet import EndpointFleet
@@ -130,3 +135,73 @@ def test_a_killed_endpoint_costs_no_errors_and_the_summary_counts_per_endpoint(d
     ep = json.loads((tmp_path / "run/manifest.json").read_text())["stages"]["answer"]["endpoints"]
     assert ep[b.base_url]["taken_out"] >= 1 and ep[b.base_url]["failures"] >= 1
     assert 20 <= ep[b.base_url]["calls"] < 30 and ep[a.base_url]["calls"] + ep[b.base_url]["calls"] == 100
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_a_fleet_whose_every_endpoint_refuses_stops_the_stage_naming_each_url():
+    urls = [f"http://127.0.0.1:{_closed_port()}/v1" for _ in range(2)]
+    fleet = EndpointFleet("m", urls, connect_retry_s=1.0, max_retries=0)
+    t0 = time.perf_counter()
+    with pytest.raises(BackendUnavailable) as e:
+        _ask(fleet, 8)
+    took = time.perf_counter() - t0
+    msg = str(e.value)
+    assert msg.startswith("no endpoint of the fleet answers (2 tried): ") and "\n" not in msg
+    for u in urls:
+        assert f"{u}/chat/completions: cannot connect (" in msg
+    assert 1.0 <= took < 5.0  # retried for the configured seconds, then stopped
+
+
+def test_a_fleet_rejecting_the_key_everywhere_stops_at_once():
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        a.inject("401", times=50)
+        b.inject("401", times=50)
+        with pytest.raises(BackendUnavailable, match=r"\(2 tried\): .*HTTP 401.*; .*HTTP 401"):
+            _ask(EndpointFleet("m", [a.base_url, b.base_url], connect_retry_s=30.0), 4)
+
+
+def test_one_dead_endpoint_at_the_start_is_not_a_dead_fleet():
+    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    with FakeOpenAIServer() as live:
+        fleet = EndpointFleet("m", [dead, live.base_url], connect_retry_s=0.2, max_retries=0)
+        comps = _ask(fleet, 10)
+    assert all(c.ok for c in comps) and live.served == 10
+
+
+def test_a_dead_fleet_stops_a_stage_with_nothing_recorded(data_dir, tmp_path):
+    urls = [f"http://127.0.0.1:{_closed_port()}/v1" for _ in range(2)]
+    cfg = AnswerConfig(
+        prompts=[str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")],
+        assistant=backend_config(model="m", base_url=urls, max_retries=0, connect_retry_s=0.5),
+        limit=20,
+        concurrency=4,
+    )
+    with pytest.raises(BackendUnavailable, match="no endpoint of the fleet answers"):
+        answer(cfg, tmp_path / "run", progress=False)
+    out = tmp_path / "run/conversations.jsonl"
+    assert not out.exists() or out.read_text() == ""  # no job was recorded as failed
+
+
+def test_a_raw_prompt_goes_to_the_completions_endpoint_of_a_fleet():
+    """A trained simulator's token-id prompt is sent to /v1/completions, as by a single backend."""
+    with FakeOpenAIServer() as a, FakeOpenAIServer() as b:
+        fleet = EndpointFleet("m", [a.base_url, b.base_url])
+
+        async def go():
+            try:
+                return await fleet.chat(
+                    [ChatRequest([], prompt=[5, 6, 7]), ChatRequest([{"role": "user", "content": "q"}])]
+                )
+            finally:
+                await fleet.aclose()
+
+        raw, chat = asyncio.run(go())
+    assert raw.ok and chat.ok
+    assert sorted(a.paths + b.paths) == ["/v1/chat/completions", "/v1/completions"]
+    sent = next(r for r in a.requests + b.requests if "prompt" in r)
+    assert sent["prompt"] == [5, 6, 7]

@@ -64,6 +64,7 @@ def test_429_honours_retry_after(fake_server):
     assert 0.4 <= elapsed < 3.0
 
 
+@pytest.mark.slow
 def test_hang_past_timeout_is_retried(fake_server):
     fake_server.inject("hang", times=1, seconds=3)
     (c,) = _ask(_backend(fake_server, timeout_s=0.3))
@@ -107,6 +108,7 @@ def test_structured_output_typed_failure_never_raises(fake_server):
     assert llm.usage.totals()["fake-model"].calls == 2
 
 
+@pytest.mark.slow
 def test_adaptive_concurrency_backs_off_and_completes():
     from dialforge.testing import FakeOpenAIServer
 
@@ -215,6 +217,7 @@ def test_after_a_first_success_endpoint_errors_are_per_request(fake_server):
     assert first.ok and not second.ok and "HTTP 404" in second.error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [400, 401, 500])
 def test_a_key_echoed_anywhere_in_a_long_error_body_is_masked(fake_server, monkeypatch, status):
     key = "sk-MRKq7fZ9w2LxQ4pT8vB1nC6yH3jD5"

@@ -147,6 +147,7 @@ def test_repetition_ratio_is_indel():
     assert not kept and dropped == {"near-duplicate user turns": 1}
 
 
+@pytest.mark.slow
 def test_abstraction_prompt_defines_high_level_strategy_and_singletons_are_abstracted(data_dir, tmp_path):
     backend = ScriptedChatModel(scripted_reply)
     lib = _induce(_cfg(data_dir, threshold=0.99), tmp_path / "run", backend)
@@ -290,6 +291,7 @@ def _flaky_reply(fail: set[str]):
     return reply
 
 
+@pytest.mark.slow
 def test_induce_failed_extractions_are_kept_warned_and_retried(data_dir, tmp_path):
     """Extraction runs on the stage kernel: a failed turn is a failed record (kept, warned
     about in the manifest), and a re-run retries exactly those, then the library counts all."""
@@ -321,6 +323,7 @@ def test_induce_failed_extractions_are_kept_warned_and_retried(data_dir, tmp_pat
     assert [r["id"] for r in recs2] == [r["id"] for r in recs]
 
 
+@pytest.mark.slow
 def test_induce_cli_strict_exits_3_on_failed_extractions(data_dir, tmp_path):
     """`dialforge induce --strict` turns the extraction health warning into exit 3 (over HTTP)."""
     from dialforge.testing import FakeOpenAIServer, example_for_schema

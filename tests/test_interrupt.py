@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dialforge.testing import FakeOpenAIServer
@@ -40,6 +41,7 @@ def _assert_interrupted(p: subprocess.Popen, cmd: str) -> None:
     assert "same command resumes" in lines[-1]
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, data_dir, dialforge_cli):
     gate = threading.Event()
     calls = {"n": 0}
@@ -83,6 +85,7 @@ def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, dat
     assert len(rows) == 6 and len({r["id"] for r in rows}) == 6
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_train_exits_130(tmp_path, tiny_model_dir, dialforge_cli):
     data = tmp_path / "d.jsonl"
     rows = [

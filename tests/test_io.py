@@ -66,6 +66,7 @@ def test_sharegpt_tool_calls_round_trip(data_dir, tmp_path):
     assert again == raw
 
 
+@pytest.mark.slow
 def test_fastchat_sharegpt_and_hf_round_trip(data_dir, tmp_path):
     convs = read_conversations(data_dir / "fastchat/dummy_conversation.json")
     assert len(convs) == len(json.loads((data_dir / "fastchat/dummy_conversation.json").read_text()))

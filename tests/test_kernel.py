@@ -4,7 +4,6 @@ byte-identical outputs, health warnings."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -15,29 +14,13 @@ import time
 
 import pytest
 import yaml
+from helpers import reply_by_hash, socratic_config
 
 from dialforge.answer import AnswerConfig, answer
 from dialforge.llm import backend_config
 from dialforge.run import RecordStore, RunLock
-from dialforge.simulate import SimulateConfig, simulate
+from dialforge.simulate import simulate
 from dialforge.testing import FakeOpenAIServer
-
-
-def _reply(body):
-    h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()[:16]
-    return f"Why {h}?" if body["model"] == "sim" else f"Answer {h}."
-
-
-def _sim_cfg(data_dir, srv, n=12, **kw):
-    return SimulateConfig(
-        mode="socratic",
-        seeds={"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")], "limit": n},
-        user=backend_config(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
-        assistant=backend_config(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
-        max_turns=3,
-        concurrency=4,
-        **kw,
-    )
 
 
 def _cli(*args, **kw):
@@ -57,22 +40,22 @@ def test_second_process_on_a_run_dir_exits_2_naming_the_holder(data_dir, tmp_pat
 
 
 def test_identical_runs_write_identical_bytes_whatever_the_completion_order(data_dir, tmp_path):
-    with FakeOpenAIServer(reply=_reply) as srv:
+    with FakeOpenAIServer(reply=reply_by_hash) as srv:
         srv.inject("hang", times=3, seconds=0.3)  # the first conversations finish last
-        simulate(_sim_cfg(data_dir, srv), tmp_path / "a", progress=False)
-        simulate(_sim_cfg(data_dir, srv), tmp_path / "b", progress=False)
+        simulate(socratic_config(data_dir, srv), tmp_path / "a", progress=False)
+        simulate(socratic_config(data_dir, srv), tmp_path / "b", progress=False)
     a = (tmp_path / "a/conversations.jsonl").read_bytes()
     assert a == (tmp_path / "b/conversations.jsonl").read_bytes()
     assert len(a.splitlines()) == 12
 
 
 def test_rerun_retries_errored_conversations(data_dir, tmp_path):
-    with FakeOpenAIServer(reply=_reply) as srv:
+    with FakeOpenAIServer(reply=reply_by_hash) as srv:
         srv.inject("500", times=3)  # no retries configured: three conversations end in error
-        s1 = simulate(_sim_cfg(data_dir, srv), tmp_path / "run", progress=False)
+        s1 = simulate(socratic_config(data_dir, srv), tmp_path / "run", progress=False)
         assert s1["termination_reasons"].get("error") == 3
         assert any("3/12 jobs failed" in w for w in s1["warnings"])
-        s2 = simulate(_sim_cfg(data_dir, srv), tmp_path / "run", progress=False)
+        s2 = simulate(socratic_config(data_dir, srv), tmp_path / "run", progress=False)
     assert s2["retried"] == 3 and s2["new"] == 3
     assert s2["termination_reasons"] == {"max_turns": 12} and s2["warnings"] == []
     rows = [json.loads(x) for x in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
@@ -105,7 +88,7 @@ def _answer_cfg(data_dir, srv, limit=10):
 
 def test_corrupt_cache_usage_and_manifest_are_moved_aside_and_rebuilt(data_dir, tmp_path, caplog):
     out = tmp_path / "run"
-    with FakeOpenAIServer(reply=_reply) as srv:
+    with FakeOpenAIServer(reply=reply_by_hash) as srv:
         answer(_answer_cfg(data_dir, srv), out, progress=False)
         rows = (out / "conversations.jsonl").read_bytes()
         (out / "cache.sqlite").write_bytes(b"this is not a database" * 100)
@@ -128,8 +111,8 @@ def test_corrupt_cache_usage_and_manifest_are_moved_aside_and_rebuilt(data_dir, 
 @pytest.mark.slow
 def test_kill_9_then_rerun_loses_nothing_and_counts_every_request_once(data_dir, tmp_path):
     n = 40
-    with FakeOpenAIServer(reply=_reply, delay_s=0.01) as srv:
-        cfg = _sim_cfg(data_dir, srv, n=n).model_dump(mode="json", exclude_defaults=True)
+    with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.01) as srv:
+        cfg = socratic_config(data_dir, srv, n=n).model_dump(mode="json", exclude_defaults=True)
         cfg["concurrency"] = 4
         path = tmp_path / "sim.yaml"
         path.write_text(yaml.safe_dump(cfg))
@@ -164,7 +147,7 @@ def test_health_warnings_when_every_conversation_fails_one_way(data_dir, tmp_pat
         return "Sure, here is what I think." if body["model"] == "sim" else "Answer."
 
     with FakeOpenAIServer(reply=assistant_like) as srv:
-        s = simulate(_sim_cfg(data_dir, srv, n=5), tmp_path / "run", progress=False)
+        s = simulate(socratic_config(data_dir, srv, n=5), tmp_path / "run", progress=False)
     assert s["termination_reasons"] == {"role_flip": 5}
     assert "simulate: 5/5 conversations ended on role_flip" in s["warnings"]
     assert "simulate: 5/5 conversations have no follow-up user turn" in s["warnings"]
@@ -180,7 +163,7 @@ def test_cli_prints_warnings_and_strict_exits_3(data_dir, tmp_path, strict):
         return "Sure, here is what I think." if body["model"] == "sim" else "Answer."
 
     with FakeOpenAIServer(reply=assistant_like) as srv:
-        cfg = _sim_cfg(data_dir, srv, n=3).model_dump(mode="json", exclude_defaults=True)
+        cfg = socratic_config(data_dir, srv, n=3).model_dump(mode="json", exclude_defaults=True)
         path = tmp_path / "sim.yaml"
         path.write_text(yaml.safe_dump(cfg))
         r = _cli("simulate", "--config", path, "--out", tmp_path / "run", *(["--strict"] if strict else []))

@@ -71,6 +71,7 @@ def test_structured_output_parses_from_random_model(tiny_model_dir):
     assert all(isinstance(r.value, Strategy) for r in results)
 
 
+@pytest.mark.slow
 def test_missing_model_is_a_clear_error(tmp_path):
     import pytest
 

@@ -175,6 +175,7 @@ def test_run_force_new_resume_funnel_and_strict(tmp_path):
     assert state["stages"]["select.persona"]["kept_after_filter"] == 4 and not state["warnings"]
 
 
+@pytest.mark.slow
 def test_run_checks_the_realism_reference_before_any_request(tmp_path):
     """A realism `real:` file that is not dialogues fails at validation, naming file and field."""
     cfg = tmp_path / "bad.yaml"

@@ -30,6 +30,7 @@ def sim_dir(data_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_trained_simulator_over_http_sends_training_ids(sim_dir, fake_server, tmp_path):
     cfg = SimulateConfig(
         mode="socratic",

@@ -5,7 +5,6 @@ mid-run (0 lost, 0 duplicated), the driver killed and the run resumed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import reply_by_hash, socratic_config
 
 from dialforge.answer import AnswerConfig, answer
 from dialforge.llm import backend_config
@@ -25,7 +25,7 @@ from dialforge.llm.types import Completion
 from dialforge.run.blockdir import BlockDir
 from dialforge.run.kernel import ExecutorConfig, LocalExecutor, make_executor, use_executor
 from dialforge.run.ray_executor import RayExecutor
-from dialforge.simulate import SimulateConfig, simulate
+from dialforge.simulate import simulate
 from dialforge.testing import FakeOpenAIServer
 
 
@@ -41,23 +41,6 @@ def cluster():
     yield c
     ray.shutdown()
     c.shutdown()
-
-
-def _reply(body):
-    h = hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()[:16]
-    return f"Why {h}?" if body["model"] == "sim" else f"Answer {h}."
-
-
-def _sim_cfg(data_dir, srv, n=12, **kw):
-    return SimulateConfig(
-        mode="socratic",
-        seeds={"questions": [str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")], "limit": n},
-        user=backend_config(model="sim", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
-        assistant=backend_config(model="asst", base_url=srv.base_url, max_retries=0, backoff_base_s=0.01),
-        max_turns=3,
-        concurrency=4,
-        **kw,
-    )
 
 
 def _rows(path: Path) -> list[dict]:
@@ -146,15 +129,16 @@ def test_worker_cache_merges_once_per_tag(tmp_path):
     assert [r[:4] for r in dst.usage_rows()] == [("s", "m", 3, 7)]
 
 
+@pytest.mark.slow
 def test_ray_run_writes_the_same_bytes_as_a_local_run_and_retries_failed_jobs(cluster, data_dir, tmp_path):
-    with FakeOpenAIServer(reply=_reply) as srv:
-        simulate(_sim_cfg(data_dir, srv, n=24), tmp_path / "local", progress=False)
+    with FakeOpenAIServer(reply=reply_by_hash) as srv:
+        simulate(socratic_config(data_dir, srv, n=24), tmp_path / "local", progress=False)
         with use_executor(RayExecutor(block_size=5)):
-            s = simulate(_sim_cfg(data_dir, srv, n=24), tmp_path / "ray", progress=False)
+            s = simulate(socratic_config(data_dir, srv, n=24), tmp_path / "ray", progress=False)
         # a local run with 3 errored conversations, resumed on Ray: the failed ones are retried
         srv.inject("500", times=3)
-        first = simulate(_sim_cfg(data_dir, srv, n=24), tmp_path / "mixed", progress=False)
-        cfg = _sim_cfg(data_dir, srv, n=24, executor={"kind": "ray", "block_size": 5})
+        first = simulate(socratic_config(data_dir, srv, n=24), tmp_path / "mixed", progress=False)
+        cfg = socratic_config(data_dir, srv, n=24, executor={"kind": "ray", "block_size": 5})
         again = simulate(cfg, tmp_path / "mixed", progress=False)
     ref = (tmp_path / "local/conversations.jsonl").read_bytes()
     assert (tmp_path / "ray/conversations.jsonl").read_bytes() == ref
@@ -168,9 +152,10 @@ def test_ray_run_writes_the_same_bytes_as_a_local_run_and_retries_failed_jobs(cl
     assert not (tmp_path / "ray/workers").exists()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_block_is_retried_nothing_lost_nor_duplicated(cluster, data_dir, tmp_path):
-    with FakeOpenAIServer(reply=_reply, delay_s=0.02) as srv:
-        simulate(_sim_cfg(data_dir, srv, n=40), tmp_path / "ref", progress=False)
+    with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
+        simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
         served = srv.served
         out = tmp_path / "run"
         killed: list[int] = []
@@ -186,7 +171,7 @@ def test_a_worker_killed_mid_block_is_retried_nothing_lost_nor_duplicated(cluste
 
         w = _watch(started, kill)
         with use_executor(RayExecutor(block_size=10)):
-            s = simulate(_sim_cfg(data_dir, srv, n=40), out, progress=False)
+            s = simulate(socratic_config(data_dir, srv, n=40), out, progress=False)
         w.join()
         served = srv.served - served
     assert killed, "no block was running long enough to be killed"
@@ -199,9 +184,10 @@ def test_a_worker_killed_mid_block_is_retried_nothing_lost_nor_duplicated(cluste
     assert 0 <= served - _calls(out) <= 4  # only requests in flight at the kill are uncounted
 
 
+@pytest.mark.slow
 def test_a_block_ray_gives_up_on_keeps_what_it_finished_and_the_rest_is_retried_next_run(cluster, data_dir, tmp_path):
-    with FakeOpenAIServer(reply=_reply, delay_s=0.02) as srv:
-        simulate(_sim_cfg(data_dir, srv, n=40), tmp_path / "ref", progress=False)
+    with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
+        simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
         out = tmp_path / "run"
         kept: list[int] = []
 
@@ -212,21 +198,22 @@ def test_a_block_ray_gives_up_on_keeps_what_it_finished_and_the_rest_is_retried_
 
         w = _watch(lambda: any(n >= 3 for _, n in _block_progress(out)), kill)
         with use_executor(RayExecutor(block_size=10, max_retries=0)):
-            s = simulate(_sim_cfg(data_dir, srv, n=40), out, progress=False)
+            s = simulate(socratic_config(data_dir, srv, n=40), out, progress=False)
         w.join()
         lost = s["termination_reasons"].get("error", 0)
         assert kept and 0 < lost <= 10 - kept[0]  # the killed block's finished jobs were kept
         errors = [r["meta"]["error"] for r in _rows(out / "conversations.jsonl") if "error" in r["meta"]]
         assert len(errors) == lost and all(e.startswith("block lost: ") for e in errors)
-        again = simulate(_sim_cfg(data_dir, srv, n=40), out, progress=False)
+        again = simulate(socratic_config(data_dir, srv, n=40), out, progress=False)
     assert again["retried"] == lost and again["termination_reasons"] == {"max_turns": 40}
     assert (out / "conversations.jsonl").read_bytes() == (tmp_path / "ref/conversations.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_driver_killed_then_a_local_rerun_merges_what_workers_finished(cluster, data_dir, tmp_path):
-    with FakeOpenAIServer(reply=_reply, delay_s=0.02) as srv:
-        simulate(_sim_cfg(data_dir, srv, n=40), tmp_path / "ref", progress=False)
-        cfg = _sim_cfg(data_dir, srv, n=40).model_dump(mode="json", exclude_defaults=True)
+    with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
+        simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
+        cfg = socratic_config(data_dir, srv, n=40).model_dump(mode="json", exclude_defaults=True)
         cfg["executor"] = {"kind": "ray", "block_size": 10}
         path = tmp_path / "sim.yaml"
         path.write_text(yaml.safe_dump(cfg))
@@ -264,15 +251,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_the_second_node_killed_mid_run(cluster, data_dir, tmp_path):
     """Last in the module: it removes a node (and adds one back for anything after it)."""
     second = next(n for n in cluster.list_all_nodes() if not n.head)
-    with FakeOpenAIServer(reply=_reply, delay_s=0.02) as srv:
-        simulate(_sim_cfg(data_dir, srv, n=40), tmp_path / "ref", progress=False)
+    with FakeOpenAIServer(reply=reply_by_hash, delay_s=0.02) as srv:
+        simulate(socratic_config(data_dir, srv, n=40), tmp_path / "ref", progress=False)
         out = tmp_path / "run"
         w = _watch(lambda: sum(n for _, n in _block_progress(out)) >= 6, lambda: cluster.remove_node(second))
         with use_executor(RayExecutor(block_size=10, workers=2)):
-            s = simulate(_sim_cfg(data_dir, srv, n=40), out, progress=False)
+            s = simulate(socratic_config(data_dir, srv, n=40), out, progress=False)
         w.join()
     try:
         assert not any(n is second for n in cluster.list_all_nodes())
@@ -287,6 +275,7 @@ def test_the_second_node_killed_mid_run(cluster, data_dir, tmp_path):
         cluster.wait_for_nodes()
 
 
+@pytest.mark.slow
 def test_an_unknown_executor_is_one_line_and_exit_2(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "dialforge.cli", "answer", "--prompts", "x.txt", "--out", str(tmp_path / "o"),

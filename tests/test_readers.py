@@ -280,6 +280,7 @@ def test_big_json_streams_with_ijson_and_reads_the_same(data_dir, tmp_path, monk
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_convert_streams_and_keeps_the_old_output_on_failure(tmp_path):
     src = _jsonl(tmp_path / "in.jsonl", [{"id": f"c{i}", "data": ["synthetic q", "synthetic a"]} for i in range(50)])
     dst = tmp_path / "out.jsonl"
@@ -323,6 +324,7 @@ def test_bom_and_utf16_files_are_read(tmp_path, enc, bom, suffix):
 # -- duplicates --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_duplicate_ids_reported_and_dedup_keeps_first(tmp_path):
     def rec(i, text):
         return {"id": f"c{i}", "messages": [{"role": "user", "content": text}]}
@@ -377,6 +379,7 @@ def _mapped_file(tmp_path):
     return _jsonl(tmp_path / "m.jsonl", recs)
 
 
+@pytest.mark.slow
 def test_mapping_flags_and_yaml(tmp_path):
     src = _mapped_file(tmp_path)
     out = tmp_path / "o.jsonl"
@@ -415,6 +418,7 @@ def test_mapping_flags_and_yaml(tmp_path):
     assert r.returncode == 2 and "maps to 'boss'" in r.stderr
 
 
+@pytest.mark.slow
 def test_unknown_shape_names_the_keys(tmp_path):
     src = _mapped_file(tmp_path)
     r = _cli("convert", str(src), str(tmp_path / "o.jsonl"))
@@ -425,6 +429,7 @@ def test_unknown_shape_names_the_keys(tmp_path):
 # -- seeds ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_seed_files(tmp_path, data_dir):
     assert len(read_seeds(data_dir / "fastchat/mt_bench/question.jsonl")) == 80
     evalp = _jsonl(tmp_path / "e.jsonl", [{"class": "synthetic", "data": f"synthetic prompt {i}"} for i in range(3)])
@@ -459,6 +464,7 @@ def test_simulate_load_seeds_uses_text_field(tmp_path):
 # -- intents for self-talk ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_intents_from_dialogue_goals(data_dir, tmp_path):
     star = read_intents(data_dir / "star/star_dialogues_subset.jsonl")
     assert isinstance(star, dict) and "*" in star  # multi-task dialogues' goals are for any workflow
@@ -487,6 +493,7 @@ def test_intents_from_dialogue_goals(data_dir, tmp_path):
 # -- the registry, `dialforge formats`, the README -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_formats_command_and_readme_list_every_format():
     r = _cli("formats")
     assert r.returncode == 0

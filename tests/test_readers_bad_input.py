@@ -192,6 +192,7 @@ def _one_line_error(r) -> str:
     return err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,fmt,bad,field,cause", RECORD_CASES, ids=[c[0] for c in RECORD_CASES])
 def test_bad_record(tmp_path, case, fmt, bad, field, cause):
     src = tmp_path / "bad.jsonl"
@@ -228,6 +229,7 @@ SEED_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,bad,args,msg", SEED_CASES, ids=[c[0] for c in SEED_CASES])
 def test_bad_seed_record(tmp_path, case, bad, args, msg):
     good = {"text": "synthetic ok", "body": "synthetic ok"}
@@ -346,6 +348,7 @@ FILE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case,name,content,cmd,says", FILE_CASES, ids=[c[0] for c in FILE_CASES])
 def test_bad_file(tmp_path, case, name, content, cmd, says):
     src = tmp_path / name

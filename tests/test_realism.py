@@ -103,6 +103,7 @@ def test_split_is_by_family_seeded_and_order_free(pool):
         split_heldout(pool, 1.5)
 
 
+@pytest.mark.slow
 def test_real_vs_disjoint_real_split_is_indistinguishable(halves, embedder):
     a, b = halves
     card = realism(b, a, embedder=embedder, **FAST)
@@ -120,6 +121,7 @@ def test_real_vs_disjoint_real_split_is_indistinguishable(halves, embedder):
     assert set(card.overall.components) == {"indistinguishability", "mauve", "shape", "opening_diversity", "role"}
 
 
+@pytest.mark.slow
 def test_roles_swapped_is_detected(halves, embedder):
     a, b = halves
     swapped = [s for s in (_swap_roles(c) for c in b) if s is not None]
@@ -186,6 +188,7 @@ def test_mauve_and_vendi_definitions():
     assert vendi(np.tile(x[:1], (5, 1))) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_cli_json_out_and_stage(halves, tmp_path, cache_dir, data_dir):
     a, b = halves
     sim = tmp_path / "sim.json"
@@ -231,6 +234,7 @@ def test_cli_json_out_and_stage(halves, tmp_path, cache_dir, data_dir):
     assert r.returncode == 2 and "missing.jsonl" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_heldout_perplexity_shows_training(tiny_model_dir, data_dir, tmp_path):
     from transformers import AutoTokenizer
 

@@ -44,6 +44,7 @@ def _cli(cmd, args, cache, out):
     return subprocess.run([*cmd, *args, "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_dialforge_tiny_trains_offline(tiny_cache, tmp_path, dialforge_cli):
     data = tmp_path / "d.jsonl"
     data.write_text(
@@ -60,6 +61,7 @@ def test_dialforge_tiny_trains_offline(tiny_cache, tmp_path, dialforge_cli):
     assert summary["steps"] == 1 and summary["config"]["model"] == "dialforge-tiny"
 
 
+@pytest.mark.slow
 def test_dialforge_tiny_simulates_offline(tiny_cache, tmp_path, dialforge_cli):
     cfg = tmp_path / "sim.yaml"
     cfg.write_text(

@@ -51,6 +51,7 @@ def test_api_key_sent_but_never_written(data_dir, fake_server, tmp_path, monkeyp
     assert manifest["models"] == {"assistant": "fake-model"}
 
 
+@pytest.mark.slow
 def test_cache_and_usage_on_rerun_and_resume(data_dir, fake_server, tmp_path):
     out = tmp_path / "run"
     cfg = _cfg(data_dir, fake_server)

@@ -104,6 +104,7 @@ def test_validate_filter_uses_the_registry():
     assert validate_filter("my_field > 1", extra_fields={"my_field"})
 
 
+@pytest.mark.slow
 def test_filter_file_streams_and_names_the_record(threads, tmp_path):
     threads = threads[:80]
     f = tmp_path / "t.jsonl"
@@ -131,6 +132,7 @@ def _no_embedding():
     return ScoreConfig(embedder=None, self_bleu_sample=20)
 
 
+@pytest.mark.slow
 def test_every_score_written_is_registered(threads, tmp_path):
     convs = threads[:30]
     convs[0].meta["workflow_eval"] = {"depth": 2, "relative_depth": 0.5, "success": True}
@@ -153,6 +155,7 @@ def test_every_score_written_is_registered(threads, tmp_path):
     assert [(m["name"], m["level"], m["direction"]) for m in listed] == want
 
 
+@pytest.mark.slow
 def test_score_field_of_the_wrong_type_is_one_line(threads, tmp_path):
     good = [orjson.loads(orjson.dumps({"messages": [m.model_dump() for m in c.messages]})) for c in threads[:3]]
     bad_depth = json.loads(json.dumps(good[1]))
@@ -196,6 +199,7 @@ def _peak(fn):
         tracemalloc.stop()
 
 
+@pytest.mark.slow
 def test_file_commands_stream_in_flat_memory(tmp_path):
     """Peak Python allocations stay flat when the file grows 4x (and far below its size)."""
     from dialforge.io.reader import iter_conversations
@@ -282,6 +286,7 @@ def test_blocked_embedding_dedup_equals_the_greedy_scan():
 
 
 # -- clustering --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_blocked_kernel_equals_exact_and_faiss_clustering():
     from dialforge.induce.cluster import cluster, exact_threshold_clustering
 
@@ -299,6 +304,7 @@ def test_blocked_kernel_equals_exact_and_faiss_clustering():
 
 
 # -- embedder cache ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_embedder_creates_its_cache_folder_and_reuses_vectors(tmp_path, monkeypatch):
     from dialforge.induce.embed import Embedder, length_buckets
 
@@ -335,6 +341,7 @@ def test_rouge_l_equals_rouge_score_on_real_star_turns(data_dir):
 
 
 # -- stats -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_stats_words_tokens_and_plurals(threads, tmp_path, tiny_model_dir):
     f = tmp_path / "one.jsonl"
     write_conversations(threads[:1], f)

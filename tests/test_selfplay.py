@@ -251,6 +251,7 @@ def test_rouge_picker_where_asked(tmp_path):
     assert [m.meta["step"] for m in conv.messages if m.role == "assistant"] == ["greet", "budget", "done"]
 
 
+@pytest.mark.slow
 def test_mode_registry_drives_config_and_cli():
     from dialforge.simulate.modes import MODES, mode_names
 

@@ -18,6 +18,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "dialforge.cli", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_sgd_train_schema_gives_53_valid_workflows(data_dir, tmp_path):
     schema = json.loads((data_dir / "sgd/train/schema.json").read_text())
     out = tmp_path / "wf"
@@ -147,6 +148,7 @@ def test_multiwoz22_schema_shape(tmp_path):
     assert intents["synthhotel_book_synthhotel"] == ["book a hotel"]  # free-form slot, no dialogues
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content,found",
     [
@@ -165,6 +167,7 @@ def test_wrong_file_to_sgd_importer_is_one_line(tmp_path, content, found):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_selftalk_takes_intents_file(data_dir, tmp_path):
     """Two SGD workflows, client intents from `workflows import`'s intents.json via --intents."""
     from dialforge.testing import FakeOpenAIServer

@@ -216,6 +216,7 @@ def test_strategy_mode_judge_rejects(library):
     assert "### New instruction\nWhy number 0" in req.messages[1]["content"]
 
 
+@pytest.mark.slow
 def test_strategy_mode_engine_stops_are_rejections(library):
     """A role flip or a goodbye is a rejection that resamples, not the end of the dialogue."""
     cfg = _cfg(
@@ -237,6 +238,7 @@ def test_strategy_mode_engine_stops_are_rejections(library):
     assert conv.messages[2].meta["rejections"] == ["engine stop: role_flip", "engine stop: goodbye"]
 
 
+@pytest.mark.slow
 def test_strategy_mode_judge_defaults_to_the_assistant_model(library, fake_server, tmp_path):
     def reply(body):
         rf = body.get("response_format") or {}

@@ -153,6 +153,7 @@ def test_bad_train_inputs(tmp_path, tiny_model_dir):
     assert r.returncode == 2 and "no example has a trainable token" in r.stderr
 
 
+@pytest.mark.slow
 def test_resume_skips_an_incomplete_checkpoint(tiny_model_dir, threads, tmp_path, caplog):
     """A kill mid-save leaves a checkpoint without trainer_state.json: resume warns and takes
     the newest whole one instead of failing on every re-run."""

@@ -97,9 +97,14 @@ def test_star_importer_on_real_tasks(tmp_path, data_dir):
     assert failed == {} and len(wfs) == 18
     bank = next(w for w in wfs if w.name == "bank_balance")
     assert bank.steps["hello"].say == "Hello, how can I help?"
-    # the query branches: authenticated -> balance, else cannot authenticate
-    pin = {o.next for o in bank.steps["bank_ask_pin"].options}
-    assert {"bank_inform_balance", "bank_inform_cannot_authenticate", "bank_ask_dob"} <= pin
+    # the query is a tool step whose results branch: authenticated -> balance, else more checks
+    assert [o.next for o in bank.steps["bank_ask_pin"].options] == ["query"]
+    assert [(o.label, o.next) for o in bank.steps["query"].options] == [
+        ("info_missing", "bank_ask_dob"),
+        ("info_missing2", "bank_inform_cannot_authenticate"),
+        ("query_failure", "bank_inform_cannot_authenticate"),
+        ("query_success", "bank_inform_balance"),
+    ]
     assert bank.steps["bank_inform_balance"].say == "Your current balance is in credit."  # slot removed
     apt = next(w for w in wfs if w.name == "apartment_search")
     assert [(o.answer, o.next) for o in apt.steps["apartment_ask_search_more"].options] == [
@@ -325,6 +330,7 @@ def test_depth_is_linear_time_and_deep_chains_work():
     assert draw(wf).count("\n") == 1 + 2 * (n - 1) + 1 - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind,content,msg",
     [
@@ -366,6 +372,139 @@ def test_star_importer_accounts_for_every_node(data_dir):
         assert nodes == set(wf.steps) | set(dropped), wf.name
         assert not set(wf.steps) & set(dropped)
         assert all(why and why != "not an agent step" for why in dropped.values()), (wf.name, dropped)
+        # every node of the graph that has something to say is a step: none is lost
+        said = {n for n in {*data["graph"], *data["graph"].values()} if n in texts} - set(dropped)
+        assert said <= set(wf.steps), wf.name
         for why in dropped.values():
             reasons[why.split(":")[0]] = reasons.get(why.split(":")[0], 0) + 1
-    assert reasons  # the README quotes these counts
+    # the README quotes these counts
+    assert sum(len(w.steps) for w in wfs) == 172
+    assert reasons == {
+        "reply template the flowchart does not link (out_of_scope, bye, optional wording)": 79,
+        "query result": 30,
+        "user answer": 23,
+        "the wizard's verdict on the user's answer": 3,
+    }
+
+
+def _star(data_dir):
+    wfs, failed = import_star(data_dir / "star/tasks")
+    assert failed == {}
+    return {w.name: w for w in wfs}
+
+
+# task -> the question its yes/no answers, and where each leads (the STAR graph's yes/no edges)
+STAR_YES_NO = {
+    "apartment_search": ("apartment_ask_search_more", "apartment_inform_search_criteria", "goodbye_1"),
+    "doctor_schedule": ("doctor_inform_booking_available", "query_book", "doctor_ask_doctor_name"),
+    "hotel_book": ("hotel_ask_confirm_booking", "query_book", "hotel_ask_hotel"),
+    "hotel_search": ("hotel_ask_search_more", "hotel_inform_search_criteria", "goodbye_1"),
+    "meeting_schedule": ("meeting_inform_unavailable_ask_different_time", "query", "goodbye_1"),
+    "plane_book": ("plane_flight_available", "query_book", "plane_ask_flight_id"),
+    "plane_search": ("plane_ask_more_questions", "plane_request_optional", "goodbye_1"),
+    "restaurant_book": ("restaurant_ask_confirm_booking", "query_book", "restaurant_ask_restaurant"),
+    "restaurant_search": ("restaurant_ask_continue_searching", "restaurant_inform_search_criteria", "goodbye_1"),
+    "ride_book": ("ride_ask_confirm_booking", "query_book", "ride_inform_search_criteria"),
+    "spaceship_access_codes": ("anything_else", None, "spaceship_bye"),
+    "spaceship_life_support": ("anything_else", None, "spaceship_bye"),
+}
+
+
+def test_star_yes_no_answer_the_question_they_follow(data_dir):
+    """Each yes/no pair becomes the reference answers of the one question it answers (a
+    booking "yes" answers the question after the availability check), and nowhere else."""
+    wfs = _star(data_dir)
+    for name, (question, yes, no) in STAR_YES_NO.items():
+        wf = wfs[name]
+        answered = {
+            sid: [(o.answer, o.next) for o in st.options if o.label in ("yes", "no")] for sid, st in wf.steps.items()
+        }
+        expected = [("Yes", yes)] if yes else []
+        assert sorted(answered[question]) == sorted([*expected, ("No", no)]), name
+        assert all(not v for sid, v in answered.items() if sid != question), name
+    assert not any(
+        o.label in ("yes", "no") for n in set(wfs) - set(STAR_YES_NO) for s in wfs[n].steps.values() for o in s.options
+    )
+
+
+def test_star_api_calls_are_tool_steps_branching_on_their_results(data_dir):
+    wfs = _star(data_dir)
+    for name, wf in wfs.items():
+        graph = json.loads((data_dir / f"star/tasks/{name}.json").read_text())["graph"]
+        queries = {n for n in {*graph, *graph.values()} if n == "query" or n in ("query_check", "query_book")}
+        assert queries and set(wf.source["tool_steps"]) == queries and queries <= set(wf.steps), name
+        assert all(wf.source["tool_steps"][q] == name for q in queries)
+        for q in queries:
+            labels = [o.label for o in wf.steps[q].options]
+            if q in graph:  # a direct successor: no branch
+                assert [o.next for o in wf.steps[q].options] == [graph[q]] and labels == [None], (name, q)
+            else:
+                assert labels and all(graph[lab] == o.next for lab, o in zip(labels, wf.steps[q].options, strict=True))
+    ride = wfs["ride_book"]  # the check's success/failure branch (once lost with the booking)
+    assert [(o.label, o.next) for o in ride.steps["query_check"].options] == [
+        ("query_success", "ride_ask_confirm_booking"),
+        ("query_failure", "ride_inform_nothing_found"),
+    ]
+    assert [o.next for o in ride.steps["query_book"].options] == ["ride_confirm_booking"]
+    hotel = wfs["hotel_book"]  # booking results belong to the booking query, not to the check
+    assert [o.label for o in hotel.steps["query_check"].options] == ["available", "unavailable"]
+    assert [o.label for o in hotel.steps["query_book"].options] == ["query_success", "query_failure"]
+
+
+def test_star_every_step_is_reachable_and_the_inferred_edges_are_listed(data_dir):
+    """The nodes once unreachable (ride_book's booking, ride_status's update, trivia's
+    verdicts) are reached; edges the graph lacks are listed, never silent."""
+    wfs = _star(data_dir)
+    assert not any("unreachable" in why for w in wfs.values() for why in w.source["dropped"].values())
+    assert {"ride_confirm_booking", "ride_ask_confirm_booking", "ride_inform_nothing_found"} <= set(
+        wfs["ride_book"].steps
+    )
+    status = wfs["ride_status"]
+    assert [o.next for o in status.steps["ride_provide_booking_status"].options] == [
+        "ride_provide_booking_status_update"
+    ]
+    assert status.source["inferred_edges"] == [
+        "ride_provide_booking_status --any reply--> ride_provide_booking_status_update"
+    ]
+    trivia = wfs["trivia"]
+    assert trivia.steps["trivia_ask_question"].say == "[the question]"  # a slot-only template: a placeholder
+    assert [(o.label, o.next) for o in trivia.steps["trivia_ask_question"].options] == [
+        ("correct", "trivia_inform_answer_correct_ask_next"),
+        ("incorrect", "trivia_inform_answer_incorrect_ask_next"),
+        ("noanswer", "trivia_inform_answer_2_ask_next"),
+    ]
+    for ask_next in ("trivia_inform_answer_correct_ask_next", "trivia_inform_answer_incorrect_ask_next"):
+        assert [(o.answer, o.next) for o in trivia.steps[ask_next].options] == [
+            ("Yes", "query"),
+            ("No", "anything_else"),
+        ]
+    assert len(trivia.source["inferred_edges"]) == 3
+    assert sum(bool(w.source["inferred_edges"]) for w in wfs.values()) == 2
+    assert trivia.max_depth == 6 and wfs["ride_book"].max_depth == 10  # hello ... anything_else
+
+
+def test_the_tracker_walks_through_tool_steps_and_placeholders_a_human_never_says():
+    """A human agent calls an API silently and says a fetched text in its own words: the
+    graph-order walk may pass a tool step and a slot-only placeholder (synthetic workflow)."""
+    from dialforge.workflows import Workflow
+
+    steps = {
+        "ask": {"say": "Which flight number do you want to check?", "options": [{"next": "call"}]},
+        "call": {"say": "One moment, let me look that up.", "options": [{"next": "fetched"}]},
+        "fetched": {"say": "[the message]", "options": [{"next": "bye"}]},
+        "bye": {"say": "Is there anything else that I can do for you?"},
+    }
+    utts = ["Which flight number do you want to check?", "Is there anything else that I can do for you?"]
+    plain = Workflow.model_validate({"name": "w", "start": "ask", "steps": steps})
+    assert track(plain, utts)["path"] == ["ask"]  # without the marks the walk stops at the call
+    marked = Workflow.model_validate(
+        {
+            "name": "w",
+            "start": "ask",
+            "steps": steps,
+            "source": {"tool_steps": {"call": "flights"}, "slot_only_nodes": ["fetched"]},
+        }
+    )
+    r = track(marked, utts)
+    assert r["path"] == ["ask", "bye"] and r["success"]
+    assert marked.next_said("ask") == ["call", "fetched", "bye"]

@@ -145,6 +145,7 @@ class FakeOpenAIServer:
         self.record = record
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []  # each request's path: /v1/chat/completions or /v1/completions
         self.in_flight = 0
         self.max_in_flight = 0
         self.served = 0
@@ -177,6 +178,7 @@ class FakeOpenAIServer:
         if self.record:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
+            self.paths.append(request.path)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -184,49 +186,61 @@ class FakeOpenAIServer:
                 return web.Response(status=429, text="over capacity", headers={"Retry-After": "0"})
             fault = self._next_fault()
             if fault is not None:
-                kind, kw = fault
-                if kind == "500":
-                    return web.Response(status=500, text="injected server error")
-                if kind == "429":
-                    return web.Response(
-                        status=429, text="slow down", headers={"Retry-After": str(kw.get("retry_after", 0))}
-                    )
-                if kind == "hang":
-                    await asyncio.sleep(kw.get("seconds", 30))
-                if kind in ("401", "404", "echo_key"):
-                    return _error_response(kind, kw, body, request.headers.get("Authorization", ""))
-                if kind == "malformed":
-                    return web.Response(status=200, body=b"{not json", content_type="application/json")
+                failed = await self._fault_response(fault, body, request.headers.get("Authorization", ""))
+                if failed is not None:
+                    return failed
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             content = "this is not JSON" if fault and fault[0] == "bad_json" else self.reply(body)
-            n = body.get("n", 1)
-            prompt_tokens = sum(_words(m.get("content") or "") for m in body.get("messages", []))
-            raw = "messages" not in body  # /v1/completions: a raw (text or token-id) prompt
-            if raw:
-                p = body.get("prompt")
-                prompt_tokens = len(p) if isinstance(p, list) else _words(str(p or ""))
-            resp = {
-                "id": f"{'cmpl' if raw else 'chatcmpl'}-{next(self._ids)}",
-                "object": "text_completion" if raw else "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "fake"),
-                "choices": [
-                    {"index": i, "text": content, "finish_reason": "stop"}
-                    if raw
-                    else {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                    for i in range(n)
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": _words(content) * n,
-                    "total_tokens": prompt_tokens + _words(content) * n,
-                },
-            }
             self.served += 1
-            return web.Response(body=orjson.dumps(resp), content_type="application/json")
+            return web.Response(body=orjson.dumps(self._completion(body, content)), content_type="application/json")
         finally:
             self.in_flight -= 1
+
+    @staticmethod
+    async def _fault_response(fault: tuple[str, dict[str, Any]], body: dict[str, Any], auth: str) -> Any:
+        """The response an injected fault gives, or None to answer normally (after a hang,
+        or with `bad_json` content)."""
+        from aiohttp import web
+
+        kind, kw = fault
+        if kind == "hang":
+            await asyncio.sleep(kw.get("seconds", 30))
+            return None
+        if kind == "500":
+            return web.Response(status=500, text="injected server error")
+        if kind == "429":
+            return web.Response(status=429, text="slow down", headers={"Retry-After": str(kw.get("retry_after", 0))})
+        if kind in ("401", "404", "echo_key"):
+            return _error_response(kind, kw, body, auth)
+        if kind == "malformed":
+            return web.Response(status=200, body=b"{not json", content_type="application/json")
+        return None
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+        """A chat completion, or a text completion for a raw (text or token-id) prompt."""
+        n = body.get("n", 1)
+        raw = "messages" not in body  # /v1/completions
+        if raw:
+            p = body.get("prompt")
+            prompt_tokens = len(p) if isinstance(p, list) else _words(str(p or ""))
+            choices = [{"index": i, "text": content, "finish_reason": "stop"} for i in range(n)]
+        else:
+            prompt_tokens = sum(_words(m.get("content") or "") for m in body.get("messages", []))
+            message = {"role": "assistant", "content": content}
+            choices = [{"index": i, "message": message, "finish_reason": "stop"} for i in range(n)]
+        return {
+            "id": f"{'cmpl' if raw else 'chatcmpl'}-{next(self._ids)}",
+            "object": "text_completion" if raw else "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": _words(content) * n,
+                "total_tokens": prompt_tokens + _words(content) * n,
+            },
+        }
 
     async def _serve(self) -> None:
         from aiohttp import web

@@ -19,23 +19,21 @@ from ._records import load_json
 Intents = dict[str, list[str]] | list[str]
 
 
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(x, str) for x in value)
+
+
 def _from_object(data: Any) -> Intents | None:
     """An intents mapping or list, or None when `data` is something else (a dialogue file)."""
-    if isinstance(data, list) and data and all(isinstance(x, str) for x in data):
+    if _texts(data):
         return [x for x in data if x.strip()]
-    if (
-        isinstance(data, dict)
-        and data
-        and all(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in data.values())
-    ):
+    if isinstance(data, dict) and data and all(_texts(v) for v in data.values()):
         return {str(k): [x for x in v if x.strip()] for k, v in data.items()}
     return None
 
 
 def read_intents(path: str | Path) -> Intents:
     """{workflow name: [intents]} or a flat list of intents (see the module docstring)."""
-    from .reader import read_conversations
-
     path = Path(path)
     if not path.exists():
         raise DialforgeError(f"{path}: intents file not found")
@@ -54,6 +52,13 @@ def read_intents(path: str | Path) -> Intents:
         from .seeds import read_seeds
 
         return read_seeds(path)
+    return _goals(path)
+
+
+def _goals(path: Path) -> Intents:
+    """The goal texts of a dialogue file, keyed by task where dialogues name one."""
+    from .reader import read_conversations
+
     by_task: dict[str, list[str]] = {}
     flat: list[str] = []
     for c in read_conversations(path, on_error="skip"):

@@ -80,45 +80,9 @@ class LLM:
         """Answers in order. With a cache, an identical request already in flight is awaited,
         not sent twice (single flight), and counts as a cache hit."""
         out: list[Completion | None] = [None] * len(requests)
-        keys: list[str] = []
-        missing: list[int] = []
-        waiting: list[tuple[int, asyncio.Future[Completion]]] = []
-        for i, req in enumerate(requests):
-            if self.cache is not None:
-                key = request_key(self.model_id, req)
-                keys.append(key)
-                hit = self.cache.get(key)
-                if hit is not None:
-                    out[i] = hit
-                    self.usage.record(self.stage, hit)
-                    continue
-                if key in self._inflight:
-                    waiting.append((i, self._inflight[key]))
-                    continue
-                self._inflight[key] = asyncio.get_running_loop().create_future()
-            missing.append(i)
+        keys, missing, waiting = self._lookup(requests, out)
         if missing:
-            try:
-                comps = await self.backend.chat([requests[i] for i in missing])
-            except BaseException as e:
-                for i in missing:
-                    fut = self._inflight.pop(keys[i], None) if self.cache is not None else None
-                    if fut is not None and not fut.done():
-                        fut.set_exception(e)
-                        fut.exception()  # mark retrieved
-                raise
-            for i, comp in zip(missing, comps, strict=True):
-                out[i] = comp
-                if self.cache is not None and self.usage.ledger is self.cache:
-                    self.usage.record(self.stage, comp, cache_key=keys[i])  # one transaction
-                else:
-                    self.usage.record(self.stage, comp)
-                    if self.cache is not None:
-                        self.cache.put(keys[i], comp)
-                if self.cache is not None:
-                    fut = self._inflight.pop(keys[i])
-                    if not fut.done():
-                        fut.set_result(comp)
+            await self._send(requests, missing, keys, out)
         for i, fut in waiting:
             comp = await fut
             shared = Completion(
@@ -132,6 +96,59 @@ class LLM:
             out[i] = shared
             self.usage.record(self.stage, shared)
         return out  # type: ignore[return-value]
+
+    def _lookup(
+        self, requests: Sequence[ChatRequest], out: list[Completion | None]
+    ) -> tuple[list[str], list[int], list[tuple[int, asyncio.Future[Completion]]]]:
+        """Fill cache hits into `out`; (cache keys, indices to send, indices to await from a
+        request in flight). Each index to send gets a future its twins can await."""
+        keys: list[str] = []
+        missing: list[int] = []
+        waiting: list[tuple[int, asyncio.Future[Completion]]] = []
+        for i, req in enumerate(requests):
+            if self.cache is None:
+                missing.append(i)
+                continue
+            key = request_key(self.model_id, req)
+            keys.append(key)
+            hit = self.cache.get(key)
+            if hit is not None:
+                out[i] = hit
+                self.usage.record(self.stage, hit)
+            elif key in self._inflight:
+                waiting.append((i, self._inflight[key]))
+            else:
+                self._inflight[key] = asyncio.get_running_loop().create_future()
+                missing.append(i)
+        return keys, missing, waiting
+
+    async def _send(
+        self, requests: Sequence[ChatRequest], missing: list[int], keys: list[str], out: list[Completion | None]
+    ) -> None:
+        """Send the missing requests; record usage and cache each answer (one transaction when
+        the cache is the usage ledger) and hand it to the requests waiting on it."""
+        try:
+            comps = await self.backend.chat([requests[i] for i in missing])
+        except BaseException as e:
+            for i in missing:
+                fut = self._inflight.pop(keys[i], None) if self.cache is not None else None
+                if fut is not None and not fut.done():
+                    fut.set_exception(e)
+                    fut.exception()  # mark retrieved
+            raise
+        for i, comp in zip(missing, comps, strict=True):
+            out[i] = comp
+            if self.cache is None:
+                self.usage.record(self.stage, comp)
+                continue
+            if self.usage.ledger is self.cache:
+                self.usage.record(self.stage, comp, cache_key=keys[i])  # one transaction
+            else:
+                self.usage.record(self.stage, comp)
+                self.cache.put(keys[i], comp)
+            fut = self._inflight.pop(keys[i])
+            if not fut.done():
+                fut.set_result(comp)
 
     def _messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         if self.system_prompt and (not messages or messages[0]["role"] != "system"):

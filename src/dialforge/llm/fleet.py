@@ -9,20 +9,25 @@ stays down; after the backoff one probe request goes to it, and its success puts
 A request that fails on an endpoint taken out is resent at once on another without using
 its retry budget (a server dying mid-run costs no errors); per-endpoint calls and
 failures go into the stage summary.
+
+Until some endpoint has answered once, a fleet whose every endpoint refuses connections
+(or rejects the model, path or key) for `connect_retry_s` raises `BackendUnavailable`
+naming each URL and why, as a single dead server does: the stage stops with exit 2
+instead of writing a failed record for every job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from .http import OpenAIHTTPBackend, _Fatal, _Retryable, _Unreachable
+from ..errors import BackendUnavailable
+from .http import OpenAIHTTPBackend, _EndpointFatal, _Fatal, _Retryable, _Unreachable, backoff_delay, gave_up
 from .types import ChatRequest, Completion
 
 log = logging.getLogger("dialforge.llm")
@@ -75,7 +80,11 @@ class EndpointFleet:
         self.down_base_s = down_base_s
         self.down_max_s = down_max_s
         self.endpoints = [_Endpoint(OpenAIHTTPBackend(model, u, max_retries=0, **http)) for u in base_urls]
+        self.connect_retry_s = self.endpoints[0].backend.connect_retry_s
         self._next = 0
+        self._served = False  # until one endpoint answers, a fleet of dead endpoints stops the stage
+        self._dead: dict[str, str] = {}  # url -> why, for endpoints that never answered
+        self._dead_since: float | None = None
 
     def endpoint_stats(self) -> dict[str, dict[str, int]]:
         return {e.url: e.stats() for e in self.endpoints}
@@ -83,7 +92,13 @@ class EndpointFleet:
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
             return [await self._one(requests[0])]
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        tasks = [asyncio.ensure_future(self._one(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:  # a dead fleet (or we were cancelled): stop the siblings
+                t.cancel()
+            raise
 
     # -- choosing ---------------------------------------------------------------------------
     def _choose(self) -> tuple[_Endpoint | None, bool]:
@@ -107,7 +122,8 @@ class EndpointFleet:
 
     def _take_out(self, e: _Endpoint, why: str) -> None:
         e.down_for = min(self.down_max_s, e.down_for * 2 if e.down_for else self.down_base_s)
-        e.down_until = time.monotonic() + e.down_for
+        # before anything answered, probe at least every second (as a single backend retries)
+        e.down_until = time.monotonic() + (e.down_for if self._served else min(e.down_for, 1.0))
         e.taken_out += 1
         e.streak = 0
         log.warning("endpoint %s taken out for %.1fs: %s", e.url, e.down_for, why)
@@ -119,12 +135,12 @@ class EndpointFleet:
         e.streak = 0
 
     # -- sending ----------------------------------------------------------------------------
-    async def _send(self, e: _Endpoint, body: bytes) -> Completion:
+    async def _send(self, e: _Endpoint, body: bytes, url: str) -> Completion:
         e.outstanding += 1
         try:
             await e.backend.limiter.acquire()
             try:
-                return await e.backend._attempt(e.backend._get_session(), body)
+                return await e.backend._attempt(e.backend._get_session(), body, url)
             finally:
                 e.backend.limiter.release()
         finally:
@@ -143,6 +159,25 @@ class EndpointFleet:
             return True
         return False
 
+    def _never_answered(self, e: _Endpoint, err: Exception) -> bool:
+        """Note an endpoint that refused or rejected us before the fleet ever answered; raise
+        `BackendUnavailable` naming every URL once all of them did (for `connect_retry_s`, or
+        at once when each rejected the model, path or key). Whether to keep trying without
+        spending the retry budget."""
+        if self._served or not isinstance(err, _Unreachable | _EndpointFatal):
+            return False
+        self._dead[e.url] = e.backend._redact(str(err))
+        if self._dead_since is None:
+            self._dead_since = time.monotonic()
+        if all(x.url in self._dead for x in self.endpoints):
+            fatal = isinstance(err, _EndpointFatal)
+            if fatal or time.monotonic() - self._dead_since >= self.connect_retry_s:
+                why = "; ".join(self._dead[x.url] for x in self.endpoints)
+                raise BackendUnavailable(f"no endpoint of the fleet answers ({len(self.endpoints)} tried): {why}")
+        if isinstance(err, _EndpointFatal) and (e.up or e.probing):
+            self._take_out(e, str(err))
+        return True
+
     async def _one(self, req: ChatRequest) -> Completion:
         body = orjson.dumps(self.endpoints[0].backend._payload(req))
         start = time.perf_counter()
@@ -151,9 +186,22 @@ class EndpointFleet:
         while True:
             e, probe = await self._pick()
             try:
-                comp = await self._send(e, body)
-            except _Retryable as err:
+                comp = await self._send(e, body, e.backend.url_for(req))
+            except (_Retryable, _Fatal) as err:
                 last_error = f"{e.url}: {e.backend._redact(str(err))}"
+                if self._never_answered(e, err):
+                    if isinstance(err, _Retryable):
+                        self._failed(e, err, probe)  # counts it and takes the endpoint out
+                    else:
+                        e.failures += 1
+                    failovers += 1  # a dead fleet is retried for connect_retry_s, outside the budget
+                    retries += 1
+                    continue
+                if isinstance(err, _Fatal):
+                    e.failures += 1
+                    return Completion(
+                        model=self.model_id, error=last_error, retries=retries, latency_s=time.perf_counter() - start
+                    )
                 out = self._failed(e, err, probe)
                 if out and failovers < 2 * len(self.endpoints) and any(x.up for x in self.endpoints):
                     failovers += 1  # resent on another endpoint at once, outside the retry budget
@@ -162,32 +210,21 @@ class EndpointFleet:
                 if retries - failovers >= self.max_retries:
                     break
                 retries += 1
-                delay = err.retry_after or min(self.backoff_max_s, self.backoff_base_s * 2 ** (retries - failovers))
-                await asyncio.sleep(delay * (0.5 + random.random()) if not err.retry_after else delay)
-                continue
-            except _Fatal as err:
-                e.failures += 1
-                return Completion(
-                    model=self.model_id,
-                    error=f"{e.url}: {e.backend._redact(str(err))}",
-                    retries=retries,
-                    latency_s=time.perf_counter() - start,
+                await asyncio.sleep(
+                    backoff_delay(retries - failovers, self.backoff_base_s, self.backoff_max_s, err.retry_after)
                 )
+                continue
             finally:
                 if probe:
                     e.probing = False
+            self._served = True
             e.calls += 1
             self._put_back(e)
             e.backend.limiter.on_success()
             comp.retries = retries
             comp.latency_s = time.perf_counter() - start
             return comp
-        return Completion(
-            model=self.model_id,
-            retries=retries,
-            error=f"gave up after {retries} retries: {last_error}",
-            latency_s=time.perf_counter() - start,
-        )
+        return gave_up(self.model_id, retries, last_error, start)
 
     async def aclose(self) -> None:
         for e in self.endpoints:

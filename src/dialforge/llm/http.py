@@ -48,6 +48,25 @@ class _EndpointFatal(_Fatal):
     """The endpoint cannot serve any request (auth, unknown model or path)."""
 
 
+def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float | None = None) -> float:
+    """The wait before retry `attempt` (0-based): the server's `Retry-After` when it names
+    one, else exponential backoff with jitter (x0.5-1.5, so clients that failed together do
+    not come back together). The HTTP backend and the endpoint fleet both use it."""
+    if retry_after:
+        return retry_after
+    return min(max_s, base_s * 2**attempt) * (0.5 + random.random())
+
+
+def gave_up(model: str, retries: int, last_error: str, start: float) -> Completion:
+    """The failed completion after the retry budget is spent."""
+    return Completion(
+        model=model,
+        retries=retries,
+        error=f"gave up after {retries} retries: {last_error}",
+        latency_s=time.perf_counter() - start,
+    )
+
+
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -156,7 +175,7 @@ class OpenAIHTTPBackend:
 
     async def _one(self, req: ChatRequest) -> Completion:
         body = orjson.dumps(self._payload(req))
-        url = self.base_url + "/completions" if req.prompt is not None else self._url
+        url = self.url_for(req)
         session = self._get_session()
         start = time.perf_counter()
         retries = 0
@@ -176,11 +195,7 @@ class OpenAIHTTPBackend:
                         raise BackendUnavailable(last_error) from None
                 elif retries >= self.max_retries:
                     break
-                # Retry-After when the server names a wait; else exponential backoff + jitter
-                delay = e.retry_after
-                if not delay:
-                    delay = min(self.backoff_max_s, self.backoff_base_s * 2**retries)
-                    delay *= 0.5 + random.random()
+                delay = backoff_delay(retries, self.backoff_base_s, self.backoff_max_s, e.retry_after)
                 if isinstance(e, _Unreachable) and not self._served:
                     delay = min(delay, 1.0, max(0.0, start + self.connect_retry_s - time.perf_counter()))
                 retries += 1
@@ -203,12 +218,11 @@ class OpenAIHTTPBackend:
             comp.retries = retries
             comp.latency_s = time.perf_counter() - start
             return comp
-        return Completion(
-            model=self.model_id,
-            retries=retries,
-            error=f"gave up after {retries} retries: {last_error}",
-            latency_s=time.perf_counter() - start,
-        )
+        return gave_up(self.model_id, retries, last_error, start)
+
+    def url_for(self, req: ChatRequest) -> str:
+        """A token-id prompt goes to the raw completions endpoint (trained simulators)."""
+        return self.base_url + "/completions" if req.prompt is not None else self._url
 
     def _unreachable(self, e: aiohttp.ClientError) -> _Unreachable:
         """One line naming the URL and what failed: refused, DNS, TLS, or another transport error."""
@@ -263,6 +277,10 @@ class OpenAIHTTPBackend:
         except aiohttp.ClientError as e:
             down = isinstance(e, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError)
             raise _Retryable(f"{self._url}: connection error: {type(e).__name__}: {e}", down=down) from None
+        return self._completion(raw)
+
+    def _completion(self, raw: bytes) -> Completion:
+        """A 200 response body as a completion; a malformed one is retryable."""
         try:
             data = orjson.loads(raw)
             choices = data["choices"]

@@ -32,31 +32,6 @@ from .store import RecordStore
 
 log = logging.getLogger("dialforge")
 
-# Knobs that change how fast a run goes, not what it produces: they may differ on resume.
-OPERATIONAL_KEYS = frozenset(
-    {
-        "max_concurrency",
-        "timeout_s",
-        "max_retries",
-        "backoff_base_s",
-        "backoff_max_s",
-        "batch_size",
-        "device",
-        "api_key_env",
-        "concurrency",
-        "progress",
-        "executor",
-    }
-)
-
-
-def _strip_operational(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strip_operational(v) for k, v in obj.items() if k not in OPERATIONAL_KEYS}
-    if isinstance(obj, list):
-        return [_strip_operational(v) for v in obj]
-    return obj
-
 
 def config_fingerprint(config: BaseModel | dict[str, Any]) -> str:
     blob = orjson.dumps(fingerprint_data(config), option=orjson.OPT_SORT_KEYS)

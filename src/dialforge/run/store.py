@@ -49,15 +49,25 @@ class RecordStore:
     def _recover(self) -> None:
         if not self.path.exists():
             return
+        bad, cut = self._scan()
+        if cut >= 0:
+            self._drop_cut_tail(cut)
+        if bad:
+            self._drop_corrupt(bad)
+        elif self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
+            with self.path.open("ab") as f:
+                f.write(b"\n")
+
+    def _scan(self) -> tuple[list[tuple[int, bytes]], int]:
+        """Read the ids; (corrupt lines as (line number, bytes), byte offset of a cut-short
+        last line or -1)."""
         bad: list[tuple[int, bytes]] = []
-        cut = -1  # byte offset of a cut-short last line, if any
         with self.path.open("rb") as f:
             pos = 0
             for n, line in enumerate(f, 1):
                 if not line.endswith(b"\n"):
                     if _record_id(line) is None:
-                        cut = pos
-                        break
+                        return bad, pos
                     line += b"\n"  # a complete record that only missed its newline
                 if line.strip():
                     rid = _record_id(line)
@@ -67,33 +77,34 @@ class RecordStore:
                         self._superseded |= rid in self.ids
                         self.ids.add(rid)
                 pos += len(line)
-        if cut >= 0:
-            tail = self.path.read_bytes()[cut:]
-            self._keep_aside(tail + b"\n")
-            with self.path.open("r+b") as f:
-                f.truncate(cut)
-            log.warning(
-                "%s: dropped %d bytes of an incomplete last record (crash recovery; kept in %s)",
-                self.path,
-                len(tail),
-                self._aside_path().name,
-            )
-        if bad:
-            for n, _ in bad[:5]:
-                log.warning("%s:%d: corrupt record skipped (kept in %s)", self.path, n, self._aside_path().name)
-            if len(bad) > 5:
-                log.warning("%s: %d corrupt records skipped in all", self.path, len(bad))
-            self._keep_aside(b"".join(line for _, line in bad))
-            keep = set(n for n, _ in bad)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            with self.path.open("rb") as src, tmp.open("wb") as dst:
-                for n, line in enumerate(src, 1):
-                    if n not in keep:
-                        dst.write(line if line.endswith(b"\n") else line + b"\n")
-            os.replace(tmp, self.path)
-        elif self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
-            with self.path.open("ab") as f:
-                f.write(b"\n")
+        return bad, -1
+
+    def _drop_cut_tail(self, cut: int) -> None:
+        tail = self.path.read_bytes()[cut:]
+        self._keep_aside(tail + b"\n")
+        with self.path.open("r+b") as f:
+            f.truncate(cut)
+        log.warning(
+            "%s: dropped %d bytes of an incomplete last record (crash recovery; kept in %s)",
+            self.path,
+            len(tail),
+            self._aside_path().name,
+        )
+
+    def _drop_corrupt(self, bad: list[tuple[int, bytes]]) -> None:
+        """Move corrupt lines to NAME.corrupt, with a warning naming file:line for each (five at most)."""
+        for n, _ in bad[:5]:
+            log.warning("%s:%d: corrupt record skipped (kept in %s)", self.path, n, self._aside_path().name)
+        if len(bad) > 5:
+            log.warning("%s: %d corrupt records skipped in all", self.path, len(bad))
+        self._keep_aside(b"".join(line for _, line in bad))
+        keep = set(n for n, _ in bad)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self.path.open("rb") as src, tmp.open("wb") as dst:
+            for n, line in enumerate(src, 1):
+                if n not in keep:
+                    dst.write(line if line.endswith(b"\n") else line + b"\n")
+        os.replace(tmp, self.path)
 
     def _aside_path(self) -> Path:
         return self.path.with_name(self.path.name + ".corrupt")

@@ -257,6 +257,10 @@ def _fill(template: str, **kw: Any) -> str:
     return template
 
 
+def _second(xs: list[str]) -> str:
+    return xs[1] if len(xs) > 1 else ""
+
+
 async def _judge(
     judge: LLM,
     cfg: MTBenchConfig,
@@ -269,56 +273,39 @@ async def _judge(
 ) -> dict[str, Any]:
     need_ref = q["category"] in NEED_REF and ref is not None
     multi = "-multi-turn" if turn == 2 else ""
-    params = SamplingParams(temperature=0.0, max_tokens=2048)
-    fields: dict[str, Any] = {
-        "question": q["turns"][0],
-        "question_1": q["turns"][0],
-        "question_2": q["turns"][1] if len(q["turns"]) > 1 else "",
-    }
+    fields: dict[str, Any] = {"question": q["turns"][0], "question_1": q["turns"][0], "question_2": _second(q["turns"])}
     if need_ref and ref is not None:
-        fields.update(ref_answer_1=ref[0], ref_answer_2=ref[1] if len(ref) > 1 else "")
+        fields.update(ref_answer_1=ref[0], ref_answer_2=_second(ref))
     common = {"question_id": q["question_id"], "model": cfg.model.model, "turn": turn, "judge": [cfg.judge.model, ""]}
     if cfg.mode == "single":
         name = ("single-math-v1" if need_ref else "single-v1") + multi
-        p = prompts[name]
-        fields.update(answer=ans[0], answer_1=ans[0], answer_2=ans[1] if len(ans) > 1 else "")
-        user = _fill(p["prompt_template"], **fields)
-        comp = await judge.complete(
-            [{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": user}], params=params
-        )
-        text = comp.text if comp.ok else f"$ERROR$ {comp.error}"
+        fields.update(answer=ans[0], answer_1=ans[0], answer_2=_second(ans))
+        user, text = await _ask_judge(judge, prompts[name], fields)
         common["judge"][1] = name
         return {**common, "user_prompt": user, "judgment": text, "score": parse_rating(text)}
     assert base is not None
     name = ("pair-math-v1" if need_ref else "pair-v2") + multi
-    p = prompts[name]
-    verdicts = []
     judgments = []
     for a, b in ((ans, base), (base, ans)):  # both orders: position bias
-        f = dict(
-            fields,
-            answer_a=a[0],
-            answer_b=b[0],
-            answer_a_1=a[0],
-            answer_b_1=b[0],
-            answer_a_2=a[1] if len(a) > 1 else "",
-            answer_b_2=b[1] if len(b) > 1 else "",
-        )
-        comp = await judge.complete(
-            [
-                {"role": "system", "content": p["system_prompt"]},
-                {"role": "user", "content": _fill(p["prompt_template"], **f)},
-            ],
-            params=params,
-        )
-        text = comp.text if comp.ok else f"$ERROR$ {comp.error}"
-        judgments.append(text)
-        verdicts.append(parse_pair(text))
+        pair = dict(answer_a=a[0], answer_b=b[0], answer_a_1=a[0], answer_b_1=b[0])
+        pair.update(answer_a_2=_second(a), answer_b_2=_second(b))
+        judgments.append((await _ask_judge(judge, prompts[name], {**fields, **pair}))[1])
+    verdicts = [parse_pair(t) for t in judgments]
     first = {"A": "model", "B": "baseline"}.get(verdicts[0], verdicts[0])
     second = {"A": "baseline", "B": "model"}.get(verdicts[1], verdicts[1])
     winner = first if first == second else ("error" if "error" in (first, second) else "tie")
     common["judge"][1] = name
     return {**common, "judgments": judgments, "verdicts": verdicts, "winner": winner}
+
+
+async def _ask_judge(judge: LLM, prompt: dict[str, Any], fields: dict[str, Any]) -> tuple[str, str]:
+    """(the user prompt, the judgment text or `$ERROR$ why`) at temperature 0."""
+    user = _fill(prompt["prompt_template"], **fields)
+    comp = await judge.complete(
+        [{"role": "system", "content": prompt["system_prompt"]}, {"role": "user", "content": user}],
+        params=SamplingParams(temperature=0.0, max_tokens=2048),
+    )
+    return user, (comp.text if comp.ok else f"$ERROR$ {comp.error}")
 
 
 def mt_bench(cfg: MTBenchConfig, out: str | Path, **kw: Any) -> dict[str, Any]:

@@ -137,18 +137,22 @@ class RoleRenderer:
             trained = trained[-1:]
         labels = [IGNORE] * len(ids)
         for i in trained:
-            s, e = spans[i]
-            inside = [k for k, (a, b) in enumerate(offs) if a < e and b > s]
-            for k in inside:
-                labels[k] = ids[k]
-            after = next((k for k, (a, _) in enumerate(offs) if a >= e and k not in inside), None)
-            if after is not None and ids[after] in self.special_ids:
-                labels[after] = ids[after]
-            if self.train_open_token:
-                before = [k for k, (_, b) in enumerate(offs) if b <= s]
-                if before and ids[before[-1]] in self.special_ids:
-                    labels[before[-1]] = ids[before[-1]]
+            self._label(ids, offs, labels, *spans[i])
         return Example(ids, labels)
+
+    def _label(self, ids: list[int], offs: list[tuple[int, int]], labels: list[int], s: int, e: int) -> None:
+        """Train the tokens of the content span [s, e), the special token right after it (the
+        end of turn) and, with `train_open_token`, the special token right before it."""
+        inside = [k for k, (a, b) in enumerate(offs) if a < e and b > s]
+        for k in inside:
+            labels[k] = ids[k]
+        after = next((k for k, (a, _) in enumerate(offs) if a >= e and k not in inside), None)
+        if after is not None and ids[after] in self.special_ids:
+            labels[after] = ids[after]
+        if self.train_open_token:
+            before = [k for k, (_, b) in enumerate(offs) if b <= s]
+            if before and ids[before[-1]] in self.special_ids:
+                labels[before[-1]] = ids[before[-1]]
 
     def prompt_ids(self, messages: list[dict[str, str]], role: str = "assistant") -> list[int]:
         """The ids a model sees before it writes the next `role` message: the prefix of the

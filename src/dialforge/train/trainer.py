@@ -85,6 +85,16 @@ def training_format(cfg: TrainConfig, spec: TemplateSpec) -> TrainedFormat:
     return TrainedFormat.for_training(spec, cfg.kind, system)
 
 
+def _trained_roles(cfg: TrainConfig, fmt: TrainedFormat) -> tuple[set[str], bool]:
+    """(the roles that carry the loss, last turn only). A swapped simulator's turns are the
+    "assistant" role after the swap."""
+    if cfg.kind != "simulator":
+        return set(cfg.roles or ["assistant"]), cfg.last_turn_only
+    wanted = cfg.roles or ["user"]
+    roles = {"assistant" if r == "user" else "user" for r in wanted} if fmt.swap else set(wanted)
+    return roles, cfg.last_turn_only or cfg.strategy_conditioned
+
+
 def build_examples(
     cfg: TrainConfig, tokenizer: Any, spec: TemplateSpec | str
 ) -> tuple[list[dict[str, list[int]]], RenderStats]:
@@ -92,18 +102,9 @@ def build_examples(
         spec = TemplateSpec("custom", spec)
     fmt = training_format(cfg, spec)
     rows = _load_rows(cfg)
-    if cfg.kind == "simulator":
-        wanted = cfg.roles or ["user"]
-        if fmt.swap:
-            rows = [swap_for_simulator(r) for r in rows]
-            # after the swap the simulator's turns are the "assistant" role
-            roles = {"assistant" if r == "user" else "user" for r in wanted}
-        else:
-            roles = set(wanted)
-        last_only = cfg.last_turn_only or cfg.strategy_conditioned
-    else:
-        roles = set(cfg.roles or ["assistant"])
-        last_only = cfg.last_turn_only
+    roles, last_only = _trained_roles(cfg, fmt)
+    if cfg.kind == "simulator" and fmt.swap:
+        rows = [swap_for_simulator(r) for r in rows]
     if fmt.system:
         rows = [r if r and r[0]["role"] == "system" else [{"role": "system", "content": fmt.system}, *r] for r in rows]
     renderer = RoleRenderer(tokenizer, spec.jinja, roles, last_only, cfg.max_length, spec.train_open_token)
@@ -150,10 +151,9 @@ def last_complete_checkpoint(out: Path) -> str | None:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     out = Path(cfg.out)
     done = out / "train_summary.json"
@@ -182,39 +182,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         stats.truncated,
     )
     model = AutoModelForCausalLM.from_pretrained(base)
-    peft_config = None
-    if cfg.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    args = SFTConfig(
-        output_dir=str(out),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        seed=cfg.seed,
-        report_to=[],
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok, peft_config=peft_config
+        model=model,
+        args=_sft_args(cfg, out),
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tok,
+        peft_config=_lora_config(cfg),
     )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -233,9 +206,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     tok.chat_template = template
     tok.save_pretrained(final)
     training_format(cfg, spec).save(final)
+    summary = _summary(cfg, stats, trainer, result, wall, last, final)
+    atomic_write_bytes(out / "train_summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    return summary
+
+
+def _summary(
+    cfg: TrainConfig, stats: RenderStats, trainer: Any, result: Any, wall: float, last: str | None, final: Path
+) -> dict[str, Any]:
+    """train_summary.json: the example counts, losses, timings and the config."""
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     tokens = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
-    summary = {
+    return {
         "examples": stats.examples,
         "skipped_no_trainable": stats.skipped_no_trainable,
         "skipped_too_long": stats.skipped_too_long,
@@ -251,5 +233,43 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "final": str(final),
         "config": cfg.model_dump(mode="json"),
     }
-    atomic_write_bytes(out / "train_summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    return summary
+
+
+def _lora_config(cfg: TrainConfig) -> Any:
+    if not cfg.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _sft_args(cfg: TrainConfig, out: Path) -> Any:
+    import torch
+    from trl import SFTConfig
+
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        seed=cfg.seed,
+        report_to=[],
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )

@@ -242,22 +242,28 @@ class WorkflowAgent:
         anyone = next((i for i, o in enumerate(options) if o.answer is None), None)
         fallback = anyone if utterance.strip() else None
         if texts and self.picker is not None and self.cfg.picker != "rouge":
-            listing = "\n".join(f"{n}. {t}" for n, (_, t) in enumerate(texts, 1))
-            listing += f"\n{len(texts) + 1}. None of the above"
-            res = await self.picker.structured(
-                [{"role": "user", "content": PICKER_PROMPT.format(utterance=utterance, options=listing)}],
-                Choice,
-                sample_index=sample_index(state),
-            )
-            if res.value is not None and 1 <= res.value.option <= len(texts):
-                return texts[res.value.option - 1][0]
-            return fallback
+            picked = await self._llm_pick(state, utterance, [t for _, t in texts])
+            return texts[picked][0] if picked is not None else fallback
         scored = [(rouge_l(utterance, t), i) for i, t in texts]
         if scored:
             best, i = max(scored)
             if best >= self.cfg.picker_threshold:
                 return i
         return fallback
+
+    async def _llm_pick(self, state: ConvState, utterance: str, answers: list[str]) -> int | None:
+        """The paper's structured prompt: numbered options plus "None of the above" (None)."""
+        assert self.picker is not None
+        listing = "\n".join(f"{n}. {t}" for n, t in enumerate(answers, 1))
+        listing += f"\n{len(answers) + 1}. None of the above"
+        res = await self.picker.structured(
+            [{"role": "user", "content": PICKER_PROMPT.format(utterance=utterance, options=listing)}],
+            Choice,
+            sample_index=sample_index(state),
+        )
+        if res.value is not None and 1 <= res.value.option <= len(answers):
+            return res.value.option - 1
+        return None
 
     async def evaluate(self, state: ConvState) -> dict[str, Any]:
         """The subgoal tracker's depth and success, and the judge's consistency if one is set."""

@@ -1,13 +1,25 @@
 """Workflows from real schemas: STAR task flowcharts and ABCD agent guidelines.
 
-STAR (`tasks/<task>.json` + `<task>_responses.json`): `graph` maps a node to its next node.
-Nodes with a wizard template are agent steps. Wizard-internal nodes (`query*`,
-`query_success/failure`, `available/unavailable`, `info_missing*`, trivia's
-`correct/incorrect/noanswer/done`) are not said: the step before a query gets one option per
-query result, each leading to that result's next node. User-answer nodes `yes`/`no` become
-reference answers of the dangling yes/no question they follow. Template slots such as
-`{balance:d}` are removed, since real utterances fill them with values. Nodes with no way
-on are endings.
+STAR (`tasks/<task>.json` + `<task>_responses.json`, Mosig et al. 2020): `graph` maps a node
+to its next node; branches are implicit. The paper's flowcharts have four kinds of node,
+and each becomes part of the workflow:
+- wizard responses (a `replies` template) are steps. Template slots such as `{balance:d}`
+  are removed, since real utterances fill them with values; a template that is only a slot
+  (`{question:s}`) becomes a placeholder step (`[the question]`).
+- API calls (`query`, `query_check`, `query_book`) are tool steps, as in the SGD importer
+  (`source.tool_steps`: step -> API); their results (`query_success/failure`,
+  `available/unavailable`, `info_missing*`) label the tool step's options.
+- user answers `yes`/`no` become reference answers of the yes/no question they answer: the
+  question a positive result leads to when the answer books (yes -> `query_book`), else the
+  one yes/no question the flowchart leaves without a way on (`anything_else` last).
+- trivia's verdicts on the user's answer (`correct/incorrect/noanswer`) label the options of
+  the step that asks the fetched question; `done` is the "no" of its "continue playing?"
+  questions, whose "yes" fetches the next question (not in the graph: what the recorded
+  dialogues do; listed in `source.inferred_edges`). A node that only the graph's keys name
+  and that extends a step's name (`ride_provide_booking_status_update`) follows that step.
+Every other node and reply template is listed in `source.dropped` with why (reply templates
+the flowchart does not link: out_of_scope, bye, optional questions). Nodes with no way on
+are endings.
 
 ABCD (`guidelines.json`): one workflow per subflow, one step per action in order, the
 action's guideline text as what the agent says, its sub-points as reference answers.
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,36 +38,27 @@ from pydantic import ValidationError
 from ..errors import DialforgeError
 from .model import Option, Step, Workflow
 
-_SLOT = re.compile(r"\s*\{[a-z_0-9]+(:[a-z])?\}", re.I)
+_SLOT = re.compile(r"\s*(['\"]?)\{[a-z_0-9]+(:[a-z])?\}\1", re.I)
+_SLOT_NAME = re.compile(r"\{([a-z_0-9]+)(:[a-z])?\}", re.I)
 USER_ANSWERS = {"yes": "Yes", "no": "No"}
-_RESULTS = {
-    "query_success",
-    "query_failure",
-    "info_missing",
-    "info_missing2",
-    "available",
-    "unavailable",
-    "correct",
-    "incorrect",
-    "noanswer",
-    "done",
+DONE = "done"  # trivia: the user is done playing (the "no" of "continue playing?")
+VERDICTS = ("correct", "incorrect", "noanswer")  # trivia: the wizard's verdict on an answer
+RESULTS = ("available", "unavailable", "query_success", "query_failure", "info_missing", "info_missing2")
+POSITIVE = ("available", "query_success")
+TOOL_SAY = {
+    "query_check": "One moment, let me check whether that is available.",
+    "query_book": "One moment, I will make the booking.",
 }
+TOOL_SAY_DEFAULT = "One moment, let me look that up."
+GENERIC_QUESTION = "anything_else"
 
 
-def _is_internal(node: str) -> bool:
-    return node == "query" or node.startswith("query_") or node in _RESULTS
+def _is_query(node: str) -> bool:
+    return node == "query" or (node.startswith("query_") and node not in RESULTS)
 
 
-def _results_of(query: str, graph: dict[str, str]) -> list[str]:
-    keys = [k for k in graph if k in _RESULTS]
-    if query == "query_check":
-        own = [k for k in keys if k in ("available", "unavailable")]
-    elif query == "query_book":
-        own = [k for k in keys if k in ("query_success", "query_failure")]
-    else:
-        has_check = "query_check" in graph.values() or "query_check" in graph
-        own = [k for k in keys if not (has_check and k in ("available", "unavailable"))]
-    return own
+def _is_user_side(node: str) -> bool:
+    return node in USER_ANSWERS or node == DONE or node in VERDICTS
 
 
 def _clean(text: str) -> str:
@@ -92,6 +96,160 @@ def _star_task_data(flow_path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return graph, {k: v for k, v in replies.items() if isinstance(v, str)}
 
 
+def _slot_say(text: str) -> str:
+    """A placeholder for a template that is only a slot: `{question:s}` -> `[the question]`."""
+    names = [m.group(1).replace("_", " ") for m in _SLOT_NAME.finditer(text)]
+    return "[" + " and ".join(f"the {n}" for n in names) + "]"
+
+
+@dataclass
+class _StarBuild:
+    """One STAR task's graph turned into steps, with an account of every node."""
+
+    name: str
+    graph: dict[str, str]
+    texts: dict[str, str]
+    steps: dict[str, Step] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    tool_steps: dict[str, str] = field(default_factory=dict)
+    inferred: list[str] = field(default_factory=list)
+    slot_only: list[str] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[str]:
+        return list(dict.fromkeys([*self.graph, *self.graph.values()]))
+
+    def dangling(self, question: bool) -> list[str]:
+        """Steps the graph gives no way on (questions: those ending in `?`), in graph order."""
+        return [
+            n
+            for n in self.nodes
+            if n in self.steps
+            and n not in self.graph
+            and not self.steps[n].options
+            and self.steps[n].say.endswith("?") == question
+        ]
+
+    def build(self) -> None:
+        for n in self.nodes:
+            if _is_query(n):
+                self._tool_step(n)
+            elif n not in RESULTS and not _is_user_side(n):
+                self._agent_step(n)
+        self._attach_yes_no()
+        self._attach_trivia()
+        self._attach_follow_ups()
+
+    def _agent_step(self, n: str) -> None:
+        text = self.texts.get(n, "")
+        say = _clean(text)
+        if not say and text:
+            say = _slot_say(text)
+            self.slot_only.append(n)
+        if not say:
+            self.dropped[n] = "no reply template: nothing the agent could say"
+            return
+        nxt = self.graph.get(n)
+        self.steps[n] = Step(say=say, options=[Option(next=nxt)] if nxt else [])
+
+    def _results(self, query: str) -> list[str]:
+        """The result nodes that branch after `query`: a check owns available/unavailable,
+        a query the graph gives a direct successor owns none, the others share the rest."""
+        if query in self.graph:
+            return []
+        keys = [k for k in self.graph if k in RESULTS]
+        checks = [k for k in keys if k in ("available", "unavailable")]
+        rest = [k for k in keys if k not in checks]
+        if query == "query_check":
+            return checks or rest
+        check_owns_rest = not checks and "query_check" in self.nodes and "query_check" not in self.graph
+        return [] if check_owns_rest else rest
+
+    def _tool_step(self, q: str) -> None:
+        results = self._results(q)
+        if q in self.graph:
+            options = [Option(next=self.graph[q])]
+        else:
+            options = [Option(next=self.graph[r], label=r) for r in results]
+        for r in results:
+            self.dropped[r] = f"query result: labels the option of tool step {q} it leads through"
+        self.steps[q] = Step(say=TOOL_SAY.get(q, TOOL_SAY_DEFAULT), options=options)
+        self.tool_steps[q] = self.name
+
+    def _answered_question(self) -> str | None:
+        """The yes/no question `yes`/`no` answer; see the module docstring."""
+        asking = self.dangling(question=True)
+        if self.graph.get("yes") == "query_book":
+            after_positive = [self.graph[r] for r in POSITIVE if r in self.graph and self.graph[r] in asking]
+            if after_positive:
+                return after_positive[0]
+        specific = [n for n in asking if n != GENERIC_QUESTION]
+        return next(iter(specific or asking), None)
+
+    def _attach_yes_no(self) -> None:
+        answers = [a for a in USER_ANSWERS if a in self.graph]
+        if not answers:
+            return
+        question = self._answered_question()
+        for a in answers:
+            if question is None:
+                self.dropped[a] = "user answer with no yes/no question left to answer"
+                continue
+            self.steps[question].options.append(Option(answer=USER_ANSWERS[a], next=self.graph[a], label=a))
+            self.dropped[a] = f"user answer: the reference answer {USER_ANSWERS[a]!r} of step {question}"
+
+    def _attach_trivia(self) -> None:
+        verdicts = [v for v in VERDICTS if v in self.graph]
+        fetched = [self.graph[q] for q in self.nodes if _is_query(q) and self.graph.get(q) in self.steps]
+        if verdicts and fetched:
+            asker = fetched[0]
+            query = next(q for q in self.nodes if _is_query(q) and self.graph.get(q) == asker)
+            self.steps[asker].options = [Option(next=self.graph[v], label=v) for v in verdicts]
+            for v in verdicts:
+                self.dropped[v] = f"the wizard's verdict on the user's answer: labels an option of step {asker}"
+            if DONE in self.graph:
+                self._attach_done(query)
+
+    def _attach_done(self, query: str) -> None:
+        asking = [n for n in self.dangling(question=True) if n != GENERIC_QUESTION]
+        for n in asking:
+            self.steps[n].options = [
+                Option(answer="Yes", next=query, label="continue"),
+                Option(answer="No", next=self.graph[DONE], label=DONE),
+            ]
+            self.inferred.append(f"{n} --Yes--> {query}")
+        self.dropped[DONE] = f"user answer: the reference answer 'No' of steps {', '.join(asking)}"
+
+    def _attach_follow_ups(self) -> None:
+        """A step only the graph's keys name follows the stranded step whose name it extends."""
+        targets = set(self.graph.values())
+        for n in list(self.steps):
+            if n in targets or n == "hello" or n not in self.graph:
+                continue
+            before = [d for d in self.steps if d != n and n.startswith(d + "_") and not self.steps[d].options]
+            if before:
+                self.steps[before[0]].options.append(Option(next=n, label="follow-up"))
+                self.inferred.append(f"{before[0]} --any reply--> {n}")
+
+    def keep_reachable(self, start: str) -> None:
+        reach, stack = {start}, [start]
+        while stack:
+            for opt in self.steps[stack.pop()].options:
+                if opt.next and opt.next not in reach:
+                    reach.add(opt.next)
+                    stack.append(opt.next)
+        for n in [s for s in self.steps if s not in reach]:
+            del self.steps[n]
+            self.tool_steps.pop(n, None)
+            self.dropped[n] = "unreachable from the start"
+
+    def account_for_templates(self) -> None:
+        linked = set(self.nodes)
+        for n in self.texts:
+            if n not in linked and n not in self.steps:
+                self.dropped[n] = "reply template the flowchart does not link (out_of_scope, bye, optional wording)"
+
+
 def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Workflow:
     graph, replies = _star_task_data(flow_path)
     data = _read_json(flow_path, "a STAR task")
@@ -102,61 +260,13 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
             raise DialforgeError(f"{responses_path}: expected an object node -> text, found {_found(extra)}")
         texts.update({k: v for k, v in extra.items() if isinstance(v, str)})
     name = flow_path.stem
-    # agent nodes whose template is only slots ("{message:s}") say nothing we can match:
-    # they are passed through like internal nodes
-    silent = {
-        n
-        for n in [*graph, *graph.values()]
-        if not _is_internal(n) and n not in USER_ANSWERS and not _clean(texts.get(n, ""))
-    }
-    consumed = {
-        r for q in {*graph, *graph.values()} if q.startswith("query") and q not in graph for r in _results_of(q, graph)
-    }
-
-    def expand(node: str, label: str | None, seen: frozenset[str]) -> list[tuple[str, str | None]]:
-        """Agent nodes reached through `node` (following internal query/result nodes)."""
-        if node in seen:
-            return []
-        if not _is_internal(node) and node not in silent:
-            return [(node, label)]
-        if node in graph:  # an internal node with a direct successor
-            return expand(graph[node], label or node, seen | {node})
-        if node.startswith("query"):
-            return [t for r in _results_of(node, graph) for t in expand(r, r, seen | {node})]
-        return []
-
-    def targets(node: str) -> list[tuple[str, str | None]]:
-        return list(dict.fromkeys(expand(graph[node], None, frozenset({node})))) if node in graph else []
-
-    agent_nodes = [
-        n
-        for n in dict.fromkeys([*graph, *graph.values()])
-        if not _is_internal(n) and n not in USER_ANSWERS and n not in silent
-    ]
-    steps: dict[str, Step] = {
-        n: Step(say=_clean(texts[n]), options=[Option(answer=None, next=t, label=lab) for t, lab in targets(n)])
-        for n in agent_nodes
-    }
-    # answer nodes nobody points to (yes/no, trivia's correct/incorrect, ...) answer the
-    # first question that leads nowhere
-    targeted = set(graph.values())
-    orphans = [k for k in graph if k not in targeted and k not in consumed and k not in steps]
-    asking = [n for n, st in steps.items() if n not in graph and st.say.endswith("?")]
-    if orphans and asking:
-        for o in orphans:
-            for t, _ in expand(graph[o], o, frozenset()):
-                steps[asking[0]].options.append(Option(answer=USER_ANSWERS.get(o), next=t, label=o))
-    start = "hello" if "hello" in steps else next(iter(steps))
-    # keep what is reachable from the start; report the rest
-    reach, stack = {start}, [start]
-    while stack:
-        for opt in steps[stack.pop()].options:
-            if opt.next and opt.next not in reach:
-                reach.add(opt.next)
-                stack.append(opt.next)
-    dropped = [s for s in steps if s not in reach]
-    steps = {k: v for k, v in steps.items() if k in reach}
-    not_steps = _not_steps({*graph, *graph.values(), *texts}, steps, silent, set(dropped), graph)
+    b = _StarBuild(name, graph, texts)
+    b.build()
+    if not b.steps:
+        raise DialforgeError(f"{flow_path}: field graph: no node with a reply template")
+    start = "hello" if "hello" in b.steps else next(iter(b.steps))
+    b.keep_reachable(start)
+    b.account_for_templates()
     topic = name.replace("_", " ")
     try:
         return Workflow(
@@ -164,41 +274,19 @@ def import_star_task(flow_path: Path, responses_path: Path | None = None) -> Wor
             topic=topic,
             agent=f"{topic} assistant",
             start=start,
-            steps=steps,
+            steps=b.steps,
             source={
                 "format": "star",
                 "file": flow_path.name,
                 "task": data.get("task"),
-                "unreachable_nodes": dropped,
-                "slot_only_nodes": sorted(silent),
-                "dropped": not_steps,
+                "tool_steps": b.tool_steps,
+                "inferred_edges": b.inferred,
+                "slot_only_nodes": sorted(b.slot_only),
+                "dropped": dict(sorted(b.dropped.items())),
             },
         )
     except ValidationError as e:
         raise DialforgeError(f"{flow_path}: {e.errors()[0]['msg']}") from None
-
-
-def _not_steps(
-    nodes: set[str], steps: dict[str, Step], silent: set[str], unreachable: set[str], graph: dict[str, str]
-) -> dict[str, str]:
-    """Every node of the task (graph and reply templates) that is not a step, with why:
-    nothing is dropped silently."""
-    linked = {*graph, *graph.values()}
-    out = {}
-    for n in sorted(nodes - set(steps)):
-        if n in unreachable:
-            out[n] = "unreachable from the start"
-        elif n in silent:
-            out[n] = "slot-only template: nothing a reply could be matched against"
-        elif n in USER_ANSWERS:
-            out[n] = "user answer: a reference answer of the question it follows"
-        elif _is_internal(n):
-            out[n] = "wizard-internal query or query result: folded into the options of the step before it"
-        elif n not in linked:
-            out[n] = "reply template the flowchart never reaches (e.g. out_of_scope, bye)"
-        else:
-            out[n] = "not an agent step"
-    return out
 
 
 def import_star(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
@@ -238,33 +326,35 @@ def import_abcd(src: str | Path) -> tuple[list[Workflow], dict[str, str]]:
             continue
         for sub, spec in body.get("subflows", {}).items():
             name = re.sub(r"[^a-z0-9]+", "_", f"{flow} {sub}".lower()).strip("_")
-            actions = [a for a in spec.get("actions", []) if a.get("text", "").strip()]
-            if not actions:
-                failed[name] = "no actions with guideline text"
-                continue
-            steps: dict[str, Step] = {}
-            for i, a in enumerate(actions):
-                sid = f"a{i}_" + re.sub(r"[^a-z0-9]+", "_", (a.get("button") or "step").lower()).strip("_")
-                steps[sid] = Step(say=re.sub(r"\s+", " ", a["text"]).strip(), options=[])
-            ids = list(steps)
-            for i, sid in enumerate(ids[:-1]):
-                subs = [re.sub(r"\s+", " ", s).strip() for s in actions[i].get("subtext", []) if s.strip()]
-                answers: list[str | None] = list(subs) or [None]
-                steps[sid].options = [Option(answer=a, next=ids[i + 1]) for a in answers]
             try:
-                out.append(
-                    Workflow(
-                        name=name,
-                        topic=f"{body.get('description', flow)}: {sub}",
-                        agent="customer service agent",
-                        start=ids[0],
-                        steps=steps,
-                        source={"format": "abcd", "flow": flow, "subflow": sub},
-                    )
-                )
-            except ValidationError as e:
-                failed[name] = e.errors()[0]["msg"]
+                out.append(_abcd_workflow(name, flow, sub, body, spec))
+            except ValueError as e:  # a pydantic ValidationError is a ValueError
+                failed[name] = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
     return out, failed
+
+
+def _abcd_workflow(name: str, flow: str, sub: str, body: dict[str, Any], spec: dict[str, Any]) -> Workflow:
+    """One subflow: a step per action with guideline text, its sub-points as reference answers."""
+    actions = [a for a in spec.get("actions", []) if a.get("text", "").strip()]
+    if not actions:
+        raise ValueError("no actions with guideline text")
+    steps: dict[str, Step] = {}
+    for i, a in enumerate(actions):
+        sid = f"a{i}_" + re.sub(r"[^a-z0-9]+", "_", (a.get("button") or "step").lower()).strip("_")
+        steps[sid] = Step(say=re.sub(r"\s+", " ", a["text"]).strip(), options=[])
+    ids = list(steps)
+    for i, sid in enumerate(ids[:-1]):
+        subs = [re.sub(r"\s+", " ", s).strip() for s in actions[i].get("subtext", []) if s.strip()]
+        answers: list[str | None] = list(subs) or [None]
+        steps[sid].options = [Option(answer=a, next=ids[i + 1]) for a in answers]
+    return Workflow(
+        name=name,
+        topic=f"{body.get('description', flow)}: {sub}",
+        agent="customer service agent",
+        start=ids[0],
+        steps=steps,
+        source={"format": "abcd", "flow": flow, "subflow": sub},
+    )
 
 
 def write_workflows(workflows: list[Workflow], out: str | Path) -> list[Path]:

@@ -90,6 +90,15 @@ class Workflow(BaseModel):
             for i, o in enumerate(step.options):
                 if o.next is not None and o.next not in self.steps:
                     raise ValueError(f"step {sid!r} option {i}: next step {o.next!r} is not defined")
+        seen = self._reachable()
+        unreachable = [s for s in self.steps if s not in seen]
+        if unreachable:
+            raise ValueError(f"step {unreachable[0]!r} is unreachable from {self.start!r}")
+        if not any(s.is_ending or any(o.end for o in s.options) for s in self.steps.values()):
+            raise ValueError("the workflow has no ending (a step without options or an option with `end`)")
+        return self
+
+    def _reachable(self) -> set[str]:
         seen = {self.start}
         stack = [self.start]
         while stack:
@@ -97,12 +106,7 @@ class Workflow(BaseModel):
                 if o.next and o.next not in seen:
                     seen.add(o.next)
                     stack.append(o.next)
-        unreachable = [s for s in self.steps if s not in seen]
-        if unreachable:
-            raise ValueError(f"step {unreachable[0]!r} is unreachable from {self.start!r}")
-        if not any(s.is_ending or any(o.end for o in s.options) for s in self.steps.values()):
-            raise ValueError("the workflow has no ending (a step without options or an option with `end`)")
-        return self
+        return seen
 
     # -- tracker view ------------------------------------------------------------------
     @cached_property
@@ -121,6 +125,18 @@ class Workflow(BaseModel):
         return list(
             dict.fromkeys(o.next if o.next else f"{node_id}#{i}" for i, o in enumerate(self.steps[node_id].options))
         )
+
+    def next_said(self, node_id: str) -> list[str]:
+        """The nodes an agent utterance after `node_id` may match: its children, and through a
+        step no real utterance matches also that step's children: a tool step
+        (`source.tool_steps`: an API call, which a human agent makes silently) or a slot-only
+        placeholder (`source.slot_only_nodes`: `[the question]`, said in the data's own words)."""
+        skip = {*(self.source.get("tool_steps") or {}), *(self.source.get("slot_only_nodes") or [])}
+        out = list(self.children(node_id))
+        for k in out:  # grows while we walk: through chains of such steps (a query, then its result)
+            if k in skip:
+                out.extend(g for g in self.children(k) if g not in out)
+        return out
 
     @cached_property
     def max_depth(self) -> int:

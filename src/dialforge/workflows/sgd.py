@@ -88,6 +88,69 @@ def _offer_step(slot: dict[str, Any], default: Any, nxt: str) -> Step:
     )
 
 
+def _result_say(service_slots: dict[str, Any], intent: dict[str, Any], what: str, required: list[str]) -> str:
+    """What the agent says after a successful call: done, what it found, or the result."""
+    results = [
+        _lower_first(service_slots[s].get("description") or s)
+        for s in intent.get("result_slots") or []
+        if s in service_slots and s not in required
+    ]
+    if intent.get("is_transactional"):
+        return f"Done: your request to {what} went through."
+    if results:
+        return f"Here is what I found: {_or_list(results[:4]).replace(' or ', ' and ')}."
+    return f"Here is the result of your request to {what}."
+
+
+def _closing_steps(what: str, call: str, retry: str, done: str) -> dict[str, Step]:
+    """Call the intent (a tool step), inform the result or the failure, anything else, goodbye."""
+    return {
+        call: Step(
+            say=f"One moment, I will {what}.",
+            options=[
+                Option(answer=None, next="inform_result", label="success"),
+                Option(answer=None, next="inform_failure", label="failure"),
+            ],
+        ),
+        "inform_result": Step(say=done, options=[Option(answer=None, next="anything_else")]),
+        "inform_failure": Step(
+            say=f"I am sorry, I could not {what}. Would you like to change something?",
+            options=[
+                Option(answer="Yes, let me change something.", next=retry),
+                Option(answer="No, thank you.", next="anything_else"),
+            ],
+        ),
+        "anything_else": Step(
+            say="Is there anything else I can help you with?",
+            options=[
+                Option(answer="No, that is all. Thank you!", next="goodbye"),
+                Option(answer=None, next="goodbye"),
+            ],
+        ),
+        "goodbye": Step(say="You are welcome. Have a great day, goodbye!"),
+    }
+
+
+def _slot_steps(
+    slots: dict[str, Any], required: list[str], optional: dict[str, Any], order: list[str]
+) -> dict[str, Step]:
+    """Ask each required slot, then offer each optional one, in `order`."""
+    steps = {order[i]: _slot_step(slots[s], order[i + 1]) for i, s in enumerate(required)}
+    for j, (s, default) in enumerate(optional.items()):
+        k = len(required) + j
+        steps[order[k]] = _offer_step(slots[s], default, order[k + 1])
+    return steps
+
+
+def _confirm_step(slots: dict[str, Any], required: list[str], what: str, call: str, retry: str) -> Step:
+    with_slots = [_lower_first(slots[s].get("description") or s) for s in required]
+    details = f" with {_or_list(with_slots).replace(' or ', ' and ')}" if with_slots else ""
+    return Step(
+        say=f"Please confirm: you would like to {what}{details}. Is that right?",
+        options=[Option(answer="Yes, that is right.", next=call), Option(answer="No, that is not right.", next=retry)],
+    )
+
+
 def intent_workflow(service: dict[str, Any], intent: dict[str, Any], file: str = "") -> Workflow:
     """The workflow of one intent of one service (raises DialforgeError when invalid)."""
     slots = {s["name"]: s for s in service["slots"]}
@@ -104,49 +167,10 @@ def intent_workflow(service: dict[str, Any], intent: dict[str, Any], file: str =
             options=[Option(answer=f"I would like to {what}.", next=first), Option(answer=None, next=first)],
         )
     }
-    for i, s in enumerate(required):
-        steps[order[i]] = _slot_step(slots[s], order[i + 1])
-    for j, (s, default) in enumerate(optional.items()):
-        k = len(required) + j
-        steps[order[k]] = _offer_step(slots[s], default, order[k + 1])
-    with_slots = [_lower_first(slots[s].get("description") or s) for s in required]
-    details = f" with {_or_list(with_slots).replace(' or ', ' and ')}" if with_slots else ""
+    steps.update(_slot_steps(slots, required, optional, order))
     retry = order[0] if order[0] != "confirm" else "greet"
-    steps["confirm"] = Step(
-        say=f"Please confirm: you would like to {what}{details}. Is that right?",
-        options=[Option(answer="Yes, that is right.", next=call), Option(answer="No, that is not right.", next=retry)],
-    )
-    steps[call] = Step(
-        say=f"One moment, I will {what}.",
-        options=[
-            Option(answer=None, next="inform_result", label="success"),
-            Option(answer=None, next="inform_failure", label="failure"),
-        ],
-    )
-    results = [
-        _lower_first(slots[s].get("description") or s)
-        for s in intent.get("result_slots") or []
-        if s in slots and s not in required
-    ]
-    if intent.get("is_transactional"):
-        done = f"Done: your request to {what} went through."
-    elif results:
-        done = f"Here is what I found: {_or_list(results[:4]).replace(' or ', ' and ')}."
-    else:
-        done = f"Here is the result of your request to {what}."
-    steps["inform_result"] = Step(say=done, options=[Option(answer=None, next="anything_else")])
-    steps["inform_failure"] = Step(
-        say=f"I am sorry, I could not {what}. Would you like to change something?",
-        options=[
-            Option(answer="Yes, let me change something.", next=retry),
-            Option(answer="No, thank you.", next="anything_else"),
-        ],
-    )
-    steps["anything_else"] = Step(
-        say="Is there anything else I can help you with?",
-        options=[Option(answer="No, that is all. Thank you!", next="goodbye"), Option(answer=None, next="goodbye")],
-    )
-    steps["goodbye"] = Step(say="You are welcome. Have a great day, goodbye!")
+    steps["confirm"] = _confirm_step(slots, required, what, call, retry)
+    steps.update(_closing_steps(what, call, retry, _result_say(slots, intent, what, required)))
     try:
         return Workflow(
             name=name,
@@ -185,6 +209,12 @@ def observed_values(dialogue_files: list[str | Path]) -> dict[tuple[str, str], l
     return {k: list(v) for k, v in out.items()}
 
 
+def _slot_pool(slot: dict[str, Any], service: str, values: dict[tuple[str, str], list[str]] | None) -> list[str]:
+    """The values a client may give for a slot: categorical values, else values seen in dialogues."""
+    pool = [str(v) for v in slot.get("possible_values") or []] if slot.get("is_categorical") else []
+    return pool or (values or {}).get((service, slot["name"]), [])
+
+
 def sample_intents(
     service: dict[str, Any],
     intent: dict[str, Any],
@@ -197,23 +227,27 @@ def sample_intents(
     slots = {s["name"]: s for s in service["slots"]}
     rng = random.Random(int(stable_hash(service["service_name"], intent["name"], seed), 16))
     what = _lower_first(intent.get("description") or intent["name"])
+    required = set(intent.get("required_slots") or [])
     names = list(intent.get("required_slots") or []) + list(intent.get("optional_slots") or {})
+    pools = [(slots[s], _slot_pool(slots[s], service["service_name"], values)) for s in names if s in slots]
     out: dict[str, None] = {}
     for _ in range(n * 4):
-        parts = []
-        for s in names:
-            slot = slots.get(s)
-            if slot is None:
-                continue
-            pool = [str(v) for v in slot.get("possible_values") or []] if slot.get("is_categorical") else []
-            pool = pool or (values or {}).get((service["service_name"], s), [])
-            if pool and (s in (intent.get("required_slots") or []) or rng.random() < 0.5):
-                v = rng.choice(pool)
-                parts.append(f"{_lower_first(slot.get('description') or s)}: {_BOOL.get(v, v)}")
-        out[f"{what} ({'; '.join(parts)})" if parts else what] = None
+        out[_one_intent(rng, what, pools, required)] = None
         if len(out) >= n:
             break
     return list(out)
+
+
+def _one_intent(
+    rng: random.Random, what: str, pools: list[tuple[dict[str, Any], list[str]]], required: set[str]
+) -> str:
+    """The request with a value for each required slot, and for an optional one half the time."""
+    parts = []
+    for slot, pool in pools:
+        if pool and (slot["name"] in required or rng.random() < 0.5):
+            v = rng.choice(pool)
+            parts.append(f"{_lower_first(slot.get('description') or slot['name'])}: {_BOOL.get(v, v)}")
+    return f"{what} ({'; '.join(parts)})" if parts else what
 
 
 def import_sgd(

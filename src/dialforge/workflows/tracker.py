@@ -1,5 +1,6 @@
 """The Self-Talk subgoal tracker: ROUGE-L (F) >= 0.33 between agent utterances and the
-reference utterances of the workflow's next nodes, following graph edges only."""
+reference utterances of the workflow's next nodes, following graph edges only (a tool
+step may be skipped: human agents call APIs silently)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def track(
     current: str | None = None
     path: list[str] = []
     for u in agent_utterances:
-        candidates = [wf.start, *wf.children(wf.start)] if current is None else wf.children(current)
+        candidates = [wf.start, *wf.next_said(wf.start)] if current is None else wf.next_said(current)
         if not candidates:
             break
         scored = [(rouge_l(u, wf.nodes[c].say), c) for c in candidates]
