@@ -106,6 +106,56 @@ def test_score_file_is_deterministic(threads, tmp_path):
     assert all(r["user_turns"] == c.n_user_turns for r, c in zip(rows, threads, strict=True))
 
 
+def test_self_bleu_equals_nltk_sentence_bleu(threads):
+    """Counting each text's n-grams once gives nltk's figure exactly (ties, short texts, a
+    text shorter than 4 words, repeated texts)."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    from dialforge.score.metrics import words
+
+    texts = [m.content for c in threads for m in c.messages if m.role == "user"][:40]
+    texts += ["ok", "thanks a lot", texts[0], texts[1], "why?"]
+    s = [w for w in (words(t) for t in texts) if w]
+    smooth = SmoothingFunction().method1
+    want = float(np.mean([sentence_bleu(s[:i] + s[i + 1 :], h, smoothing_function=smooth) for i, h in enumerate(s)]))
+    assert self_bleu(texts, sample_size=len(texts)) == want
+    assert self_bleu(texts[:20], sample_size=8, seed=3) > 0
+
+
+def test_streamed_dataset_scores_equal_the_metrics_over_all_texts(threads, tmp_path):
+    """The accumulator (word ids, integer bigrams, per-conversation numbers) gives what the
+    metric functions give over every user text at once."""
+    from dialforge.score import ScoreConfig, score
+    from dialforge.score.metrics import words
+
+    convs = threads + [
+        Conversation(
+            id="wf",
+            messages=[{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}],
+            meta={"workflow_eval": {"depth": 2, "relative_depth": 0.5, "success": True}, "termination_reason": "x"},
+        )
+    ]
+    f = tmp_path / "t.jsonl"
+    write_conversations(convs, f)
+    got = score(f, ScoreConfig(embedder=None, self_bleu_sample=20))
+    users = [m.content for c in convs for m in c.messages if m.role == "user"]
+    assert got["distinct_1"] == round(distinct_n(users, 1), 4)
+    assert got["distinct_2"] == round(distinct_n(users, 2), 4)
+    assert got["mtld"] == round(mtld([w for t in users for w in words(t)]), 3)
+    assert got["self_bleu"] == round(self_bleu(users, 20), 4)
+    assert got["user_turns_mean"] == round(np.mean([c.n_user_turns for c in convs]), 4)
+    assert got["termination_reasons"] == {"none": 40, "x": 1}
+    assert got["workflow_depth"] == 2.0 and got["workflow_success"] == 1.0
+    rows = [json.loads(x) for x in (tmp_path / "t.scores.jsonl").read_text().splitlines()]
+    for r, c in zip(rows, convs, strict=True):
+        body = c.dialogue()
+        pairs = [(body[i].content, body[i - 1].content) for i in range(1, len(body))
+                 if body[i].role == "user" and body[i - 1].role == "assistant"]  # fmt: skip
+        assert r["follow_ups"] == sum(is_follow_up(q, a) for q, a in pairs)
+        assert r["assistant_tokens"] == sum(len(words(m.content)) for m in c.messages if m.role == "assistant")
+    assert sum(r["follow_ups"] for r in rows) > 5
+
+
 def test_filter_expressions_and_errors(threads):
     scores = {
         c.id: {"user_turns": c.n_user_turns, "judge": {"mean": 7.5 if i % 2 else 3.0}} for i, c in enumerate(threads)

@@ -3,9 +3,10 @@
 The first occurrence is kept; every removal is reported with its reason and the id it
 duplicates. Exact and near dedup stream (memory: a digest and a 128-value signature per
 kept conversation). MinHash signatures are computed for a whole conversation at once with
-numpy (word hashes memoised, 3-word shingles combined arithmetically) with datasketch's
-permutations, and LSH candidates are confirmed by their estimated Jaccard, so a bucket
-collision alone never removes a conversation. Embedding dedup compares each block of
+numpy (a batch of conversations at a time, 3-word shingles combined arithmetically) with
+datasketch's permutations; LSH bands are tuned for recall and every candidate is confirmed
+by the exact Jaccard of the two shingle sets (read back from a temporary file), so nothing
+below the threshold is ever removed. Embedding dedup compares each block of
 conversations with all kept ones by blocked matrix products: O(n k d) time, no growing
 matrix copies.
 """
@@ -86,8 +87,9 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 class MinHasher:
-    """MinHash signatures of word 3-gram shingle sets, vectorised per document with
-    datasketch's affine32 scheme (`a * fmix(h) + b` in uint32; no modulo)."""
+    """MinHash signatures of word 3-gram shingle sets, vectorised with datasketch's affine32
+    scheme (`a * fmix(h) + b` in uint32; no modulo). `signatures` does a whole batch of
+    documents in a few numpy passes (no Python loop per document, word or shingle)."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
         from datasketch import MinHash
@@ -99,84 +101,193 @@ class MinHasher:
 
     def shingles(self, normalised: str) -> np.ndarray:
         """32-bit hashes of the word 3-grams of normalised text (one shingle if shorter)."""
-        w = word_hashes(normalised, self._powers)
-        if len(w) < 3:
-            return np.array([zlib.crc32(normalised.encode())], dtype=np.uint32)
+        return self.batch_shingles([normalised])[0]
+
+    def batch_shingles(self, texts: list[str]) -> list[np.ndarray]:
+        """`shingles` of each text: word hashes of all texts in one pass over their
+        concatenation, 3-grams kept where all three words belong to one text."""
+        if not texts:
+            return []
+        words = np.fromiter((t.count(" ") + 1 for t in texts), dtype=np.int64, count=len(texts))
+        w = word_hashes(" ".join(texts), self._powers)
         mixed: np.ndarray = w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]
-        return np.right_shift(mixed, np.uint64(32)).astype(np.uint32)
+        hv = np.right_shift(mixed, np.uint64(32)).astype(np.uint32)
+        starts = np.concatenate(([0], np.cumsum(words)[:-1]))
+        out = []
+        for i, (s, k) in enumerate(zip(starts.tolist(), words.tolist(), strict=True)):
+            if k < 3:
+                out.append(np.array([zlib.crc32(texts[i].encode())], dtype=np.uint32))
+            else:
+                out.append(hv[s : s + k - 2])
+        return out
 
     def signature(self, normalised: str) -> np.ndarray:
-        hv = _fmix32(self.shingles(normalised))
+        return self.signatures([self.shingles(normalised)])[0]
+
+    def signatures(self, shingles: list[np.ndarray], chunk: int = 8192) -> np.ndarray:
+        """One signature row per shingle array: the permuted minimum over each document,
+        for many short documents at once (`np.minimum.reduceat` over their concatenation),
+        in column chunks that bound the temporaries."""
+        out = np.empty((len(shingles), self.num_perm), dtype=np.uint32)
+        i = 0
+        while i < len(shingles):
+            j, total = i, 0
+            while j < len(shingles) and (j == i or total + len(shingles[j]) <= chunk):
+                total += len(shingles[j])
+                j += 1
+            if j == i + 1:
+                out[i] = self._one(shingles[i], chunk)
+            else:
+                hv = _fmix32(np.concatenate(shingles[i:j]))
+                bounds = np.cumsum([0] + [len(x) for x in shingles[i : j - 1]])
+                out[i:j] = np.minimum.reduceat(self.a * hv + self.b, bounds, axis=1).T
+            i = j
+        return out
+
+    def _one(self, shingles: np.ndarray, chunk: int) -> np.ndarray:
+        hv = _fmix32(shingles)
         sig = np.full(self.num_perm, np.uint32(0xFFFFFFFF), dtype=np.uint32)
-        for s in range(0, len(hv), 4096):  # bounded temporaries for very long texts
-            np.minimum(sig, (self.a * hv[s : s + 4096] + self.b).min(axis=1), out=sig)
+        for s in range(0, len(hv), chunk):  # bounded temporaries for very long texts
+            np.minimum(sig, (self.a * hv[s : s + chunk] + self.b).min(axis=1), out=sig)
         return sig
 
 
+def lsh_bands(threshold: float, num_perm: int, recall: float = 0.9) -> tuple[int, int]:
+    """(bands, rows): the most rows per band (fewest chance candidates) for which a pair at
+    exactly the threshold still shares a band with probability >= `recall`. Candidates are
+    confirmed by their exact Jaccard, so a chance candidate costs a check, never a removal."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
 class NearIndex:
-    """LSH over MinHash signatures (datasketch's band layout for the threshold), confirmed
-    by the estimated Jaccard of the signatures."""
+    """LSH over MinHash signatures; every candidate is confirmed by the exact Jaccard of the
+    two shingle sets. The kept documents' shingles go to a temporary file (read back only
+    for candidates), so memory holds a signature's band keys and an offset per document."""
 
     def __init__(self, threshold: float, num_perm: int = 128) -> None:
-        from datasketch.lsh import _optimal_param
+        import tempfile
 
         self.threshold = threshold
-        self.bands, self.rows = _optimal_param(threshold, num_perm, 0.5, 0.5)
-        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self.bands)]
-        self._sigs: list[np.ndarray] = []
+        self.bands, self.rows = lsh_bands(threshold, num_perm)
+        rng = np.random.default_rng(12345)
+        self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
+        self._buckets: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        self._file = tempfile.TemporaryFile(prefix="dialforge-near-")
+        self._where: list[tuple[int, int]] = []
+        self._end = 0
 
-    def _keys(self, sig: np.ndarray) -> Iterator[tuple[int, bytes]]:
-        r = self.rows
-        for band in range(self.bands):
-            yield band, sig[band * r : (band + 1) * r].tobytes()
+    def band_keys(self, sigs: np.ndarray) -> list[list[int]]:
+        """One 64-bit key per band of each signature (a mix of the band's rows)."""
+        used = sigs[:, : self.bands * self.rows].reshape(len(sigs), self.bands, self.rows).astype(np.uint64)
+        keys: list[list[int]] = (used * self._mix).sum(axis=2).tolist()
+        return keys
 
-    def query(self, sig: np.ndarray) -> tuple[int, float] | None:
-        """(index of the first inserted match, estimated Jaccard), or None."""
-        cands = sorted({i for band, key in self._keys(sig) for i in self._buckets[band].get(key, ())})
-        for i in cands:
-            j = float(np.count_nonzero(self._sigs[i] == sig)) / len(sig)
+    def _shingles(self, i: int) -> np.ndarray:
+        offset, count = self._where[i]
+        self._file.seek(offset)
+        return np.fromfile(self._file, dtype=np.uint32, count=count)
+
+    def query(self, keys: list[int], shingles: np.ndarray) -> tuple[int, float] | None:
+        """(index of the first inserted document with Jaccard >= threshold, its Jaccard)."""
+        cands = {i for band, key in enumerate(keys) for i in self._buckets[band].get(key, ())}
+        if not cands:
+            return None
+        mine = np.unique(shingles)
+        for i in sorted(cands):
+            other = self._shingles(i)
+            inter = len(np.intersect1d(mine, other, assume_unique=True))
+            j = inter / (len(mine) + len(other) - inter)
             if j >= self.threshold:
                 return i, j
+        self._file.seek(self._end)
         return None
 
-    def insert(self, sig: np.ndarray) -> int:
-        i = len(self._sigs)
-        self._sigs.append(sig)
-        for band, key in self._keys(sig):
+    def insert(self, keys: list[int], shingles: np.ndarray) -> int:
+        i = len(self._where)
+        u = np.unique(shingles)
+        self._file.seek(self._end)
+        u.tofile(self._file)
+        self._where.append((self._end, len(u)))
+        self._end += u.nbytes
+        for band, key in enumerate(keys):
             self._buckets[band].setdefault(key, []).append(i)
         return i
 
+    def close(self) -> None:
+        self._file.close()
+
+
+def _chunks(convs: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
+    chunk: list[Conversation] = []
+    for c in convs:
+        chunk.append(c)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Near:
+    """Near-duplicate state of one dedup run: the hasher, the index, the kept ids."""
+
+    def __init__(self, threshold: float, num_perm: int) -> None:
+        self.threshold = threshold
+        self.hasher = MinHasher(num_perm)
+        self.index = NearIndex(threshold, num_perm)
+        self.ids: list[str] = []
+
+    def prepare(self, texts: list[str]) -> tuple[list[np.ndarray], list[list[int]]]:
+        shingles = self.hasher.batch_shingles(texts)
+        return shingles, self.index.band_keys(self.hasher.signatures(shingles))
+
+    def check(self, cid: str, keys: list[int], shingles: np.ndarray) -> dict[str, Any] | None:
+        hit = self.index.query(keys, shingles)
+        if hit is not None:
+            return {
+                "id": cid,
+                "reason": f"near-duplicate (Jaccard {hit[1]:.2f} >= {self.threshold})",
+                "duplicate_of": self.ids[hit[0]],
+            }
+        self.index.insert(keys, shingles)
+        self.ids.append(cid)
+        return None
+
 
 def _stream(
-    convs: Iterable[Conversation], near: float | None, num_perm: int, removed: list[dict[str, Any]]
+    convs: Iterable[Conversation], near: float | None, num_perm: int, removed: list[dict[str, Any]], chunk: int = 256
 ) -> Iterator[Conversation]:
-    """Exact then near dedup, one conversation at a time."""
+    """Exact then near dedup in file order; signatures are computed a chunk at a time."""
     seen: dict[bytes, str] = {}
-    hasher = MinHasher(num_perm) if near is not None else None
-    index = NearIndex(near, num_perm) if near is not None else None
-    ids: list[str] = []
-    for c in convs:
-        text = _norm(_text(c))
-        h = exact_key(text)
-        if h in seen:
-            removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
-            continue
-        seen[h] = c.id
-        if hasher is not None and index is not None:
-            sig = hasher.signature(text)
-            hit = index.query(sig)
-            if hit is not None:
-                removed.append(
-                    {
-                        "id": c.id,
-                        "reason": f"near-duplicate (MinHash Jaccard >= {near}, estimated {hit[1]:.2f})",
-                        "duplicate_of": ids[hit[0]],
-                    }
-                )
+    state = _Near(near, num_perm) if near is not None else None
+    try:
+        for batch in _chunks(convs, chunk):
+            texts = [_norm(_text(c)) for c in batch]
+            fresh = []
+            for c, text in zip(batch, texts, strict=True):
+                h = exact_key(text)
+                if h in seen:
+                    removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
+                    continue
+                seen[h] = c.id
+                fresh.append((c, text))
+            if state is None:
+                yield from (c for c, _ in fresh)
                 continue
-            index.insert(sig)
-            ids.append(c.id)
-        yield c
+            shingles, keys = state.prepare([t for _, t in fresh])
+            for (c, _), sh, k in zip(fresh, shingles, keys, strict=True):
+                hit = state.check(c.id, k, sh)
+                if hit is None:
+                    yield c
+                else:
+                    removed.append(hit)
+    finally:
+        if state is not None:
+            state.index.close()
 
 
 def embedding_duplicates(vecs: np.ndarray, threshold: float, block: int = 1024, col_block: int = 16384) -> np.ndarray:
