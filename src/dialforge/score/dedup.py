@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,14 @@ def exact_key(normalised: str) -> bytes:
     return hashlib.blake2b(normalised.encode(), digest_size=16).digest()
 
 
-_P = 0x100000001B3  # odd, so it has an inverse modulo 2^64
+_P = 0x100000001B3
+
+
 _P_INV = pow(_P, -1, 1 << 64)
 
 
 class _Powers:
-    """P^i and P^-i modulo 2^64 for i < len, grown on demand."""
+    """P^i and P^-i modulo 2^64 for i up to the longest batch seen, grown on demand."""
 
     def __init__(self) -> None:
         self.pow = self.inv = np.ones(1, dtype=np.uint64)
@@ -54,13 +57,14 @@ class _Powers:
     def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self.pow) <= n:
             size = max(n + 1, 2 * len(self.pow), 1 << 16)
-            self.pow = np.empty(size, dtype=np.uint64)
-            self.inv = np.empty(size, dtype=np.uint64)
-            p = q = 1
-            for i in range(size):  # once per process for the longest text seen
-                self.pow[i], self.inv[i] = p, q
-                p, q = p * _P % (1 << 64), q * _P_INV % (1 << 64)
+            self.pow, self.inv = (self._table(x, size) for x in (_P, _P_INV))
         return self.pow, self.inv
+
+    @staticmethod
+    def _table(base: int, size: int) -> np.ndarray:
+        steps = np.full(size, base, dtype=np.uint64)
+        steps[0] = 1
+        return np.multiply.accumulate(steps)  # uint64 arithmetic wraps: modulo 2^64
 
 
 def word_hashes(normalised: str, powers: _Powers) -> np.ndarray:
@@ -75,6 +79,15 @@ def word_hashes(normalised: str, powers: _Powers) -> np.ndarray:
     prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
     np.cumsum(buf.astype(np.uint64) * pw[: len(buf)], out=prefix[1:])
     return (prefix[ends] - prefix[starts]) * inv[starts]
+
+
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch 2's affine32 permutations for (num_perm, seed) (`MinHash._init_permutations`;
+    equal by test), without importing datasketch, whose import pulls in scipy (seconds)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -92,12 +105,11 @@ class MinHasher:
     documents in a few numpy passes (no Python loop per document, word or shingle)."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
-        from datasketch import MinHash
-
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-        self.a, self.b = a.astype(np.uint32)[:, None], b.astype(np.uint32)[:, None]
+        a, b = _permutations(num_perm, seed)
+        self.a, self.b = a[:, None], b[:, None]
         self.num_perm = num_perm
         self._powers = _Powers()
+        self._buf = np.empty((num_perm, 0), dtype=np.uint32)
 
     def shingles(self, normalised: str) -> np.ndarray:
         """32-bit hashes of the word 3-grams of normalised text (one shingle if shorter)."""
@@ -140,9 +152,17 @@ class MinHasher:
             else:
                 hv = _fmix32(np.concatenate(shingles[i:j]))
                 bounds = np.cumsum([0] + [len(x) for x in shingles[i : j - 1]])
-                out[i:j] = np.minimum.reduceat(self.a * hv + self.b, bounds, axis=1).T
+                work = self._work(chunk)[:, : len(hv)]  # reused: no fresh pages per batch
+                np.multiply(self.a, hv, out=work)
+                np.add(work, self.b, out=work)
+                out[i:j] = np.minimum.reduceat(work, bounds, axis=1).T
             i = j
         return out
+
+    def _work(self, chunk: int) -> np.ndarray:
+        if self._buf.shape[1] < chunk:
+            self._buf = np.empty((self.num_perm, chunk), dtype=np.uint32)
+        return self._buf
 
     def _one(self, shingles: np.ndarray, chunk: int) -> np.ndarray:
         hv = _fmix32(shingles)
@@ -165,8 +185,9 @@ def lsh_bands(threshold: float, num_perm: int, recall: float = 0.9) -> tuple[int
 
 class NearIndex:
     """LSH over MinHash signatures; every candidate is confirmed by the exact Jaccard of the
-    two shingle sets. The kept documents' shingles go to a temporary file (read back only
-    for candidates), so memory holds a signature's band keys and an offset per document."""
+    two shingle sets. The kept documents' shingles go to a temporary file (written once per
+    batch, read back only for candidates), so memory holds the band keys and an offset per
+    document."""
 
     def __init__(self, threshold: float, num_perm: int = 128) -> None:
         import tempfile
@@ -175,50 +196,83 @@ class NearIndex:
         self.bands, self.rows = lsh_bands(threshold, num_perm)
         rng = np.random.default_rng(12345)
         self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
-        self._buckets: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        self._salt = rng.integers(0, 2**63, size=self.bands, dtype=np.uint64)
+        self._buckets: dict[int, list[int]] = {}  # band key (salted by band) -> documents
         self._file = tempfile.TemporaryFile(prefix="dialforge-near-")
-        self._where: list[tuple[int, int]] = []
-        self._end = 0
+        self._where = array("q")  # offset (in shingles) of each inserted document, then the end
+        self._where.append(0)
+        self._pending: list[np.ndarray] = []
+        self._flushed = 0  # documents already in the file
+        self._sigs = np.empty((0, num_perm), dtype=np.uint32)
 
     def band_keys(self, sigs: np.ndarray) -> list[list[int]]:
-        """One 64-bit key per band of each signature (a mix of the band's rows)."""
+        """One 64-bit key per band of each signature (a mix of the band's rows, salted by the
+        band so that one dict holds every band)."""
         used = sigs[:, : self.bands * self.rows].reshape(len(sigs), self.bands, self.rows).astype(np.uint64)
-        keys: list[list[int]] = (used * self._mix).sum(axis=2).tolist()
+        keys: list[list[int]] = ((used * self._mix).sum(axis=2) ^ self._salt).tolist()
         return keys
 
     def _shingles(self, i: int) -> np.ndarray:
-        offset, count = self._where[i]
-        self._file.seek(offset)
-        return np.fromfile(self._file, dtype=np.uint32, count=count)
+        if i >= self._flushed:
+            return self._pending[i - self._flushed]
+        self._file.seek(self._where[i] * 4)
+        return np.fromfile(self._file, dtype=np.uint32, count=self._where[i + 1] - self._where[i])
 
-    def query(self, keys: list[int], shingles: np.ndarray) -> tuple[int, float] | None:
-        """(index of the first inserted document with Jaccard >= threshold, its Jaccard)."""
-        cands = {i for band, key in enumerate(keys) for i in self._buckets[band].get(key, ())}
+    def query(self, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> tuple[int, float] | None:
+        """(index of the first inserted document with Jaccard >= threshold, its Jaccard).
+        Candidates whose signatures agree on fewer than threshold - 0.15 of their values
+        (four standard deviations of the estimate at 128 permutations) are not read back."""
+        get = self._buckets.get
+        cands = {i for key in keys for i in get(key, ())}
         if not cands:
             return None
-        mine = np.unique(shingles)
-        for i in sorted(cands):
-            other = self._shingles(i)
-            inter = len(np.intersect1d(mine, other, assume_unique=True))
+        order = np.fromiter(sorted(cands), dtype=np.int64, count=len(cands))
+        agree = np.count_nonzero(self._sigs[order] == sig, axis=1) / len(sig)
+        order = order[agree >= self.threshold - 0.15]
+        mine = _sorted_set(shingles)
+        for i in order.tolist():
+            other = _sorted_set(self._shingles(i))
+            inter = _intersection(mine, other)
             j = inter / (len(mine) + len(other) - inter)
             if j >= self.threshold:
                 return i, j
-        self._file.seek(self._end)
         return None
 
-    def insert(self, keys: list[int], shingles: np.ndarray) -> int:
-        i = len(self._where)
-        u = np.unique(shingles)
-        self._file.seek(self._end)
-        u.tofile(self._file)
-        self._where.append((self._end, len(u)))
-        self._end += u.nbytes
-        for band, key in enumerate(keys):
-            self._buckets[band].setdefault(key, []).append(i)
+    def insert(self, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> int:
+        i = len(self._where) - 1
+        if i == len(self._sigs):
+            self._sigs = np.concatenate([self._sigs, np.empty_like(self._sigs, shape=(max(1024, i), len(sig)))])
+        self._sigs[i] = sig
+        self._pending.append(shingles)
+        self._where.append(self._where[-1] + len(shingles))
+        add = self._buckets.setdefault
+        for key in keys:
+            add(key, []).append(i)
         return i
+
+    def flush(self) -> None:
+        """Write the shingles inserted since the last flush (once per batch)."""
+        if self._pending:
+            self._file.seek(self._where[self._flushed] * 4)
+            np.concatenate(self._pending).tofile(self._file)
+            self._flushed += len(self._pending)
+            self._pending = []
 
     def close(self) -> None:
         self._file.close()
+
+
+def _sorted_set(x: np.ndarray) -> np.ndarray:
+    x = np.sort(x)
+    return x[np.concatenate(([True], x[1:] != x[:-1]))]
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> int:
+    """Size of the intersection of two sorted sets."""
+    if len(a) > len(b):
+        a, b = b, a
+    idx = np.minimum(np.searchsorted(b, a), len(b) - 1)
+    return int(np.count_nonzero(b[idx] == a))
 
 
 def _chunks(convs: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
@@ -241,19 +295,20 @@ class _Near:
         self.index = NearIndex(threshold, num_perm)
         self.ids: list[str] = []
 
-    def prepare(self, texts: list[str]) -> tuple[list[np.ndarray], list[list[int]]]:
+    def prepare(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray, list[list[int]]]:
         shingles = self.hasher.batch_shingles(texts)
-        return shingles, self.index.band_keys(self.hasher.signatures(shingles))
+        sigs = self.hasher.signatures(shingles)
+        return shingles, sigs, self.index.band_keys(sigs)
 
-    def check(self, cid: str, keys: list[int], shingles: np.ndarray) -> dict[str, Any] | None:
-        hit = self.index.query(keys, shingles)
+    def check(self, cid: str, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> dict[str, Any] | None:
+        hit = self.index.query(keys, sig, shingles)
         if hit is not None:
             return {
                 "id": cid,
                 "reason": f"near-duplicate (Jaccard {hit[1]:.2f} >= {self.threshold})",
                 "duplicate_of": self.ids[hit[0]],
             }
-        self.index.insert(keys, shingles)
+        self.index.insert(keys, sig, shingles)
         self.ids.append(cid)
         return None
 
@@ -278,13 +333,16 @@ def _stream(
             if state is None:
                 yield from (c for c, _ in fresh)
                 continue
-            shingles, keys = state.prepare([t for _, t in fresh])
-            for (c, _), sh, k in zip(fresh, shingles, keys, strict=True):
-                hit = state.check(c.id, k, sh)
+            shingles, sigs, keys = state.prepare([t for _, t in fresh])
+            kept = []
+            for (c, _), sh, sig, k in zip(fresh, shingles, sigs, keys, strict=True):
+                hit = state.check(c.id, k, sig, sh)
                 if hit is None:
-                    yield c
+                    kept.append(c)
                 else:
                     removed.append(hit)
+            state.index.flush()
+            yield from kept
     finally:
         if state is not None:
             state.index.close()
