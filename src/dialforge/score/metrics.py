@@ -6,7 +6,7 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -24,35 +24,39 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 def distinct_words(tokenised: Sequence[Sequence[str]], n: int) -> float:
     """`distinct_n` over texts already split into words (score tokenises each text once)."""
-    grams: list[tuple[str, ...]] = []
+    grams: set[object] = set()
+    total = 0
     for w in tokenised:
-        grams.extend(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
-    return len(set(grams)) / len(grams) if grams else 0.0
+        if len(w) < n:
+            continue
+        total += len(w) - n + 1
+        grams.update(w if n == 1 else zip(*(w[k:] for k in range(n)), strict=False))
+    return len(grams) / total if total else 0.0
 
 
-def _mtld_pass(tokens: Sequence[str], threshold: float) -> float:
+def _mtld_pass(tokens: Sequence[Hashable], threshold: float) -> float:
     factors = 0.0
-    types: set[str] = set()
+    types: set[Hashable] = set()
     count = 0
-    ttr = 1.0
     for tok in tokens:
         count += 1
-        types.add(tok)
-        ttr = len(types) / count
-        if ttr <= threshold:
-            factors += 1
-            types, count, ttr = set(), 0, 1.0
+        if tok in types:  # only a repeat can lower the type-token ratio
+            if len(types) / count <= threshold:
+                factors += 1
+                types, count = set(), 0
+        else:
+            types.add(tok)
     if count > 0:
-        factors += (1 - ttr) / (1 - threshold)
+        factors += (1 - len(types) / count) / (1 - threshold)
     return len(tokens) / factors if factors > 0 else float(len(tokens))
 
 
-def mtld(tokens: Sequence[str], threshold: float = 0.72) -> float:
+def mtld(tokens: Sequence[Hashable], threshold: float = 0.72) -> float:
     """Measure of textual lexical diversity (McCarthy & Jarvis 2010): mean of the forward and
     backward passes. A text that never drops to the threshold scores its length."""
     if not tokens:
         return 0.0
-    return (_mtld_pass(tokens, threshold) + _mtld_pass(list(reversed(tokens)), threshold)) / 2
+    return (_mtld_pass(tokens, threshold) + _mtld_pass(tokens[::-1], threshold)) / 2
 
 
 def sample(items: Sequence[str], k: int, seed: int = 0) -> list[str]:
@@ -149,17 +153,33 @@ _STOP = frozenset(
 def is_follow_up(question: str, previous_answer: str) -> bool:
     """A user turn depends on the previous answer if it refers back to it (anaphora such as
     "that", "your example", "the second step") or reuses at least two of its content words."""
-    return follows_up(question, words(question), words(previous_answer))
+    return follows_up(question, words(question), previous_answer)
 
 
-def follows_up(question: str, question_words: Sequence[str], answer_words: Sequence[str]) -> bool:
-    """`is_follow_up` on texts already split into words (score tokenises each text once)."""
+def follows_up(question: str, question_words: Sequence[str], previous_answer: str) -> bool:
+    """`is_follow_up` with the question already split into words. The answer is tokenised
+    only when two content words occur in it as substrings (a necessary condition)."""
     if _REFER.search(question):
         return True
     content = {w for w in question_words if len(w) >= 5 and w not in _STOP}
     if len(content) < 2:
         return False
-    return len(content.intersection(answer_words)) >= 2
+    low = previous_answer.lower()
+    present = [w for w in content if w in low]
+    return len(present) >= 2 and len(set(present).intersection(_WORD.findall(low))) >= 2
+
+
+_WORD_BYTES = bytes(
+    ord("a") if chr(b).isascii() and (chr(b).isalnum() or chr(b) == "_") else ord(" ") for b in range(256)
+)
+
+
+def count_words(text: str) -> int:
+    """`len(words(text))` without building the words: ASCII text (where \\w is [A-Za-z0-9_])
+    is mapped to word and space bytes and split in C; other text goes through the regex."""
+    if text.isascii():
+        return len(text.encode().translate(_WORD_BYTES).split())
+    return len(_WORD.findall(text))
 
 
 def entropy_bits(counts: Counter[str]) -> float:

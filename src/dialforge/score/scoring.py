@@ -86,27 +86,27 @@ def _workflow(conv: Conversation, s: dict[str, Any]) -> None:
 
 
 class _Turns:
-    """One pass over a conversation's dialogue: each text is tokenised once."""
+    """One pass over a conversation's dialogue: each user text is tokenised once; answers are
+    only counted (and tokenised for a follow-up check that needs it)."""
 
     def __init__(self, conv: Conversation) -> None:
         self.users: list[str] = []
         self.user_words: list[list[str]] = []
         self.assistant_chars = self.assistant_tokens = 0
         self.pairs = self.follow_ups = self.eligible = 0
-        prev: Any = None  # the previous dialogue message, and its words when it is an answer
-        prev_words: list[str] = []
+        prev: Any = None  # the previous dialogue message
         for m in conv.messages:
             if m.role == "system":
                 continue
-            w = M.words(m.content)
             if m.role == "user":
-                self._user(m.content, w, prev, prev_words)
+                self._user(m.content, prev)
             elif m.role == "assistant":
                 self.assistant_chars += len(m.content)
-                self.assistant_tokens += len(w)
-            prev, prev_words = m, w
+                self.assistant_tokens += M.count_words(m.content)
+            prev = m
 
-    def _user(self, text: str, w: list[str], prev: Any, prev_words: list[str]) -> None:
+    def _user(self, text: str, prev: Any) -> None:
+        w = M.words(text)
         self.users.append(text)
         self.user_words.append(w)
         if prev is None:
@@ -114,7 +114,7 @@ class _Turns:
         self.eligible += 1
         if prev.role == "assistant":
             self.pairs += 1
-            self.follow_ups += M.follows_up(text, w, prev_words)
+            self.follow_ups += M.follows_up(text, w, prev.content)
 
 
 def _lexical(user_words: list[list[str]]) -> dict[str, Any]:
