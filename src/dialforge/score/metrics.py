@@ -143,6 +143,7 @@ _REFER = re.compile(
     r"(one|point|option|step|idea|example))\b",
     re.I,
 )
+_ANAPHORA = frozenset("this that these those it its they them above previous earlier".split())  # _REFER's words
 _STOP = frozenset(
     "about above after again against because before being below between could doing during "
     "further having other should their there these those through under until while which would "
@@ -159,7 +160,7 @@ def is_follow_up(question: str, previous_answer: str) -> bool:
 def follows_up(question: str, question_words: Sequence[str], previous_answer: str) -> bool:
     """`is_follow_up` with the question already split into words. The answer is tokenised
     only when two content words occur in it as substrings (a necessary condition)."""
-    if _REFER.search(question):
+    if not _ANAPHORA.isdisjoint(question_words) or _REFER.search(question):
         return True
     content = {w for w in question_words if len(w) >= 5 and w not in _STOP}
     if len(content) < 2:

@@ -118,10 +118,19 @@ class _Turns:
 
 
 def _lexical(user_words: list[list[str]]) -> dict[str, Any]:
+    """distinct-1, distinct-2 (as `M.distinct_words`) and MTLD of the user turns, one pass."""
+    uni: set[str] = set()
+    bi: set[tuple[str, str]] = set()
+    flat: list[str] = []
+    for w in user_words:
+        uni.update(w)
+        bi.update(zip(w, w[1:], strict=False))
+        flat += w
+    n_bi = sum(len(w) - 1 for w in user_words if w)
     return {
-        "distinct_1": round(M.distinct_words(user_words, 1), 4),
-        "distinct_2": round(M.distinct_words(user_words, 2), 4),
-        "mtld": round(M.mtld([w for ws in user_words for w in ws]), 3),
+        "distinct_1": round(len(uni) / len(flat), 4) if flat else 0.0,
+        "distinct_2": round(len(bi) / n_bi, 4) if n_bi else 0.0,
+        "mtld": round(M.mtld(flat), 3),
     }
 
 
@@ -162,14 +171,16 @@ def _mean(xs: Any) -> float | None:
 class DatasetScores:
     """Dataset scores accumulated one conversation at a time (`score` streams the file).
     What it keeps grows with the data but is compact: the user texts (for the seeded
-    self-BLEU and embedding samples), the user words as integer ids (MTLD), the set of
-    distinct bigrams as integers, and a few numbers per conversation."""
+    self-BLEU and embedding samples), each user word as its 64-bit hash (MTLD), the sets of
+    distinct word and bigram hashes, and a few numbers per conversation. Hashes stand in for
+    words because these metrics only compare words for equality (a collision among a few
+    million 64-bit values is a one-in-billions event)."""
 
     def __init__(self, cfg: ScoreConfig) -> None:
         self.cfg = cfg
         self.users: list[str] = []
-        self.vocab: dict[str, int] = {}
-        self.ids = array("l")  # every user word, as its vocabulary id, in order
+        self.ids = array("q")  # every user word's hash, in order (MTLD needs only equality)
+        self.unigrams: set[int] = set()
         self.bigrams: set[int] = set()
         self.n_bigrams = 0
         self.series: dict[str, array[float]] = {k: array("d") for k in _SERIES}
@@ -187,11 +198,11 @@ class DatasetScores:
         if user_words is None:
             user_words = [M.words(m.content) for m in conv.messages if m.role == "user"]
         self.users.extend(m.content for m in conv.messages if m.role == "user")
-        vocab = self.vocab
         for w in user_words:
-            ids = [vocab.setdefault(x, len(vocab)) for x in w]
+            ids = list(map(hash, w))
             self.ids.extend(ids)
-            self.bigrams.update([a << 32 | b for a, b in zip(ids, ids[1:], strict=False)])
+            self.unigrams.update(ids)
+            self.bigrams.update(map(hash, zip(ids, ids[1:], strict=False)))
             self.n_bigrams += max(len(ids) - 1, 0)
         self._numbers(per)
 
@@ -219,7 +230,7 @@ class DatasetScores:
             "user_turns_mean": _mean(se["user_turns"]),
             "user_chars_mean": _mean(se["user_chars"]),
             "assistant_chars_mean": _mean(se["assistant_chars"]),
-            "distinct_1": round(len(self.vocab) / n_words, 4) if n_words else 0.0,
+            "distinct_1": round(len(self.unigrams) / n_words, 4) if n_words else 0.0,
             "distinct_2": round(len(self.bigrams) / self.n_bigrams, 4) if self.n_bigrams else 0.0,
             "mtld": round(M.mtld(self.ids), 3),
             "self_bleu": round(M.self_bleu(self.users, cfg.self_bleu_sample, cfg.seed), 4),
