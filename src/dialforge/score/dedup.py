@@ -197,7 +197,7 @@ class NearIndex:
         rng = np.random.default_rng(12345)
         self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
         self._salt = rng.integers(0, 2**63, size=self.bands, dtype=np.uint64)
-        self._buckets: dict[int, list[int]] = {}  # band key (salted by band) -> documents
+        self._buckets: dict[int, array[int]] = {}  # band key (salted by band) -> documents
         self._file = tempfile.TemporaryFile(prefix="dialforge-near-")
         self._where = array("q")  # offset (in shingles) of each inserted document, then the end
         self._where.append(0)
@@ -223,10 +223,10 @@ class NearIndex:
         Candidates whose signatures agree on fewer than threshold - 0.15 of their values
         (four standard deviations of the estimate at 128 permutations) are not read back."""
         get = self._buckets.get
-        cands = {i for key in keys for i in get(key, ())}
-        if not cands:
+        hits = [np.array(b, dtype=np.int64) for key in keys if (b := get(key)) is not None]  # copies: b grows
+        if not hits:
             return None
-        order = np.fromiter(sorted(cands), dtype=np.int64, count=len(cands))
+        order = np.unique(np.concatenate(hits)) if len(hits) > 1 else hits[0]
         agree = np.count_nonzero(self._sigs[order] == sig, axis=1) / len(sig)
         order = order[agree >= self.threshold - 0.15]
         mine = _sorted_set(shingles)
@@ -245,9 +245,13 @@ class NearIndex:
         self._sigs[i] = sig
         self._pending.append(shingles)
         self._where.append(self._where[-1] + len(shingles))
-        add = self._buckets.setdefault
+        buckets = self._buckets
         for key in keys:
-            add(key, []).append(i)
+            b = buckets.get(key)
+            if b is None:
+                buckets[key] = array("q", (i,))
+            else:
+                b.append(i)
         return i
 
     def flush(self) -> None:
