@@ -243,17 +243,21 @@ def batch(args: argparse.Namespace) -> None:
         for t in texts[: args.requests]
     ]
     print(f"start: {load()}; {len(reqs)} requests of 32 new tokens on the tiny model")
-    for bs in (16, 32, 64):
-        backend = TransformersBackend(str(path), batch_size=bs)
-        backend.load()
+    backends = {bs: TransformersBackend(str(path), batch_size=bs) for bs in (16, 32, 64)}
 
-        async def go(backend: TransformersBackend = backend) -> None:
-            await asyncio.gather(*(backend.chat([r]) for r in reqs))
+    async def go(backend: TransformersBackend) -> None:
+        await asyncio.gather(*(backend.chat([r]) for r in reqs))
 
-        t = time.perf_counter()
-        asyncio.run(go())
-        dt = time.perf_counter() - t
-        print(f"batch {bs}: {dt:.1f} s, {len(reqs) / dt:.1f} requests/s", flush=True)
+    for b in backends.values():  # load and warm up every size before timing any
+        b.load()
+        asyncio.run(go(b))
+    for rnd, sizes in enumerate(((16, 32, 64), (64, 32, 16))):  # both orders: load drifts
+        for bs in sizes:
+            t, c = time.perf_counter(), time.process_time()
+            asyncio.run(go(backends[bs]))
+            dt, cpu = time.perf_counter() - t, time.process_time() - c
+            print(f"round {rnd + 1}, batch {bs}: {dt:.1f} s wall, {cpu:.1f} s CPU, {len(reqs) / dt:.1f} requests/s, "
+                  f"{len(reqs) / cpu:.1f} requests per CPU s", flush=True)  # fmt: skip
     print(f"end: {load()}")
 
 
