@@ -51,3 +51,19 @@ def test_retries_of_one_turn_reuse_the_answer_embedding_and_rank_above_the_thres
 
     sim.threshold = 2.0  # none clears it: the K best
     assert sorted(asyncio.run(sim.candidates(state, 1))) == [2, 3]
+
+
+def test_strict_schema_is_built_once_per_model_and_each_caller_gets_a_copy(monkeypatch):
+    from dialforge.llm import structured
+    from dialforge.simulate.simulators import Verdict
+
+    structured._strict_schema_json.cache_clear()
+    built = []
+    original = Verdict.model_json_schema
+    monkeypatch.setattr(Verdict, "model_json_schema", lambda *a, **k: built.append(1) or original(*a, **k))
+    a = structured.strict_schema(Verdict)
+    a["properties"]["result"]["enum"].append("maybe")  # a caller mutating its schema
+    b = structured.strict_schema(Verdict)
+    assert len(built) == 1
+    assert b["properties"]["result"]["enum"] == ["yes", "no"] and b["additionalProperties"] is False
+    assert b["required"] == ["analysis", "result"]
