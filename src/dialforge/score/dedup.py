@@ -229,6 +229,8 @@ class NearIndex:
         order = np.unique(np.concatenate(hits)) if len(hits) > 1 else hits[0]
         agree = np.count_nonzero(self._sigs[order] == sig, axis=1) / len(sig)
         order = order[agree >= self.threshold - 0.15]
+        if not len(order):
+            return None
         mine = _sorted_set(shingles)
         for i in order.tolist():
             other = _sorted_set(self._shingles(i))
