@@ -430,3 +430,12 @@ def test_pipeline_rejects_a_filter_typo_before_any_request(tmp_path):
     with pytest.raises(DialforgeError, match="unknown name 'user_turn'"):
         run_pipeline(cfg, tmp_path / "run")  # a dead server: any request would fail differently
     assert not (tmp_path / "run" / "induce").exists()
+
+
+def test_local_backend_batch_default_is_the_measured_one():
+    from dialforge.llm.config import TransformersBackendConfig
+    from dialforge.llm.local import DEFAULT_BATCH_SIZE, TransformersBackend
+
+    assert DEFAULT_BATCH_SIZE == 32  # docs/benchmarks.md, issue 18: fastest of 16/32/64 on the tiny model
+    assert TransformersBackendConfig(model="m").batch_size == DEFAULT_BATCH_SIZE
+    assert TransformersBackend("m").batch_size == DEFAULT_BATCH_SIZE
