@@ -156,6 +156,46 @@ def test_streamed_dataset_scores_equal_the_metrics_over_all_texts(threads, tmp_p
     assert sum(r["follow_ups"] for r in rows) > 5
 
 
+def test_fast_paths_equal_their_plain_definitions(threads):
+    """count_words = len(words), MTLD checking only repeats = the per-token check, the
+    follow-up check with a lazily tokenised answer = the set definition, on real turns and
+    random streams (ASCII and not)."""
+    import random
+    import re
+
+    from dialforge.score.metrics import _REFER, _STOP, count_words, follows_up, words
+
+    def mtld_pass(tokens, threshold=0.72):  # the textbook loop: check after every token
+        factors, types, count, ttr = 0.0, set(), 0, 1.0
+        for tok in tokens:
+            count += 1
+            types.add(tok)
+            ttr = len(types) / count
+            if ttr <= threshold:
+                factors, types, count, ttr = factors + 1, set(), 0, 1.0
+        if count > 0:
+            factors += (1 - ttr) / (1 - threshold)
+        return len(tokens) / factors if factors > 0 else float(len(tokens))
+
+    def follow_up(q, a):
+        if _REFER.search(q):
+            return True
+        content = {w for w in words(q) if len(w) >= 5 and w not in _STOP}
+        return len(content & set(words(a))) >= 2
+
+    texts = [m.content for c in threads for m in c.messages]
+    rng = random.Random(0)
+    texts += ["".join(rng.choice("ab _-!\n\t9Zé日") for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    assert all(count_words(t) == len(re.findall(r"\w+", t)) for t in texts)
+    for _ in range(500):
+        toks = [str(rng.randint(0, rng.randint(1, 30))) for _ in range(rng.randint(0, 150))]
+        want = (mtld_pass(toks) + mtld_pass(toks[::-1])) / 2 if toks else 0.0
+        assert mtld(toks) == want
+    for c in threads:
+        for q, a in zip(c.messages[1:], c.messages, strict=False):
+            assert follows_up(q.content, words(q.content), a.content) == follow_up(q.content, a.content)
+
+
 def test_filter_expressions_and_errors(threads):
     scores = {
         c.id: {"user_turns": c.n_user_turns, "judge": {"mean": 7.5 if i % 2 else 3.0}} for i, c in enumerate(threads)
