@@ -326,7 +326,7 @@ def _stream(
     seen: dict[bytes, str] = {}
     state = _Near(near, num_perm) if near is not None else None
     try:
-        for batch in _chunks(convs, chunk):
+        for batch in _chunks(convs, chunk if state is not None else 1):  # exact alone: one at a time
             texts = [_norm(_text(c)) for c in batch]
             fresh = []
             for c, text in zip(batch, texts, strict=True):
