@@ -106,6 +106,7 @@ def test_score_file_is_deterministic(threads, tmp_path):
     assert all(r["user_turns"] == c.n_user_turns for r, c in zip(rows, threads, strict=True))
 
 
+@pytest.mark.slow
 def test_self_bleu_equals_nltk_sentence_bleu(threads):
     """Counting each text's n-grams once gives nltk's figure exactly (ties, short texts, a
     text shorter than 4 words, repeated texts)."""
