@@ -1,6 +1,9 @@
 """Induction at scale: embed + cluster synthetic strategy sentences at 10k, 50k, 100k.
 
-    python benchmarks/induce_scale.py [--sizes 10000 50000 100000] [--skip-embed]
+    python benchmarks/induce_scale.py [--sizes 10000 50000 100000] [--embeddings E.npy]
+
+`DIALFORGE_BENCH_SAVE=E.npy` saves the embeddings of a run; `--embeddings E.npy` reuses them
+(the clustering figures without an hour of embedding on a busy CPU).
 
 Sentences are made programmatically from templates (no dialogue data). Reports embed time
 (all-MiniLM-L6-v2, CPU), cluster time and peak memory of the clustering for each size, and
@@ -92,13 +95,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--embeddings", default=None, help=".npy of the sentences' embeddings (skips embedding)")
     args = ap.parse_args()
     emb_model = Embedder(cache_dir=os.environ.get("DIALFORGE_BENCH_CACHE", "/tmp/dialforge-bench-emb"))
     emb_model.embed(["warm up"])
     biggest = max(args.sizes)
-    texts, families = sentences(biggest)
     t = time.perf_counter()
-    all_emb = emb_model.embed(texts)
+    if args.embeddings:  # embeddings of sentences(N) for the file's N (prefixes are the smaller sizes)
+        import numpy as np
+
+        saved = np.load(args.embeddings)
+        texts, families = sentences(len(saved))
+        all_emb = saved[:biggest]
+    else:
+        texts, families = sentences(biggest)
+        all_emb = emb_model.embed(texts)
+        if os.environ.get("DIALFORGE_BENCH_SAVE"):
+            import numpy as np
+
+            np.save(os.environ["DIALFORGE_BENCH_SAVE"], all_emb)
     embed_s_biggest = time.perf_counter() - t
     rate = biggest / embed_s_biggest
     rows = []
@@ -120,8 +135,14 @@ def main() -> None:
     ari_leader = adjusted_rand_score(exact, cluster(x, args.threshold, method="leader"))
     ari_planted = adjusted_rand_score(families[:n0], exact)
     print(
-        f"machine: {os.cpu_count()} cores; embedder all-MiniLM-L6-v2 on CPU: {rate:.0f} sentences/s "
-        f"({biggest} embedded in {embed_s_biggest:.0f} s); threshold {args.threshold}; max RSS "
+        f"machine: {os.cpu_count()} cores; "
+        + (
+            f"embeddings loaded from {args.embeddings}"
+            if args.embeddings
+            else f"embedder all-MiniLM-L6-v2 on CPU: {rate:.0f} sentences/s "
+            f"({biggest} embedded in {embed_s_biggest:.0f} s)"
+        )
+        + f"; threshold {args.threshold}; max RSS "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
     )
     print("| strategies | embed s | cluster s | cluster peak extra MiB | process peak MiB | clusters |")

@@ -100,6 +100,11 @@ def main() -> None:
         with open(seeds, "w") as f:
             f.write("\n".join(f"Synthetic opening question number {i}?" for i in range(args.conversations)) + "\n")
         Embedder().embed(["warm up"])  # load the model outside the timed runs
+        # once per library, not per run: the provenance contexts are cached beside the library
+        lib = StrategyLibrary.load(library)
+        contexts = [t for s in lib.strategies for t in s.contexts]
+        with Meter() as once:
+            Embedder(cache_dir=tmp).embed(contexts)
         persona, n_p, c_p = run("persona", url, args, tmp, library, seeds)
         strategy, n_s, c_s = run("strategy", url, args, tmp, library, seeds)
         from dialforge.induce.batcher import EmbedBatcher
@@ -114,6 +119,7 @@ def main() -> None:
         f"{LATENCY * 1000:.0f} ms; {args.conversations} conversations x {args.rounds} rounds, "
         f"{args.concurrency} in flight; strategy mode = simulator + judge (assistant model) + assistant calls"
     )
+    print(f"once per library (before the runs): {len(contexts)} provenance contexts embedded in {once.wall:.1f} s")
     print(f"batched run: {batching}")
     print("| mode | calls | calls/s | achieved/ideal | vs persona | client CPU ms/call |")
     print("|---|---|---|---|---|---|")

@@ -243,6 +243,63 @@ def test_minhash_signature_equals_datasketch():
     assert (h.signature(text) == ref.hashvalues).all()
 
 
+def _reference_shingles(normalised: str) -> list[int]:
+    """The shingle hashes written out with Python ints: a polynomial hash of each word's
+    UTF-8 bytes, three consecutive words mixed, the top 32 bits."""
+    from dialforge.score.dedup import _MIX, _P
+
+    m = (1 << 64) - 1
+    words = [sum(b * pow(_P, i, 1 << 64) for i, b in enumerate(w.encode())) & m for w in normalised.split(" ")]
+    if len(words) < 3:
+        import zlib
+
+        return [zlib.crc32(normalised.encode())]
+    mix = [int(x) for x in _MIX]
+    triples = zip(words[:-2], words[1:-1], words[2:], strict=True)
+    return [((a * mix[0] + b * mix[1] + c * mix[2]) & m) >> 32 for a, b, c in triples]
+
+
+def test_batched_shingles_and_signatures_equal_one_text_at_a_time():
+    """A batch (short texts, non-ASCII, one longer than a signature chunk) hashes as each text
+    alone would, and each signature equals datasketch's for that text's shingles."""
+    from datasketch import MinHash
+
+    rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(50)] + ["naïve", "日本語", "x"]
+    texts = ["", "one", "two words", "exactly three words"]
+    texts += [" ".join(rng.choices(vocab, k=rng.randint(3, 40))) for _ in range(30)]
+    texts.append(" ".join(rng.choices(vocab, k=9000)))
+    h = MinHasher(128)
+    batch = h.batch_shingles(texts)
+    assert [b.tolist() for b in batch] == [_reference_shingles(t) for t in texts]
+    sigs = h.signatures(batch, chunk=256)
+    for t, b, sig in zip(texts, batch, sigs, strict=True):
+        ref = MinHash(num_perm=128, seed=1, hashfunc=lambda x: int(x))
+        ref.update_batch([str(int(v)).encode() for v in b])
+        assert (sig == ref.hashvalues).all(), t[:40]
+
+
+def test_near_dedup_removes_exactly_the_pairs_at_or_above_the_threshold():
+    """Pairs built to an exact Jaccard of their word 3-gram sets on either side of 0.8: none
+    below is removed (candidates are confirmed by the exact Jaccard, not the MinHash
+    estimate), and LSH finds nearly all above."""
+    rng = random.Random(7)
+    docs, above, below = [], set(), set()
+    for k in range(60):
+        words = [f"t{k}x{i}" for i in range(102)]  # 100 distinct shingles
+        m = rng.choice([89, 90, 92, 94, 96])  # the first m words shared: Jaccard (m-2)/(202-m)
+        other = words[:m] + [f"u{k}y{i}" for i in range(102 - m)]
+        docs += [Conversation(id=f"a{k}", messages=[{"role": "user", "content": " ".join(words)}]),
+                 Conversation(id=f"b{k}", messages=[{"role": "user", "content": " ".join(other)}])]  # fmt: skip
+        (above if (m - 2) / (202 - m) >= 0.8 else below).add(f"b{k}")
+    assert len(below) >= 15 and len(above) >= 30
+    _, removed = dedup(docs, near=0.8)
+    got = {r["id"] for r in removed}
+    assert not got & below
+    assert len(got & above) >= 0.9 * len(above)
+    assert all(r["duplicate_of"] == "a" + r["id"][1:] for r in removed)
+
+
 def _edit(c: Conversation, i: int) -> Conversation:
     msgs = [m.model_copy() for m in c.messages]
     k = max(range(len(msgs)), key=lambda j: len(msgs[j].content))
@@ -373,3 +430,12 @@ def test_pipeline_rejects_a_filter_typo_before_any_request(tmp_path):
     with pytest.raises(DialforgeError, match="unknown name 'user_turn'"):
         run_pipeline(cfg, tmp_path / "run")  # a dead server: any request would fail differently
     assert not (tmp_path / "run" / "induce").exists()
+
+
+def test_local_backend_batch_default_is_the_measured_one():
+    from dialforge.llm.config import TransformersBackendConfig
+    from dialforge.llm.local import DEFAULT_BATCH_SIZE, TransformersBackend
+
+    assert DEFAULT_BATCH_SIZE == 32  # docs/benchmarks.md, issue 18: fastest of 16/32/64 on the tiny model
+    assert TransformersBackendConfig(model="m").batch_size == DEFAULT_BATCH_SIZE
+    assert TransformersBackend("m").batch_size == DEFAULT_BATCH_SIZE

@@ -106,6 +106,97 @@ def test_score_file_is_deterministic(threads, tmp_path):
     assert all(r["user_turns"] == c.n_user_turns for r, c in zip(rows, threads, strict=True))
 
 
+@pytest.mark.slow
+def test_self_bleu_equals_nltk_sentence_bleu(threads):
+    """Counting each text's n-grams once gives nltk's figure exactly (ties, short texts, a
+    text shorter than 4 words, repeated texts)."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    from dialforge.score.metrics import words
+
+    texts = [m.content for c in threads for m in c.messages if m.role == "user"][:40]
+    texts += ["ok", "thanks a lot", texts[0], texts[1], "why?"]
+    s = [w for w in (words(t) for t in texts) if w]
+    smooth = SmoothingFunction().method1
+    want = float(np.mean([sentence_bleu(s[:i] + s[i + 1 :], h, smoothing_function=smooth) for i, h in enumerate(s)]))
+    assert self_bleu(texts, sample_size=len(texts)) == want
+    assert self_bleu(texts[:20], sample_size=8, seed=3) > 0
+
+
+def test_streamed_dataset_scores_equal_the_metrics_over_all_texts(threads, tmp_path):
+    """The accumulator (word ids, integer bigrams, per-conversation numbers) gives what the
+    metric functions give over every user text at once."""
+    from dialforge.score import ScoreConfig, score
+    from dialforge.score.metrics import words
+
+    convs = threads + [
+        Conversation(
+            id="wf",
+            messages=[{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}],
+            meta={"workflow_eval": {"depth": 2, "relative_depth": 0.5, "success": True}, "termination_reason": "x"},
+        )
+    ]
+    f = tmp_path / "t.jsonl"
+    write_conversations(convs, f)
+    got = score(f, ScoreConfig(embedder=None, self_bleu_sample=20))
+    users = [m.content for c in convs for m in c.messages if m.role == "user"]
+    assert got["distinct_1"] == round(distinct_n(users, 1), 4)
+    assert got["distinct_2"] == round(distinct_n(users, 2), 4)
+    assert got["mtld"] == round(mtld([w for t in users for w in words(t)]), 3)
+    assert got["self_bleu"] == round(self_bleu(users, 20), 4)
+    assert got["user_turns_mean"] == round(np.mean([c.n_user_turns for c in convs]), 4)
+    assert got["termination_reasons"] == {"none": 40, "x": 1}
+    assert got["workflow_depth"] == 2.0 and got["workflow_success"] == 1.0
+    rows = [json.loads(x) for x in (tmp_path / "t.scores.jsonl").read_text().splitlines()]
+    for r, c in zip(rows, convs, strict=True):
+        body = c.dialogue()
+        pairs = [(body[i].content, body[i - 1].content) for i in range(1, len(body))
+                 if body[i].role == "user" and body[i - 1].role == "assistant"]  # fmt: skip
+        assert r["follow_ups"] == sum(is_follow_up(q, a) for q, a in pairs)
+        assert r["assistant_tokens"] == sum(len(words(m.content)) for m in c.messages if m.role == "assistant")
+    assert sum(r["follow_ups"] for r in rows) > 5
+
+
+def test_fast_paths_equal_their_plain_definitions(threads):
+    """count_words = len(words), MTLD checking only repeats = the per-token check, the
+    follow-up check with a lazily tokenised answer = the set definition, on real turns and
+    random streams (ASCII and not)."""
+    import random
+    import re
+
+    from dialforge.score.metrics import _REFER, _STOP, count_words, follows_up, words
+
+    def mtld_pass(tokens, threshold=0.72):  # the textbook loop: check after every token
+        factors, types, count, ttr = 0.0, set(), 0, 1.0
+        for tok in tokens:
+            count += 1
+            types.add(tok)
+            ttr = len(types) / count
+            if ttr <= threshold:
+                factors, types, count, ttr = factors + 1, set(), 0, 1.0
+        if count > 0:
+            factors += (1 - ttr) / (1 - threshold)
+        return len(tokens) / factors if factors > 0 else float(len(tokens))
+
+    def follow_up(q, a):
+        if _REFER.search(q):
+            return True
+        content = {w for w in words(q) if len(w) >= 5 and w not in _STOP}
+        return len(content & set(words(a))) >= 2
+
+    texts = [m.content for c in threads for m in c.messages]
+    rng = random.Random(0)
+    texts += ["".join(rng.choice("ab _-!\n\t9Zé日") for _ in range(rng.randint(0, 40))) for _ in range(300)]
+    assert all(count_words(t) == len(re.findall(r"\w+", t)) for t in texts)
+    for _ in range(500):
+        toks = [str(rng.randint(0, rng.randint(1, 30))) for _ in range(rng.randint(0, 150))]
+        want = (mtld_pass(toks) + mtld_pass(toks[::-1])) / 2 if toks else 0.0
+        assert mtld(toks) == want
+    for c in threads:
+        for q, a in zip(c.messages[1:], c.messages, strict=False):
+            assert follows_up(q.content, words(q.content), a.content) == follow_up(q.content, a.content)
+
+
 def test_filter_expressions_and_errors(threads):
     scores = {
         c.id: {"user_turns": c.n_user_turns, "judge": {"mean": 7.5 if i % 2 else 3.0}} for i, c in enumerate(threads)

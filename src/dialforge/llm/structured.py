@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 T = TypeVar("T", bound=BaseModel)
@@ -15,8 +17,14 @@ _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema in the strict form servers accept: every property required,
-    no additional properties, no titles."""
+    no additional properties, no titles. Built once per model class (pydantic's schema
+    generation cost ~7 ms of CPU per structured call in strategy mode); each call gets its
+    own copy."""
+    return orjson.loads(_strict_schema_json(model))
 
+
+@functools.lru_cache(maxsize=256)
+def _strict_schema_json(model: type[BaseModel]) -> bytes:
     def fix(node: Any) -> Any:
         if isinstance(node, dict):
             node = {k: fix(v) for k, v in node.items() if k != "title"}
@@ -28,7 +36,7 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [fix(v) for v in node]
         return node
 
-    return fix(model.model_json_schema())
+    return orjson.dumps(fix(model.model_json_schema()))
 
 
 def parse_structured(text: str, model: type[T]) -> T:

@@ -3,9 +3,10 @@
 The first occurrence is kept; every removal is reported with its reason and the id it
 duplicates. Exact and near dedup stream (memory: a digest and a 128-value signature per
 kept conversation). MinHash signatures are computed for a whole conversation at once with
-numpy (word hashes memoised, 3-word shingles combined arithmetically) with datasketch's
-permutations, and LSH candidates are confirmed by their estimated Jaccard, so a bucket
-collision alone never removes a conversation. Embedding dedup compares each block of
+numpy (a batch of conversations at a time, 3-word shingles combined arithmetically) with
+datasketch's permutations; LSH bands are tuned for recall and every candidate is confirmed
+by the exact Jaccard of the two shingle sets (read back from a temporary file), so nothing
+below the threshold is ever removed. Embedding dedup compares each block of
 conversations with all kept ones by blocked matrix products: O(n k d) time, no growing
 matrix copies.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,12 +42,14 @@ def exact_key(normalised: str) -> bytes:
     return hashlib.blake2b(normalised.encode(), digest_size=16).digest()
 
 
-_P = 0x100000001B3  # odd, so it has an inverse modulo 2^64
+_P = 0x100000001B3
+
+
 _P_INV = pow(_P, -1, 1 << 64)
 
 
 class _Powers:
-    """P^i and P^-i modulo 2^64 for i < len, grown on demand."""
+    """P^i and P^-i modulo 2^64 for i up to the longest batch seen, grown on demand."""
 
     def __init__(self) -> None:
         self.pow = self.inv = np.ones(1, dtype=np.uint64)
@@ -53,13 +57,14 @@ class _Powers:
     def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self.pow) <= n:
             size = max(n + 1, 2 * len(self.pow), 1 << 16)
-            self.pow = np.empty(size, dtype=np.uint64)
-            self.inv = np.empty(size, dtype=np.uint64)
-            p = q = 1
-            for i in range(size):  # once per process for the longest text seen
-                self.pow[i], self.inv[i] = p, q
-                p, q = p * _P % (1 << 64), q * _P_INV % (1 << 64)
+            self.pow, self.inv = (self._table(x, size) for x in (_P, _P_INV))
         return self.pow, self.inv
+
+    @staticmethod
+    def _table(base: int, size: int) -> np.ndarray:
+        steps = np.full(size, base, dtype=np.uint64)
+        steps[0] = 1
+        return np.multiply.accumulate(steps)  # uint64 arithmetic wraps: modulo 2^64
 
 
 def word_hashes(normalised: str, powers: _Powers) -> np.ndarray:
@@ -76,6 +81,15 @@ def word_hashes(normalised: str, powers: _Powers) -> np.ndarray:
     return (prefix[ends] - prefix[starts]) * inv[starts]
 
 
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch 2's affine32 permutations for (num_perm, seed) (`MinHash._init_permutations`;
+    equal by test), without importing datasketch, whose import pulls in scipy (seconds)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
 def _fmix32(h: np.ndarray) -> np.ndarray:
     """MurmurHash3's finalizer, as datasketch pre-mixes inputs in its affine32 scheme."""
     h = h ^ (h >> np.uint32(16))
@@ -86,97 +100,258 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 class MinHasher:
-    """MinHash signatures of word 3-gram shingle sets, vectorised per document with
-    datasketch's affine32 scheme (`a * fmix(h) + b` in uint32; no modulo)."""
+    """MinHash signatures of word 3-gram shingle sets, vectorised with datasketch's affine32
+    scheme (`a * fmix(h) + b` in uint32; no modulo). `signatures` does a whole batch of
+    documents in a few numpy passes (no Python loop per document, word or shingle)."""
 
     def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
-        from datasketch import MinHash
-
-        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-        self.a, self.b = a.astype(np.uint32)[:, None], b.astype(np.uint32)[:, None]
+        a, b = _permutations(num_perm, seed)
+        self.a, self.b = a[:, None], b[:, None]
         self.num_perm = num_perm
         self._powers = _Powers()
+        self._buf = np.empty((num_perm, 0), dtype=np.uint32)
 
     def shingles(self, normalised: str) -> np.ndarray:
         """32-bit hashes of the word 3-grams of normalised text (one shingle if shorter)."""
-        w = word_hashes(normalised, self._powers)
-        if len(w) < 3:
-            return np.array([zlib.crc32(normalised.encode())], dtype=np.uint32)
+        return self.batch_shingles([normalised])[0]
+
+    def batch_shingles(self, texts: list[str]) -> list[np.ndarray]:
+        """`shingles` of each text: word hashes of all texts in one pass over their
+        concatenation, 3-grams kept where all three words belong to one text."""
+        if not texts:
+            return []
+        words = np.fromiter((t.count(" ") + 1 for t in texts), dtype=np.int64, count=len(texts))
+        w = word_hashes(" ".join(texts), self._powers)
         mixed: np.ndarray = w[:-2] * _MIX[0] + w[1:-1] * _MIX[1] + w[2:] * _MIX[2]
-        return np.right_shift(mixed, np.uint64(32)).astype(np.uint32)
+        hv = np.right_shift(mixed, np.uint64(32)).astype(np.uint32)
+        starts = np.concatenate(([0], np.cumsum(words)[:-1]))
+        out = []
+        for i, (s, k) in enumerate(zip(starts.tolist(), words.tolist(), strict=True)):
+            if k < 3:
+                out.append(np.array([zlib.crc32(texts[i].encode())], dtype=np.uint32))
+            else:
+                out.append(hv[s : s + k - 2])
+        return out
 
     def signature(self, normalised: str) -> np.ndarray:
-        hv = _fmix32(self.shingles(normalised))
+        return self.signatures([self.shingles(normalised)])[0]
+
+    def signatures(self, shingles: list[np.ndarray], chunk: int = 8192) -> np.ndarray:
+        """One signature row per shingle array: the permuted minimum over each document,
+        for many short documents at once (`np.minimum.reduceat` over their concatenation),
+        in column chunks that bound the temporaries."""
+        out = np.empty((len(shingles), self.num_perm), dtype=np.uint32)
+        i = 0
+        while i < len(shingles):
+            j, total = i, 0
+            while j < len(shingles) and (j == i or total + len(shingles[j]) <= chunk):
+                total += len(shingles[j])
+                j += 1
+            if j == i + 1:
+                out[i] = self._one(shingles[i], chunk)
+            else:
+                hv = _fmix32(np.concatenate(shingles[i:j]))
+                bounds = np.cumsum([0] + [len(x) for x in shingles[i : j - 1]])
+                work = self._work(chunk)[:, : len(hv)]  # reused: no fresh pages per batch
+                np.multiply(self.a, hv, out=work)
+                np.add(work, self.b, out=work)
+                out[i:j] = np.minimum.reduceat(work, bounds, axis=1).T
+            i = j
+        return out
+
+    def _work(self, chunk: int) -> np.ndarray:
+        if self._buf.shape[1] < chunk:
+            self._buf = np.empty((self.num_perm, chunk), dtype=np.uint32)
+        return self._buf
+
+    def _one(self, shingles: np.ndarray, chunk: int) -> np.ndarray:
+        hv = _fmix32(shingles)
         sig = np.full(self.num_perm, np.uint32(0xFFFFFFFF), dtype=np.uint32)
-        for s in range(0, len(hv), 4096):  # bounded temporaries for very long texts
-            np.minimum(sig, (self.a * hv[s : s + 4096] + self.b).min(axis=1), out=sig)
+        for s in range(0, len(hv), chunk):  # bounded temporaries for very long texts
+            np.minimum(sig, (self.a * hv[s : s + chunk] + self.b).min(axis=1), out=sig)
         return sig
 
 
+def lsh_bands(threshold: float, num_perm: int, recall: float = 0.9) -> tuple[int, int]:
+    """(bands, rows): the most rows per band (fewest chance candidates) for which a pair at
+    exactly the threshold still shares a band with probability >= `recall`. Candidates are
+    confirmed by their exact Jaccard, so a chance candidate costs a check, never a removal."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
 class NearIndex:
-    """LSH over MinHash signatures (datasketch's band layout for the threshold), confirmed
-    by the estimated Jaccard of the signatures."""
+    """LSH over MinHash signatures; every candidate is confirmed by the exact Jaccard of the
+    two shingle sets. The kept documents' shingles go to a temporary file (written once per
+    batch, read back only for candidates), so memory holds the band keys and an offset per
+    document."""
 
     def __init__(self, threshold: float, num_perm: int = 128) -> None:
-        from datasketch.lsh import _optimal_param
+        import tempfile
 
         self.threshold = threshold
-        self.bands, self.rows = _optimal_param(threshold, num_perm, 0.5, 0.5)
-        self._buckets: list[dict[bytes, list[int]]] = [{} for _ in range(self.bands)]
-        self._sigs: list[np.ndarray] = []
+        self.bands, self.rows = lsh_bands(threshold, num_perm)
+        rng = np.random.default_rng(12345)
+        self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
+        self._salt = rng.integers(0, 2**63, size=self.bands, dtype=np.uint64)
+        self._buckets: dict[int, array[int]] = {}  # band key (salted by band) -> documents
+        self._file = tempfile.TemporaryFile(prefix="dialforge-near-")
+        self._where = array("q")  # offset (in shingles) of each inserted document, then the end
+        self._where.append(0)
+        self._pending: list[np.ndarray] = []
+        self._flushed = 0  # documents already in the file
+        self._sigs = np.empty((0, num_perm), dtype=np.uint32)
 
-    def _keys(self, sig: np.ndarray) -> Iterator[tuple[int, bytes]]:
-        r = self.rows
-        for band in range(self.bands):
-            yield band, sig[band * r : (band + 1) * r].tobytes()
+    def band_keys(self, sigs: np.ndarray) -> list[list[int]]:
+        """One 64-bit key per band of each signature (a mix of the band's rows, salted by the
+        band so that one dict holds every band)."""
+        used = sigs[:, : self.bands * self.rows].reshape(len(sigs), self.bands, self.rows).astype(np.uint64)
+        keys: list[list[int]] = ((used * self._mix).sum(axis=2) ^ self._salt).tolist()
+        return keys
 
-    def query(self, sig: np.ndarray) -> tuple[int, float] | None:
-        """(index of the first inserted match, estimated Jaccard), or None."""
-        cands = sorted({i for band, key in self._keys(sig) for i in self._buckets[band].get(key, ())})
-        for i in cands:
-            j = float(np.count_nonzero(self._sigs[i] == sig)) / len(sig)
+    def _shingles(self, i: int) -> np.ndarray:
+        if i >= self._flushed:
+            return self._pending[i - self._flushed]
+        self._file.seek(self._where[i] * 4)
+        return np.fromfile(self._file, dtype=np.uint32, count=self._where[i + 1] - self._where[i])
+
+    def query(self, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> tuple[int, float] | None:
+        """(index of the first inserted document with Jaccard >= threshold, its Jaccard).
+        Candidates whose signatures agree on fewer than threshold - 0.15 of their values
+        (four standard deviations of the estimate at 128 permutations) are not read back."""
+        get = self._buckets.get
+        hits = [np.array(b, dtype=np.int64) for key in keys if (b := get(key)) is not None]  # copies: b grows
+        if not hits:
+            return None
+        order = np.unique(np.concatenate(hits)) if len(hits) > 1 else hits[0]
+        agree = np.count_nonzero(self._sigs[order] == sig, axis=1) / len(sig)
+        order = order[agree >= self.threshold - 0.15]
+        if not len(order):
+            return None
+        mine = _sorted_set(shingles)
+        for i in order.tolist():
+            other = _sorted_set(self._shingles(i))
+            inter = _intersection(mine, other)
+            j = inter / (len(mine) + len(other) - inter)
             if j >= self.threshold:
                 return i, j
         return None
 
-    def insert(self, sig: np.ndarray) -> int:
-        i = len(self._sigs)
-        self._sigs.append(sig)
-        for band, key in self._keys(sig):
-            self._buckets[band].setdefault(key, []).append(i)
+    def insert(self, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> int:
+        i = len(self._where) - 1
+        if i == len(self._sigs):
+            self._sigs = np.concatenate([self._sigs, np.empty_like(self._sigs, shape=(max(1024, i), len(sig)))])
+        self._sigs[i] = sig
+        self._pending.append(shingles)
+        self._where.append(self._where[-1] + len(shingles))
+        buckets = self._buckets
+        for key in keys:
+            b = buckets.get(key)
+            if b is None:
+                buckets[key] = array("q", (i,))
+            else:
+                b.append(i)
         return i
+
+    def flush(self) -> None:
+        """Write the shingles inserted since the last flush (once per batch)."""
+        if self._pending:
+            self._file.seek(self._where[self._flushed] * 4)
+            np.concatenate(self._pending).tofile(self._file)
+            self._flushed += len(self._pending)
+            self._pending = []
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _sorted_set(x: np.ndarray) -> np.ndarray:
+    x = np.sort(x)
+    return x[np.concatenate(([True], x[1:] != x[:-1]))]
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> int:
+    """Size of the intersection of two sorted sets."""
+    if len(a) > len(b):
+        a, b = b, a
+    idx = np.minimum(np.searchsorted(b, a), len(b) - 1)
+    return int(np.count_nonzero(b[idx] == a))
+
+
+def _chunks(convs: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
+    chunk: list[Conversation] = []
+    for c in convs:
+        chunk.append(c)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Near:
+    """Near-duplicate state of one dedup run: the hasher, the index, the kept ids."""
+
+    def __init__(self, threshold: float, num_perm: int) -> None:
+        self.threshold = threshold
+        self.hasher = MinHasher(num_perm)
+        self.index = NearIndex(threshold, num_perm)
+        self.ids: list[str] = []
+
+    def prepare(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray, list[list[int]]]:
+        shingles = self.hasher.batch_shingles(texts)
+        sigs = self.hasher.signatures(shingles)
+        return shingles, sigs, self.index.band_keys(sigs)
+
+    def check(self, cid: str, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> dict[str, Any] | None:
+        hit = self.index.query(keys, sig, shingles)
+        if hit is not None:
+            return {
+                "id": cid,
+                "reason": f"near-duplicate (Jaccard {hit[1]:.2f} >= {self.threshold})",
+                "duplicate_of": self.ids[hit[0]],
+            }
+        self.index.insert(keys, sig, shingles)
+        self.ids.append(cid)
+        return None
 
 
 def _stream(
-    convs: Iterable[Conversation], near: float | None, num_perm: int, removed: list[dict[str, Any]]
+    convs: Iterable[Conversation], near: float | None, num_perm: int, removed: list[dict[str, Any]], chunk: int = 256
 ) -> Iterator[Conversation]:
-    """Exact then near dedup, one conversation at a time."""
+    """Exact then near dedup in file order; signatures are computed a chunk at a time."""
     seen: dict[bytes, str] = {}
-    hasher = MinHasher(num_perm) if near is not None else None
-    index = NearIndex(near, num_perm) if near is not None else None
-    ids: list[str] = []
-    for c in convs:
-        text = _norm(_text(c))
-        h = exact_key(text)
-        if h in seen:
-            removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
-            continue
-        seen[h] = c.id
-        if hasher is not None and index is not None:
-            sig = hasher.signature(text)
-            hit = index.query(sig)
-            if hit is not None:
-                removed.append(
-                    {
-                        "id": c.id,
-                        "reason": f"near-duplicate (MinHash Jaccard >= {near}, estimated {hit[1]:.2f})",
-                        "duplicate_of": ids[hit[0]],
-                    }
-                )
+    state = _Near(near, num_perm) if near is not None else None
+    try:
+        for batch in _chunks(convs, chunk if state is not None else 1):  # exact alone: one at a time
+            texts = [_norm(_text(c)) for c in batch]
+            fresh = []
+            for c, text in zip(batch, texts, strict=True):
+                h = exact_key(text)
+                if h in seen:
+                    removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
+                    continue
+                seen[h] = c.id
+                fresh.append((c, text))
+            if state is None:
+                yield from (c for c, _ in fresh)
                 continue
-            index.insert(sig)
-            ids.append(c.id)
-        yield c
+            shingles, sigs, keys = state.prepare([t for _, t in fresh])
+            kept = []
+            for (c, _), sh, sig, k in zip(fresh, shingles, sigs, keys, strict=True):
+                hit = state.check(c.id, k, sig, sh)
+                if hit is None:
+                    kept.append(c)
+                else:
+                    removed.append(hit)
+            state.index.flush()
+            yield from kept
+    finally:
+        if state is not None:
+            state.index.close()
 
 
 def embedding_duplicates(vecs: np.ndarray, threshold: float, block: int = 1024, col_block: int = 16384) -> np.ndarray:

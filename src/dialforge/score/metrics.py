@@ -6,7 +6,7 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -24,35 +24,39 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 def distinct_words(tokenised: Sequence[Sequence[str]], n: int) -> float:
     """`distinct_n` over texts already split into words (score tokenises each text once)."""
-    grams: list[tuple[str, ...]] = []
+    grams: set[object] = set()
+    total = 0
     for w in tokenised:
-        grams.extend(tuple(w[i : i + n]) for i in range(len(w) - n + 1))
-    return len(set(grams)) / len(grams) if grams else 0.0
+        if len(w) < n:
+            continue
+        total += len(w) - n + 1
+        grams.update(w if n == 1 else zip(*(w[k:] for k in range(n)), strict=False))
+    return len(grams) / total if total else 0.0
 
 
-def _mtld_pass(tokens: Sequence[str], threshold: float) -> float:
+def _mtld_pass(tokens: Sequence[Hashable], threshold: float) -> float:
     factors = 0.0
-    types: set[str] = set()
+    types: set[Hashable] = set()
     count = 0
-    ttr = 1.0
     for tok in tokens:
         count += 1
-        types.add(tok)
-        ttr = len(types) / count
-        if ttr <= threshold:
-            factors += 1
-            types, count, ttr = set(), 0, 1.0
+        if tok in types:  # only a repeat can lower the type-token ratio
+            if len(types) / count <= threshold:
+                factors += 1
+                types, count = set(), 0
+        else:
+            types.add(tok)
     if count > 0:
-        factors += (1 - ttr) / (1 - threshold)
+        factors += (1 - len(types) / count) / (1 - threshold)
     return len(tokens) / factors if factors > 0 else float(len(tokens))
 
 
-def mtld(tokens: Sequence[str], threshold: float = 0.72) -> float:
+def mtld(tokens: Sequence[Hashable], threshold: float = 0.72) -> float:
     """Measure of textual lexical diversity (McCarthy & Jarvis 2010): mean of the forward and
     backward passes. A text that never drops to the threshold scores its length."""
     if not tokens:
         return 0.0
-    return (_mtld_pass(tokens, threshold) + _mtld_pass(list(reversed(tokens)), threshold)) / 2
+    return (_mtld_pass(tokens, threshold) + _mtld_pass(tokens[::-1], threshold)) / 2
 
 
 def sample(items: Sequence[str], k: int, seed: int = 0) -> list[str]:
@@ -62,18 +66,60 @@ def sample(items: Sequence[str], k: int, seed: int = 0) -> list[str]:
     return random.Random(seed).sample(items, k)
 
 
+_Top = dict[tuple[str, ...], tuple[int, int, int]]
+
+
 def self_bleu(texts: Sequence[str], sample_size: int = 100, seed: int = 0) -> float:
     """Mean BLEU-4 of each sampled text against all the other sampled texts (higher = less
-    diverse). nltk's smoothing method 1 keeps short texts from scoring 0."""
-    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
-
-    s = [words(t) for t in sample(texts, sample_size, seed)]
-    s = [w for w in s if w]
+    diverse), with nltk's smoothing method 1 (short texts do not score 0). Equal to nltk's
+    `sentence_bleu` of each text against the others (tested), but each text's n-grams are
+    counted once, not once per hypothesis it serves as a reference for."""
+    s = [w for w in (words(t) for t in sample(texts, sample_size, seed)) if w]
     if len(s) < 2:
         return 0.0
-    smooth = SmoothingFunction().method1
-    scores = [sentence_bleu(s[:i] + s[i + 1 :], hyp, smoothing_function=smooth) for i, hyp in enumerate(s)]
+    grams = [[Counter(zip(*(w[k:] for k in range(n)), strict=False)) for n in range(1, 5)] for w in s]
+    top = [_top2(g[n] for g in grams) for n in range(4)]
+    lengths = [len(w) for w in s]
+    scores = []
+    for i, w in enumerate(s):
+        others = lengths[:i] + lengths[i + 1 :]
+        ref = min(others, key=lambda r: (abs(r - len(w)), r))
+        precisions = [_clipped(grams[i][n], top[n], i) for n in range(4)]
+        scores.append(_bleu(precisions, ref, len(w)))
     return float(np.mean(scores))
+
+
+def _top2(counters: Iterable[Counter[tuple[str, ...]]]) -> _Top:
+    """Per n-gram: (highest count, the text that has it, second highest count)."""
+    top: _Top = {}
+    for i, c in enumerate(counters):
+        for g, k in c.items():
+            best, who, second = top.get(g, (0, -1, 0))
+            if k > best:
+                top[g] = (k, i, best)
+            elif k > second:
+                top[g] = (best, who, k)
+    return top
+
+
+def _clipped(
+    counts: Counter[tuple[str, ...]], top: dict[tuple[str, ...], tuple[int, int, int]], i: int
+) -> tuple[int, int]:
+    """BLEU's modified precision (numerator, denominator) of text i against all the others."""
+    num = 0
+    for g, k in counts.items():
+        best, who, second = top[g]
+        num += min(k, second if who == i else best)
+    return num, max(1, sum(counts.values()))
+
+
+def _bleu(precisions: list[tuple[int, int]], ref_len: int, hyp_len: int) -> float:
+    """nltk's corpus_bleu for one hypothesis, uniform weights, smoothing method 1."""
+    if precisions[0][0] == 0:
+        return 0.0
+    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+    p = [(0.1 / d) if n == 0 else n / d for n, d in precisions]
+    return bp * math.exp(math.fsum(0.25 * math.log(x) for x in p if x > 0))
 
 
 def embedding_diversity(vectors: np.ndarray) -> dict[str, float]:
@@ -97,6 +143,7 @@ _REFER = re.compile(
     r"(one|point|option|step|idea|example))\b",
     re.I,
 )
+_ANAPHORA = frozenset("this that these those it its they them above previous earlier".split())  # _REFER's words
 _STOP = frozenset(
     "about above after again against because before being below between could doing during "
     "further having other should their there these those through under until while which would "
@@ -107,10 +154,33 @@ _STOP = frozenset(
 def is_follow_up(question: str, previous_answer: str) -> bool:
     """A user turn depends on the previous answer if it refers back to it (anaphora such as
     "that", "your example", "the second step") or reuses at least two of its content words."""
-    if _REFER.search(question):
+    return follows_up(question, words(question), previous_answer)
+
+
+def follows_up(question: str, question_words: Sequence[str], previous_answer: str) -> bool:
+    """`is_follow_up` with the question already split into words. The answer is tokenised
+    only when two content words occur in it as substrings (a necessary condition)."""
+    if not _ANAPHORA.isdisjoint(question_words) or _REFER.search(question):
         return True
-    content = {w for w in words(question) if len(w) >= 5 and w not in _STOP}
-    return len(content & set(words(previous_answer))) >= 2
+    content = {w for w in question_words if len(w) >= 5 and w not in _STOP}
+    if len(content) < 2:
+        return False
+    low = previous_answer.lower()
+    present = [w for w in content if w in low]
+    return len(present) >= 2 and len(set(present).intersection(_WORD.findall(low))) >= 2
+
+
+_WORD_BYTES = bytes(
+    ord("a") if chr(b).isascii() and (chr(b).isalnum() or chr(b) == "_") else ord(" ") for b in range(256)
+)
+
+
+def count_words(text: str) -> int:
+    """`len(words(text))` without building the words: ASCII text (where \\w is [A-Za-z0-9_])
+    is mapped to word and space bytes and split in C; other text goes through the regex."""
+    if text.isascii():
+        return len(text.encode().translate(_WORD_BYTES).split())
+    return len(_WORD.findall(text))
 
 
 def entropy_bits(counts: Counter[str]) -> float:

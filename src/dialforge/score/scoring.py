@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,29 +85,67 @@ def _workflow(conv: Conversation, s: dict[str, Any]) -> None:
             s[f"workflow_{k}"] = _number(wf[k], f"meta.workflow_eval.{k}", allowed)
 
 
-def conversation_scores(conv: Conversation) -> dict[str, Any]:
-    """Per-conversation scores (see the registry). Each user text is tokenised once. A score
-    input of the wrong type (`workflow_eval.depth` text, `strategy_id` a list) raises a
-    RecordError naming the field."""
-    users = [m.content for m in conv.messages if m.role == "user"]
-    user_words = [M.words(t) for t in users]
-    s: dict[str, Any] = {"id": conv.id, "user_turns": len(users), "messages": len(conv.messages)}
-    assistants = [m.content for m in conv.messages if m.role == "assistant"]
-    s["user_chars"] = sum(len(t) for t in users)
-    s["user_tokens"] = sum(len(w) for w in user_words)
-    s["assistant_chars"] = sum(len(t) for t in assistants)
-    s["assistant_tokens"] = sum(len(M.words(t)) for t in assistants)
-    s["distinct_1"] = round(M.distinct_words(user_words, 1), 4)
-    s["distinct_2"] = round(M.distinct_words(user_words, 2), 4)
-    s["mtld"] = round(M.mtld([w for ws in user_words for w in ws]), 3)
-    body = conv.dialogue()
-    pairs = [
-        (body[i].content, body[i - 1].content)
-        for i in range(1, len(body))
-        if body[i].role == "user" and body[i - 1].role == "assistant"
-    ]
-    s["follow_ups"] = sum(M.is_follow_up(q, a) for q, a in pairs)
-    s["follow_up_rate"] = round(s["follow_ups"] / len(pairs), 4) if pairs else None
+class _Turns:
+    """One pass over a conversation's dialogue: each user text is tokenised once; answers are
+    only counted (and tokenised for a follow-up check that needs it)."""
+
+    def __init__(self, conv: Conversation) -> None:
+        self.users: list[str] = []
+        self.user_words: list[list[str]] = []
+        self.assistant_chars = self.assistant_tokens = 0
+        self.pairs = self.follow_ups = self.eligible = 0
+        prev: Any = None  # the previous dialogue message
+        for m in conv.messages:
+            if m.role == "system":
+                continue
+            if m.role == "user":
+                self._user(m.content, prev)
+            elif m.role == "assistant":
+                self.assistant_chars += len(m.content)
+                self.assistant_tokens += M.count_words(m.content)
+            prev = m
+
+    def _user(self, text: str, prev: Any) -> None:
+        w = M.words(text)
+        self.users.append(text)
+        self.user_words.append(w)
+        if prev is None:
+            return
+        self.eligible += 1
+        if prev.role == "assistant":
+            self.pairs += 1
+            self.follow_ups += M.follows_up(text, w, prev.content)
+
+
+def _lexical(user_words: list[list[str]]) -> dict[str, Any]:
+    """distinct-1, distinct-2 (as `M.distinct_words`) and MTLD of the user turns, one pass."""
+    uni: set[str] = set()
+    bi: set[tuple[str, str]] = set()
+    flat: list[str] = []
+    for w in user_words:
+        uni.update(w)
+        bi.update(zip(w, w[1:], strict=False))
+        flat += w
+    n_bi = sum(len(w) - 1 for w in user_words if w)
+    return {
+        "distinct_1": round(len(uni) / len(flat), 4) if flat else 0.0,
+        "distinct_2": round(len(bi) / n_bi, 4) if n_bi else 0.0,
+        "mtld": round(M.mtld(flat), 3),
+    }
+
+
+def analyse(conv: Conversation) -> tuple[dict[str, Any], list[list[str]]]:
+    """`conversation_scores` and the user turns' words, for the dataset metrics (so `score`
+    tokenises each text once)."""
+    t = _Turns(conv)
+    s: dict[str, Any] = {"id": conv.id, "user_turns": len(t.users), "messages": len(conv.messages)}
+    s["user_chars"] = sum(len(x) for x in t.users)
+    s["user_tokens"] = sum(len(w) for w in t.user_words)
+    s["assistant_chars"] = t.assistant_chars
+    s["assistant_tokens"] = t.assistant_tokens
+    s.update(_lexical(t.user_words))
+    s["follow_ups"] = t.follow_ups
+    s["follow_up_rate"] = round(t.follow_ups / t.pairs, 4) if t.pairs else None
     strategies = _strategies(conv)
     if strategies:
         s["strategies"] = strategies
@@ -115,72 +154,108 @@ def conversation_scores(conv: Conversation) -> dict[str, Any]:
         if k in conv.meta:
             s[k] = conv.meta[k]
     _workflow(conv, s)
-    s["_follow_up_eligible"] = sum(1 for i, m in enumerate(body) if i > 0 and m.role == "user")
-    return s
+    s["_follow_up_eligible"] = t.eligible
+    return s, t.user_words
 
 
-def _mean(xs: list[float]) -> float | None:
-    return round(statistics.fmean(xs), 4) if xs else None
+def conversation_scores(conv: Conversation) -> dict[str, Any]:
+    """Per-conversation scores (see the registry). A score input of the wrong type
+    (`workflow_eval.depth` text, `strategy_id` a list) raises a RecordError naming the field."""
+    return analyse(conv)[0]
+
+
+def _mean(xs: Any) -> float | None:
+    return round(statistics.fmean(xs), 4) if len(xs) else None
 
 
 class DatasetScores:
-    """Dataset scores accumulated one conversation at a time (`score` streams the file)."""
+    """Dataset scores accumulated one conversation at a time (`score` streams the file).
+    What it keeps grows with the data but is compact: the user texts (for the seeded
+    self-BLEU and embedding samples), each user word as its 64-bit hash (MTLD), the sets of
+    distinct word and bigram hashes, and a few numbers per conversation. Hashes stand in for
+    words because these metrics only compare words for equality (a collision among a few
+    million 64-bit values is a one-in-billions event)."""
 
     def __init__(self, cfg: ScoreConfig) -> None:
         self.cfg = cfg
         self.users: list[str] = []
-        self.user_words: list[str] = []
-        self.grams: tuple[set[tuple[str, ...]], set[tuple[str, ...]]] = (set(), set())
-        self.gram_counts = [0, 0]
-        self.per: list[dict[str, Any]] = []
-        self._vocab: dict[str, str] = {}
+        self.ids = array("q")  # every user word's hash, in order (MTLD needs only equality)
+        self.unigrams: set[int] = set()
+        self.bigrams: set[int] = set()
+        self.n_bigrams = 0
+        self.series: dict[str, array[float]] = {k: array("d") for k in _SERIES}
+        self.counts = Counter[str]()  # follow-ups and eligible user turns
+        self.reasons = Counter[str]()
+        self.strategies = Counter[str]()
+        self.judged: list[dict[str, Any]] = []
+        self.unparsed = 0
 
-    def add(self, conv: Conversation, per: dict[str, Any]) -> None:
-        slim = {k: per.get(k) for k in _SUMMARY_KEYS if k in per}
-        self.per.append(slim)
-        for m in conv.messages:
-            if m.role != "user":
-                continue
-            self.users.append(m.content)
-            w = [self._vocab.setdefault(x, x) for x in M.words(m.content)]
-            self.user_words.extend(w)
-            for n, grams in ((1, self.grams[0]), (2, self.grams[1])):
-                g = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
-                grams.update(g)
-                self.gram_counts[n - 1] += len(g)
+    @property
+    def n(self) -> int:
+        return len(self.series["user_turns"])
+
+    def add(self, conv: Conversation, per: dict[str, Any], user_words: list[list[str]] | None = None) -> None:
+        if user_words is None:
+            user_words = [M.words(m.content) for m in conv.messages if m.role == "user"]
+        self.users.extend(m.content for m in conv.messages if m.role == "user")
+        for w in user_words:
+            ids = list(map(hash, w))
+            self.ids.extend(ids)
+            self.unigrams.update(ids)
+            self.bigrams.update(map(hash, zip(ids, ids[1:], strict=False)))
+            self.n_bigrams += max(len(ids) - 1, 0)
+        self._numbers(per)
+
+    def _numbers(self, per: dict[str, Any]) -> None:
+        se = self.series
+        se["user_turns"].append(per["user_turns"])
+        se["user_chars"].append(per["user_chars"] / max(per["user_turns"], 1))
+        se["assistant_chars"].append(per["assistant_chars"])
+        for k in _WORKFLOW:
+            if per.get(k) is not None:
+                se[k].append(float(per[k]))
+        self.counts.update(follow_ups=per["follow_ups"], eligible=per["_follow_up_eligible"])
+        self.reasons[per.get("termination_reason") or "none"] += 1
+        self.strategies.update(str(s) for s in per.get("strategies") or [])
+        judge = per.get("judge")
+        if isinstance(judge, dict):
+            if "mean" in judge:
+                self.judged.append(judge)
+            self.unparsed += "error" in judge
 
     def result(self) -> dict[str, Any]:
-        cfg, per, users = self.cfg, self.per, self.users
+        cfg, se, n_words = self.cfg, self.series, len(self.ids)
         out: dict[str, Any] = {
-            "conversations": len(per),
-            "user_turns_mean": _mean([p["user_turns"] for p in per]),
-            "user_chars_mean": _mean([p["user_chars"] / max(p["user_turns"], 1) for p in per]),
-            "assistant_chars_mean": _mean([p["assistant_chars"] for p in per]),
-            "distinct_1": round(len(self.grams[0]) / self.gram_counts[0], 4) if self.gram_counts[0] else 0.0,
-            "distinct_2": round(len(self.grams[1]) / self.gram_counts[1], 4) if self.gram_counts[1] else 0.0,
-            "mtld": round(M.mtld(self.user_words), 3),
-            "self_bleu": round(M.self_bleu(users, cfg.self_bleu_sample, cfg.seed), 4),
-            "termination_reasons": dict(Counter(p["termination_reason"] or "none" for p in per)),
+            "conversations": self.n,
+            "user_turns_mean": _mean(se["user_turns"]),
+            "user_chars_mean": _mean(se["user_chars"]),
+            "assistant_chars_mean": _mean(se["assistant_chars"]),
+            "distinct_1": round(len(self.unigrams) / n_words, 4) if n_words else 0.0,
+            "distinct_2": round(len(self.bigrams) / self.n_bigrams, 4) if self.n_bigrams else 0.0,
+            "mtld": round(M.mtld(self.ids), 3),
+            "self_bleu": round(M.self_bleu(self.users, cfg.self_bleu_sample, cfg.seed), 4),
+            "termination_reasons": dict(self.reasons),
         }
-        eligible = sum(p["_follow_up_eligible"] for p in per)
-        out["follow_up_rate"] = round(sum(p["follow_ups"] for p in per) / eligible, 4) if eligible else None
-        if cfg.embedder and len(users) >= 2:
-            from ..induce.embed import Embedder
-
-            vecs = Embedder(cfg.embedder, cache_dir=cfg.embedding_cache).embed(
-                M.sample(users, cfg.embedding_sample, cfg.seed)
-            )
-            out.update({f"embedding_{k}": round(v, 4) for k, v in M.embedding_diversity(vecs).items()})
+        eligible = self.counts["eligible"]
+        out["follow_up_rate"] = round(self.counts["follow_ups"] / eligible, 4) if eligible else None
+        if cfg.embedder and len(self.users) >= 2:
+            out.update(self._embedding())
         self._strategies(out)
-        for k in ("workflow_depth", "workflow_relative_depth", "workflow_success"):
-            vals = [float(p[k]) for p in per if p.get(k) is not None]
-            if vals:
-                out[k] = _mean(vals)
+        out.update({k: _mean(se[k]) for k in _WORKFLOW if se[k]})
         self._judge(out)
         return out
 
+    def _embedding(self) -> dict[str, Any]:
+        from ..induce.embed import Embedder
+
+        cfg = self.cfg
+        vecs = Embedder(cfg.embedder or "", cache_dir=cfg.embedding_cache).embed(
+            M.sample(self.users, cfg.embedding_sample, cfg.seed)
+        )
+        return {f"embedding_{k}": round(v, 4) for k, v in M.embedding_diversity(vecs).items()}
+
     def _strategies(self, out: dict[str, Any]) -> None:
-        strat = Counter(str(s) for p in self.per for s in p.get("strategies") or [])
+        strat = self.strategies
         if strat:
             out["strategies_used"] = len(strat)
             out["strategy_entropy_bits"] = round(M.entropy_bits(strat), 4)
@@ -191,29 +266,16 @@ class DatasetScores:
                 out["strategy_coverage"] = round(len(strat) / size, 4)
 
     def _judge(self, out: dict[str, Any]) -> None:
-        per = self.per
-        judged = [p["judge"] for p in per if isinstance(p.get("judge"), dict) and "mean" in p["judge"]]
-        if judged:
+        if self.judged:
             from .judge import CRITERIA
 
-            out["judge"] = {c: _mean([j[c] for j in judged]) for c in (*CRITERIA, "mean")}
-            out["judge"]["judged"] = len(judged)
-            out["judge"]["unparsed"] = sum(1 for p in per if isinstance(p.get("judge"), dict) and "error" in p["judge"])
+            out["judge"] = {c: _mean([j[c] for j in self.judged]) for c in (*CRITERIA, "mean")}
+            out["judge"]["judged"] = len(self.judged)
+            out["judge"]["unparsed"] = self.unparsed
 
 
-_SUMMARY_KEYS = (
-    "user_turns",
-    "user_chars",
-    "assistant_chars",
-    "termination_reason",
-    "follow_ups",
-    "_follow_up_eligible",
-    "strategies",
-    "workflow_depth",
-    "workflow_relative_depth",
-    "workflow_success",
-    "judge",
-)
+_WORKFLOW = ("workflow_depth", "workflow_relative_depth", "workflow_success")
+_SERIES = ("user_turns", "user_chars", "assistant_chars", *_WORKFLOW)
 
 
 def dataset_scores(convs: list[Conversation], per: list[dict[str, Any]], cfg: ScoreConfig) -> dict[str, Any]:
@@ -223,10 +285,12 @@ def dataset_scores(convs: list[Conversation], per: list[dict[str, Any]], cfg: Sc
     return acc.result()
 
 
-def _scored(data: Path, on_error: OnError, report: ReadReport) -> Iterator[tuple[Conversation, dict[str, Any]]]:
+def _scored(
+    data: Path, on_error: OnError, report: ReadReport
+) -> Iterator[tuple[Conversation, dict[str, Any], list[list[str]]]]:
     for conv, line, index in iter_located(data, on_error=on_error, report=report):
         try:
-            per = conversation_scores(conv)
+            per, words = analyse(conv)
         except RecordError as e:
             err = RecordError(e.message, path=data, line=line, index=None if line else index, field=e.field)
             if on_error == "fail":
@@ -234,7 +298,7 @@ def _scored(data: Path, on_error: OnError, report: ReadReport) -> Iterator[tuple
             report.skipped.append(err)
             log.warning("skipped bad record: %s", err)
             continue
-        yield conv, per
+        yield conv, per, words
 
 
 def _row(per: dict[str, Any]) -> bytes:
@@ -250,25 +314,25 @@ def score(path: str | Path, cfg: ScoreConfig | None = None, *, on_error: OnError
     acc = DatasetScores(cfg)
     with atomic_writer(per_path) as f:
         if cfg.judge is None:
-            for conv, per in _scored(data, on_error, report):
-                acc.add(conv, per)
+            for conv, per, words in _scored(data, on_error, report):
+                acc.add(conv, per, words)
                 f.write(_row(per))
         else:
-            pairs = list(_scored(data, on_error, report))
-            convs = [c for c, _ in pairs]
+            scored = list(_scored(data, on_error, report))
+            convs = [c for c, _, _ in scored]
             if convs:
                 from .judge_stage import judge_conversations, judge_dir
 
                 verdicts, _ = run_sync(
                     judge_conversations(convs, cfg.judge, judge_dir(path), concurrency=cfg.concurrency)
                 )
-                for c, p in pairs:
+                for c, p, _ in scored:
                     if c.id in verdicts:
                         p["judge"] = verdicts[c.id]
-            for c, p in pairs:
-                acc.add(c, p)
+            for c, p, w in scored:
+                acc.add(c, p, w)
                 f.write(_row(p))
-        if not acc.per:
+        if not acc.n:
             raise DialforgeError(f"{data}: no conversations to score")
     summary = acc.result()
     if report.skipped:

@@ -329,6 +329,7 @@ class StrategyUser:
         self.batcher = EmbedBatcher(self.embedder)
         self.ranker = cfg.ranker
         self._contexts: tuple[np.ndarray, np.ndarray] | None = None
+        self._has: np.ndarray | None = None  # strategies with provenance contexts
         if self.ranker == "provenance" and not any(s.contexts for s in self.library.strategies):
             log.warning("%s has no provenance contexts (an older library): ranking by embedding", cfg.library)
             self.ranker = "embedding"
@@ -355,24 +356,33 @@ class StrategyUser:
         if self.ranker != "provenance":
             return self.centroids @ v
         emb, starts = self._context_matrix()
-        sims = emb @ v
-        sizes = np.array([len(s.contexts) for s in self.library.strategies])
-        out = np.full(len(sizes), -1.0, dtype=np.float32)
-        has = sizes > 0
-        out[has] = np.maximum.reduceat(sims, starts[has])
+        if self._has is None:
+            self._has = np.array([bool(s.contexts) for s in self.library.strategies])
+        out = np.full(len(self._has), -1.0, dtype=np.float32)
+        out[self._has] = np.maximum.reduceat(emb @ v, starts[self._has])
         return out
+
+    async def _answer_vector(self, state: ConvState) -> np.ndarray:
+        """The last answer's embedding, once per turn (a rejected proposal's retry reuses it)."""
+        key = (len(state.messages), state.messages[-1]["content"])
+        cached = state.context.get("_strategy_answer")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
+        v = await self.batcher.embed(key[1])
+        state.context["_strategy_answer"] = (key, v)
+        return v
 
     async def candidates(self, state: ConvState, attempt: int) -> list[int]:
         """Strategies whose score clears the threshold (or those the LLM ranker picks from
         the 3K best), then up to K of them sampled at random, as IDEAS samples from the
         ranker's positives; the K best when none clears it. Seeded per turn and retry."""
-        answer = state.messages[-1]["content"]
-        sims = self.scores(await self.batcher.embed(answer))
-        order = [int(i) for i in np.argsort(-sims, kind="stable")]
+        sims = self.scores(await self._answer_vector(state))
+        ranked = np.argsort(-sims, kind="stable")
+        order: list[int] = ranked.tolist()
         if self.ranker == "llm":
             fitting = await self._llm_pick(state, order[: 3 * self.cfg.candidates])
         else:
-            fitting = [i for i in order if sims[i] >= self.threshold]
+            fitting = order[: int(np.count_nonzero(sims >= self.threshold))]
         fitting = fitting or order[: self.cfg.candidates]
         rng = random.Random(stable_hash(state.conv_id, state.user_turns, attempt))
         picked = rng.sample(fitting, min(len(fitting), self.cfg.candidates))
