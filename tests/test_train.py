@@ -111,7 +111,9 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
         mode="socratic",
         user_format="trained",
         seeds={"free": 2, "questions": [str(data_dir / "oasst/en_100_text.jsonl")], "limit": 2},
-        user=backend_config(model=str(out / "final"), params={"max_tokens": 24, "temperature": 1.0, "seed": 1}),
+        # greedy: sampled text depends on which requests share a generate batch (timing), and a
+        # tiny model sampled at T 1 sometimes opens with end-of-text (an empty free opening)
+        user=backend_config(model=str(out / "final"), params={"max_tokens": 24, "temperature": 0.0}),
         assistant=backend_config(model=str(tiny_model_dir), params={"max_tokens": 24}),
         max_turns=3,
         stop={"role_flip": False, "repeat_similarity": 1.0},
