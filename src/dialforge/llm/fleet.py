@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
 from .http import OpenAIHTTPBackend, _EndpointFatal, _Fatal, _Retryable, _Unreachable, backoff_delay, gave_up
 from .types import ChatRequest, Completion
@@ -92,13 +93,8 @@ class EndpointFleet:
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
             return [await self._one(requests[0])]
-        tasks = [asyncio.ensure_future(self._one(r)) for r in requests]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for t in tasks:  # a dead fleet (or we were cancelled): stop the siblings
-                t.cancel()
-            raise
+        # a dead fleet (or we were cancelled): the siblings stop too
+        return await gather_or_cancel(self._one(r) for r in requests)
 
     # -- choosing ---------------------------------------------------------------------------
     def _choose(self) -> tuple[_Endpoint | None, bool]:

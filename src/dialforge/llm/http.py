@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
 from .limiter import AIMDLimiter
 from .secrets import mask_secrets, register_secret, truncate_masked
@@ -165,13 +166,8 @@ class OpenAIHTTPBackend:
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
             return [await self._one(requests[0])]
-        tasks = [asyncio.ensure_future(self._one(r)) for r in requests]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for t in tasks:  # the endpoint is unusable (or we were cancelled): stop the siblings
-                t.cancel()
-            raise
+        # the endpoint is unusable (or we were cancelled): the siblings stop too
+        return await gather_or_cancel(self._one(r) for r in requests)
 
     async def _one(self, req: ChatRequest) -> Completion:
         body = orjson.dumps(self._payload(req))

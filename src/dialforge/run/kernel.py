@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
 from ..llm.cache import CallCache
 from ..llm.client import LLM
@@ -253,14 +254,7 @@ async def run_jobs(
             store.append(rec, replace=job.id in retry)
             bar.advance(info=f"failed {failed}" if failed else "")
 
-        tasks = [asyncio.ensure_future(one(j)) for j in todo]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:  # stop the other jobs before the backends close under them
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_or_cancel(one(j) for j in todo)  # a raising job stops the others first
     return failed
 
 
