@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,14 +20,14 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from .config import INPUT_FILE, LIST_UNION_TAGS, OPERATIONAL
 from .errors import DialforgeError, RunDirConflict
 from .induce.pipeline import InduceConfig
-from .io.reader import atomic_write_bytes, read_conversations, write_conversations
+from .io.reader import aside_path, atomic_write_bytes, read_conversations, write_conversations
 from .llm.client import run_sync
 from .llm.config import BackendConfig, BackendPool, TransformersBackendConfig, borrow_pool
 from .realism.config import RealismConfig
 from .run.health import kept_warning, run_warnings
 from .run.kernel import ExecutorConfig, use_executor
 from .run.lock import RunLock
-from .run.rundir import config_fingerprint
+from .run.rundir import config_fingerprint, move_run_aside
 from .score.scoring import ScoreConfig
 from .simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
 from .tiny import TINY, tiny_model_path
@@ -282,7 +281,7 @@ def _open_run_dir(out: Path, fingerprint: str, force_new: bool) -> RunLock:
     try:
         old = orjson.loads(manifest.read_bytes()).get("config_fingerprint")
     except (orjson.JSONDecodeError, AttributeError):
-        aside = manifest.with_name(f"pipeline.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside = aside_path(manifest, "corrupt")
         manifest.rename(aside)
         log.warning("%s was damaged; moved it to %s", manifest, aside.name)
         return lock
@@ -294,11 +293,7 @@ def _open_run_dir(out: Path, fingerprint: str, force_new: bool) -> RunLock:
             f"{out} holds a pipeline run with a different config; use another --out directory, "
             "or --force-new to move the old run aside"
         )
-    lock.release()
-    aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.rename(aside)
-    log.warning("moved the previous run to %s", aside)
-    return RunLock(out).acquire()
+    return move_run_aside(out, lock)
 
 
 async def run_pipeline_async(
@@ -421,7 +416,7 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
         target = run.out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
         paths = export_file(final, fmt, target, name=name)[1] if deduped else export([], fmt, target, name=name)
         exports[fmt] = run.rel(paths[0])
-    failed = _count_failed(sdir / "conversations.jsonl")
+    failed = run.state["stages"][f"simulate.{name}"]["termination_reasons"].get("error", 0)
     warnings = kept_warning(f"{name} filter", generated - failed, kept) + kept_warning(f"{name} dedup", kept, deduped)
     run.done(
         f"select.{name}",
@@ -435,12 +430,6 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
         exports=exports,
         scores=scores,
     )
-
-
-def _count_failed(path: Path) -> int:
-    from .io.reader import iter_conversations
-
-    return sum(1 for c in iter_conversations(path, on_error="skip") if c.meta.get("termination_reason") == "error")
 
 
 def _library(cfg: PipelineConfig, run: PipelineRun) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -323,6 +324,12 @@ def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
 
 
 atomic_writer = atomic_open  # the name the streaming score/filter/export code uses
+
+
+def aside_path(path: Path, tag: str) -> Path:
+    """Where a file or run directory moved aside goes: `NAME.TAG-YYYYmmdd-HHMMSS` beside it
+    (`corrupt` for a damaged file, `old` for a run replaced by --force-new)."""
+    return path.with_name(f"{path.name}.{tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +60,9 @@ class CallCache:
         try:
             self._db = _open(self.path)
         except sqlite3.DatabaseError as e:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            from ..io.reader import aside_path
+
+            aside = aside_path(self.path, "corrupt")
             self.path.rename(aside)
             for ext in ("-wal", "-shm"):
                 side = self.path.with_name(self.path.name + ext)

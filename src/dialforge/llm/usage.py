@@ -94,7 +94,9 @@ class UsageTracker:
                     UsageCounter(**c)
             return data
         except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as e:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            from ..io.reader import aside_path
+
+            aside = aside_path(self.path, "corrupt")
             self.path.rename(aside)
             log.warning("%s is unreadable (%s): moved to %s; counts rebuilt from the ledger", self.path, e, aside.name)
             return {}

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import platform
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 from .. import __version__
 from ..config import fingerprint_data
 from ..errors import RunDirConflict
-from ..io.reader import atomic_write_bytes
+from ..io.reader import aside_path, atomic_write_bytes
 from ..llm.cache import CallCache
 from ..llm.secrets import MaskSecretsFilter
 from ..llm.usage import UsageTracker
@@ -71,11 +70,7 @@ class RunDir:
                         "use another --out directory, or --force-new to move the old run aside"
                     )
                 if not same:
-                    self._lock.release()
-                    aside = self.path.with_name(f"{self.path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-                    self.path.rename(aside)
-                    log.warning("moved the previous run to %s", aside)
-                    self._lock = RunLock(self.path).acquire()
+                    self._lock = move_run_aside(self.path, self._lock)
                 else:
                     self.resumed = True
                     self.manifest = old
@@ -94,7 +89,7 @@ class RunDir:
                 raise ValueError("not a manifest object")
             return old
         except (orjson.JSONDecodeError, ValueError) as e:
-            aside = path.with_name(f"manifest.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = aside_path(path, "corrupt")
             path.rename(aside)
             log.warning("%s is unreadable (%s): moved to %s; resuming with a new manifest", path, e, aside.name)
             return None
@@ -179,3 +174,13 @@ def _package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def move_run_aside(path: Path, lock: RunLock) -> RunLock:
+    """`--force-new`: the run directory `path` (locked by `lock`) is renamed to `PATH.old-*`
+    (nothing is deleted) and a fresh one at `path` is locked instead."""
+    lock.release()
+    aside = aside_path(path, "old")
+    path.rename(aside)
+    log.warning("moved the previous run to %s", aside)
+    return RunLock(path).acquire()
