@@ -135,3 +135,48 @@ def test_cli_answer_with_config_errors(data_dir, fake_server, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert len((tmp_path / "o/conversations.jsonl").read_text().splitlines()) == 7
+
+
+def test_call_cache_group_commit_is_durable_without_close(tmp_path):
+    """Answers recorded in one loop turn are committed together on the next, including the
+    last turn of `asyncio.run`; outside a loop each record commits at once. A second
+    connection (what a re-run after kill -9 sees) counts every row and every usage delta."""
+    import asyncio
+    import sqlite3
+
+    from dialforge.llm import CallCache, Completion
+    from dialforge.llm.usage import UsageCounter
+
+    cache = CallCache(tmp_path / "cache.sqlite")
+
+    def comp(i: int) -> Completion:
+        return Completion(texts=[f"answer {i}"], finish_reasons=["stop"], model="m")
+
+    def on_disk() -> tuple[int, int]:
+        db = sqlite3.connect(tmp_path / "cache.sqlite")
+        try:
+            rows = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+            calls = db.execute("SELECT COALESCE(SUM(calls), 0) FROM usage").fetchone()[0]
+            return rows, calls
+        finally:
+            db.close()
+
+    async def one_turn() -> tuple[int, int]:
+        for i in range(5):
+            cache.record("s", UsageCounter(calls=1), f"{i:064x}", comp(i))
+        assert cache.get(f"{3:064x}").text == "answer 3"  # held rows answer at once
+        held = on_disk()
+        await asyncio.sleep(0)  # one loop turn
+        return held
+
+    assert asyncio.run(one_turn()) == (0, 0)
+    assert on_disk() == (5, 5)
+
+    async def last_turn() -> None:
+        cache.record("s", UsageCounter(calls=1), f"{9:064x}", comp(9))  # the loop ends right after
+
+    asyncio.run(last_turn())
+    assert on_disk() == (6, 6)
+    cache.record("s", UsageCounter(calls=1, failures=1), None, None)  # no loop: commits at once
+    assert on_disk() == (6, 7)
+    cache.close()

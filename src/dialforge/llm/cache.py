@@ -8,6 +8,8 @@ moved aside with a warning and a fresh one started (the run then re-sends what i
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import hashlib
 import logging
 import sqlite3
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("dialforge.run")
 
 _COUNTER_COLUMNS = ("calls", "prompt_tokens", "completion_tokens", "retries", "cache_hits", "failures", "latency_s")
+_UPSERT_USAGE = (
+    f"INSERT INTO usage VALUES ({','.join('?' * (2 + len(_COUNTER_COLUMNS)))}) ON CONFLICT(stage, model) "
+    f"DO UPDATE SET {', '.join(f'{c}={c}+excluded.{c}' for c in _COUNTER_COLUMNS)}"
+)
 
 
 def request_key(model_id: str, req: ChatRequest) -> str:
@@ -57,6 +63,9 @@ class CallCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.read = read
         self._lock = threading.Lock()
+        self._pending_calls: dict[str, tuple[str, str, bytes]] = {}
+        self._pending_usage: dict[tuple[str, str], UsageCounter] = {}
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
         try:
             self._db = _open(self.path)
         except sqlite3.DatabaseError as e:
@@ -75,53 +84,82 @@ class CallCache:
         if not self.read:
             return None
         with self._lock:
-            row = self._db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
+            held = self._pending_calls.get(key)
+            row = (held[2],) if held else self._db.execute("SELECT value FROM calls WHERE key=?", (key,)).fetchone()
         return Completion.from_cache(orjson.loads(row[0])) if row else None
 
     def put(self, key: str, comp: Completion) -> None:
         self.record(None, None, key, comp)
 
     def record(self, stage: str | None, delta: UsageCounter | None, key: str | None, comp: Completion | None) -> None:
-        """One transaction: the cache row (a successful answer under `key`) and the usage
-        increment `delta` of (stage, model)."""
+        """The cache row (a successful answer under `key`) and the usage increment `delta` of
+        (stage, model), committed in one transaction.
+
+        Inside an event loop, the rows of one loop turn are committed together at the start of
+        the next (group commit: one WAL write for many answers, which is most of the cost per
+        call); `commit()` makes them durable at once, and the kernel calls it before writing a
+        record, so no output ever refers to an answer the ledger lacks. Outside a loop each
+        call commits at once."""
         value = orjson.dumps(comp.to_cache()) if key is not None and comp is not None and comp.ok else None
         if value is None and delta is None:
             return
         with self._lock:
-            self._db.execute("BEGIN")
+            if value is not None:
+                assert comp is not None and key is not None
+                self._pending_calls[key] = (key, comp.model, value)
+            if delta is not None and stage is not None:
+                ukey = (stage, comp.model if comp is not None else "")
+                held = self._pending_usage.get(ukey)
+                if held is None:
+                    self._pending_usage[ukey] = copy.copy(delta)  # our own to add to
+                else:
+                    held.add(delta)
             try:
-                if value is not None:
-                    assert comp is not None
-                    self._db.execute("INSERT OR REPLACE INTO calls VALUES (?,?,?)", (key, comp.model, value))
-                if delta is not None and stage is not None:
-                    model = comp.model if comp is not None else ""
-                    sets = ", ".join(f"{c}={c}+excluded.{c}" for c in _COUNTER_COLUMNS)
-                    marks = ",".join("?" * (2 + len(_COUNTER_COLUMNS)))
-                    self._db.execute(
-                        f"INSERT INTO usage VALUES ({marks}) ON CONFLICT(stage, model) DO UPDATE SET {sets}",
-                        (stage, model, *delta.values()),
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._commit_locked()
+                return
+            if self._scheduled_on is loop:
+                return
+            self._scheduled_on = loop  # a callback left on a finished loop is replaced here
+        loop.call_soon(self.commit)
+
+    def commit(self) -> None:
+        """Commit the rows `record` holds (a no-op when there are none)."""
+        with self._lock:
+            self._commit_locked()
+
+    def _commit_locked(self) -> None:
+        self._scheduled_on = None
+        if not self._pending_calls and not self._pending_usage:
+            return
+        calls, self._pending_calls = list(self._pending_calls.values()), {}
+        usage = [(s, m, *d.values()) for (s, m), d in self._pending_usage.items()]
+        self._pending_usage = {}
+        self._db.execute("BEGIN")
+        try:
+            if calls:
+                self._db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?)", calls)
+            if usage:
+                self._db.executemany(_UPSERT_USAGE, usage)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def merge(self, tag: str, calls: list[tuple[Any, ...]], usage: list[tuple[Any, ...]]) -> bool:
         """Another cache's rows (a Ray worker's, `call_rows()` and `usage_rows()`) in one
         transaction, once per `tag`: a driver killed after the merge never adds usage twice.
         False when `tag` was merged before."""
-        sets = ", ".join(f"{c}={c}+excluded.{c}" for c in _COUNTER_COLUMNS)
-        marks = ",".join("?" * (2 + len(_COUNTER_COLUMNS)))
         with self._lock:
+            self._commit_locked()
             self._db.execute("BEGIN")
             try:
                 if self._db.execute("SELECT 1 FROM merged WHERE tag=?", (tag,)).fetchone():
                     self._db.execute("ROLLBACK")
                     return False
                 self._db.executemany("INSERT OR IGNORE INTO calls VALUES (?,?,?)", calls)
-                self._db.executemany(
-                    f"INSERT INTO usage VALUES ({marks}) ON CONFLICT(stage, model) DO UPDATE SET {sets}", usage
-                )
+                self._db.executemany(_UPSERT_USAGE, usage)
                 self._db.execute("INSERT INTO merged VALUES (?)", (tag,))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -131,21 +169,26 @@ class CallCache:
 
     def call_rows(self) -> list[tuple[Any, ...]]:
         with self._lock:
+            self._commit_locked()
             return self._db.execute("SELECT key, model, value FROM calls").fetchall()
 
     def usage_rows(self) -> list[tuple[Any, ...]]:
         with self._lock:
+            self._commit_locked()
             return self._db.execute(f"SELECT stage, model, {', '.join(_COUNTER_COLUMNS)} FROM usage").fetchall()
 
     def __len__(self) -> int:
         with self._lock:
+            self._commit_locked()
             return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            self._commit_locked()
             rows = self._db.execute("SELECT model, COUNT(*) FROM calls GROUP BY model").fetchall()
         return {m: n for m, n in rows}
 
     def close(self) -> None:
         with self._lock:
+            self._commit_locked()
             self._db.close()

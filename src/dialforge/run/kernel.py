@@ -251,6 +251,7 @@ async def run_jobs(
                 if job.attempt:
                     rec = {**rec, "attempt": job.attempt}
                 log.info("%s: job %s failed: %s", stage.name, job.id, _why(rec))
+            ctx.run.cache.commit()  # the answers behind a record are durable before the record
             store.append(rec, replace=job.id in retry)
             bar.advance(info=f"failed {failed}" if failed else "")
 
