@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import hashlib
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .types import ChatRequest, Completion
+from .types import ChatRequest, Completion, SamplingParams
 
 if TYPE_CHECKING:
     from .usage import UsageCounter
@@ -33,9 +35,15 @@ _UPSERT_USAGE = (
 )
 
 
+@functools.lru_cache(maxsize=256)
+def _params_json(params: SamplingParams) -> dict[str, Any]:
+    """A frozen SamplingParams as JSON, dumped once (most calls of a run share a handful)."""
+    return params.model_dump(mode="json")
+
+
 def request_key(model_id: str, req: ChatRequest) -> str:
     """What determines an answer: model, messages, sampling, schema and sample index."""
-    parts: list[Any] = [model_id, req.messages, req.params.model_dump(mode="json"), req.schema, req.sample_index]
+    parts: list[Any] = [model_id, req.messages, _params_json(req.params), req.schema, req.sample_index]
     if req.prompt is not None:  # a raw token-id prompt (trained simulators)
         parts.append(req.prompt)
     blob = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
@@ -66,6 +74,7 @@ class CallCache:
         self._pending_calls: dict[str, tuple[str, str, bytes]] = {}
         self._pending_usage: dict[tuple[str, str], UsageCounter] = {}
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        self._after: list[Callable[[], object]] = []
         try:
             self._db = _open(self.path)
         except sqlite3.DatabaseError as e:
@@ -97,9 +106,8 @@ class CallCache:
 
         Inside an event loop, the rows of one loop turn are committed together at the start of
         the next (group commit: one WAL write for many answers, which is most of the cost per
-        call); `commit()` makes them durable at once, and the kernel calls it before writing a
-        record, so no output ever refers to an answer the ledger lacks. Outside a loop each
-        call commits at once."""
+        call); `commit()` makes them durable at once, and `after_commit` orders a write after
+        them. Outside a loop each call commits at once."""
         value = orjson.dumps(comp.to_cache()) if key is not None and comp is not None and comp.ok else None
         if value is None and delta is None:
             return
@@ -115,22 +123,38 @@ class CallCache:
                 else:
                     held.add(delta)
             try:
-                loop = asyncio.get_running_loop()
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
-                self._commit_locked()
+                loop = None
+            if loop is not None:
+                if self._scheduled_on is loop:
+                    return
+                self._scheduled_on = loop  # a callback left on a finished loop is replaced here
+        if loop is None:
+            self.commit()
+        else:
+            loop.call_soon(self.commit)
+
+    def after_commit(self, fn: Callable[[], object]) -> None:
+        """Run `fn` once the rows held now are committed (at once when none are held): the
+        kernel writes a job's record this way, so a record never refers to an answer the
+        ledger lacks, and records finished in one loop turn share that turn's commit."""
+        with self._lock:
+            if self._pending_calls or self._pending_usage:
+                self._after.append(fn)
                 return
-            if self._scheduled_on is loop:
-                return
-            self._scheduled_on = loop  # a callback left on a finished loop is replaced here
-        loop.call_soon(self.commit)
+        fn()
 
     def commit(self) -> None:
-        """Commit the rows `record` holds (a no-op when there are none)."""
+        """Commit the rows `record` holds, then run what waits on them (a no-op when none)."""
         with self._lock:
-            self._commit_locked()
+            self._scheduled_on = None
+            self._write_held()
+            after, self._after = self._after, []
+        for fn in after:
+            fn()
 
-    def _commit_locked(self) -> None:
-        self._scheduled_on = None
+    def _write_held(self) -> None:
         if not self._pending_calls and not self._pending_usage:
             return
         calls, self._pending_calls = list(self._pending_calls.values()), {}
@@ -151,8 +175,8 @@ class CallCache:
         """Another cache's rows (a Ray worker's, `call_rows()` and `usage_rows()`) in one
         transaction, once per `tag`: a driver killed after the merge never adds usage twice.
         False when `tag` was merged before."""
+        self.commit()
         with self._lock:
-            self._commit_locked()
             self._db.execute("BEGIN")
             try:
                 if self._db.execute("SELECT 1 FROM merged WHERE tag=?", (tag,)).fetchone():
@@ -168,27 +192,27 @@ class CallCache:
         return True
 
     def call_rows(self) -> list[tuple[Any, ...]]:
+        self.commit()
         with self._lock:
-            self._commit_locked()
             return self._db.execute("SELECT key, model, value FROM calls").fetchall()
 
     def usage_rows(self) -> list[tuple[Any, ...]]:
+        self.commit()
         with self._lock:
-            self._commit_locked()
             return self._db.execute(f"SELECT stage, model, {', '.join(_COUNTER_COLUMNS)} FROM usage").fetchall()
 
     def __len__(self) -> int:
+        self.commit()
         with self._lock:
-            self._commit_locked()
             return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def stats(self) -> dict[str, Any]:
+        self.commit()
         with self._lock:
-            self._commit_locked()
             rows = self._db.execute("SELECT model, COUNT(*) FROM calls GROUP BY model").fetchall()
         return {m: n for m, n in rows}
 
     def close(self) -> None:
+        self.commit()
         with self._lock:
-            self._commit_locked()
             self._db.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -251,11 +252,14 @@ async def run_jobs(
                 if job.attempt:
                     rec = {**rec, "attempt": job.attempt}
                 log.info("%s: job %s failed: %s", stage.name, job.id, _why(rec))
-            ctx.run.cache.commit()  # the answers behind a record are durable before the record
-            store.append(rec, replace=job.id in retry)
+            # written once the answers behind it are committed (the loop turn's group commit)
+            ctx.run.cache.after_commit(functools.partial(store.append, rec, replace=job.id in retry))
             bar.advance(info=f"failed {failed}" if failed else "")
 
-        await gather_or_cancel(one(j) for j in todo)  # a raising job stops the others first
+        try:
+            await gather_or_cancel(one(j) for j in todo)  # a raising job stops the others first
+        finally:
+            ctx.run.cache.commit()  # every finished job's record is written, even on the way out
     return failed
 
 
