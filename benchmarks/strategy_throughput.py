@@ -4,6 +4,7 @@ library; the answers of all live conversations are embedded together (EmbedBatch
 baseline in the same run is the previous path: one embedding call per answer under a lock.
 
     python benchmarks/strategy_throughput.py [--conversations 256] [--concurrency 64]
+    python benchmarks/strategy_throughput.py --embed-probe   # MiniLM texts/s on the server's answers
 """
 
 from __future__ import annotations
@@ -87,12 +88,37 @@ def run(mode: str, url: str, args: argparse.Namespace, tmp: str, library: str, s
     return sent / m.wall, sent, m.cpu / sent * 1000
 
 
+def embed_probe() -> None:
+    """How fast the embedder turns answers of the loopback server's shape (two UUIDs) into
+    vectors, by batch size: the ceiling on strategy mode's answer vectors per second."""
+    import time
+    import uuid
+
+    emb = Embedder(cache_dir=tempfile.mkdtemp())
+    model = emb._load()
+    emb.embed(["warm up"])
+    sample = f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+          f"{len(model.tokenizer(sample)['input_ids'])} tokens per answer")  # fmt: skip
+    for bs in (1, 8, 64, 256):
+        texts = [f"{uuid.uuid4().hex} {uuid.uuid4().hex}?" for _ in range(256)]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(texts), bs):
+            emb.embed(texts[i : i + bs])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"batch {bs}: {len(texts) / wall:.0f} answers/s, {cpu / len(texts) * 1000:.1f} ms CPU per answer")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--embed-probe", action="store_true", help="only time the embedder on answers")
     ap.add_argument("--conversations", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()
+    if args.embed_probe:
+        embed_probe()
+        return
     with server_process(LATENCY, unique=True) as url, tempfile.TemporaryDirectory() as tmp:
         library = os.path.join(tmp, "library.json")
         synthetic_library(library)

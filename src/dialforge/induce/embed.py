@@ -131,7 +131,7 @@ class Embedder:
         cache_dir: str | Path | None = None,
         batch_size: int = 128,
         device: str | None = None,
-        token_budget: int = 2048,
+        token_budget: int = 1024,
     ) -> None:
         self.name = name
         self.path = resolve_embedder(name)
