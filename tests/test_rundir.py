@@ -179,4 +179,9 @@ def test_call_cache_group_commit_is_durable_without_close(tmp_path):
     assert on_disk() == (6, 6)
     cache.record("s", UsageCounter(calls=1, failures=1), None, None)  # no loop: commits at once
     assert on_disk() == (6, 7)
+    # a cache opened empty answers what it stored without asking SQLite for what it never stored
+    assert cache.get(f"{3:064x}").text == "answer 3" and cache.get(f"{7:064x}") is None
     cache.close()
+    again = CallCache(tmp_path / "cache.sqlite")  # opened non-empty: every lookup asks SQLite
+    assert again.get(f"{9:064x}").text == "answer 9" and again.get(f"{7:064x}") is None
+    again.close()
