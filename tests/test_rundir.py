@@ -135,6 +135,17 @@ def test_cli_answer_with_config_errors(data_dir, fake_server, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert len((tmp_path / "o/conversations.jsonl").read_text().splitlines()) == 7
+    # a file whose prompt sits in another field: the error names --text-field, and answer has it
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("".join(json.dumps({"task": {"ask": f"synthetic question {i}?"}}) + "\n" for i in range(3)))
+    base = [sys.executable, "-m", "dialforge.cli", "answer", "--prompts", str(odd), "--out", str(tmp_path / "p"),
+            "--base-url", fake_server.base_url, "--model", "fake-model"]  # fmt: skip
+    r = subprocess.run(base, capture_output=True, text=True)
+    assert r.returncode == 2 and "odd.jsonl:1: no prompt field" in r.stderr and "--text-field" in r.stderr
+    r = subprocess.run([*base, "--text-field", "task.ask"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (tmp_path / "p/conversations.jsonl").read_text().splitlines()]
+    assert [row["messages"][0]["content"] for row in rows] == [f"synthetic question {i}?" for i in range(3)]
 
 
 def test_call_cache_group_commit_is_durable_without_close(tmp_path):

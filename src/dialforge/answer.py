@@ -24,6 +24,7 @@ class AnswerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompts: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="files of seed questions")
+    text_field: str | None = Field(None, description="field of the question records holding the prompt (dotted)")
     assistant: BackendConfig
     limit: int | None = Field(None, ge=1, description="answer only the first N questions")
     concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="questions in flight at once")
@@ -83,7 +84,7 @@ async def answer_async(
 ) -> dict[str, Any]:
     questions: list[str] = []
     for p in cfg.prompts:
-        questions.extend(read_texts(p))
+        questions.extend(read_texts(p, text_field=cfg.text_field))
     if cfg.limit:
         questions = questions[: cfg.limit]
     models = {"assistant": cfg.assistant.model}

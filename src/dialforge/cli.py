@@ -263,6 +263,7 @@ def stats(
 def answer(
     prompts: list[Path] = typer.Option(None, "--prompts", help="question files (JSONL strings/objects or text)"),
     out: Path = typer.Option(..., "--out", help="run directory"),
+    text_field: str | None = typer.Option(None, "--text-field", help="field of the records holding the prompt"),
     config: Path | None = typer.Option(None, "--config", help="YAML AnswerConfig"),
     model: str | None = typer.Option(None, "--model", help="model name (with --base-url) or local path/hub id"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL"),
@@ -281,6 +282,7 @@ def answer(
 
     ov = backend_overrides("assistant", model, base_url, api_key_env)
     ov["prompts"] = [str(p) for p in prompts] if prompts else None
+    ov["text_field"] = text_field
     ov["limit"] = limit
     ov.update(executor_overrides(executor, ray_address))
     cfg = load_checked(AnswerConfig, config, ov, set_)
