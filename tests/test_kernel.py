@@ -169,3 +169,43 @@ def test_cli_prints_warnings_and_strict_exits_3(data_dir, tmp_path, strict):
         r = _cli("simulate", "--config", path, "--out", tmp_path / "run", *(["--strict"] if strict else []))
     assert r.returncode == (3 if strict else 0), r.stderr
     assert "warning: simulate: 3/3 conversations ended on role_flip" in r.stderr
+
+
+def test_stage_records_are_streamed_from_the_output_in_plan_order(tmp_path):
+    """A stage's summary, health checks and result read its records from the output file
+    (plan order, a few passes), so a stage of millions of records is never held in memory."""
+    import asyncio
+
+    from dialforge.run import RunDir
+    from dialforge.run.kernel import Job, LocalExecutor, Stage
+    from dialforge.run.store import LeadingRecords
+
+    class Toy(Stage):
+        name = "toy"
+        output = "toy.jsonl"
+        concurrency = 4
+
+        def plan(self) -> list[Job]:
+            return [Job(f"j{i:02d}", i) for i in range(12)]
+
+        async def run_job(self, job, ctx):
+            await asyncio.sleep(0.001 * (12 - job.data))  # finish in reverse order
+            if job.data % 4 == 3:
+                return {"id": job.id, "error": "synthetic failure"}
+            return {"id": job.id, "messages": [{"role": "user", "content": "synthetic"}],
+                    "meta": {"termination_reason": "rejections"}}  # fmt: skip
+
+        def summarise(self, records):
+            return {"seen": len(records), "ids": [r["id"] for r in records][:3]}
+
+    with RunDir(tmp_path / "run", command="toy", config={"toy": 1}) as run:
+        res = asyncio.run(LocalExecutor().run(Toy(), run, progress=False))
+    assert isinstance(res.records, LeadingRecords) and len(res.records) == 12
+    assert [r["id"] for r in res.records] == [f"j{i:02d}" for i in range(12)] == [r["id"] for r in res.records]
+    assert res.summary["failed"] == 3 and res.summary["seen"] == 12 and res.summary["ids"] == ["j00", "j01", "j02"]
+    assert "toy: 3/12 jobs failed (see run.log)" in res.warnings
+    assert "toy: 9/9 conversations ended on rejections" in res.warnings
+    assert "toy: 9/9 conversations have no follow-up user turn" in res.warnings
+    lines = (tmp_path / "run" / "toy.jsonl").read_text().splitlines()
+    assert [json.loads(x)["id"] for x in lines] == [f"j{i:02d}" for i in range(12)]
+    assert list(LeadingRecords(tmp_path / "run" / "toy.jsonl", 0)) == []

@@ -15,7 +15,7 @@ from ..conversation import stable_hash
 from ..llm.client import LLM
 from ..llm.config import BackendConfig
 from ..llm.types import SamplingParams
-from ..run.kernel import Job, Stage, StageContext
+from ..run.kernel import Job, Records, Stage, StageContext
 from .extract import ExtractedStrategy, clean_strategy, extraction_messages
 
 # The published abstraction prompt gives the model a definition of a high-level strategy
@@ -67,7 +67,7 @@ class ExtractStage(Stage):
             return {**u, "strategy": strategy, "analysis": res.value.analysis.strip()}
         return {"id": job.id, "error": res.error or "empty strategy", "raw": res.raw}
 
-    def summarise(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def summarise(self, records: Records) -> dict[str, Any]:
         return {"extracted": sum(1 for r in records if not self.failed(r))}
 
 
@@ -112,5 +112,5 @@ class AbstractStage(Stage):
             return {"id": job.id, "text": text}
         return {"id": job.id, "error": res.error or "empty strategy", "raw": res.raw}
 
-    def summarise(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def summarise(self, records: Records) -> dict[str, Any]:
         return {"abstracted": sum(1 for r in records if not self.failed(r))}

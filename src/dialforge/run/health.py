@@ -7,6 +7,7 @@ CLI prints them (`--strict` turns any warning into exit 3). The report shows the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,23 @@ def _meta(r: dict[str, Any]) -> dict[str, Any]:
     return m if isinstance(m, dict) else {}
 
 
-def conversation_warnings(label: str, records: list[dict[str, Any]]) -> list[str]:
-    """Most conversations ending on one failure reason, or most with no follow-up turn."""
-    convs = [r for r in records if "termination_reason" in _meta(r)]
-    n = len(convs)
+def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list[str]:
+    """Most conversations ending on one failure reason, or most with no follow-up turn (one
+    pass: `records` may be streamed from disk)."""
+    reasons: Counter[str] = Counter()
+    no_follow_up = 0
+    for r in records:
+        meta = _meta(r)
+        if "termination_reason" in meta:
+            reasons[meta["termination_reason"]] += 1
+            no_follow_up += _user_turns(r) <= 1
+    n = sum(reasons.values())
     if not n:
         return []
     out = []
-    reasons = Counter(_meta(r)["termination_reason"] for r in convs)
     for reason, k in reasons.most_common():
         if reason in FAILURE_REASONS and k / n >= MAJORITY:
             out.append(f"{label}: {k}/{n} conversations ended on {reason}")
-    no_follow_up = sum(1 for r in convs if _user_turns(r) <= 1)
     if no_follow_up / n >= MAJORITY:
         out.append(f"{label}: {no_follow_up}/{n} conversations have no follow-up user turn")
     return out
@@ -46,15 +52,14 @@ def _user_turns(r: dict[str, Any]) -> int:
     return int(_meta(r).get("user_turns") or 0)
 
 
-def stage_warnings(
-    name: str, records: list[dict[str, Any]], summary: dict[str, Any], failed: list[dict[str, Any]]
-) -> list[str]:
+def stage_warnings(name: str, records: Collection[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """A stage with no records, failed jobs (`summary["failed"]`), and the conversation checks."""
     out = []
     jobs = summary.get("jobs", len(records))
-    if jobs and not records:
+    if jobs and not len(records):
         out.append(f"{name}: produced no records")
-    if failed:
-        out.append(f"{name}: {len(failed)}/{jobs} jobs failed (see run.log)")
+    if summary.get("failed"):
+        out.append(f"{name}: {summary['failed']}/{jobs} jobs failed (see run.log)")
     out += [w for w in conversation_warnings(name, records) if not w.endswith("ended on error")]
     return out
 

@@ -25,7 +25,7 @@ import contextvars
 import functools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,9 @@ from ..llm.usage import UsageTracker
 from ..progress import stage_progress
 from .health import stage_warnings
 from .rundir import RunDir
-from .store import RecordStore
+from .store import LeadingRecords, RecordStore
+
+Records = Collection[dict[str, Any]]  # a stage's records: iterable more than once, with len
 
 log = logging.getLogger("dialforge.run")
 
@@ -158,17 +160,20 @@ class Stage(ABC):
         """The record stored when `run_job` raised."""
         return {"id": job.id, "error": error}
 
-    def summarise(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def summarise(self, records: Records) -> dict[str, Any]:
+        """Stage-specific summary fields; `records` may be streamed from disk (iterate, len)."""
         return {}
 
-    def health(self, records: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
-        return stage_warnings(self.name, records, summary, failed=[r for r in records if self.failed(r)])
+    def health(self, records: Records, summary: dict[str, Any]) -> list[str]:
+        return stage_warnings(self.name, records, summary)
 
 
 @dataclass
 class StageResult:
+    """A finished stage. `records` (plan order) are read from the output file when iterated."""
+
     name: str
-    records: list[dict[str, Any]]
+    records: Records
     summary: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
 
@@ -264,10 +269,10 @@ async def run_jobs(
 
 
 def finish_stage(stage: Stage, run: RunDir, plan: StagePlan, **extra: Any) -> StageResult:
-    """Driver side, after the jobs: output rewritten in plan order, summary, health, manifest."""
+    """Driver side, after the jobs: output rewritten in plan order, summary, health, manifest.
+    The records are streamed from the output file (a few passes), never held all at once."""
     store = plan.store
-    store.rewrite(plan.order)
-    records = list(store.get_many(plan.order))
+    records = LeadingRecords(store.path, store.rewrite(plan.order))
     summary = {
         "jobs": len(plan.jobs),
         "run_now": len(plan.todo),

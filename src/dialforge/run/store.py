@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,34 @@ def _record_id(line: bytes) -> str | None:
         return None
     rid = rec.get("id") if isinstance(rec, dict) else None
     return rid if isinstance(rid, str) and rid else None
+
+
+class LeadingRecords(Collection[dict[str, Any]]):
+    """The first `n` records of a JSON Lines file, read from disk each time they are iterated:
+    a stage's records in plan order after `RecordStore.rewrite`, without holding a stage of
+    millions of conversations in memory."""
+
+    def __init__(self, path: str | Path, n: int) -> None:
+        self.path = Path(path)
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.n:
+            return
+        left = self.n
+        with self.path.open("rb") as f:
+            for line in f:
+                if line.strip():
+                    yield orjson.loads(line)
+                    left -= 1
+                    if not left:
+                        return
+
+    def __contains__(self, record: object) -> bool:
+        return any(r == record for r in self)
 
 
 class RecordStore:
@@ -173,9 +201,10 @@ class RecordStore:
                     f.seek(off)
                     yield orjson.loads(f.read(length))
 
-    def rewrite(self, order: list[str]) -> None:
+    def rewrite(self, order: list[str]) -> int:
         """Write the file once, atomically: the records of `order` first, in that order, then
-        any others in file order; one line per id. A no-op when nothing would change."""
+        any others in file order; one line per id. A no-op when nothing would change. Returns
+        how many records of `order` now lead the file."""
         idx = self._index()
         planned = [i for i in order if i in idx]
         seen = set(planned)
@@ -183,7 +212,7 @@ class RecordStore:
         layout = [idx[i] for i in planned] + [v for v, _ in rest]
         current = sorted(idx.values())
         if layout == current and not self._superseded:
-            return
+            return len(planned)
         self._f.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
         with self.path.open("rb") as src, tmp.open("wb") as dst:
@@ -195,6 +224,7 @@ class RecordStore:
         os.replace(tmp, self.path)
         self._superseded = False
         self._f = self.path.open("ab")
+        return len(planned)
 
     def close(self) -> None:
         self._f.close()

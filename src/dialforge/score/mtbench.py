@@ -222,7 +222,7 @@ async def run_mt_bench(
         answers = {r["question_id"]: r["choices"][0]["turns"] for r in res.records if not r.get("error")}
         answered = [q for q in questions if q["question_id"] in answers]
         judged = await run_stage(_JudgeStage(cfg, answered, answers), run, executor=executor, progress=progress)
-        judgments = judged.records
+        judgments = list(judged.records)
         cats = {q["question_id"]: q["category"] for q in questions}
         if cfg.mode == "single":
             summary = summarise_single(judgments, cats)

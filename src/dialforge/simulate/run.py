@@ -11,7 +11,7 @@ from typing import Any
 from ..conversation import Conversation, Message
 from ..llm.client import run_sync
 from ..llm.config import BackendPool
-from ..run.kernel import Job, Stage, StageContext, make_executor, run_stage
+from ..run.kernel import Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 from .config import SimulateConfig
 from .engine import Engine, Seed, conversation_id, load_seeds, simulate_key
@@ -77,7 +77,7 @@ class SimulateStage(Stage):
             },
         ).to_record()
 
-    def summarise(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def summarise(self, records: Records) -> dict[str, Any]:
         reasons = Counter(str(r.get("meta", {}).get("termination_reason", "?")) for r in records)
         return {"conversations": len(records), "seeds": len(self.seeds), "termination_reasons": dict(reasons)}
 
