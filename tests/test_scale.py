@@ -439,3 +439,47 @@ def test_local_backend_batch_default_is_the_measured_one():
     assert DEFAULT_BATCH_SIZE == 32  # docs/benchmarks.md, issue 18: fastest of 16/32/64 on the tiny model
     assert TransformersBackendConfig(model="m").batch_size == DEFAULT_BATCH_SIZE
     assert TransformersBackend("m").batch_size == DEFAULT_BATCH_SIZE
+
+
+@pytest.mark.slow
+def test_simulate_holds_no_stage_of_records_in_memory(tmp_path):
+    """Peak Python allocations of a simulate stage stay flat when it makes 4x the
+    conversations. In-process answers never yield to the loop, so the call cache must commit
+    (and write the records) in chunks instead of holding every answer until the stage ends."""
+    import asyncio
+    import collections
+    import hashlib
+
+    from dialforge.llm import backend_config
+    from dialforge.llm.config import BackendPool
+    from dialforge.simulate import SimulateConfig, simulate_async
+    from dialforge.testing import ScriptedChatModel
+
+    def reply(req):  # ~1.3 KB, different for every turn of every conversation
+        h = hashlib.sha256(json.dumps(req.messages).encode()).hexdigest()
+        return " ".join([h] * 20) + "?"
+
+    def run(n: int) -> None:
+        models = {m: ScriptedChatModel(reply, model_id=m) for m in ("sim", "asst")}
+        for m in models.values():
+            m.requests = collections.deque(maxlen=0)  # the test double would keep every request
+        url = "http://127.0.0.1:9/v1"  # never contacted: the pool hands in the scripted models
+        cfg = SimulateConfig(
+            mode="socratic",
+            seeds={"free": n},
+            max_turns=4,
+            user=backend_config(model="sim", base_url=url),
+            assistant=backend_config(model="asst", base_url=url),
+            concurrency=32,
+            stop={"role_flip": False},
+        )
+        out = tmp_path / f"run{n}"
+        s = asyncio.run(simulate_async(cfg, out, progress=False, pool=BackendPool(models)))
+        assert s["termination_reasons"] == {"max_turns": n}
+
+    small = _peak(lambda: run(100))
+    big = _peak(lambda: run(400))
+    size = {n: (tmp_path / f"run{n}/conversations.jsonl").stat().st_size for n in (100, 400)}
+    grown = size[400] - size[100]
+    # holding the answers until the stage ends took 60 MB here (4x), 15 MB at 100
+    assert big - small < grown / 4, (small, big, grown)

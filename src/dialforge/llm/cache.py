@@ -30,6 +30,7 @@ log = logging.getLogger("dialforge.run")
 
 _COUNTER_COLUMNS = ("calls", "prompt_tokens", "completion_tokens", "retries", "cache_hits", "failures", "latency_s")
 _KNOWN_MAX = 2_000_000
+_HOLD_MAX = 512  # rows and writes held for one group commit, at most
 _UPSERT_USAGE = (
     f"INSERT INTO usage VALUES ({','.join('?' * (2 + len(_COUNTER_COLUMNS)))}) ON CONFLICT(stage, model) "
     f"DO UPDATE SET {', '.join(f'{c}={c}+excluded.{c}' for c in _COUNTER_COLUMNS)}"
@@ -117,7 +118,8 @@ class CallCache:
         Inside an event loop, the rows of one loop turn are committed together at the start of
         the next (group commit: one WAL write for many answers, which is most of the cost per
         call); `commit()` makes them durable at once, and `after_commit` orders a write after
-        them. Outside a loop each call commits at once."""
+        them. Outside a loop each call commits at once, and so does a turn holding `_HOLD_MAX`
+        rows and writes (in-process answers can run many conversations without yielding)."""
         value = orjson.dumps(comp.to_cache()) if key is not None and comp is not None and comp.ok else None
         if value is None and delta is None:
             return
@@ -140,6 +142,8 @@ class CallCache:
                 loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
+            if len(self._pending_calls) + len(self._after) >= _HOLD_MAX:
+                loop = None  # a loop turn that never yields (in-process answers) commits in chunks
             if loop is not None:
                 if self._scheduled_on is loop:
                     return
@@ -156,8 +160,12 @@ class CallCache:
         with self._lock:
             if self._pending_calls or self._pending_usage:
                 self._after.append(fn)
+                if len(self._pending_calls) + len(self._after) < _HOLD_MAX:
+                    return
+            else:
+                fn()
                 return
-        fn()
+        self.commit()
 
     def commit(self) -> None:
         """Commit the rows `record` holds, then run what waits on them (a no-op when none)."""
