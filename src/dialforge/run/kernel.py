@@ -25,7 +25,7 @@ import contextvars
 import functools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,7 +375,3 @@ async def run_stage(
     """Run `stage` in `run` with `executor` (default: the one `use_executor` set, else the
     local asyncio executor)."""
     return await (executor or _current.get() or LocalExecutor()).run(stage, run, progress=progress)
-
-
-def records_of(results: Iterable[StageResult]) -> list[dict[str, Any]]:
-    return [r for res in results for r in res.records]
