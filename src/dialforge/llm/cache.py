@@ -142,7 +142,7 @@ class CallCache:
                 loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-            if len(self._pending_calls) + len(self._after) >= _HOLD_MAX:
+            if self._holding_max():
                 loop = None  # a loop turn that never yields (in-process answers) commits in chunks
             if loop is not None:
                 if self._scheduled_on is loop:
@@ -158,14 +158,18 @@ class CallCache:
         kernel writes a job's record this way, so a record never refers to an answer the
         ledger lacks, and records finished in one loop turn share that turn's commit."""
         with self._lock:
-            if self._pending_calls or self._pending_usage:
+            held = bool(self._pending_calls or self._pending_usage)
+            if held:
                 self._after.append(fn)
-                if len(self._pending_calls) + len(self._after) < _HOLD_MAX:
+                if not self._holding_max():
                     return
-            else:
-                fn()
-                return
-        self.commit()
+        if held:
+            self.commit()
+        else:
+            fn()
+
+    def _holding_max(self) -> bool:
+        return len(self._pending_calls) + len(self._after) >= _HOLD_MAX
 
     def commit(self) -> None:
         """Commit the rows `record` holds, then run what waits on them (a no-op when none)."""

@@ -205,9 +205,9 @@ class DatasetScores:
     def _distinct(self) -> tuple[float, float]:
         """distinct-1 and distinct-2 of every user turn, counted once at the end with numpy
         (sorting the hashes beats growing two hash sets word by word: 20% of `score`)."""
-        ids = np.frombuffer(self.ids, dtype=np.int64) if len(self.ids) else np.zeros(0, np.int64)
-        if not ids.size:
+        if not self.ids:
             return 0.0, 0.0
+        ids = np.frombuffer(self.ids, dtype=np.int64)
         inside = np.ones(ids.size - 1, dtype=bool)  # pair (i, i+1) lies inside one turn
         cuts = np.frombuffer(self.starts, dtype=np.int64)
         inside[cuts[(cuts > 0) & (cuts < ids.size)] - 1] = False
