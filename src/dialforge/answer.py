@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import INPUT_FILE, OPERATIONAL
-from .conversation import stable_hash
+from .conversation import Conversation, Message, stable_hash
 from .io.reader import read_texts
 from .llm.client import LLM, run_sync
 from .llm.config import BackendConfig, BackendPool
@@ -57,20 +57,22 @@ class AnswerStage(Stage):
         comp = await self.llm.complete([{"role": "user", "content": job.data}])
         if not comp.ok:
             return {"id": job.id, "error": comp.error, "question": job.data}
-        # the record `Conversation(...).to_record()` writes, built directly (a record per call)
-        answer_meta = {
-            "model": comp.model,
-            "finish_reason": comp.finish_reason,
-            "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
-        }
-        return {
-            "id": job.id,
-            "messages": [
-                {"role": "user", "content": job.data},
-                {"role": "assistant", "content": comp.text, "meta": answer_meta},
+        return Conversation(
+            id=job.id,
+            messages=[
+                Message(role="user", content=job.data),
+                Message(
+                    role="assistant",
+                    content=comp.text,
+                    meta={
+                        "model": comp.model,
+                        "finish_reason": comp.finish_reason,
+                        "usage": [comp.usage.prompt_tokens, comp.usage.completion_tokens],
+                    },
+                ),
             ],
-            "meta": {"source": "answer", "assistant_model": self.cfg.assistant.model},
-        }
+            meta={"source": "answer", "assistant_model": self.cfg.assistant.model},
+        ).to_record()
 
 
 async def answer_async(
