@@ -545,3 +545,22 @@ def test_report_strategy_map_and_comparison(tmp_path):
         ["document.body.getAttribute('data-matches')", "document.querySelectorAll('#strategy-table tbody tr').length"],
     )
     assert res.ready == "yes" and res.errors == [] and res.results == ["36", n_strategies]
+
+
+@pytest.mark.slow
+def test_browser_leaves_no_chromium_process_or_profile(tmp_path, monkeypatch):
+    """Chromium's helpers outlive the browser for a moment and write into its profile: `load`
+    stops the whole process group and removes the profile (CI once failed on 'Directory not
+    empty: Default' when the profile was removed while a helper still wrote to it)."""
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    page = tmp_path / "p.html"
+    page.write_text("<html><body data-ready='yes'>synthetic</body></html>")
+    res = _load(page, ["1 + 1"])
+    assert res.ready == "yes" and res.results == [2]
+    assert list(temp.iterdir()) == []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(temp) not in ps

@@ -6,9 +6,12 @@ screenshot use it; viewing a report needs none of this."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -140,23 +143,54 @@ def load(page: str | Path, then: list[str] | None = None, *, timeout: float = 60
     if "#" in str(page) and "://" not in str(page):
         path, frag = str(page).split("#", 1)
         url = Path(path).resolve().as_uri() + "#" + frag
-    with tempfile.TemporaryDirectory(prefix="dialforge-chromium-") as profile:
-        proc = subprocess.Popen(
-            [exe, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    profile = tempfile.mkdtemp(prefix="dialforge-chromium-")
+    proc = subprocess.Popen(
+        [exe, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the helpers it forks are stopped with it
+    )
+    try:
+        port = _port(proc, timeout)
+        return asyncio.run(_drive(port, url, then or [], timeout, shots or [], width))
+    finally:
+        _stop(proc)
+        _remove_profile(profile)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop Chromium and every process it started (renderer, utility, crashpad): the browser
+    exiting first leaves helpers that still write into the profile for a moment."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:
-            port = _port(proc, timeout)
-            return asyncio.run(_drive(port, url, then or [], timeout, shots or [], width))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # helpers left in the group once the browser is gone
+    if proc.returncode is None:
+        proc.wait()
+
+
+def _remove_profile(profile: str) -> None:
+    """Remove the throwaway profile. A helper killed a moment ago can still have a file open in
+    it, so a directory that is not yet empty is tried again; what is left after that is left in
+    the temp folder rather than failing a page load that already succeeded."""
+    for _ in range(50):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _port(proc: subprocess.Popen[str], timeout: float) -> int:
