@@ -277,6 +277,32 @@ def test_library_schema_round_trip(data_dir, tmp_path):
         StrategyLibrary.load(out / "bad.json")
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", ":1: not a strategy library (the library.json that `dialforge induce` writes): broken JSON"),
+        (b'{"a": 1}\n{"b": 2}\n', ":2: not a strategy library"),
+        (b"[1, 2]", ": not a strategy library"),
+        (
+            b'{"schema_version": 1, "strategies": []}',
+            ": not a strategy library (the library.json that `dialforge induce` writes): "
+            "field 'created_at': Field required",
+        ),
+    ],
+)
+def test_a_file_that_is_no_library_is_one_error_line(tmp_path, content, says):
+    """`strategies show` (and every command that loads a library) on an empty file, JSON
+    Lines, a list or a wrong-shaped object: exit 2, one line naming the file, no traceback."""
+    bad = tmp_path / "lib.json"
+    bad.write_bytes(content)
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "strategies", "show", str(bad)], capture_output=True, text=True
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"error: {bad}{says}") and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
 def _flaky_reply(fail: set[str]):
     """The scripted extractor, except that turns whose hash is in `fail` get no JSON back
     (request and repair both fail: a failed job)."""

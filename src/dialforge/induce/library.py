@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config import format_validation_error
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes
 
@@ -66,10 +67,19 @@ class StrategyLibrary(BaseModel):
             p = p / "library.json"
         if not p.exists():
             raise DialforgeError(f"{p}: strategy library not found")
-        data = orjson.loads(p.read_bytes())
+        what = "not a strategy library (the library.json that `dialforge induce` writes)"
+        try:
+            data = orjson.loads(p.read_bytes())
+        except orjson.JSONDecodeError as e:
+            raise DialforgeError(f"{p}:{e.lineno}: {what}: broken JSON ({e.msg})") from None
+        if not isinstance(data, dict):
+            raise DialforgeError(f"{p}: {what}")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise DialforgeError(f"{p}: library schema version {data.get('schema_version')} is not {SCHEMA_VERSION}")
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise DialforgeError(format_validation_error(e, f"{p}: {what}")) from None
 
     def centroids(self) -> np.ndarray:
         return np.asarray([s.centroid for s in self.strategies], dtype=np.float32)
