@@ -155,6 +155,20 @@ def test_bad_train_inputs(tmp_path, tiny_model_dir):
     assert r.returncode == 2 and "no example has a trainable token" in r.stderr
 
 
+def test_train_without_the_train_extra_says_what_to_install(tmp_path):
+    """The base install has no trl/peft: one line naming the extra, exit 2, no traceback."""
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}\n')
+    hide = "import sys; sys.modules['trl'] = sys.modules['peft'] = None; from dialforge.cli import main; main()"
+    args = ["train", "chat", "--data", str(p), "--model", "m", "--out", str(tmp_path / "o")]
+    r = subprocess.run([sys.executable, "-c", hide, *args], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert (
+        r.stderr == "error: dialforge train needs trl, peft, which the base install leaves out: "
+        "pip install 'dialforge[train]'\n"
+    )
+
+
 @pytest.mark.slow
 def test_resume_skips_an_incomplete_checkpoint(tiny_model_dir, threads, tmp_path, caplog):
     """A kill mid-save leaves a checkpoint without trainer_state.json: resume warns and takes

@@ -150,7 +150,25 @@ def last_complete_checkpoint(out: Path) -> str | None:
     return None
 
 
+def _train_extra() -> None:
+    """`train` needs the optional `train` extra (trl, peft, accelerate): say so in one line."""
+    import importlib
+
+    missing = []
+    for name in ("trl", "peft", "accelerate"):
+        try:
+            importlib.import_module(name)  # train imports them next anyway
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise DialforgeError(
+            f"dialforge train needs {', '.join(missing)}, which the base install leaves out: "
+            "pip install 'dialforge[train]'"
+        )
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
+    _train_extra()
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
