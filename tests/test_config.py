@@ -293,6 +293,33 @@ def test_an_unknown_simulator_mode_fails_before_any_request(tmp_path, data_dir, 
     assert not (tmp_path / "o").exists()
 
 
+def test_an_unknown_reader_format_fails_before_the_run_directory_exists(tmp_path, data_dir, cli):
+    """A typo in `induce.format` used to fail after the run directory (and its pipeline.json)
+    was made, so the fixed config was refused as "a different config"."""
+    path = _pipeline_yaml(tmp_path, data_dir)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["induce"]["format"] = "oasts"
+    path.write_text(yaml.safe_dump(cfg))
+    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {path}: field 'induce.format': unknown format 'oasts' (expected one of auto,")
+    assert not (tmp_path / "o").exists()
+
+
+def test_errors_in_set_values_name_the_set_not_the_file(tmp_path, data_dir, cli):
+    path = _pipeline_yaml(tmp_path, data_dir)
+    out = str(tmp_path / "o")
+    r = cli("run", str(path), "--out", out, "--model", "m", "--set", "simulate.max_turn=2")
+    assert r.returncode == 2
+    assert r.stderr == "error: --set simulate.max_turn: field 'simulate.max_turn': unknown field\n"
+    r = cli("run", str(path), "--out", out, "--model", "m", "--set", "simulate.max_turns=0", "--set", "induce.nope=1")
+    assert r.stderr == (
+        "error: --set induce.nope: field 'induce.nope': unknown field; "
+        "--set simulate.max_turns: field 'simulate.max_turns': Input should be greater than or equal to 1\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_unreadable_seed_names_the_field(tmp_path, data_dir, cli):
     path = _pipeline_yaml(tmp_path, data_dir)
     cfg = yaml.safe_load(path.read_text())

@@ -98,17 +98,32 @@ def _field_path(loc: tuple[int | str, ...]) -> tuple[list[str], list[str]]:
     return keep, kinds
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    errs = []
+def format_validation_error(e: ValidationError, source: str, origins: dict[str, str] | None = None) -> str:
+    """One line for a config's validation errors (at most five), each naming its field path.
+    `origins` maps dotted keys given outside the file (`--set a.b=c`, CLI flags) to where they
+    came from, so an error in such a value names that, not the file."""
+    errs: list[tuple[str, str]] = []
     for x in e.errors()[:5]:
         parts, kinds = _field_path(x["loc"])
         loc = ".".join(parts) or "<root>"
-        msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"]
+        msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"].removeprefix("Value error, ")
         if kinds and x["type"] == "extra_forbidden":
             msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
-        errs.append(f"field '{loc}': {msg}")
+        errs.append((_origin(loc, origins or {}) or source, f"field '{loc}': {msg}"))
     more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
-    return f"{source}: " + "; ".join(errs) + more
+    out = []
+    for i, (where, m) in enumerate(errs):  # the source once per run of errors from it
+        out.append(m if i and errs[i - 1][0] == where else f"{where}: {m}")
+    return "; ".join(out) + more
+
+
+def _origin(loc: str, origins: dict[str, str]) -> str | None:
+    """Where the value at dotted `loc` came from: the longest given key that is `loc` or above it."""
+    hits = [k for k in origins if loc == k or loc.startswith(k + ".")]
+    if hits:
+        return origins[max(hits, key=len)]
+    below = [k for k in origins if k.startswith(loc + ".")]  # `--set a.b=1` where `a` is unknown
+    return origins[below[0]] if below and loc != "<root>" else None
 
 
 # UTF-32 first: its little-endian mark starts with UTF-16's
@@ -195,15 +210,18 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
         data = loaded
+    origins: dict[str, str] = {}
     for k, v in (overrides or {}).items():
         if v is not None:
             _set_dotted(data, k, v)
+            origins[k] = "command line"
     for k, v in (sets or {}).items():
         _set_dotted(data, k, v)
+        origins[k] = f"--set {k}"
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        raise ConfigError(format_validation_error(e, source, origins if path is not None else None)) from None
 
 
 # -- fingerprints -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import ReadReport, atomic_write_bytes, read_conversations
+from ..io.registry import ReadFormat
 from ..llm.client import run_sync
 from ..llm.config import BackendConfig, BackendPool
 from ..run.kernel import Executor, ExecutorConfig, make_executor, run_stage
@@ -43,7 +44,7 @@ class InduceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dialogues: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="real dialogue files (any format)")
-    format: str = "auto"
+    format: ReadFormat = "auto"
     on_error: Literal["fail", "skip"] = "fail"
     max_dialogues: int | None = Field(None, ge=1)
     filter: FilterConfig = FilterConfig()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from ..conversation import Conversation
 from . import chat_formats, formats, tod_formats
@@ -159,6 +161,18 @@ FORMATS: list[Format] = [
 BY_NAME = {f.name: f for f in FORMATS}
 READ_FORMATS: tuple[str, ...] = ("auto", *(f.name for f in FORMATS if f.parse or f.name in ("hf", "mapping")))
 WRITE_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.write and f.name != "llamafactory")
+
+
+def check_read_format(name: str) -> str:
+    """A config's reader name: `auto`, a READ_FORMATS name, or `mapping:FILE`; checked when the
+    config is read, so a typo fails before any work starts."""
+    if name.startswith("mapping:") or name in READ_FORMATS:
+        return name
+    raise ValueError(f"unknown format {name!r} (expected one of {', '.join(READ_FORMATS)})")
+
+
+#: A config field naming the reader of a file: checked as the config is validated.
+ReadFormat = Annotated[str, AfterValidator(check_read_format)]
 
 #: Record shapes that hold prompts, not conversations.
 SEED_KEYS = ("text", "prompt", "question", "instruction", "data", "turns")

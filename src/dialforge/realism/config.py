@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..induce.embed import DEFAULT_EMBEDDER
+from ..io.registry import ReadFormat
 
 
 class RealismConfig(BaseModel):
@@ -26,5 +27,5 @@ class RealismConfig(BaseModel):
     template: str | None = Field(None, description="chat template for perplexity (default: the simulator's)")
     perplexity_conversations: int = Field(200, ge=1)
     max_length: int = Field(1024, ge=16)
-    sim_format: str = "auto"
-    real_format: str = "auto"
+    sim_format: ReadFormat = "auto"
+    real_format: ReadFormat = "auto"
