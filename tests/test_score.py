@@ -249,6 +249,8 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
 
     def reply(body):
         user = body["messages"][-1]["content"]
+        if body["model"] == "mute-judge":
+            return "I cannot decide."
         if body["model"] == "judge":
             if "Assistant B" in user:  # pairwise: prefer whichever position holds our model's answer
                 return "[[A]]" if "MODEL-ANSWER" in user.split("Assistant B")[0] else "[[B]]"
@@ -281,6 +283,7 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
         ]
         r = subprocess.run(base + ["--out", str(tmp_path / "single")], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+        assert "warning" not in r.stderr  # 2 of 160 unparsed: FastChat's -1, not a broken judge
         judgments = [json.loads(x) for x in (tmp_path / "single/judgments.jsonl").read_text().splitlines()]
         assert len(judgments) == 160
         unparsed = [j for j in judgments if j["score"] == -1]
@@ -313,6 +316,15 @@ def test_mt_bench_end_to_end(data_dir, tmp_path):
         assert r.returncode == 0, r.stderr
         s = json.loads(r.stdout)
         assert s["win"] == 160 and s["loss"] == 0
+        # a judge whose replies never hold a rating: said, and --strict makes it exit 3
+        mute = [x if x != "judge" else "mute-judge" for x in base]
+        r = subprocess.run(mute + ["--out", str(tmp_path / "mute"), "--strict"], capture_output=True, text=True)
+        assert r.returncode == 3, r.stderr
+        assert "judged 0, unparsed 160" in r.stdout
+        assert (
+            "warning: mtbench.judge: 160/160 judgments have no [[rating]] the parser could read (judgments.jsonl)"
+            in r.stderr
+        )
 
 
 def test_llm_judge_scores_with_an_unparsable_reply(threads, tmp_path):

@@ -22,7 +22,7 @@ from ..io._records import iter_records
 from ..llm.client import LLM, run_sync
 from ..llm.config import BackendConfig, BackendPool
 from ..llm.types import SamplingParams
-from ..run.kernel import ExecutorConfig, Job, Stage, StageContext, make_executor, run_stage
+from ..run.kernel import ExecutorConfig, Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 
 NEED_REF = ("math", "reasoning", "coding")
@@ -201,6 +201,17 @@ class _JudgeStage(Stage):
         texts = [rec.get("judgment", "")] + rec.get("judgments", [])
         error = next((t for t in texts if t.startswith("$ERROR$")), None)
         return {"id": job.id, **rec, **({"error": error} if error else {})}
+
+    def health(self, records: Records, summary: dict[str, Any]) -> list[str]:
+        """The kernel's checks, plus judgments with no verdict the parser could read (single:
+        no `[[rating]]`, score -1; pairwise: `error`). At 10% or more they skew the score."""
+        out = super().health(records, summary)
+        n = len(records)
+        unread = sum(1 for r in records if not r.get("error") and (r.get("score") == -1 or r.get("winner") == "error"))
+        if n and unread * 10 >= n:
+            verdict = "[[rating]]" if self.cfg.mode == "single" else "[[A]], [[B]] or [[C]] verdict"
+            out.append(f"{self.name}: {unread}/{n} judgments have no {verdict} the parser could read (judgments.jsonl)")
+        return out
 
 
 async def run_mt_bench(
