@@ -176,6 +176,28 @@ def test_run_force_new_resume_funnel_and_strict(tmp_path):
 
 
 @pytest.mark.slow
+def test_conversations_without_an_assistant_reply_are_never_exported(tmp_path):
+    """The shipped fake server echoes the prompt: every persona conversation ends on
+    `role_flip` at once, holding only the seed question. Such records are no training data:
+    the funnel drops them whatever the filter, and says it kept nothing."""
+    from dialforge.testing import FakeOpenAIServer
+
+    out = tmp_path / "p"
+    with FakeOpenAIServer() as srv:
+        cfg = tmp_path / "small.yaml"
+        cfg.write_text(_SMALL.replace("URL", srv.base_url).replace("filter: user_turns >= 9", "filter: null"))
+        r = _run(["run", str(cfg), "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    convs = [json.loads(x) for x in (out / "simulate/persona/conversations.jsonl").read_text().splitlines()]
+    assert len(convs) == 4 and {c["meta"]["termination_reason"] for c in convs} == {"role_flip"}
+    assert all([m["role"] for m in c["messages"]] == ["user"] for c in convs)
+    sel = json.loads((out / "pipeline.json").read_text())["stages"]["select.persona"]
+    assert (sel["conversations"], sel["kept_after_filter"]) == (4, 0)
+    assert (out / "export/persona.sharegpt.jsonl").read_text() == ""
+    assert "warning: persona filter: kept 0 of 4" in r.stderr
+    assert "warning: persona: simulate: 4/4 conversations ended on role_flip" in r.stderr
+
+@pytest.mark.slow
 def test_run_checks_the_realism_reference_before_any_request(tmp_path):
     """A realism `real:` file that is not dialogues fails at validation, naming file and field."""
     cfg = tmp_path / "bad.yaml"

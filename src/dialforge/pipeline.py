@@ -163,7 +163,11 @@ class PipelineConfig(BaseModel):
     )
     simulate: SimulateStage
     score: ScoreConfig = Field(default_factory=ScoreConfig, description="metrics (library filled in)")
-    filter: str | None = Field(None, description="expression over scores and meta, e.g. `user_turns >= 2`")
+    filter: str | None = Field(
+        None,
+        description="expression over scores and meta, e.g. `user_turns >= 2`; conversations that ended on "
+        "`error` or hold no assistant reply are always dropped (nothing to train on)",
+    )
     dedup: DedupStage | None = DedupStage()
     export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
     train: TrainStage | None = None
@@ -395,7 +399,9 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
 
     score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or _library(cfg, run)})
     scores = score(sdir, score_cfg)
-    expr = 'termination_reason != "error"' + (f" and ({cfg.filter})" if cfg.filter else "")
+    # an errored conversation, or one with no assistant reply (a role flip at the first turn),
+    # is no training example whatever the user's filter says
+    expr = 'termination_reason != "error" and assistant_chars > 0' + (f" and ({cfg.filter})" if cfg.filter else "")
     kept, generated = filter_file(sdir / "conversations.jsonl", expr, sdir / "filtered.jsonl", sdir / "scores.jsonl")
     final, removed = sdir / "final.jsonl", sdir / "dedup_removed.jsonl"
     if cfg.dedup is not None and kept:
