@@ -197,6 +197,7 @@ def test_conversations_without_an_assistant_reply_are_never_exported(tmp_path):
     assert "warning: persona filter: kept 0 of 4" in r.stderr
     assert "warning: persona: simulate: 4/4 conversations ended on role_flip" in r.stderr
 
+
 @pytest.mark.slow
 def test_run_checks_the_realism_reference_before_any_request(tmp_path):
     """A realism `real:` file that is not dialogues fails at validation, naming file and field."""
