@@ -15,6 +15,7 @@ from dialforge.errors import DialforgeError
 from dialforge.score import (
     Expression,
     dedup,
+    dedup_file,
     distinct_n,
     embedding_diversity,
     entropy_bits,
@@ -227,6 +228,24 @@ def test_dedup_planted_duplicates(threads):
     assert {r["duplicate_of"] for r in removed if r["id"].startswith("dup")} == {c.id for c in base[:3]}
     assert {r["duplicate_of"] for r in removed if r["id"].startswith("near")} == {base[10].id, base[11].id}
 
+
+
+def test_dedup_thresholds_outside_zero_one_are_refused(threads, tmp_path):
+    """A Jaccard or cosine threshold of 1.5 would silently dedup nothing: CLI, config and API
+    all refuse it (exit 2 / a named error); the CLI summary names what it removed."""
+    data = tmp_path / "t.jsonl"
+    write_conversations(threads[:6] + threads[:2], data)
+    cmd = [sys.executable, "-m", "dialforge.cli", "dedup", str(data), "--out", str(tmp_path / "d.jsonl")]
+    r = subprocess.run([*cmd, "--near", "1.5"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Invalid value for '--near'" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and "kept 6 of 8; removed 2 exact; report" in r.stderr
+    with pytest.raises(DialforgeError, match=r"dedup embedding threshold 1.8 is outside \(0, 1\]"):
+        dedup_file(data, tmp_path / "x.jsonl", tmp_path / "r.jsonl", embedding=1.8)
+    from dialforge.pipeline import DedupStage
+
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        DedupStage(near=1.8)
 
 def test_export_llamafactory_and_formats(threads, tmp_path):
     written = export(threads, "llamafactory", tmp_path / "lf", name="oasst_threads")

@@ -523,8 +523,10 @@ def filter_cmd(
 def dedup_cmd(
     path: Path = typer.Argument(..., help="conversation file or run directory"),
     out: Path = typer.Option(..., "--out", help="output JSONL (a .removed.jsonl report goes beside it)"),
-    near: float | None = typer.Option(0.8, help="MinHash Jaccard threshold (0 to disable)"),
-    embedding: float | None = typer.Option(None, help="cosine threshold for embedding dedup (off by default)"),
+    near: float | None = typer.Option(0.8, min=0.0, max=1.0, help="MinHash Jaccard threshold (0 to disable)"),
+    embedding: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="cosine threshold for embedding dedup (off by default)"
+    ),
 ) -> None:
     """Exact, near-duplicate (MinHash) and embedding dedup, reporting what was removed and why."""
     from collections import Counter
@@ -536,8 +538,9 @@ def dedup_cmd(
     report = out.with_name(out.name.rsplit(".", 1)[0] + ".removed.jsonl")
     kept, read, removed = dedup_file(data, out, report, near=near or None, embedding=embedding)
     why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
+    gone = ", ".join(f"{n} {reason}" for reason, n in why.most_common()) or "none"
     err_console.print(
-        f"{out}: kept {kept} of {read}; removed {dict(why)}; report {report}", markup=False, highlight=False
+        f"{out}: kept {kept} of {read}; removed {gone}; report {report}", markup=False, highlight=False
     )
 
 

@@ -126,8 +126,8 @@ class SimulateStage(BaseModel):
 class DedupStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    near: float | None = Field(0.8, description="MinHash Jaccard threshold (null: off)")
-    embedding: float | None = Field(None, description="cosine threshold for embedding dedup (null: off)")
+    near: float | None = Field(0.8, gt=0, le=1, description="MinHash Jaccard threshold (null: off)")
+    embedding: float | None = Field(None, gt=0, le=1, description="cosine threshold for embedding dedup (null: off)")
 
 
 class RealismStage(RealismConfig):

@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 
 from ..conversation import Conversation
+from ..errors import DialforgeError
 from ..io.reader import OnError, atomic_writer, iter_conversations, write_conversations
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
@@ -446,6 +447,9 @@ def dedup_file(
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """Dedup a file into `out` and write the removals to `report` (JSONL). Exact and near
     dedup stream; embedding dedup holds the survivors' vectors. Returns (kept, read, removed)."""
+    for name, value in (("near", near), ("embedding", embedding)):
+        if value is not None and not 0 < value <= 1:
+            raise DialforgeError(f"dedup {name} threshold {value} is outside (0, 1]")
     removed: list[dict[str, Any]] = []
     read = [0]
 
