@@ -229,7 +229,6 @@ def test_dedup_planted_duplicates(threads):
     assert {r["duplicate_of"] for r in removed if r["id"].startswith("near")} == {base[10].id, base[11].id}
 
 
-
 def test_dedup_thresholds_outside_zero_one_are_refused(threads, tmp_path):
     """A Jaccard or cosine threshold of 1.5 would silently dedup nothing: CLI, config and API
     all refuse it (exit 2 / a named error); the CLI summary names what it removed."""
@@ -246,6 +245,7 @@ def test_dedup_thresholds_outside_zero_one_are_refused(threads, tmp_path):
 
     with pytest.raises(ValueError, match="less than or equal to 1"):
         DedupStage(near=1.8)
+
 
 def test_export_llamafactory_and_formats(threads, tmp_path):
     written = export(threads, "llamafactory", tmp_path / "lf", name="oasst_threads")

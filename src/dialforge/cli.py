@@ -539,9 +539,7 @@ def dedup_cmd(
     kept, read, removed = dedup_file(data, out, report, near=near or None, embedding=embedding)
     why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
     gone = ", ".join(f"{n} {reason}" for reason, n in why.most_common()) or "none"
-    err_console.print(
-        f"{out}: kept {kept} of {read}; removed {gone}; report {report}", markup=False, highlight=False
-    )
+    err_console.print(f"{out}: kept {kept} of {read}; removed {gone}; report {report}", markup=False, highlight=False)
 
 
 @app.command("export")
