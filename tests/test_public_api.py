@@ -47,16 +47,31 @@ def test_package_data_is_inside_the_package():
     assert (pkg / "data/fastchat/mt_bench/question.jsonl").exists()
 
 
-def test_demo_config_resolves_against_the_package(tmp_path, monkeypatch):
-    from dialforge.config import iter_inputs, load_config, resolve_inputs
+def test_the_packaged_examples_read_their_data_from_any_directory(tmp_path, monkeypatch):
+    """A config file's relative input paths are read from the working directory, else from
+    the file's folder: the installed examples (`../data/...`) work wherever a user stands."""
+    from dialforge.config import iter_inputs, load_config
     from dialforge.pipeline import PipelineConfig
+    from dialforge.simulate import SimulateConfig
 
     pkg = Path(dialforge.__file__).parent
     monkeypatch.chdir(tmp_path)  # any directory
-    cfg = resolve_inputs(load_config(PipelineConfig, pkg / "examples/quickstart.yaml"), pkg)
+    cfg = load_config(PipelineConfig, pkg / "examples/quickstart.yaml")
     inputs = iter_inputs(cfg)
     assert {w for w, _ in inputs} == {"induce.dialogues[0]", "simulate.seeds.questions[0]"}
-    assert all(Path(p).is_absolute() and Path(p).exists() for _, p in inputs)
+    assert all(Path(p).exists() for _, p in inputs)
+    for name in ("persona", "socratic"):
+        assert all(Path(p).exists() for _, p in iter_inputs(load_config(SimulateConfig, pkg / f"examples/{name}.yaml")))
+    # a path that exists from the working directory wins; one found nowhere is left as written
+    (tmp_path / "sub").mkdir()
+    for f in ("mine.jsonl", "both.jsonl", "sub/both.jsonl"):
+        (tmp_path / f).write_text("{}\n")
+    (tmp_path / "c.yaml").write_text("dialogues: [mine.jsonl, both.jsonl, nowhere.jsonl]\nmodel: {model: m}\n")
+    monkeypatch.chdir(tmp_path / "sub")
+    from dialforge.induce import InduceConfig
+
+    got = load_config(InduceConfig, tmp_path / "c.yaml")
+    assert got.dialogues == [str(tmp_path / "mine.jsonl"), "both.jsonl", "nowhere.jsonl"]
 
 
 @pytest.mark.slow

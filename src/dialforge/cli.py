@@ -784,13 +784,19 @@ def _run_pipeline(
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory")) -> None:
-    """The offline quickstart: `dialforge run examples/quickstart.yaml` on the tiny local model,
-    with the config and data that ship inside the package (works from any directory)."""
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory"),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP + " (default: the tiny local model)"),
+    base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
+) -> None:
+    """The quickstart: `dialforge run examples/quickstart.yaml` with the config and data that
+    ship inside the package (works from any directory); offline on the tiny local model unless
+    --model/--base-url point it at a real one."""
     cfg = _PACKAGE / "examples" / "quickstart.yaml"
     if not cfg.exists():
         raise DialforgeError(f"{cfg}: the quickstart config is missing from this installation")
-    _run_pipeline(cfg, out, {}, None, inputs_base=_PACKAGE)
+    _run_pipeline(cfg, out, backend_overrides("model", model, base_url, api_key_env), None, inputs_base=cfg.parent)
 
 
 @app.command()

@@ -219,9 +219,11 @@ def load_config(
         _set_dotted(data, k, v)
         origins[k] = f"--set {k}"
     try:
-        return cls.model_validate(data)
+        cfg = cls.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source, origins if path is not None else None)) from None
+    # a relative input path is read from the working directory, else from the config's folder
+    return resolve_inputs(cfg, Path(path).parent, missing_only=True) if path is not None else cfg
 
 
 # -- fingerprints -----------------------------------------------------------------------------
@@ -301,32 +303,39 @@ def fingerprint_data(config: BaseModel | dict[str, Any]) -> dict[str, Any]:
 # -- input paths -------------------------------------------------------------------------------
 
 
-def _rebase(value: Any, base: Path) -> Any:
+def _rebase(value: Any, base: Path, missing_only: bool) -> Any:
     if isinstance(value, str) and value and not Path(value).is_absolute():
+        if missing_only and (Path(value).exists() or not (base / value).exists()):
+            return value
         return str(base / value)
     if isinstance(value, list):
-        return [_rebase(v, base) for v in value]
+        return [_rebase(v, base, missing_only) for v in value]
     return value
 
 
-def _map_value(value: Any, base: Path) -> Any:
+def _map_value(value: Any, base: Path, missing_only: bool) -> Any:
     if isinstance(value, BaseModel):
-        return resolve_inputs(value, base)
+        return resolve_inputs(value, base, missing_only=missing_only)
     if isinstance(value, list):
-        return [_map_value(v, base) for v in value]
+        return [_map_value(v, base, missing_only) for v in value]
     return value
 
 
-def resolve_inputs(config: M, base: str | Path) -> M:
+def resolve_inputs(config: M, base: str | Path, *, missing_only: bool = False) -> M:
     """A copy with every relative INPUT_FILE path made relative to `base` (the demo resolves
-    its config against the installed package, not the working directory)."""
+    its config against the installed package, not the working directory). `missing_only`:
+    only paths that do not exist from the working directory but do from `base` (how a config
+    file's relative paths are read: from the working directory, else from the file's folder)."""
     update: dict[str, Any] = {}
     for name, info in type(config).model_fields.items():
         value = getattr(config, name)
-        new = _rebase(value, Path(base)) if is_marked(info, INPUT_FILE) else _map_value(value, Path(base))
-        if new is not value:
+        if is_marked(info, INPUT_FILE):
+            new = _rebase(value, Path(base), missing_only)
+        else:
+            new = _map_value(value, Path(base), missing_only)
+        if new != value:
             update[name] = new
-    return config.model_copy(update=update)
+    return config.model_copy(update=update) if update else config
 
 
 def iter_inputs(config: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
