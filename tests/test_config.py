@@ -264,7 +264,10 @@ def _pipeline_yaml(tmp_path: Path, data_dir: Path, **over) -> Path:
             {"filter": "user_turnz >= 1"},
             "field 'filter': filter expression 'user_turnz >= 1': unknown name 'user_turnz'",
         ),
-        ({"filter": "user_turns >="}, "field 'filter': filter expression 'user_turns >=': syntax error"),
+        (
+            {"filter": "user_turns >="},
+            "field 'filter': filter expression 'user_turns >=': syntax error at the end (column 14) (invalid syntax)",
+        ),
         (
             {"library": "nowhere/library.json", "induce": None},
             "field 'library': nowhere/library.json: no such file or folder",

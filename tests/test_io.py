@@ -164,6 +164,13 @@ def test_cli_convert_and_stats(data_dir, tmp_path):
     assert s["conversations_with_problems"] == 0
 
 
+def test_cli_version():
+    import dialforge
+
+    r = _cli("--version")
+    assert (r.returncode, r.stdout) == (0, f"dialforge {dialforge.__version__}\n")
+
+
 @pytest.mark.slow
 def test_cli_user_error_is_one_line_exit_2(tmp_path):
     p = tmp_path / "bad.jsonl"

@@ -564,3 +564,12 @@ def test_browser_leaves_no_chromium_process_or_profile(tmp_path, monkeypatch):
     assert list(temp.iterdir()) == []
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(temp) not in ps
+
+
+def test_report_on_a_folder_that_is_no_run_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for d in (tmp_path / "empty", tmp_path / "missing"):
+        r = _run_cli(["report", str(d)])
+        assert r.returncode == 2
+        assert r.stderr == f"error: {d}: not a run directory (no pipeline.json or manifest.json in it)\n"
+    assert not (tmp_path / "empty" / "report.html").exists()

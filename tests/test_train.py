@@ -98,6 +98,8 @@ def test_train_simulator_then_simulate(tiny_model_dir, threads, tmp_path, data_d
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["losses"][-1] < summary["losses"][0] * 0.95  # full fine-tuning: clearly down
+    first, last = summary["losses"][0], summary["losses"][-1]
+    assert f"20 steps, loss {first:.4f} -> {last:.4f} (logged every 10 steps)" in r.stderr
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(out / "final")

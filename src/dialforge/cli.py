@@ -60,15 +60,29 @@ def _finish(warnings: list[str], strict: bool) -> None:
 
 
 SetOpt = typer.Option(
-    None, "--set", help="override any config field, repeatable: --set simulate.max_turns=6 (values are YAML)"
+    None,
+    "--set",
+    help="override any config field, repeatable: --set FIELD=VALUE, a dotted FIELD for nested ones "
+    "(`dialforge run`: --set simulate.max_turns=6); values are YAML",
 )
 _MODEL_HELP = "model for every role: name (with --base-url) or local path / hub id"
 _URL_HELP = "OpenAI-compatible server for every role (" + field_help(HTTPBackendConfig, "base_url") + ")"
 _KEY_HELP = field_help(HTTPBackendConfig, "api_key_env")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out_console.print(f"dialforge {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
     _state["debug"] = debug
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.DEBUG if debug else logging.WARNING)
@@ -288,7 +302,12 @@ def answer(
     cfg = load_checked(AnswerConfig, config, ov, set_)
     summary = run_answer(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
-    err_console.print(f"{out}: {summary}", markup=False, highlight=False)
+    err_console.print(
+        f"{out}: {summary['total']} of {summary['questions']} questions answered "
+        f"({summary['answered_now']} now, {summary['already_done']} before, {summary['failed']} failed)",
+        markup=False,
+        highlight=False,
+    )
     _finish(warnings, strict)
 
 
@@ -375,7 +394,15 @@ def simulate(
     cfg = load_checked(SimulateConfig, config, ov, set_)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
-    err_console.print(f"{out}/conversations.jsonl: {summary}", markup=False, highlight=False)
+    n, now, again = summary["conversations"], summary["new"], summary["retried"]
+    retried = f", {again} of them retrying failed ones" if again else ""
+    reasons = ", ".join(f"{k} {v}" for k, v in summary["termination_reasons"].items()) or "-"
+    err_console.print(
+        f"{out}/conversations.jsonl: {n} conversations ({now} run now{retried}; {n - now} from before); "
+        f"ended on: {reasons}",
+        markup=False,
+        highlight=False,
+    )
     _finish(warnings, strict)
 
 
@@ -438,9 +465,13 @@ def train(
         ov["strategy_conditioned"] = True
     cfg = load_checked(TrainConfig, config, ov, set_)
     summary = run_train(cfg)
+    losses, mean = summary["losses"], summary.get("train_loss")
+    if len(losses) > 1:
+        loss = f"loss {losses[0]:.4f} -> {losses[-1]:.4f} (logged every {cfg.logging_steps} steps)"
+    else:  # fewer steps than logging_steps: the trainer's mean is the one figure
+        loss = f"mean loss {mean:.4f}" if isinstance(mean, (int, float)) else "no loss logged"
     err_console.print(
-        f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, "
-        f"loss {summary['losses'][:1]} -> {summary['losses'][-1:]}",
+        f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, {loss}",
         markup=False,
         highlight=False,
     )
@@ -587,7 +618,7 @@ def eval_mt_bench(
     executor: str | None = ExecutorOpt,
     ray_address: str | None = RayAddressOpt,
 ) -> None:
-    """MT-Bench: answers from any backend, FastChat judge prompts, [[rating]] parsing."""
+    r"""MT-Bench: answers from any backend, FastChat judge prompts, \[\[rating]] parsing."""
     from .score.mtbench import MTBenchConfig, mt_bench
 
     ov = {
@@ -808,8 +839,8 @@ def report(
     from .report import write_report
 
     for r in runs:
-        if not r.is_dir():
-            raise DialforgeError(f"{r}: not a run directory")
+        if not r.is_dir() or not ((r / "pipeline.json").exists() or next(r.rglob("manifest.json"), None)):
+            raise DialforgeError(f"{r}: not a run directory (no pipeline.json or manifest.json in it)")
     path = write_report(runs, out or runs[0] / "report.html")
     err_console.print(f"report: {path}", markup=False, highlight=False)
 

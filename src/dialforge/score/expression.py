@@ -94,7 +94,10 @@ class Expression:
         try:
             tree = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as e:
-            raise DialforgeError(f"filter expression {text!r}: syntax error at column {e.offset}") from None
+            end = len(text.strip())
+            # Python reports an expression cut short (`user_turns >=`) at column 0
+            where = f"column {e.offset}" if e.offset and e.offset <= end else f"the end (column {end + 1})"
+            raise DialforgeError(f"filter expression {text!r}: syntax error at {where} ({e.msg})") from None
         except (RecursionError, MemoryError):
             raise DialforgeError(f"filter expression {text!r}: nested too deeply") from None
         if _depth(tree) > MAX_DEPTH:
