@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -25,6 +26,8 @@ from dialforge.workflows import (
     selftalk_seed,
     track,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # A hand-written workflow in the style of the paper's shop-keeper example (not dialogue data).
 SHOP = {
@@ -264,6 +267,31 @@ def test_selftalk_two_loops_trains_the_agent(tmp_path, tiny_model_dir):
     assert summary["loops"][1]["agent"].endswith("loop-0/agent/final")
     rows = [json.loads(x) for x in (tmp_path / "run/loop-1/dialogues.jsonl").read_text().splitlines()]
     assert all(r["meta"]["agent_model"].endswith("loop-0/agent/final") for r in rows)
+
+
+@pytest.mark.slow
+def test_the_selftalk_example_runs_on_imported_star_workflows(tmp_path):
+    """examples/selftalk.yaml as its comment says: import STAR's real task flows, then run it
+    on a server. The server's random text follows no step: the run says so."""
+    import uuid
+
+    from dialforge.testing import FakeOpenAIServer
+
+    def cli(*args):
+        cmd = [sys.executable, "-m", "dialforge.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+
+    r = cli("workflows", "import", "star", str(ROOT / "data/star/tasks"), "workflows/star")
+    assert r.returncode == 0, r.stderr
+    with FakeOpenAIServer(reply=lambda b: f"synthetic {uuid.uuid4().hex} text?") as srv:
+        r = cli(
+            "selftalk", "--config", str(ROOT / "examples/selftalk.yaml"), "--out", "run",
+            "--base-url", srv.base_url, "--model", "fake", "--set", "dialogues_per_workflow=1", "--strict",
+        )  # fmt: skip
+    assert r.returncode == 3, r.stderr[-2000:]
+    loop = json.loads(r.stdout)["loops"][0]
+    assert (loop["dialogues"], loop["depth_mean"], loop["success_rate"]) == (18, 0.0, 0.0)
+    assert "warning: selftalk loop 0: 0/18 dialogues completed any workflow step" in r.stderr
 
 
 def test_star_intents_and_agent_diversity(data_dir):

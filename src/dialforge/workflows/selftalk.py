@@ -340,6 +340,11 @@ async def selftalk_async(
             write_conversations(kept, loop_dir / "kept.jsonl")
             info = _loop_info(loop, agent_cfg.model, convs, kept)
             warnings = res.warnings + kept_warning(f"selftalk loop {loop} filter", len(convs), len(kept))
+            if convs and info["depth_mean"] == 0:  # the agent never said a workflow step
+                warnings.append(
+                    f"selftalk loop {loop}: 0/{len(convs)} dialogues completed any workflow step "
+                    "(subgoal depth 0): the agent's turns match none of its steps"
+                )
             summary["warnings"] += warnings
             if loop + 1 < cfg.loops:
                 if not kept:
