@@ -99,7 +99,7 @@ class SelfTalkConfig(BaseModel):
         description="STAR dialogues file: their written user tasks become the client intents of the matching "
         "workflows, their wizard tasks the agent's task wording",
     )
-    intents_file: str | None = Field(
+    intents_file: Annotated[str | None, INPUT_FILE] = Field(
         None, description="client intents: a dialogue file with goals, an intents.json, or one intent per line"
     )
     max_turns: int = Field(8, ge=1, description="agent+client exchanges")
