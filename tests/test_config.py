@@ -320,6 +320,20 @@ def test_errors_in_set_values_name_the_set_not_the_file(tmp_path, data_dir, cli)
         "error: --set induce.nope: field 'induce.nope': unknown field; "
         "--set simulate.max_turns: field 'simulate.max_turns': Input should be greater than or equal to 1\n"
     )
+    # the pipeline copies `model` into `induce.model`: the one bad value is one error, not two
+    r = cli("run", str(path), "--out", out, "--set", "model.params.temperature=hot")
+    assert r.stderr.startswith("error: --set model.params.temperature: field 'model.params.temperature': ")
+    assert "induce.model" not in r.stderr and r.stderr.count("field '") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_train_stage_without_the_train_extra_fails_before_any_request(tmp_path, data_dir, cli, monkeypatch):
+    for name in ("trl", "peft", "accelerate"):
+        monkeypatch.setitem(sys.modules, name, None)  # as on a base install
+    path = _pipeline_yaml(tmp_path, data_dir, train={"kind": "chat"})
+    r = cli("run", str(path), "--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {path}: field 'train': dialforge train needs trl, peft, accelerate")
     assert not (tmp_path / "o").exists()
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dialforge import Conversation, read_conversations, write_conversations
+from dialforge.conversation import Message
 from dialforge.errors import DialforgeError
 from dialforge.score import (
     Expression,
@@ -213,6 +214,23 @@ def test_filter_expressions_and_errors(threads):
         Expression("__import__('os').system('true')")
 
 
+def test_new_assistant_turns_leave_out_seed_exchanges():
+    """The funnel keeps only conversations with an answer of their own: a socratic run seeded
+    with a real exchange whose simulator flips role at once holds only the seed's answer."""
+    from dialforge.score.scoring import analyse
+
+    seed = [
+        Message(role="user", content="A synthetic seed question?", meta={"seed": True}),
+        Message(role="assistant", content="A synthetic seed answer.", meta={"seed": True}),
+    ]
+    only_seed = Conversation(id="s", messages=seed, meta={"termination_reason": "role_flip"})
+    assert analyse(only_seed)[0]["new_assistant_turns"] == 0
+    more = seed + [Message(role="user", content="And then?"), Message(role="assistant", content="Then this.")]
+    assert analyse(Conversation(id="m", messages=more, meta={}))[0]["new_assistant_turns"] == 1
+    empty = [Message(role="user", content="Hi?"), Message(role="assistant", content="  ")]
+    assert analyse(Conversation(id="e", messages=empty, meta={}))[0]["new_assistant_turns"] == 0
+
+
 def test_dedup_planted_duplicates(threads):
     base = threads[:30]
     exact = [Conversation(id=f"dup{i}", messages=base[i].messages, meta={}) for i in range(3)]
@@ -237,8 +255,9 @@ def test_dedup_thresholds_outside_zero_one_are_refused(threads, tmp_path):
     cmd = [sys.executable, "-m", "dialforge.cli", "dedup", str(data), "--out", str(tmp_path / "d.jsonl")]
     r = subprocess.run([*cmd, "--near", "1.5"], capture_output=True, text=True)
     assert r.returncode == 2 and "Invalid value for '--near'" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0 and "kept 6 of 8; removed 2 exact; report" in r.stderr
+    for off in ([], ["--embedding", "0"]):  # --embedding 0, like --near 0, is off
+        r = subprocess.run(cmd + off, capture_output=True, text=True)
+        assert r.returncode == 0 and "kept 6 of 8; removed 2 exact; report" in r.stderr, r.stderr
     with pytest.raises(DialforgeError, match=r"dedup embedding threshold 1.8 is outside \(0, 1\]"):
         dedup_file(data, tmp_path / "x.jsonl", tmp_path / "r.jsonl", embedding=1.8)
     from dialforge.pipeline import DedupStage

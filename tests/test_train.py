@@ -161,12 +161,13 @@ def test_train_without_the_train_extra_says_what_to_install(tmp_path):
     """The base install has no trl/peft: one line naming the extra, exit 2, no traceback."""
     p = tmp_path / "d.jsonl"
     p.write_text('{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}\n')
-    hide = "import sys; sys.modules['trl'] = sys.modules['peft'] = None; from dialforge.cli import main; main()"
+    gone = "sys.modules['trl'] = sys.modules['peft'] = sys.modules['accelerate'] = None"
+    hide = f"import sys; {gone}; from dialforge.cli import main; main()"
     args = ["train", "chat", "--data", str(p), "--model", "m", "--out", str(tmp_path / "o")]
     r = subprocess.run([sys.executable, "-c", hide, *args], capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert (
-        r.stderr == "error: dialforge train needs trl, peft, which the base install leaves out: "
+        r.stderr == "error: dialforge train needs trl, peft, accelerate, which the base install leaves out: "
         "pip install 'dialforge[train]'\n"
     )
 

@@ -556,7 +556,7 @@ def dedup_cmd(
     out: Path = typer.Option(..., "--out", help="output JSONL (a .removed.jsonl report goes beside it)"),
     near: float | None = typer.Option(0.8, min=0.0, max=1.0, help="MinHash Jaccard threshold (0 to disable)"),
     embedding: float | None = typer.Option(
-        None, min=0.0, max=1.0, help="cosine threshold for embedding dedup (off by default)"
+        None, min=0.0, max=1.0, help="cosine threshold for embedding dedup (unset or 0: off)"
     ),
 ) -> None:
     """Exact, near-duplicate (MinHash) and embedding dedup, reporting what was removed and why."""
@@ -567,7 +567,7 @@ def dedup_cmd(
 
     data, _, _ = locate(path)
     report = out.with_name(out.name.rsplit(".", 1)[0] + ".removed.jsonl")
-    kept, read, removed = dedup_file(data, out, report, near=near or None, embedding=embedding)
+    kept, read, removed = dedup_file(data, out, report, near=near or None, embedding=embedding or None)
     why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
     gone = ", ".join(f"{n} {reason}" for reason, n in why.most_common()) or "none"
     err_console.print(f"{out}: kept {kept} of {read}; removed {gone}; report {report}", markup=False, highlight=False)
@@ -824,6 +824,8 @@ def demo(
     """The quickstart: `dialforge run examples/quickstart.yaml` with the config and data that
     ship inside the package (works from any directory); offline on the tiny local model unless
     --model/--base-url point it at a real one."""
+    if base_url and not model:
+        raise DialforgeError("demo --base-url needs --model: the name of the model that server serves")
     cfg = _PACKAGE / "examples" / "quickstart.yaml"
     if not cfg.exists():
         raise DialforgeError(f"{cfg}: the quickstart config is missing from this installation")

@@ -103,12 +103,16 @@ def format_validation_error(e: ValidationError, source: str, origins: dict[str, 
     `origins` maps dotted keys given outside the file (`--set a.b=c`, CLI flags) to where they
     came from, so an error in such a value names that, not the file."""
     errs: list[tuple[str, str]] = []
+    seen: list[tuple[str, str]] = []
     for x in e.errors()[:5]:
         parts, kinds = _field_path(x["loc"])
         loc = ".".join(parts) or "<root>"
         msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"].removeprefix("Value error, ")
         if kinds and x["type"] == "extra_forbidden":
             msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
+        if any(loc.endswith("." + r) and msg == m for r, m in seen):
+            continue  # a value copied into another field (pipeline `model` -> `induce.model`)
+        seen.append((loc, msg))
         errs.append((_origin(loc, origins or {}) or source, f"field '{loc}': {msg}"))
     more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
     out = []

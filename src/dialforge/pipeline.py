@@ -399,9 +399,9 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
 
     score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or _library(cfg, run)})
     scores = score(sdir, score_cfg)
-    # an errored conversation, or one with no assistant reply (a role flip at the first turn),
-    # is no training example whatever the user's filter says
-    expr = 'termination_reason != "error" and assistant_chars > 0' + (f" and ({cfg.filter})" if cfg.filter else "")
+    # an errored conversation, or one with no assistant reply of its own (a role flip at the
+    # first turn; a seed exchange alone), is no training example whatever the filter says
+    expr = 'termination_reason != "error" and new_assistant_turns > 0' + (f" and ({cfg.filter})" if cfg.filter else "")
     kept, generated = filter_file(sdir / "conversations.jsonl", expr, sdir / "filtered.jsonl", sdir / "scores.jsonl")
     final, removed = sdir / "final.jsonl", sdir / "dedup_removed.jsonl"
     if cfg.dedup is not None and kept:

@@ -88,13 +88,22 @@ def validate_pipeline(cfg: PipelineConfig, source: str) -> None:
 
             try:
                 StrategyLibrary.load(lib)
-            except (DialforgeError, OSError, ValueError) as e:
+            except DialforgeError as e:  # names the file and what is wrong with it
+                raise ConfigError(f"{source}: field '{where}': {e}") from None
+            except (OSError, ValueError) as e:
                 raise ConfigError(f"{source}: field '{where}': {lib}: not a strategy library ({e})") from None
     if cfg.filter:
         check_filter(cfg.filter, source, judge=cfg.score.judge is not None)
     check_simulators(cfg, source)
     if cfg.realism is not None and cfg.realism.real:
         check_dialogues(cfg.realism.real, cfg.realism.real_format, source, "realism.real")
+    if cfg.train is not None:  # not after every simulation
+        from .train.trainer import check_train_extra
+
+        try:
+            check_train_extra()
+        except DialforgeError as e:
+            raise ConfigError(f"{source}: field 'train': {e}") from None
 
 
 def check_dialogues(path: str, fmt: str, source: str, field: str) -> None:

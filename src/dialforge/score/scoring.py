@@ -93,7 +93,7 @@ class _Turns:
     def __init__(self, conv: Conversation) -> None:
         self.users: list[str] = []
         self.user_words: list[list[str]] = []
-        self.assistant_chars = self.assistant_tokens = 0
+        self.assistant_chars = self.assistant_tokens = self.new_answers = 0
         self.pairs = self.follow_ups = self.eligible = 0
         prev: Any = None  # the previous dialogue message
         for m in conv.messages:
@@ -104,6 +104,7 @@ class _Turns:
             elif m.role == "assistant":
                 self.assistant_chars += len(m.content)
                 self.assistant_tokens += M.count_words(m.content)
+                self.new_answers += bool(m.content.strip()) and not m.meta.get("seed")
             prev = m
 
     def _user(self, text: str, prev: Any) -> None:
@@ -144,6 +145,7 @@ def analyse(conv: Conversation) -> tuple[dict[str, Any], list[list[str]]]:
     s["user_tokens"] = sum(len(w) for w in t.user_words)
     s["assistant_chars"] = t.assistant_chars
     s["assistant_tokens"] = t.assistant_tokens
+    s["new_assistant_turns"] = t.new_answers
     s.update(_lexical(t.user_words))
     s["follow_ups"] = t.follow_ups
     s["follow_up_rate"] = round(t.follow_ups / t.pairs, 4) if t.pairs else None

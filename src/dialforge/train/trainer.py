@@ -150,16 +150,12 @@ def last_complete_checkpoint(out: Path) -> str | None:
     return None
 
 
-def _train_extra() -> None:
-    """`train` needs the optional `train` extra (trl, peft, accelerate): say so in one line."""
-    import importlib
+def check_train_extra() -> None:
+    """`train` needs the optional `train` extra (trl, peft, accelerate): say so in one line.
+    A package that is there but fails to import is left to raise its own error."""
+    import importlib.util
 
-    missing = []
-    for name in ("trl", "peft", "accelerate"):
-        try:
-            importlib.import_module(name)  # train imports them next anyway
-        except ImportError:
-            missing.append(name)
+    missing = [name for name in ("trl", "peft", "accelerate") if importlib.util.find_spec(name) is None]
     if missing:
         raise DialforgeError(
             f"dialforge train needs {', '.join(missing)}, which the base install leaves out: "
@@ -168,7 +164,7 @@ def _train_extra() -> None:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    _train_extra()
+    check_train_extra()
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer

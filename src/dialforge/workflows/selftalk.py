@@ -340,7 +340,7 @@ async def selftalk_async(
             write_conversations(kept, loop_dir / "kept.jsonl")
             info = _loop_info(loop, agent_cfg.model, convs, kept)
             warnings = res.warnings + kept_warning(f"selftalk loop {loop} filter", len(convs), len(kept))
-            if convs and info["depth_mean"] == 0:  # the agent never said a workflow step
+            if convs and not any((c.meta.get("workflow_eval") or {}).get("depth") for c in convs):
                 warnings.append(
                     f"selftalk loop {loop}: 0/{len(convs)} dialogues completed any workflow step "
                     "(subgoal depth 0): the agent's turns match none of its steps"
