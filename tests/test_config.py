@@ -320,6 +320,13 @@ def test_errors_in_set_values_name_the_set_not_the_file(tmp_path, data_dir, cli)
         "error: --set induce.nope: field 'induce.nope': unknown field; "
         "--set simulate.max_turns: field 'simulate.max_turns': Input should be greater than or equal to 1\n"
     )
+    # values checked after the schema (input files, the filter) are blamed on the --set too
+    r = cli("run", str(path), "--out", out, "--set", "filter=user_turns >=", "--set", "induce.dialogues=[nofile.jsonl]")
+    assert (
+        r.stderr == "error: --set induce.dialogues: field 'induce.dialogues[0]': nofile.jsonl: no such file or folder\n"
+    )
+    r = cli("run", str(path), "--out", out, "--set", "filter=user_turns >=")
+    assert r.stderr.startswith("error: --set filter: field 'filter': filter expression 'user_turns >=': syntax error")
     # the pipeline copies `model` into `induce.model`: the one bad value is one error, not two
     r = cli("run", str(path), "--out", out, "--set", "model.params.temperature=hot")
     assert r.stderr.startswith("error: --set model.params.temperature: field 'model.params.temperature': ")

@@ -12,7 +12,7 @@ import pytest
 from dialforge.answer import AnswerConfig, answer
 from dialforge.errors import RunDirConflict
 from dialforge.llm import backend_config
-from dialforge.run import RecordStore
+from dialforge.run import RecordStore, RunDir
 
 SECRET = "sk-test-SECRET-do-not-leak-0123456789"
 
@@ -93,6 +93,20 @@ def test_different_config_refused_unless_force_new(data_dir, fake_server, tmp_pa
     assert answer(cfg, out, progress=False)["already_done"] == 3
     answer(_cfg(data_dir, fake_server, limit=4), out, force_new=True, progress=False)
     assert len(list(tmp_path.glob("run.old-*"))) == 1
+
+
+def test_a_run_that_produced_nothing_gives_way_to_a_changed_config(tmp_path):
+    """A run that stopped before its first result (a bad library, a tokenizer that would not
+    load) must not make the fixed config say --force-new; one with a record still refuses."""
+    out = tmp_path / "run"
+    with RunDir(out, command="simulate", config={"library": "broken.json"}):
+        pass  # the stage failed before any job
+    with RunDir(out, command="simulate", config={"library": "fixed.json"}) as run:
+        assert not run.resumed
+        run.store("conversations.jsonl").append({"id": "c1"})
+    assert len(list(tmp_path.glob("run.old-*"))) == 1  # moved aside, not deleted
+    with pytest.raises(RunDirConflict, match="different config"):
+        RunDir(out, command="simulate", config={"library": "other.json"})
 
 
 def test_record_store_is_append_only_and_idempotent(tmp_path):

@@ -125,11 +125,15 @@ def backend_group(
 def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Any:
     """A command's config: YAML, then flags, then `--set`; every input file checked now, so a
     typo fails before the first model call (file and field path, exit 2)."""
-    from .config import load_config, parse_set
+    from .config import config_origins, load_config, parse_set
     from .validate import check_inputs
 
-    cfg = load_config(cls, config, overrides, parse_set(sets))
-    check_inputs(cfg, str(config) if config else "command line")
+    given = parse_set(sets)
+    cfg = load_config(cls, config, overrides, given)
+    if config is None:
+        check_inputs(cfg, "command line")
+    else:
+        check_inputs(cfg, str(config), config_origins(overrides, given))
     return cfg
 
 
@@ -780,16 +784,17 @@ def _run_pipeline(
     force_new: bool = False,
     strict: bool = False,
 ) -> None:
-    from .config import load_config, parse_set, resolve_inputs
+    from .config import config_origins, load_config, parse_set, resolve_inputs
     from .pipeline import TINY, PipelineConfig, run_pipeline, uses_tiny
 
-    cfg = load_config(PipelineConfig, config, ov, parse_set(sets))
+    given = parse_set(sets)
+    cfg = load_config(PipelineConfig, config, ov, given)
     if inputs_base is not None:
         cfg = resolve_inputs(cfg, inputs_base)
     out = out or Path("runs") / config.stem
     from .validate import validate_pipeline
 
-    validate_pipeline(cfg, str(config))
+    validate_pipeline(cfg, str(config), config_origins(ov, given))
     if uses_tiny(cfg):
         err_console.print(
             f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "

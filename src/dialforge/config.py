@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -121,6 +122,20 @@ def format_validation_error(e: ValidationError, source: str, origins: dict[str, 
     return "; ".join(out) + more
 
 
+def config_origins(overrides: dict[str, Any] | None, sets: dict[str, Any] | None) -> dict[str, str]:
+    """Dotted keys given outside a config file, and where: CLI flags (`command line`; a flag
+    not given is None) and `--set KEY` (applied last, so it wins)."""
+    out = {k: "command line" for k, v in (overrides or {}).items() if v is not None}
+    out.update({k: f"--set {k}" for k in sets or {}})
+    return out
+
+
+def blame(field: str, source: str, origins: dict[str, str] | None) -> str:
+    """Where a config error at `field` (`a.b[0].c` or `a.b.0.c`) points: the flag or `--set`
+    that gave the value, else `source` (the config file)."""
+    return _origin(re.sub(r"\[(\d+)\]", r".\1", field), origins or {}) or source
+
+
 def _origin(loc: str, origins: dict[str, str]) -> str | None:
     """Where the value at dotted `loc` came from: the longest given key that is `loc` or above it."""
     hits = [k for k in origins if loc == k or loc.startswith(k + ".")]
@@ -214,14 +229,12 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
         data = loaded
-    origins: dict[str, str] = {}
     for k, v in (overrides or {}).items():
         if v is not None:
             _set_dotted(data, k, v)
-            origins[k] = "command line"
     for k, v in (sets or {}).items():
         _set_dotted(data, k, v)
-        origins[k] = f"--set {k}"
+    origins = config_origins(overrides, sets)
     try:
         cfg = cls.model_validate(data)
     except ValidationError as e:

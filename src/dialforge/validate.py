@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from .config import iter_inputs
+from .config import blame, iter_inputs
 from .errors import ConfigError, DialforgeError
 
 if TYPE_CHECKING:
@@ -21,18 +21,19 @@ SIMULATE_META = frozenset(
 )
 
 
-def check_inputs(config: BaseModel, source: str) -> None:
-    """Every INPUT_FILE of a config exists and is readable; one line names them all."""
+def check_inputs(config: BaseModel, source: str, origins: dict[str, str] | None = None) -> None:
+    """Every INPUT_FILE of a config exists and is readable; one line names them all, each
+    blamed on the config file `source` or on the flag / `--set` in `origins` that gave it."""
     problems = []
     for where, path in iter_inputs(config):
         p = Path(path)
         if not p.exists():
-            problems.append(f"field '{where}': {path}: no such file or folder")
+            problems.append((where, f"field '{where}': {path}: no such file or folder"))
         elif not os.access(p, os.R_OK):
-            problems.append(f"field '{where}': {path}: not readable")
+            problems.append((where, f"field '{where}': {path}: not readable"))
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise ConfigError(f"{source}: " + "; ".join(problems[:3]) + more)
+        raise ConfigError("; ".join(f"{blame(w, source, origins)}: {m}" for w, m in problems[:3]) + more)
 
 
 def known_filter_fields(judge: bool = False) -> set[str]:
@@ -69,15 +70,19 @@ def check_filter(expression: str, source: str, field: str = "filter", judge: boo
         raise ConfigError(f"{source}: field '{field}': {e}") from None
 
 
-def validate_pipeline(cfg: PipelineConfig, source: str) -> None:
-    """Inputs present, seeds readable, library loadable, filter known: before any model call."""
+def validate_pipeline(cfg: PipelineConfig, source: str, origins: dict[str, str] | None = None) -> None:
+    """Inputs present, seeds readable, library loadable, filter known: before any model call.
+    Errors name the config file `source`, or the flag / `--set` in `origins` that gave the value."""
     from .simulate.engine import load_seeds
 
-    check_inputs(cfg, source)
+    def at(field: str) -> str:
+        return blame(field, source, origins)
+
+    check_inputs(cfg, source, origins)
     try:
         load_seeds(cfg.simulate.seeds)
     except DialforgeError as e:
-        raise ConfigError(f"{source}: field 'simulate.seeds': {e}") from None
+        raise ConfigError(f"{at('simulate.seeds')}: field 'simulate.seeds': {e}") from None
     libraries = [("library", cfg.library)] + [
         (f"simulate.simulators.{i}.strategy.library", getattr(getattr(s, "strategy", None), "library", None))
         for i, s in enumerate(cfg.simulate.simulators)
@@ -89,21 +94,21 @@ def validate_pipeline(cfg: PipelineConfig, source: str) -> None:
             try:
                 StrategyLibrary.load(lib)
             except DialforgeError as e:  # names the file and what is wrong with it
-                raise ConfigError(f"{source}: field '{where}': {e}") from None
+                raise ConfigError(f"{at(where)}: field '{where}': {e}") from None
             except (OSError, ValueError) as e:
-                raise ConfigError(f"{source}: field '{where}': {lib}: not a strategy library ({e})") from None
+                raise ConfigError(f"{at(where)}: field '{where}': {lib}: not a strategy library ({e})") from None
     if cfg.filter:
-        check_filter(cfg.filter, source, judge=cfg.score.judge is not None)
+        check_filter(cfg.filter, at("filter"), judge=cfg.score.judge is not None)
     check_simulators(cfg, source)
     if cfg.realism is not None and cfg.realism.real:
-        check_dialogues(cfg.realism.real, cfg.realism.real_format, source, "realism.real")
+        check_dialogues(cfg.realism.real, cfg.realism.real_format, at("realism.real"), "realism.real")
     if cfg.train is not None:  # not after every simulation
         from .train.trainer import check_train_extra
 
         try:
             check_train_extra()
         except DialforgeError as e:
-            raise ConfigError(f"{source}: field 'train': {e}") from None
+            raise ConfigError(f"{at('train')}: field 'train': {e}") from None
 
 
 def check_dialogues(path: str, fmt: str, source: str, field: str) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import platform
+import sqlite3
 import sys
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,11 @@ class RunDir:
             old = self._read_manifest()
             if old is not None:
                 same = old.get("config_fingerprint") == self.fingerprint and old.get("command") == command
+                if not same and not force_new and produced_nothing(self.path):
+                    # a run that failed before its first result (a bad library, a tokenizer that
+                    # would not load): nothing to lose, so the fixed config need not say --force-new
+                    log.warning("%s holds a run with another config that produced nothing", self.path)
+                    force_new = True
                 if not same and not force_new:
                     raise RunDirConflict(
                         f"{self.path} holds a run of `{old.get('command')}` with a different config "
@@ -174,6 +181,20 @@ def _package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def produced_nothing(path: Path) -> bool:
+    """No record in any output and no cached answer: a run that stopped before its first result."""
+    if any(p.stat().st_size for p in path.rglob("*.jsonl")) or (path / "library.json").exists():
+        return False
+    db = path / "cache.sqlite"
+    if not db.exists():
+        return True
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("SELECT 1 FROM calls LIMIT 1").fetchone() is None
+    except sqlite3.Error:  # unreadable: assume it holds something
+        return False
 
 
 def move_run_aside(path: Path, lock: RunLock) -> RunLock:
