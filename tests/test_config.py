@@ -344,6 +344,23 @@ def test_a_train_stage_without_the_train_extra_fails_before_any_request(tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_model_dialforge_tiny_alone_replaces_a_configured_server():
+    """`--model NAME` alone on a config whose role names a server is the name that server
+    serves; the tiny model is never served, so it replaces the role with the in-process one."""
+    from dialforge.cli import backend_overrides
+
+    example = ROOT / "examples/persona.yaml"
+    tiny = load_config(SimulateConfig, example, backend_overrides("user", "dialforge-tiny", None, None))
+    assert (tiny.user.kind, tiny.user.model) == ("transformers", "dialforge-tiny")
+    assert tiny.assistant.kind == "http"  # the other role keeps its server
+    served = load_config(SimulateConfig, example, backend_overrides("user", "served-name", None, None))
+    assert (served.user.kind, served.user.model, served.user.base_url) == (
+        "http",
+        "served-name",
+        "http://localhost:8000/v1",
+    )
+
+
 def test_unreadable_seed_names_the_field(tmp_path, data_dir, cli):
     path = _pipeline_yaml(tmp_path, data_dir)
     cfg = yaml.safe_load(path.read_text())

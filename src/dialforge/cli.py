@@ -101,7 +101,13 @@ def _check_on_error(v: str) -> Any:
 
 def backend_overrides(prefix: str, model: str | None, base_url: str | None, api_key_env: str | None) -> dict[str, Any]:
     """CLI flags for one role's backend, as dotted config overrides (`--base-url URL --model
-    NAME` is an HTTP server, `--model PATH_OR_ID` alone the in-process backend)."""
+    NAME` is an HTTP server, `--model PATH_OR_ID` alone the in-process backend, unless the
+    config names a server for the role: then it is the name that server serves. The tiny model
+    is never served, so `--model dialforge-tiny` alone always runs in-process)."""
+    from .tiny import TINY
+
+    if model == TINY and base_url is None:  # replaces the role: the config's server fields go
+        return {prefix: {"kind": "transformers", "model": TINY}}
     out: dict[str, Any] = {f"{prefix}.model": model, f"{prefix}.api_key_env": api_key_env}
     if base_url is not None:
         out[f"{prefix}.base_url"] = base_url

@@ -39,17 +39,14 @@ def resolve_embedder(name: str) -> str:
 def _load_sentence_transformer(name: str, path: str, device: str) -> Any:
     """One loaded model per process and path: stages (induce, score, dedup, simulate) share it."""
     from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
 
-    bar = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar per stage, between ours
+    from ..quiet import no_loading_bars
+
     try:
-        return SentenceTransformer(path, device=device)
+        with no_loading_bars():
+            return SentenceTransformer(path, device=device)
     except Exception as e:  # sentence-transformers raises many types for a bad path
         raise DialforgeError(f"cannot load embedder {name!r}: {str(e).splitlines()[0]}") from None
-    finally:
-        if bar:
-            hf_logging.enable_progress_bar()
 
 
 def default_cache_dir() -> Path:

@@ -85,9 +85,12 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from ..quiet import no_loading_bars
+
         try:
             self._tok = AutoTokenizer.from_pretrained(self.model_id)
-            self._model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self._dtype)
+            with no_loading_bars():
+                self._model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self._dtype)
         except (OSError, ValueError) as e:
             raise BackendUnavailable(f"cannot load model {self.model_id!r}: {str(e).splitlines()[0]}") from None
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
