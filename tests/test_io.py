@@ -172,6 +172,28 @@ def test_cli_version():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [["filter", "--where", "user_turns >= 1", "--out"], ["dedup", "--out"], ["export", "--to", "sharegpt", "--out"]],
+)
+def test_post_processing_fails_on_a_bad_record_unless_told_to_skip(tmp_path, args):
+    """filter, dedup and export treat a bad record as stats, convert and score do: an error
+    naming file:line:field by default, skipped and counted with --on-error skip."""
+    p = tmp_path / "bad.jsonl"
+    p.write_text(
+        '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}\n'
+        '{"messages":[{"role":"bot","content":"x"}]}\n'
+    )
+    out = tmp_path / "o.jsonl"
+    r = _cli(args[0], str(p), *args[1:], str(out))
+    assert r.returncode == 2 and "bad.jsonl:2: field 'messages[0].role': unknown role 'bot'" in r.stderr
+    assert not out.exists()
+    r = _cli(args[0], str(p), *args[1:], str(out), "--on-error", "skip")
+    assert r.returncode == 0 and "1 bad records skipped" in r.stderr
+    assert len(out.read_text().splitlines()) == 1
+
+
+@pytest.mark.slow
 def test_cli_user_error_is_one_line_exit_2(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"messages":[{"role":"bot","content":"x"}]}\n')

@@ -550,13 +550,14 @@ def filter_cmd(
     where: str = typer.Option(..., "--where", help="e.g. 'user_turns >= 3 and termination_reason != \"error\"'"),
     out: Path = typer.Option(..., "--out", help="output JSONL"),
     scores: Path | None = typer.Option(None, help="scores JSONL (default: the one `score` wrote beside the data)"),
+    on_error: str = OnErrorOpt,
 ) -> None:
     """Keep the conversations for which an expression over scores and meta is true."""
     from .score import filter_file
     from .score.scoring import locate
 
     data, scores_path, _ = locate(path)
-    kept, read = filter_file(data, where, out, scores or scores_path)
+    kept, read = filter_file(data, where, out, scores or scores_path, on_error=_check_on_error(on_error))
     err_console.print(f"{out}: kept {kept} of {read} ({where})", markup=False, highlight=False)
 
 
@@ -568,6 +569,7 @@ def dedup_cmd(
     embedding: float | None = typer.Option(
         None, min=0.0, max=1.0, help="cosine threshold for embedding dedup (unset or 0: off)"
     ),
+    on_error: str = OnErrorOpt,
 ) -> None:
     """Exact, near-duplicate (MinHash) and embedding dedup, reporting what was removed and why."""
     from collections import Counter
@@ -577,7 +579,9 @@ def dedup_cmd(
 
     data, _, _ = locate(path)
     report = out.with_name(out.name.rsplit(".", 1)[0] + ".removed.jsonl")
-    kept, read, removed = dedup_file(data, out, report, near=near or None, embedding=embedding or None)
+    kept, read, removed = dedup_file(
+        data, out, report, near=near or None, embedding=embedding or None, on_error=_check_on_error(on_error)
+    )
     why = Counter(r["reason"].split(" (")[0].split(" cosine")[0] for r in removed)
     gone = ", ".join(f"{n} {reason}" for reason, n in why.most_common()) or "none"
     err_console.print(f"{out}: kept {kept} of {read}; removed {gone}; report {report}", markup=False, highlight=False)
@@ -589,6 +593,7 @@ def export_cmd(
     to: str = typer.Option(..., "--to", help="sharegpt | openai | hf | llamafactory"),
     out: Path = typer.Option(..., "--out", help="file, or folder for hf / llamafactory"),
     name: str = typer.Option("dialforge", help="dataset name (llamafactory dataset_info.json entry)"),
+    on_error: str = OnErrorOpt,
 ) -> None:
     """Export for training frameworks."""
     from .score import export_file
@@ -596,7 +601,7 @@ def export_cmd(
     from .stats import plural
 
     data, _, _ = locate(path)
-    n, written = export_file(data, to, out, name)
+    n, written = export_file(data, to, out, name, on_error=_check_on_error(on_error))
     err_console.print(
         f"exported {plural(n, 'conversation')}: {', '.join(map(str, written))}", markup=False, highlight=False
     )
