@@ -283,6 +283,7 @@ def test_library_schema_round_trip(data_dir, tmp_path):
         (b"", ":1: not a strategy library (the library.json that `dialforge induce` writes): broken JSON"),
         (b'{"a": 1}\n{"b": 2}\n', ":2: not a strategy library"),
         (b"[1, 2]", ": not a strategy library"),
+        (b'{"a": 1}', ": not a strategy library"),
         (
             b'{"schema_version": 1, "strategies": []}',
             ": not a strategy library (the library.json that `dialforge induce` writes): "

@@ -361,7 +361,18 @@ def induce(
     )
     cfg = load_checked(InduceConfig, config, ov, set_)
     lib = run_induce(cfg, out, force_new=force_new, use_cache=not no_cache)
-    err_console.print(f"{out}/library.json: {lib.counts}", markup=False, highlight=False)
+    from .stats import plural
+
+    c = lib.counts
+    dropped = ", ".join(f"{n} {why}" for why, n in (c.get("dropped") or {}).items())
+    err_console.print(
+        f"{out}/library.json: {plural(len(lib.strategies), 'strategy', 'strategies')} from "
+        f"{plural(c.get('extracted', 0), 'extracted strategy', 'extracted strategies')}; "
+        f"{c.get('dialogues_kept')} of {c.get('dialogues_read')} dialogues kept"
+        f"{f' ({dropped} dropped)' if dropped else ''}, {plural(c.get('distinct_turns', 0), 'distinct user turn')}",
+        markup=False,
+        highlight=False,
+    )
     from .run.health import run_warnings
 
     _finish(run_warnings(out), strict)
@@ -857,6 +868,8 @@ def report(
     from .report import write_report
 
     for r in runs:
+        if not r.exists():
+            raise DialforgeError(f"{r}: no such folder")
         if not r.is_dir() or not ((r / "pipeline.json").exists() or next(r.rglob("manifest.json"), None)):
             raise DialforgeError(f"{r}: not a run directory (no pipeline.json or manifest.json in it)")
     path = write_report(runs, out or runs[0] / "report.html")

@@ -72,7 +72,7 @@ class StrategyLibrary(BaseModel):
             data = orjson.loads(p.read_bytes())
         except orjson.JSONDecodeError as e:
             raise DialforgeError(f"{p}:{e.lineno}: {what}: broken JSON ({e.msg})") from None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or "schema_version" not in data:
             raise DialforgeError(f"{p}: {what}")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise DialforgeError(f"{p}: library schema version {data.get('schema_version')} is not {SCHEMA_VERSION}")

@@ -187,4 +187,5 @@ def count_words(text: str) -> int:
 
 def entropy_bits(counts: Counter[str]) -> float:
     total = sum(counts.values())
-    return -sum(c / total * math.log2(c / total) for c in counts.values() if c) if total else 0.0
+    h = -sum(c / total * math.log2(c / total) for c in counts.values() if c) if total else 0.0
+    return h + 0.0  # one kind only: 0.0, not -0.0

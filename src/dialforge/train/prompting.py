@@ -70,7 +70,10 @@ class SimulatorPrompt:
             self.tok = AutoTokenizer.from_pretrained(str(model_dir))
         except (OSError, ValueError) as e:
             raise DialforgeError(
-                f"cannot load the simulator's tokenizer {model_dir}: {str(e).splitlines()[0]}"
+                f"cannot load the simulator's tokenizer {model_dir}: {str(e).splitlines()[0]} "
+                "(`user_format: trained` prompts a simulator made by `dialforge train simulator` with "
+                "its own tokenizer: served over HTTP, set `user_tokenizer:` to its training output; "
+                "for an instruct model use `user_format: prompted`)"
             ) from None
         self.fmt = TrainedFormat.load(model_dir, self.tok)
         self.system = system if system is not None else self.fmt.system
