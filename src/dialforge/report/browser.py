@@ -180,6 +180,29 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # helpers left in the group once the browser is gone
     if proc.returncode is None:
         proc.wait()
+    end = time.monotonic() + 5.0  # until every helper has died (init reaps them later)
+    while time.monotonic() < end and _group_alive(proc.pid):
+        time.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies aside). Linux reads /proc;
+    elsewhere the group is taken as gone."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for pid in entries:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _remove_profile(profile: str) -> None:
