@@ -113,6 +113,22 @@ def test_assistant_role_flip_and_error_and_budget():
     assert conv.meta["user_turns"] == 1
 
 
+def test_a_seed_limit_that_leaves_out_a_whole_file_says_so(data_dir, caplog):
+    """`limit` keeps the first N seeds of all the files: questions come first, so a limit
+    below the question count uses no exchange at all, and the log says which file."""
+    from dialforge.simulate.config import SeedConfig
+
+    questions = str(data_dir / "fastchat/mt_bench/question.jsonl")  # 80 questions
+    exchanges = str(data_dir / "fastchat/dummy_conversation.json")
+    with caplog.at_level("WARNING", logger="dialforge.simulate"):
+        seeds = load_seeds(SeedConfig(questions=[questions], exchanges=[exchanges], limit=60, free=2))
+    assert len(seeds) == 62 and not any(len(s.messages) == 2 for s in seeds)
+    assert f"seeds: limit 60 is reached before {exchanges}, so none of its seeds is used" in caplog.text
+    caplog.clear()
+    seeds = load_seeds(SeedConfig(questions=[questions], exchanges=[exchanges], limit=100))
+    assert sum(len(s.messages) == 2 for s in seeds) == 20 and "limit" not in caplog.text
+
+
 def test_free_mode_opens_the_topic():
     conv, user, _ = _run(_cfg(max_turns=2), _counter("Opening"), _counter("Answer"), seed_msgs=[])
     assert conv.messages[0].role == "user" and conv.messages[0].content.startswith("Opening number 0")

@@ -43,19 +43,28 @@ class Seed:
 
 
 def load_seeds(cfg: SeedConfig) -> list[Seed]:
+    """Question seeds, then exchange seeds, in file order, deduplicated; `limit` keeps the
+    first N of them all (a file it leaves out entirely is named in a warning), then `free`."""
     seeds: list[Seed] = []
+    sources: dict[str, str] = {}  # seed id -> the file it came from first
     for path in cfg.questions:
         for q in read_seeds(path, text_field=cfg.text_field, on_error=cfg.on_error):
             seeds.append(Seed(stable_hash("q", q), [{"role": "user", "content": q, "meta": {"seed": True}}], q))
+            sources.setdefault(seeds[-1].id, path)
     for path in cfg.exchanges:
         for c in read_conversations(path, on_error="skip"):
             body = c.dialogue()
             if len(body) >= 2 and body[0].role == "user" and body[1].role == "assistant":
                 msgs = [{"role": m.role, "content": m.content, "meta": {"seed": True}} for m in body[:2]]
                 seeds.append(Seed(stable_hash("x", body[0].content, body[1].content), msgs, body[0].content))
+                sources.setdefault(seeds[-1].id, path)
     seen: set[str] = set()
     uniq = [s for s in seeds if not (s.id in seen or seen.add(s.id))]  # type: ignore[func-returns-value]
-    if cfg.limit:
+    if cfg.limit and len(uniq) > cfg.limit:
+        used = {sources[s.id] for s in uniq[: cfg.limit]}
+        for path in dict.fromkeys(sources[s.id] for s in uniq[cfg.limit :]):
+            if path not in used:
+                log.warning("seeds: limit %d is reached before %s, so none of its seeds is used", cfg.limit, path)
         uniq = uniq[: cfg.limit]
     uniq += [Seed(stable_hash("free", i), [], None) for i in range(cfg.free)]
     if not uniq:
