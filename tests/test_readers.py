@@ -450,6 +450,19 @@ def test_seed_files(tmp_path, data_dir):
     assert r.returncode == 0 and json.loads(out.read_text()) == {"text": "synthetic nested"}
 
 
+def test_seeds_from_a_flat_oasst_message_list_are_the_thread_openings(data_dir):
+    """OASST's flat message export (`role: prompter|assistant`, `parent_message_id`): the
+    seeds are the 74 thread openings, not the 265 answers or the in-thread replies."""
+    path = data_dir / "oasst/realistic_seed_data.json"
+    rows = json.loads(path.read_text())
+    openings = [r["text"].strip() for r in rows if r["role"] == "prompter" and r["parent_message_id"] is None]
+    assert len(rows) == 444 and len(openings) == 74
+    assert read_seeds(path) == openings
+    r = _cli("seeds", str(path))
+    assert r.returncode == 0
+    assert "74 seed prompts from 444 records (prompts), 370 answers and in-thread replies left out" in r.stderr
+
+
 def test_simulate_load_seeds_uses_text_field(tmp_path):
     from dialforge.simulate import load_seeds
     from dialforge.simulate.config import SeedConfig

@@ -233,6 +233,8 @@ def seeds(
         atomic_write_bytes(out, b"".join(orjson.dumps({"text": t}) + b"\n" for t in texts))
     _print_skips(report)
     skipped = f", {report.n_skipped} bad records skipped" if report.n_skipped else ""
+    if report.not_openings:
+        skipped += f", {report.not_openings} answers and in-thread replies left out"
     dest = f" -> {out}" if out else ""
     err_console.print(
         f"{src}: {len(texts)} seed prompts from {report.records} records ({report.format}){skipped}{dest}",

@@ -43,6 +43,7 @@ class ReadReport:
     duplicates: int = 0
     duplicate_example: str = ""
     deduped: bool = False
+    not_openings: int = 0  # seed files: answers and in-thread replies of a flat message list, left out
 
     def skip(self, e: RecordError) -> None:
         self.n_skipped += 1

@@ -51,6 +51,22 @@ def _first_turn(v: Any, field: str) -> str:
     return _string(v[0], f"{field}[0]")
 
 
+#: Speaker roles of a prompt in a flat message list (OASST's `prompter`, ShareGPT's `human`).
+_USER_ROLES = {"user", "human", "prompter"}
+
+
+def not_an_opening(rec: Any) -> bool:
+    """A record of a flat message list (OASST's message export: `{"role", "text",
+    "parent_message_id"}`) that is no opening prompt: spoken by someone other than the user
+    (an answer), or a reply inside a thread (it has a parent). Neither is a seed."""
+    if not isinstance(rec, dict) or detect_record(rec) is not None:
+        return False
+    role = rec.get("role", rec.get("from"))
+    if isinstance(role, str) and role.lower() not in _USER_ROLES:
+        return True
+    return any(rec.get(k) is not None for k in ("parent_message_id", "parent_id"))
+
+
 def seed_text(rec: Any, text_field: str | None = None) -> str:
     """The prompt of one record, or a RecordError naming the field."""
     if isinstance(rec, str):
@@ -118,6 +134,9 @@ def read_seeds(
         try:
             if isinstance(loc, RecordError):
                 raise loc
+            if not_an_opening(loc.rec):
+                report.not_openings += 1
+                continue
             out.append(seed_text(loc.rec, text_field))
         except RecordError as e:
             err = e if isinstance(loc, RecordError) else _located(e, path, loc)
