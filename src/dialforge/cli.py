@@ -128,6 +128,29 @@ def backend_group(
     return out
 
 
+def _tiny_note() -> None:
+    from .tiny import TINY
+
+    err_console.print(
+        f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "
+        "meaningful; it shows every stage working offline. Point the same config at a real model "
+        "with --base-url URL --model NAME (an OpenAI-compatible server) or --model /path/to/model.",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _names_tiny(value: Any) -> bool:
+    """Whether a config (its JSON dump) has a role on the in-process tiny model."""
+    from .tiny import TINY
+
+    if isinstance(value, dict):
+        return (value.get("model") == TINY and value.get("kind") == "transformers") or any(
+            _names_tiny(v) for v in value.values()
+        )
+    return isinstance(value, list) and any(_names_tiny(v) for v in value)
+
+
 def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Any:
     """A command's config: YAML, then flags, then `--set`; every input file checked now, so a
     typo fails before the first model call (file and field path, exit 2)."""
@@ -140,6 +163,8 @@ def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets:
         check_inputs(cfg, "command line")
     else:
         check_inputs(cfg, str(config), config_origins(overrides, given))
+    if _names_tiny(cfg.model_dump(mode="json")):
+        _tiny_note()
     return cfg
 
 
@@ -417,11 +442,13 @@ def simulate(
     cfg = load_checked(SimulateConfig, config, ov, set_)
     summary = run_simulate(cfg, out, force_new=force_new, use_cache=not no_cache)
     warnings = summary.pop("warnings", [])
+    from .stats import plural
+
     n, now, again = summary["conversations"], summary["new"], summary["retried"]
     retried = f", {again} of them retrying failed ones" if again else ""
     reasons = ", ".join(f"{k} {v}" for k, v in summary["termination_reasons"].items()) or "-"
     err_console.print(
-        f"{out}/conversations.jsonl: {n} conversations ({now} run now{retried}; {n - now} from before); "
+        f"{out}/conversations.jsonl: {plural(n, 'conversation')} ({now} run now{retried}; {n - now} from before); "
         f"ended on: {reasons}",
         markup=False,
         highlight=False,
@@ -809,7 +836,7 @@ def _run_pipeline(
     strict: bool = False,
 ) -> None:
     from .config import config_origins, load_config, parse_set, resolve_inputs
-    from .pipeline import TINY, PipelineConfig, run_pipeline, uses_tiny
+    from .pipeline import PipelineConfig, run_pipeline, uses_tiny
 
     given = parse_set(sets)
     cfg = load_config(PipelineConfig, config, ov, given)
@@ -820,13 +847,7 @@ def _run_pipeline(
 
     validate_pipeline(cfg, str(config), config_origins(ov, given))
     if uses_tiny(cfg):
-        err_console.print(
-            f"note: running on `{TINY}`, a tiny random model built on this machine, so the text is not "
-            "meaningful; it shows every stage working offline. Point the same config at a real model "
-            "with --base-url URL --model NAME (an OpenAI-compatible server) or --model /path/to/model.",
-            markup=False,
-            highlight=False,
-        )
+        _tiny_note()
     state = run_pipeline(cfg, out, source=str(config), force_new=force_new)
     err_console.print(f"{out}: stages {', '.join(state['stages'])}", markup=False, highlight=False)
     for name, info in state["stages"].items():
@@ -890,10 +911,12 @@ def strategies_show(
 ) -> None:
     """The largest strategies with their sizes and real source turns."""
     from .induce import StrategyLibrary
+    from .stats import plural
 
     lib = StrategyLibrary.load(library)
     out_console.print(
-        f"{len(lib.strategies)} strategies from {lib.counts.get('extracted')} turns "
+        f"{plural(len(lib.strategies), 'strategy', 'strategies')} from "
+        f"{plural(lib.counts.get('extracted') or 0, 'extracted strategy', 'extracted strategies')} "
         f"(embedder {lib.embedder}, {lib.method} @ {lib.threshold})",
         highlight=False,
     )
