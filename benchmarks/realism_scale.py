@@ -21,38 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-from dialforge.conversation import Conversation, Message
+from dialforge.conversation import Conversation
 from dialforge.io import read_conversations, write_conversations
 from dialforge.realism import realism
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oasst"
 
 
-def seed_threads(path: Path) -> list[Conversation]:
-    rows = json.loads(path.read_text())
-    kids: dict[str | None, list[dict]] = {}
-    for r in rows:
-        kids.setdefault(r["parent_message_id"], []).append(r)
-    out: list[Conversation] = []
-
-    def walk(node: dict, path: list[Message]) -> None:
-        path = path + [Message(role="user" if node["role"] == "prompter" else "assistant", content=node["text"])]
-        children = kids.get(node["user_message_id"], [])
-        if not children:
-            while path and path[-1].role != "assistant":
-                path = path[:-1]
-            if path:
-                out.append(Conversation.from_messages(path))
-        for c in children:
-            walk(c, path)
-
-    for r in kids.get(None, []):
-        walk(r, [])
-    return out
-
-
 def pool() -> list[list[tuple[str, str]]]:
-    convs = read_conversations(DATA / "en_100_tree.jsonl") + seed_threads(DATA / "realistic_seed_data.json")
+    convs = read_conversations(DATA / "en_100_tree.jsonl") + read_conversations(DATA / "realistic_seed_data.json")
     rows = [[(m.role, m.content) for m in c.messages] for c in convs]
     rows += [[("user", json.loads(x))] for x in (DATA / "prompt_lottery_en_250_text.jsonl").read_text().splitlines()]
     return rows

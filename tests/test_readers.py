@@ -450,6 +450,36 @@ def test_seed_files(tmp_path, data_dir):
     assert r.returncode == 0 and json.loads(out.read_text()) == {"text": "synthetic nested"}
 
 
+def test_oasst_flat_message_export_is_read_as_threads(tmp_path, data_dir):
+    """Messages linked by parent_message_id (a reply may come first in the file) become the
+    root-to-leaf threads, each cut back to its last answer; an orphan reply has no thread."""
+
+    def msg(mid, parent, role, text):
+        return {"user_message_id": mid, "parent_message_id": parent, "role": role, "text": text}
+
+    rows = [
+        msg("d", "b", "prompter", "synthetic follow-up D"),
+        msg("a", None, "prompter", "synthetic opening A"),
+        msg("b", "a", "assistant", "synthetic answer B"),
+        msg("c", "a", "assistant", "synthetic answer C"),
+        msg("e", "d", "assistant", "synthetic answer E"),
+        msg("f", "c", "prompter", "synthetic unanswered F"),
+        msg("x", "missing", "assistant", "synthetic orphan X"),
+    ]
+    path = tmp_path / "flat.json"
+    path.write_text(json.dumps(rows))
+    report = ReadReport(path=str(path))
+    convs = read_conversations(path, report=report)
+    assert report.format == "oasst-messages" and report.records == 7 and report.conversations == 2
+    assert [[m.content[10:] for m in c.messages] for c in convs] == [
+        ["opening A", "answer B", "follow-up D", "answer E"],
+        ["opening A", "answer C"],
+    ]
+    real = read_conversations(data_dir / "oasst/realistic_seed_data.json")
+    assert len(real) == 158 and all(c.messages[-1].role == "assistant" for c in real)
+    assert len({c.messages[0].content for c in real}) == 74
+
+
 def test_seeds_from_a_flat_oasst_message_list_are_the_thread_openings(data_dir):
     """OASST's flat message export (`role: prompter|assistant`, `parent_message_id`): the
     seeds are the 74 thread openings, not the 265 answers or the in-thread replies."""

@@ -27,34 +27,10 @@ FAST = {"bootstrap": 50}
 pytestmark = pytest.mark.timeout(1800)
 
 
-def _seed_threads(path: Path) -> list[Conversation]:
-    """OASST's backend seed data (parent-linked messages) as root-to-leaf threads."""
-    rows = json.loads(path.read_text())
-    kids: dict[str | None, list[dict]] = {}
-    for r in rows:
-        kids.setdefault(r["parent_message_id"], []).append(r)
-    out: list[Conversation] = []
-
-    def walk(node: dict, path: list[Message], root: str) -> None:
-        path = path + [Message(role="user" if node["role"] == "prompter" else "assistant", content=node["text"])]
-        children = kids.get(node["user_message_id"], [])
-        if not children:
-            while path and path[-1].role != "assistant":
-                path = path[:-1]
-            if path:
-                out.append(Conversation.from_messages(path, meta={"tree_id": root}))
-        for c in children:
-            walk(c, path, root)
-
-    for r in kids.get(None, []):
-        walk(r, [], r["user_message_id"])
-    return out
-
-
 @pytest.fixture(scope="module")
 def pool(data_dir) -> list[Conversation]:
     convs = read_conversations(data_dir / "oasst/en_100_tree.jsonl")
-    convs += _seed_threads(data_dir / "oasst/realistic_seed_data.json")
+    convs += read_conversations(data_dir / "oasst/realistic_seed_data.json")  # its 158 threads
     for line in (data_dir / "oasst/prompt_lottery_en_250_text.jsonl").read_text().splitlines():
         convs.append(Conversation.from_messages([{"role": "user", "content": json.loads(line)}]))
     return convs

@@ -175,13 +175,10 @@ def iter_conversations_located(
     report = report if report is not None else ReadReport(path=str(path))
     if fmt == "auto" and mapping is None:
         fmt = detect_format(path)
-    if fmt == "hf":
-        from .hf import load_hf
-
-        report.format = "hf"
-        convs = load_hf(path)
-        report.records = report.conversations = len(convs)
-        for i, c in enumerate(convs):
+    whole = BY_NAME.get(fmt)
+    if whole is not None and whole.read_file is not None:  # records link across the file
+        report.format = fmt
+        for i, c in enumerate(whole.read_file(path, report)):
             yield c, None, i
         return
     report.format, parse = _parser(fmt, mapping)

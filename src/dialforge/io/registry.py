@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
 from ..conversation import Conversation
-from . import chat_formats, formats, tod_formats
+from . import chat_formats, formats, oasst_messages, tod_formats
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,16 @@ class Format:
     detect: Callable[[dict[str, Any]], bool] | None = None
     write: bool = False
     seeds: bool = False
+    # a reader of the whole file at once (records link across the file), filling the report
+    read_file: Callable[[Path, Any], list[Conversation]] | None = None
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.parse or self.read_file or self.name == "mapping")
 
     @property
     def kinds(self) -> str:
-        parts = ["read"] if self.parse or self.name in ("hf", "mapping") else []
+        parts = ["read"] if self.readable else []
         if self.write:
             parts.append("write")
         if self.seeds:
@@ -55,6 +62,14 @@ def _is_convlab3(rec: dict[str, Any]) -> bool:
 
 def _is_sgd(rec: dict[str, Any]) -> bool:
     return _list(rec, "turns") and ("services" in rec or _turns_speaker(rec) in ("USER", "SYSTEM"))
+
+
+def _read_hf(path: Path, report: Any) -> list[Conversation]:
+    from .hf import load_hf
+
+    convs = load_hf(path)
+    report.records = report.conversations = len(convs)
+    return convs
 
 
 FORMATS: list[Format] = [
@@ -88,6 +103,12 @@ FORMATS: list[Format] = [
         "oasst-best",
         "OpenAssistant message trees: one thread per tree along the best-ranked replies",
         formats.parse_oasst_best,
+    ),
+    Format(
+        "oasst-messages",
+        "OpenAssistant flat message export: [{message_id, parent_message_id, role, text}] rebuilt into trees",
+        detect=oasst_messages.is_oasst_message,
+        read_file=oasst_messages.read_oasst_messages,
     ),
     Format(
         "mtbench101",
@@ -144,7 +165,7 @@ FORMATS: list[Format] = [
         lambda r: "instruction" in r and ("output" in r or _list(r, "instances")),
         seeds=True,
     ),
-    Format("hf", "Hugging Face datasets folder (save_to_disk): id, messages, meta", write=True),
+    Format("hf", "Hugging Face datasets folder (save_to_disk): id, messages, meta", write=True, read_file=_read_hf),
     Format("mapping", "any JSON/JSONL via --messages/--role-field/--content-field/--roles (or a YAML mapping)"),
     Format(
         "prompts",
@@ -159,7 +180,7 @@ FORMATS: list[Format] = [
     ),
 ]
 BY_NAME = {f.name: f for f in FORMATS}
-READ_FORMATS: tuple[str, ...] = ("auto", *(f.name for f in FORMATS if f.parse or f.name in ("hf", "mapping")))
+READ_FORMATS: tuple[str, ...] = ("auto", *(f.name for f in FORMATS if f.readable))
 WRITE_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.write and f.name != "llamafactory")
 
 

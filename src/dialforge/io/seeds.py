@@ -59,7 +59,7 @@ def not_an_opening(rec: Any) -> bool:
     """A record of a flat message list (OASST's message export: `{"role", "text",
     "parent_message_id"}`) that is no opening prompt: spoken by someone other than the user
     (an answer), or a reply inside a thread (it has a parent). Neither is a seed."""
-    if not isinstance(rec, dict) or detect_record(rec) is not None:
+    if not isinstance(rec, dict) or detect_record(rec) not in (None, "oasst-messages"):
         return False
     role = rec.get("role", rec.get("from"))
     if isinstance(role, str) and role.lower() not in _USER_ROLES:
@@ -77,9 +77,8 @@ def seed_text(rec: Any, text_field: str | None = None) -> str:
         v = _dotted(rec, text_field)
         return _first_turn(v, text_field) if isinstance(v, list) else _string(v, text_field)
     fmt = detect_record(rec)
-    if fmt is not None and fmt != "alpaca":
-        parse = BY_NAME[fmt].parse
-        assert parse is not None
+    parse = BY_NAME[fmt].parse if fmt is not None and fmt != "alpaca" else None
+    if parse is not None:  # a conversation record (one message of a flat export is not: its text is)
         for conv in parse(rec):
             for m in conv.messages:
                 if m.role == "user":
