@@ -30,6 +30,23 @@ def sim_dir(data_dir, tmp_path_factory):
     return out
 
 
+def test_a_simulator_without_its_template_file_is_prompted_with_its_own_and_says_so(sim_dir, tmp_path, caplog):
+    """`user_format: trained` on a model that `dialforge train simulator` did not make: its
+    own chat template, as a simulator, and a warning (it used to fall back silently)."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(sim_dir, bare)
+    (bare / "dialforge_template.json").unlink()
+    with caplog.at_level("WARNING", logger="dialforge.train"):
+        prompt = SimulatorPrompt(bare)
+    assert (prompt.fmt.name, prompt.fmt.kind) == ("dyadic", "simulator")
+    assert f"{bare} has no dialforge_template.json" in caplog.text and "(dyadic)" in caplog.text
+    caplog.clear()
+    SimulatorPrompt(sim_dir)
+    assert "dialforge_template.json" not in caplog.text
+
+
 @pytest.mark.slow
 def test_trained_simulator_over_http_sends_training_ids(sim_dir, fake_server, tmp_path):
     cfg = SimulateConfig(

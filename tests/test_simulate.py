@@ -295,6 +295,11 @@ def test_strategy_mode_judge_defaults_to_the_assistant_model(library, fake_serve
     assert not [b for b in fake_server.requests[n:] if "Verdict" in json.dumps(b.get("response_format"))]
     manifest = json.loads((tmp_path / "off/manifest.json").read_text())
     assert manifest["models"]["judge"] == "off (judge: false)"
+    # scoring the run finds the run's library: strategy coverage without --library
+    from dialforge.score import ScoreConfig, score
+
+    summary = score(tmp_path / "off", ScoreConfig(embedder=None))
+    assert summary["strategy_coverage"] is not None and summary["strategy_coverage"] > 0
 
 
 @pytest.mark.slow

@@ -320,10 +320,24 @@ def _row(per: dict[str, Any]) -> bytes:
     return orjson.dumps({k: v for k, v in per.items() if not k.startswith("_")}) + b"\n"
 
 
+def run_library(path: str | Path) -> str | None:
+    """The strategy library a `simulate` run directory was made with, if it is still there."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        lib = ((orjson.loads(manifest.read_bytes()).get("config") or {}).get("strategy") or {}).get("library")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return lib if isinstance(lib, str) and Path(lib).exists() else None
+
+
 def score(path: str | Path, cfg: ScoreConfig | None = None, *, on_error: OnError = "skip") -> dict[str, Any]:
     """Score a file or run directory. Without a judge the file streams: one conversation in
     memory at a time plus what the dataset metrics keep (user texts and word n-grams)."""
     cfg = cfg or ScoreConfig()
+    if cfg.library is None and (lib := run_library(path)) is not None:
+        cfg = cfg.model_copy(update={"library": lib})  # strategy coverage without --library
     data, per_path, summary_path = locate(path)
     report = ReadReport(path=str(data))
     acc = DatasetScores(cfg)

@@ -11,6 +11,7 @@ so no server-side chat template can differ from training.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import orjson
 from ..errors import DialforgeError
 from .render import RoleRenderer, swap_for_simulator
 from .templates import TemplateSpec, get_spec
+
+log = logging.getLogger("dialforge.train")
 
 META_FILE = "dialforge_template.json"
 
@@ -57,7 +60,15 @@ class TrainedFormat:
             except (orjson.JSONDecodeError, TypeError) as e:
                 raise DialforgeError(f"{p}: not a dialforge template description ({e})") from None
         # a simulator trained elsewhere: its own chat template, roles swapped
-        return cls.for_training(get_spec("auto", tokenizer), "simulator", None)
+        spec = get_spec("auto", tokenizer)
+        log.warning(
+            "%s has no %s (not made by `dialforge train simulator`): prompting it as a user simulator "
+            "with its own chat template (%s); for an instruct model use `user_format: prompted`",
+            folder,
+            META_FILE,
+            spec.name,
+        )
+        return cls.for_training(spec, "simulator", None)
 
 
 class SimulatorPrompt:
