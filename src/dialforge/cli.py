@@ -140,17 +140,6 @@ def _tiny_note() -> None:
     )
 
 
-def _names_tiny(value: Any) -> bool:
-    """Whether a config (its JSON dump) has a role on the in-process tiny model."""
-    from .tiny import TINY
-
-    if isinstance(value, dict):
-        return (value.get("model") == TINY and value.get("kind") == "transformers") or any(
-            _names_tiny(v) for v in value.values()
-        )
-    return isinstance(value, list) and any(_names_tiny(v) for v in value)
-
-
 def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Any:
     """A command's config: YAML, then flags, then `--set`; every input file checked now, so a
     typo fails before the first model call (file and field path, exit 2)."""
@@ -163,7 +152,9 @@ def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets:
         check_inputs(cfg, "command line")
     else:
         check_inputs(cfg, str(config), config_origins(overrides, given))
-    if _names_tiny(cfg.model_dump(mode="json")):
+    from .tiny import uses_tiny
+
+    if uses_tiny(cfg):
         _tiny_note()
     return cfg
 
@@ -836,7 +827,8 @@ def _run_pipeline(
     strict: bool = False,
 ) -> None:
     from .config import config_origins, load_config, parse_set, resolve_inputs
-    from .pipeline import PipelineConfig, run_pipeline, uses_tiny
+    from .pipeline import PipelineConfig, run_pipeline
+    from .tiny import uses_tiny
 
     given = parse_set(sets)
     cfg = load_config(PipelineConfig, config, ov, given)

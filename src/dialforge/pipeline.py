@@ -207,16 +207,6 @@ def _resolve(b: BackendConfig) -> BackendConfig:
     return b
 
 
-def uses_tiny(cfg: PipelineConfig) -> bool:
-    backends = [
-        cfg.model,
-        cfg.simulate.assistant,
-        *(s.user for s in cfg.simulate.simulators),
-        cfg.induce.model if cfg.induce else None,
-    ]
-    return any(b is not None and b.model == TINY and isinstance(b, TransformersBackendConfig) for b in backends)
-
-
 def simulate_configs(
     cfg: PipelineConfig, model: BackendConfig, library: str | None, *, resolve: bool = True
 ) -> dict[str, SimulateConfig]:

@@ -89,6 +89,17 @@ def build_tiny_model(
 TINY = "dialforge-tiny"
 
 
+def uses_tiny(config: Any) -> bool:
+    """Whether a config (a model or its JSON dump) has a role on the in-process tiny model."""
+    if hasattr(config, "model_dump"):
+        config = config.model_dump(mode="json")
+    if isinstance(config, dict):
+        if config.get("model") == TINY and config.get("kind") == "transformers":
+            return True
+        return any(uses_tiny(v) for v in config.values())
+    return isinstance(config, list) and any(uses_tiny(v) for v in config)
+
+
 def tiny_model_path() -> Path:
     """The offline demo model `dialforge-tiny`: built once (tokenizer trained on the bundled
     OASST prompts, random weights) and cached in the user cache directory. Concurrent first
