@@ -475,6 +475,14 @@ def test_oasst_flat_message_export_is_read_as_threads(tmp_path, data_dir):
         ["opening A", "answer B", "follow-up D", "answer E"],
         ["opening A", "answer C"],
     ]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rows[1]) + "\n" + json.dumps({"x": 1}) + "\n")
+    with pytest.raises(RecordError, match=r"bad.jsonl:2: not an OASST message"):
+        read_conversations(bad)
+    no_id = tmp_path / "no_id.json"
+    no_id.write_text(json.dumps([rows[1], {"parent_message_id": "a", "role": "assistant", "text": "synthetic"}]))
+    with pytest.raises(RecordError, match=r"no_id.json\[record 1\]: a message without message_id"):
+        read_conversations(no_id)
     real = read_conversations(data_dir / "oasst/realistic_seed_data.json")
     assert len(real) == 158 and all(c.messages[-1].role == "assistant" for c in real)
     assert len({c.messages[0].content for c in real}) == 74

@@ -306,6 +306,13 @@ def _stream_json(path: Path, enc: str) -> Iterator[Located]:
     yield from _container_of(path, load_json(path, enc))  # one big record
 
 
+def located(e: RecordError, path: Path, loc: Located) -> RecordError:
+    """`e` with the file and the record's line (or index) when it does not name a file yet."""
+    if e.path is not None:
+        return e
+    return RecordError(e.message, path=path, line=loc.line, index=None if loc.line else loc.index, field=e.field)
+
+
 def iter_located(path: Path) -> Iterator[Located | RecordError]:
     """Every record of a JSON Lines or JSON file, in order, with its location. A broken JSON
     line is yielded as a RecordError so the caller can skip it; a broken JSON file raises."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..conversation import Conversation
 from ..errors import RecordError
-from ._records import iter_located
+from ._records import iter_located, located
 from .formats import parse_oasst
 
 if TYPE_CHECKING:
@@ -25,11 +25,11 @@ def is_oasst_message(rec: dict[str, Any]) -> bool:
     return "parent_message_id" in rec and rec.get("role") in ("prompter", "assistant") and "text" in rec
 
 
-def _id(rec: dict[str, Any], where: str) -> str:
+def _id(rec: dict[str, Any]) -> str:
     for k in _ID_KEYS:
         if isinstance(rec.get(k), str):
             return str(rec[k])
-    raise RecordError(f"{where}: a message without message_id or user_message_id")
+    raise RecordError("a message without message_id or user_message_id")
 
 
 def read_oasst_messages(path: Path, report: ReadReport) -> list[Conversation]:
@@ -42,10 +42,12 @@ def read_oasst_messages(path: Path, report: ReadReport) -> list[Conversation]:
             raise loc
         report.records += 1
         rec = loc.rec
-        where = f"{path}:{loc.line}" if loc.line else f"{path}[{loc.index}]"
-        if not isinstance(rec, dict) or not is_oasst_message(rec):
-            raise RecordError(f"{where}: not an OASST message ({{parent_message_id, role, text}})")
-        mid = _id(rec, where)
+        try:
+            if not isinstance(rec, dict) or not is_oasst_message(rec):
+                raise RecordError("not an OASST message ({parent_message_id, role, text})")
+            mid = _id(rec)
+        except RecordError as e:
+            raise located(e, path, loc) from None
         nodes[mid] = {"text": rec["text"], "role": rec["role"], "message_id": mid, "replies": []}
         parent = rec.get("parent_message_id")
         if parent is None:

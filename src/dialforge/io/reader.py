@@ -18,7 +18,7 @@ from ..conversation import Conversation
 from ..errors import DialforgeError, RecordError
 from . import formats
 from ._idset import IdSet
-from ._records import Located, is_jsonl, iter_located, iter_records, text_head
+from ._records import Located, is_jsonl, iter_located, iter_records, located, text_head
 from .formats import type_name
 from .mapping import Mapping, load_mapping, parse_mapped
 from .registry import BY_NAME, READ_FORMATS, SEED_KEYS, WRITE_FORMATS, detect_record
@@ -121,12 +121,6 @@ def _parser(fmt: str, mapping: Mapping | None) -> tuple[str, Callable[[Any], lis
     parse = BY_NAME[fmt].parse
     assert parse is not None
     return fmt, parse
-
-
-def _located(e: RecordError, path: Path, loc: Located) -> RecordError:
-    if e.path is not None:
-        return e
-    return RecordError(e.message, path=path, line=loc.line, index=None if loc.line else loc.index, field=e.field)
 
 
 def iter_conversations(
@@ -238,7 +232,7 @@ def _parse_one(
                 if problems:
                     raise RecordError(f"roles do not alternate: {problems[0]}", field="messages")
     except RecordError as e:
-        raise _located(e, path, loc) from None
+        raise located(e, path, loc) from None
     return convs
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DialforgeError, RecordError
-from ._records import Located, iter_located, read_text_lines, text_head
+from ._records import iter_located, located, read_text_lines, text_head
 from .chat_formats import alpaca_prompt
 from .formats import type_name
 from .reader import OnError, ReadReport
@@ -51,20 +51,14 @@ def _first_turn(v: Any, field: str) -> str:
     return _string(v[0], f"{field}[0]")
 
 
-#: Speaker roles of a prompt in a flat message list (OASST's `prompter`, ShareGPT's `human`).
-_USER_ROLES = {"user", "human", "prompter"}
-
-
 def not_an_opening(rec: Any) -> bool:
-    """A record of a flat message list (OASST's message export: `{"role", "text",
-    "parent_message_id"}`) that is no opening prompt: spoken by someone other than the user
-    (an answer), or a reply inside a thread (it has a parent). Neither is a seed."""
-    if not isinstance(rec, dict) or detect_record(rec) not in (None, "oasst-messages"):
-        return False
-    role = rec.get("role", rec.get("from"))
-    if isinstance(role, str) and role.lower() not in _USER_ROLES:
-        return True
-    return any(rec.get(k) is not None for k in ("parent_message_id", "parent_id"))
+    """One message of OASST's flat export (the `oasst-messages` reader's records) that opens
+    no thread: an answer, or a prompt inside a thread (it has a parent). Neither is a seed."""
+    return (
+        isinstance(rec, dict)
+        and detect_record(rec) == "oasst-messages"
+        and (rec["role"] != "prompter" or rec["parent_message_id"] is not None)
+    )
 
 
 def seed_text(rec: Any, text_field: str | None = None) -> str:
@@ -97,12 +91,6 @@ def seed_text(rec: Any, text_field: str | None = None) -> str:
         f"no prompt field: expected one of {', '.join(SEED_KEYS)} or a conversation; the record has keys: "
         f"{keys} (name the field with --text-field)"
     )
-
-
-def _located(e: RecordError, path: Path, loc: Located) -> RecordError:
-    if e.path is not None:
-        return e
-    return RecordError(e.message, path=path, line=loc.line, index=None if loc.line else loc.index, field=e.field)
 
 
 def read_seeds(
@@ -138,7 +126,7 @@ def read_seeds(
                 continue
             out.append(seed_text(loc.rec, text_field))
         except RecordError as e:
-            err = e if isinstance(loc, RecordError) else _located(e, path, loc)
+            err = e if isinstance(loc, RecordError) else located(e, path, loc)
             if on_error == "fail":
                 raise err from None
             report.skip(err)
