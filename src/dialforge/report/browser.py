@@ -144,6 +144,7 @@ def load(page: str | Path, then: list[str] | None = None, *, timeout: float = 60
         path, frag = str(page).split("#", 1)
         url = Path(path).resolve().as_uri() + "#" + frag
     profile = tempfile.mkdtemp(prefix="dialforge-chromium-")
+    proc: subprocess.Popen[str] | None = None
     try:
         proc = subprocess.Popen(
             [exe, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
@@ -152,14 +153,11 @@ def load(page: str | Path, then: list[str] | None = None, *, timeout: float = 60
             text=True,
             start_new_session=True,  # its own process group: the helpers it forks are stopped with it
         )
-    except BaseException:
-        _remove_profile(profile)
-        raise
-    try:
         port = _port(proc, timeout)
         return asyncio.run(_drive(port, url, then or [], timeout, shots or [], width))
     finally:
-        _stop(proc)
+        if proc is not None:
+            _stop(proc)
         _remove_profile(profile)
 
 
