@@ -11,7 +11,11 @@ and each becomes part of the workflow:
   `available/unavailable`, `info_missing*`) label the tool step's options.
 - user answers `yes`/`no` become reference answers of the yes/no question they answer: the
   question a positive result leads to when the answer books (yes -> `query_book`), else the
-  one yes/no question the flowchart leaves without a way on (`anything_else` last).
+  one yes/no question the flowchart leaves without a way on (`anything_else` last). A `done`
+  node (the user's "that is all", which ends a loop: trip_directions' `done ->
+  trip_instructions_done`) is a third answer of that question wherever it occurs, so the
+  steps after it stay reachable; a detour the loop's other answer leads to goes back to the
+  question (inferred).
 - trivia's verdicts on the user's answer (`correct/incorrect/noanswer`) label the options of
   the step that asks the fetched question; `done` is the "no" of its "continue playing?"
   questions, whose "yes" fetches the next question (not in the graph: what the recorded
@@ -22,7 +26,10 @@ the flowchart does not link: out_of_scope, bye, optional questions). Nodes with 
 are endings.
 
 ABCD (`guidelines.json`): one workflow per subflow, one step per action in order, the
-action's guideline text as what the agent says, its sub-points as reference answers.
+action's guideline text as what the agent says, its sub-points as reference answers. A
+sub-point that ends the conversation (`[End Conversation]`, "end the conversation") is an
+ending option of its step, wherever the step is (`source.endings`); an action without text
+is listed in `source.dropped`.
 """
 
 from __future__ import annotations
@@ -187,16 +194,39 @@ class _StarBuild:
         return next(iter(specific or asking), None)
 
     def _attach_yes_no(self) -> None:
+        """`yes`/`no` (and `done` where no trivia verdict claims it: trip_directions' "I have
+        arrived") are the reference answers of the question they answer, wherever it is."""
         answers = [a for a in USER_ANSWERS if a in self.graph]
+        done = DONE in self.graph and not any(v in self.graph for v in VERDICTS)
+        if done:
+            answers.append(DONE)
         if not answers:
             return
         question = self._answered_question()
         for a in answers:
+            said = USER_ANSWERS.get(a) or _clean(self.texts.get(a, "")) or a.capitalize()
             if question is None:
                 self.dropped[a] = "user answer with no yes/no question left to answer"
                 continue
-            self.steps[question].options.append(Option(answer=USER_ANSWERS[a], next=self.graph[a], label=a))
-            self.dropped[a] = f"user answer: the reference answer {USER_ANSWERS[a]!r} of step {question}"
+            self.steps[question].options.append(Option(answer=said, next=self.graph[a], label=a))
+            self.dropped[a] = f"user answer: the reference answer {said!r} of step {question}"
+        if question is not None:
+            self._attach_detours(question)
+
+    def _attach_detours(self, question: str) -> None:
+        """A question that loops on one answer (trip_directions: "Can I proceed?" yes -> the
+        next step, asked again) takes the other answer through a detour (the detailed
+        instruction) that the graph leaves with no way on: the recorded dialogues go back to
+        the question, so the detour does too (listed in `source.inferred_edges`)."""
+        opts = self.steps[question].options
+        if not any(o.next == question for o in opts):
+            return
+        for o in opts:
+            t = o.next
+            if t and t != question and t in self.steps and t not in self.graph and not self.steps[t].options:
+                if not self.steps[t].say.endswith("?"):
+                    self.steps[t].options.append(Option(next=question, label="continue"))
+                    self.inferred.append(f"{t} --any reply--> {question}")
 
     def _attach_trivia(self) -> None:
         verdicts = [v for v in VERDICTS if v in self.graph]
@@ -343,18 +373,43 @@ def _abcd_workflow(name: str, flow: str, sub: str, body: dict[str, Any], spec: d
         sid = f"a{i}_" + re.sub(r"[^a-z0-9]+", "_", (a.get("button") or "step").lower()).strip("_")
         steps[sid] = Step(say=re.sub(r"\s+", " ", a["text"]).strip(), options=[])
     ids = list(steps)
+    ending_points: list[str] = []
     for i, sid in enumerate(ids[:-1]):
         subs = [re.sub(r"\s+", " ", s).strip() for s in actions[i].get("subtext", []) if s.strip()]
-        answers: list[str | None] = list(subs) or [None]
-        steps[sid].options = [Option(answer=a, next=ids[i + 1]) for a in answers]
+        steps[sid].options = _abcd_options(subs, ids[i + 1])
+        ending_points += [f"{sid}#{j}" for j, o in enumerate(steps[sid].options) if o.end]
+    dropped = {
+        f"action {i}": "no guideline text: nothing the agent could say"
+        for i, a in enumerate(spec.get("actions", []))
+        if not a.get("text", "").strip()
+    }
     return Workflow(
         name=name,
         topic=f"{body.get('description', flow)}: {sub}",
         agent="customer service agent",
         start=ids[0],
         steps=steps,
-        source={"format": "abcd", "flow": flow, "subflow": sub},
+        source={"format": "abcd", "flow": flow, "subflow": sub, "endings": ending_points, "dropped": dropped},
     )
+
+
+_ABCD_END = re.compile(r"\[end conversation\]|\bend the conversation\b", re.I)
+
+
+def _abcd_options(subs: list[str], nxt: str) -> list[Option]:
+    """A sub-point that ends the conversation (`[End Conversation]`: the customer cannot
+    return the item) is an ending wherever it occurs, not a way on; one that also says "head
+    to the next step" is both; a step whose points all end still leads on (the other case)."""
+    out: list[Option] = []
+    for a in subs:
+        ends = bool(_ABCD_END.search(a))
+        if not ends or "next step" in a.lower():
+            out.append(Option(answer=a, next=nxt))
+        if ends:
+            out.append(Option(answer=a, end=a, label="end_conversation"))
+    if not any(o.next for o in out):
+        out.append(Option(answer=None, next=nxt))
+    return out
 
 
 def write_workflows(workflows: list[Workflow], out: str | Path) -> list[Path]:

@@ -158,6 +158,11 @@ def intent_workflow(service: dict[str, Any], intent: dict[str, Any], file: str =
     what = _lower_first(intent.get("description") or intent["name"])
     required = [s for s in intent.get("required_slots") or [] if s in slots]
     optional = {s: v for s, v in (intent.get("optional_slots") or {}).items() if s in slots}
+    dropped = {
+        s: "slot the intent names but the service does not define: nothing to ask"
+        for s in [*(intent.get("required_slots") or []), *(intent.get("optional_slots") or {})]
+        if s not in slots
+    }
     call = f"call_{intent['name']}"
     order = [f"ask_{_sid(s)}" for s in required] + [f"offer_{_sid(s)}" for s in optional] + ["confirm"]
     first = order[0]
@@ -187,6 +192,7 @@ def intent_workflow(service: dict[str, Any], intent: dict[str, Any], file: str =
                 "tool_steps": {call: intent["name"]},
                 "required_slots": required,
                 "optional_slots": optional,
+                "dropped": dropped,
             },
         )
     except ValidationError as e:
