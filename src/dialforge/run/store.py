@@ -75,6 +75,9 @@ class RecordStore:
 
     # -- opening -------------------------------------------------------------------------
     def _recover(self) -> None:
+        # a rewrite killed before its rename: the store holds the run directory's lock, so the
+        # temporary file is a dead writer's (the records are all in the store itself)
+        self.path.with_name(self.path.name + ".tmp").unlink(missing_ok=True)
         if not self.path.exists():
             return
         bad, cut = self._scan()

@@ -25,7 +25,7 @@ import orjson
 
 from ..conversation import Conversation
 from ..errors import DialforgeError
-from ..io.reader import OnError, atomic_writer, iter_conversations, write_conversations
+from ..io.reader import OnError, atomic_writer, check_output, iter_conversations, write_conversations
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 
@@ -450,6 +450,8 @@ def dedup_file(
     for name, value in (("near", near), ("embedding", embedding)):
         if value is not None and not 0 < value <= 1:
             raise DialforgeError(f"dedup {name} threshold {value} is outside (0, 1]")
+    check_output(out)
+    check_output(report)  # refuse before the reading, not after it
     removed: list[dict[str, Any]] = []
     read = [0]
 
