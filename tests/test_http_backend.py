@@ -80,32 +80,146 @@ def test_malformed_body_is_retried(fake_server):
     assert c.ok and c.retries == 1
 
 
+def _structured(llm, n=1, model=Pick, text="pick"):
+    async def go():
+        try:
+            return await asyncio.gather(
+                *(llm.structured([{"role": "user", "content": f"{text} {i}"}], model) for i in range(n))
+            )
+        finally:
+            await llm.aclose()
+
+    return asyncio.run(go())
+
+
 def test_structured_output_request_and_repair(fake_server):
-    fake_server.inject("bad_json", times=1)
     llm = LLM(_backend(fake_server))
 
     async def go():
         try:
-            return await llm.structured([{"role": "user", "content": "pick"}], Pick)
+            first = await llm.structured([{"role": "user", "content": "pick 0"}], Pick)
+            fake_server.inject("bad_json", times=1)  # the server honoured the schema once: now a model failure
+            return first, await llm.structured([{"role": "user", "content": "pick 1"}], Pick)
         finally:
             await llm.aclose()
 
-    res = asyncio.run(go())
+    first, res = asyncio.run(go())
+    assert first.ok and first.raw == ['{"strategy":"ok","instruction":"ok"}']
     assert res.ok and res.value == Pick(strategy="ok", instruction="ok")
     assert res.raw[0] == "this is not JSON" and len(res.raw) == 2
     rf = fake_server.requests[0]["response_format"]
     assert rf["type"] == "json_schema" and rf["json_schema"]["schema"]["required"] == ["strategy", "instruction"]
-    # the repair request shows the model its bad reply and the error
-    assert fake_server.requests[1]["messages"][-2] == {"role": "assistant", "content": "this is not JSON"}
+    # the repair request shows the model its bad reply and the error, still as json_schema
+    assert fake_server.requests[2]["messages"][-2] == {"role": "assistant", "content": "this is not JSON"}
+    assert fake_server.requests[2]["response_format"]["type"] == "json_schema"
+    assert llm.backend.dialect == "json_schema" and llm.backend.switches == []
 
 
 def test_structured_output_typed_failure_never_raises(fake_server):
+    llm = LLM(_backend(fake_server, structured_output="prompt"))
     fake_server.inject("bad_json", times=2)
-    llm = LLM(_backend(fake_server))
-    res = asyncio.run(llm.structured([{"role": "user", "content": "pick"}], Pick))
+    (res,) = _structured(llm)
     assert not res.ok and res.error.startswith("invalid after one repair attempt")
     assert res.raw == ["this is not JSON", "this is not JSON"]
     assert llm.usage.totals()["fake-model"].calls == 2
+
+
+def test_llama_cpp_python_dialect_is_negotiated_once(caplog):
+    """json_schema refused with HTTP 500 naming it (llama-cpp-python): every request is
+    resent at once as json_object with the schema; logged once; no record fails."""
+    with FakeOpenAIServer(response_formats=("json_object", "text"), delay_s=0.05) as srv:
+        llm = LLM(_backend(srv, max_retries=0))
+        results = _structured(llm, n=6)
+        more = _structured(LLM(llm.backend), n=2)
+    assert all(r.ok and r.value == Pick(strategy="ok", instruction="ok") for r in results + more)
+    sent_as = [b["response_format"]["type"] for b in srv.requests]
+    refused = sent_as.count("json_schema")
+    assert 1 <= refused <= 6 and srv.refused == refused  # the ones already in flight when it switched
+    assert sent_as[refused:] == ["json_object"] * 8
+    assert srv.requests[-1]["response_format"]["schema"]["required"] == ["strategy", "instruction"]
+    # the schema is in the prompt too (json_object alone does not name the fields)
+    assert '"required": ["strategy", "instruction"]' in srv.requests[-1]["messages"][-1]["content"]
+    assert llm.backend.dialect == "json_object"
+    assert len(llm.backend.switches) == 1 and llm.backend.switches[0].startswith("json_schema -> json_object")
+    warnings = [r for r in caplog.records if "structured output as json_schema" in r.getMessage()]
+    assert len(warnings) == 1 and "HTTP 500" in warnings[0].getMessage()
+    totals = llm.usage.totals()["fake-model"]
+    assert totals.calls == 6 and totals.retries == refused and totals.failures == 0  # usage = the server's count
+
+
+def test_a_server_that_refuses_every_response_format_gets_the_schema_in_the_prompt():
+    def reply(body):
+        if "response_format" in body:
+            raise AssertionError("refused before the reply")
+        content = body["messages"][-1]["content"]
+        if "matches this JSON schema" in content:
+            return 'Sure! Here it is: ```json\n{"strategy": "ask why", "instruction": "Why?"}\n```'
+        return "no schema seen"
+
+    with FakeOpenAIServer(reply=reply, response_formats=(), refuse_status=400) as srv:
+        llm = LLM(_backend(srv, max_retries=0))
+        (res,) = _structured(llm)
+    assert res.ok and res.value == Pick(strategy="ask why", instruction="Why?")
+    assert [b.get("response_format", {}).get("type") for b in srv.requests] == ["json_schema", "json_object", None]
+    assert llm.backend.dialect == "prompt" and srv.refused == 2
+    assert llm.usage.totals()["fake-model"].retries == 2
+
+
+def test_a_server_that_ignores_response_format_is_detected_by_its_reply():
+    def reply(body):
+        content = body["messages"][-1]["content"]
+        if "matches this JSON schema" in content:
+            return '{"strategy": "s", "instruction": "i"}'
+        return "Of course! I would be happy to help you pick."
+
+    with FakeOpenAIServer(reply=reply, ignore_response_format=True) as srv:
+        llm = LLM(_backend(srv))
+        (res,) = _structured(llm)
+        (res2,) = _structured(LLM(llm.backend))
+    assert res.ok and res2.ok and res.raw == ['{"strategy": "s", "instruction": "i"}']
+    assert [b["response_format"]["type"] for b in srv.requests] == ["json_schema", "json_object", "json_object"]
+    assert llm.backend.dialect == "json_object"
+    # the dropped reply's tokens are counted on the answer: usage equals what the server served
+    assert llm.usage.totals()["fake-model"].completion_tokens == 10 + 4
+
+
+def test_a_400_that_does_not_name_the_field_is_the_records_own_failure():
+    """Context overflow (HTTP 400) is not a refusal of the schema: no switch, one failed record."""
+    with FakeOpenAIServer() as srv:
+        srv.inject("echo_key", status=400, length=60)  # a 400 whose body names nothing structured
+        llm = LLM(_backend(srv))
+        (res,) = _structured(llm)
+    assert not res.ok and "HTTP 400" in res.error
+    assert llm.backend.dialect == "json_schema" and len(srv.requests) == 1
+
+
+def test_a_token_id_prompt_falls_back_to_the_rendered_text():
+    """llama-cpp-python's /v1/completions takes only a string: HTTP 500 to token ids."""
+    with FakeOpenAIServer(token_prompts=False, reply=lambda body: f"got {body['prompt']!r}") as srv:
+        b = _backend(srv, max_retries=0)
+
+        async def go():
+            try:
+                out = []
+                for i in range(2):
+                    req = ChatRequest([{"role": "user", "content": "x"}], prompt=[1, 2, i], prompt_text=f"<|u|>{i}")
+                    out += await b.chat([req])
+                return out
+            finally:
+                await b.aclose()
+
+        first, second = asyncio.run(go())
+    assert first.ok and first.text == "got '<|u|>0'" and first.retries == 1
+    assert second.ok and second.text == "got '<|u|>1'" and second.retries == 0
+    assert [r["prompt"] for r in srv.requests] == [[1, 2, 0], "<|u|>0", "<|u|>1"]
+    assert set(srv.paths) == {"/v1/completions"}
+
+
+def test_a_token_id_prompt_is_kept_where_the_server_takes_it(fake_server):
+    b = _backend(fake_server)
+    req = ChatRequest([{"role": "user", "content": "x"}], prompt=[5, 6], prompt_text="never sent")
+    (c,) = asyncio.run(b.chat([req]))
+    assert c.ok and fake_server.requests[0]["prompt"] == [5, 6]
 
 
 @pytest.mark.slow
@@ -121,25 +235,60 @@ def test_adaptive_concurrency_backs_off_and_completes():
     assert sum(c.retries for c in results) > 0
 
 
+def test_a_one_at_a_time_server_is_served_without_errors_at_the_default_concurrency():
+    """llama-cpp-python answers one request at a time: 64 in flight queue past the timeout.
+    The limiter cuts on timeouts (and on answers slower than half the timeout) instead of
+    failing records."""
+    with FakeOpenAIServer(delay_s=0.05, serial=True) as srv:
+        backend = _backend(srv, timeout_s=1.0, backoff_base_s=0.05)  # max_concurrency 64: the default
+        results = _ask(backend, n=80)
+    assert all(c.ok for c in results), [c.error for c in results if not c.ok][:2]
+    # slow start (8) and the cut on answers slower than half the timeout keep the line short:
+    # no timeouts at all here (64 at once gave 77 timeouts and 19 answers nobody read)
+    assert backend.limiter.decreases >= 1 and backend.limiter.limit < 16
+    assert sum(c.retries for c in results) <= 2 and srv.served <= 82
+
+
 def test_aimd_limiter_arithmetic():
     from dialforge.llm.limiter import AIMDLimiter
 
-    lim = AIMDLimiter(16, cooldown_s=0.0)
-    lim.on_pushback()
-    assert lim.limit == 8
-    lim.on_pushback()
-    lim.on_pushback()
-    lim.on_pushback()
-    lim.on_pushback()
-    assert lim.limit == 1  # never below the floor
-    lim.on_success()
-    assert lim.limit == 2.0  # additive: +1/limit per success
-    lim.on_success()
-    assert lim.limit == 2.5
-    lim2 = AIMDLimiter(16, cooldown_s=60)
-    lim2.on_pushback()
-    lim2.on_pushback()  # within the cooldown: one signal
-    assert lim2.limit == 8 and lim2.decreases == 1
+    lim = AIMDLimiter(100)
+    assert lim.limit == 8  # slow start
+    for n in (8, 16, 32, 64):  # doubles per clean window of `limit` answers
+        for _ in range(n):
+            lim.on_success(0)
+    assert lim.limit == 100 and lim.decreases == 0
+    t = asyncio.run(lim.acquire())
+    lim.release()
+    for i in range(100):  # 5% pushbacks spread over a window: retried, never a cut
+        lim.on_pushback(t) if i % 20 == 0 else lim.on_success(t)
+    assert lim.limit == 100 and lim.decreases == 0
+    for _ in range(9):
+        lim.on_pushback(t)
+    assert lim.limit == 100  # 9 of a 100-answer window: under the 10% tolerance
+    lim.on_pushback(t)
+    assert lim.limit == 50 and lim.decreases == 1 and lim.epoch == 1  # a burst: one cut
+    for _ in range(30):
+        lim.on_pushback(t)  # from requests sent before the cut: the same burst
+    assert lim.limit == 50 and lim.decreases == 1
+    t1 = lim.epoch
+    lim.on_overload(t1)  # a timeout: halve at once
+    lim.on_overload(t1)  # another from the same epoch: the same signal
+    assert lim.limit == 25 and lim.decreases == 2
+    t2 = lim.epoch
+    for _ in range(25):  # a clean window grows by half (quick recovery)
+        lim.on_success(t2)
+    assert lim.limit == 37.5
+    for _ in range(36):  # a window with one pushback grows by one slot
+        lim.on_success(t2)
+    lim.on_pushback(t2)
+    assert lim.limit == 38.5
+    lim.on_success(t2, latency_s=61.0, timeout_s=120.0)  # slower than half the timeout: overload
+    assert lim.limit == 19.25
+    floor = AIMDLimiter(4)
+    for _ in range(6):
+        floor.on_overload()
+    assert floor.limit == 1  # never below the floor
 
 
 def _closed_port() -> int:

@@ -91,10 +91,21 @@ class ScriptedChatModel:
         return None
 
 
-def _default_reply(body: dict[str, Any]) -> str:
+def response_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks for: `response_format` of type `json_schema`, or of
+    type `json_object` with a `schema` (llama-cpp-python's form); None for plain text."""
     rf = body.get("response_format") or {}
     if rf.get("type") == "json_schema":
-        return orjson.dumps(example_for_schema(rf["json_schema"]["schema"])).decode()
+        return rf["json_schema"]["schema"]  # type: ignore[no-any-return]
+    if rf.get("type") == "json_object" and isinstance(rf.get("schema"), dict):
+        return rf["schema"]  # type: ignore[no-any-return]
+    return None
+
+
+def _default_reply(body: dict[str, Any]) -> str:
+    schema = response_schema(body)
+    if schema is not None:
+        return orjson.dumps(example_for_schema(schema)).decode()
     last = body["messages"][-1]["content"] if body.get("messages") else ""
     return f"echo: {last[:200]}"
 
@@ -127,6 +138,17 @@ class FakeOpenAIServer:
     - `inject("echo_key", times, status=500, offset=k, length=n)`  an error body of n characters
       with the request's bearer key written at character k (a server that leaks the key)
     - `capacity=k`                   answer 429 while more than k requests are in flight
+    - `fault_rates={"429": 0.05}`    that fault on a random share of requests (seeded), on
+      top of the injected ones ("429", "500", "hang", "malformed", "bad_json")
+    - `serial=True`                  answer one request at a time, the rest wait in line
+      (llama-cpp-python's server)
+
+    Servers differ in what they take, and these emulate them:
+    - `response_formats=("json_object",)`  the `response_format` types accepted; another is
+      answered `refuse_status` (500, as llama-cpp-python does) with a body that names it
+    - `ignore_response_format=True`  accepts the field and ignores it (the reply function
+      sees the body without it)
+    - `token_prompts=False`          `/v1/completions` with token ids is HTTP 500 (a string only)
     """
 
     def __init__(
@@ -137,10 +159,31 @@ class FakeOpenAIServer:
         capacity: int | None = None,
         port: int = 0,
         record: bool = True,
+        fault_rates: dict[str, float] | None = None,
+        serial: bool = False,
+        response_formats: Sequence[str] | None = None,
+        refuse_status: int = 500,
+        ignore_response_format: bool = False,
+        token_prompts: bool = True,
+        seed: int = 0,
     ) -> None:
+        import random
+
         self.reply = reply or _default_reply
         self.delay_s = delay_s
         self.capacity = capacity
+        self.fault_rates = dict(fault_rates or {})
+        for kind in self.fault_rates:
+            if kind not in ("500", "429", "hang", "malformed", "bad_json"):
+                raise ValueError(f"unknown fault rate {kind!r}")
+        self.serial = serial
+        self.response_formats = tuple(response_formats) if response_formats is not None else None
+        self.refuse_status = refuse_status
+        self.ignore_response_format = ignore_response_format
+        self.token_prompts = token_prompts
+        self.refused = 0  # requests answered with an error because of a field or prompt form
+        self._rng = random.Random(seed)
+        self._line: asyncio.Lock | None = None
         self.port = port
         self.record = record
         self.requests: list[dict[str, Any]] = []
@@ -169,7 +212,26 @@ class FakeOpenAIServer:
 
     def _next_fault(self) -> tuple[str, dict[str, Any]] | None:
         with self._lock:
-            return self._faults.popleft() if self._faults else None
+            if self._faults:
+                return self._faults.popleft()
+        for kind, rate in self.fault_rates.items():
+            if self._rng.random() < rate:
+                return kind, {}
+        return None
+
+    def _refusal(self, body: dict[str, Any]) -> Any:
+        """The error a server gives for a field or prompt form it does not take, or None."""
+        from aiohttp import web
+
+        rf = body.get("response_format")
+        if rf and self.response_formats is not None and rf.get("type") not in self.response_formats:
+            self.refused += 1
+            detail = {"loc": ["body", "response_format", "type"], "msg": f"unsupported: {rf.get('type')!r}"}
+            return web.json_response({"error": {"message": str(detail)}}, status=self.refuse_status)
+        if isinstance(body.get("prompt"), list) and not self.token_prompts:
+            self.refused += 1
+            return web.Response(status=500, text="Internal Server Error: prompt must be a string")
+        return None
 
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web
@@ -179,11 +241,28 @@ class FakeOpenAIServer:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
             self.paths.append(request.path)
+        if not self.serial:
+            return await self._answer(body, request)
+        if self._line is None:
+            self._line = asyncio.Lock()
+        async with self._line:  # one at a time; a client that gave up is not answered
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499, text="client closed request")
+            return await self._answer(body, request)
+
+    async def _answer(self, body: dict[str, Any], request: Any) -> Any:
+        from aiohttp import web
+
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.capacity is not None and self.in_flight > self.capacity:
                 return web.Response(status=429, text="over capacity", headers={"Retry-After": "0"})
+            refusal = self._refusal(body)
+            if refusal is not None:
+                return refusal
+            if self.ignore_response_format:
+                body = {k: v for k, v in body.items() if k != "response_format"}
             fault = self._next_fault()
             if fault is not None:
                 failed = await self._fault_response(fault, body, request.headers.get("Authorization", ""))
@@ -291,6 +370,8 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     ap.add_argument("--unique", action="store_true", help="answer every request with fresh random text")
     ap.add_argument("--capacity", type=int, default=None, help="answer 429 above this many requests in flight")
+    ap.add_argument("--rate-429", type=float, default=0.0, help="answer this share of requests 429 (Retry-After 0)")
+    ap.add_argument("--serial", action="store_true", help="answer one request at a time")
     args = ap.parse_args()
     reply = None
     if args.unique:
@@ -304,12 +385,20 @@ def main() -> None:
             return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?" if value == "ok" else value
 
         def reply(body: dict[str, Any]) -> str:
-            rf = body.get("response_format") or {}
-            if rf.get("type") == "json_schema":  # valid JSON, fresh strings (strategy mode, judges)
-                return orjson.dumps(fresh(example_for_schema(rf["json_schema"]["schema"]))).decode()
+            schema = response_schema(body)
+            if schema is not None:  # valid JSON, fresh strings (strategy mode, judges)
+                return orjson.dumps(fresh(example_for_schema(schema))).decode()
             return f"{uuid.uuid4().hex} {uuid.uuid4().hex}?"
 
-    srv = FakeOpenAIServer(reply=reply, delay_s=args.delay, port=args.port, record=False, capacity=args.capacity)
+    srv = FakeOpenAIServer(
+        reply=reply,
+        delay_s=args.delay,
+        port=args.port,
+        record=False,
+        capacity=args.capacity,
+        fault_rates={"429": args.rate_429} if args.rate_429 else None,
+        serial=args.serial,
+    )
     srv.start()
     print(f"serving on {srv.base_url}", flush=True)
     try:
@@ -319,7 +408,7 @@ def main() -> None:
         srv.stop()
 
 
-__all__ = ["FakeOpenAIServer", "ScriptedChatModel", "build_tiny_model", "example_for_schema"]
+__all__ = ["FakeOpenAIServer", "ScriptedChatModel", "build_tiny_model", "example_for_schema", "response_schema"]
 
 if __name__ == "__main__":
     main()

@@ -24,8 +24,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
 from .http import OpenAIHTTPBackend, _EndpointFatal, _Fatal, _Retryable, _Unreachable, backoff_delay, gave_up
@@ -131,23 +129,48 @@ class EndpointFleet:
         e.streak = 0
 
     # -- sending ----------------------------------------------------------------------------
-    async def _send(self, e: _Endpoint, body: bytes, url: str) -> Completion:
+    async def _send(self, e: _Endpoint, req: ChatRequest, resent: list[int]) -> Completion:
+        """One attempt on `e` in its current dialect. A dialect (or token-id prompt) the
+        endpoint refuses or ignores moves it on, and the request is resent there at once:
+        `resent[0]` counts those sends; a dropped reply's tokens are added to the answer."""
         e.outstanding += 1
+        prompt_tokens = completion_tokens = 0
         try:
-            await e.backend.limiter.acquire()
-            try:
-                return await e.backend._attempt(e.backend._get_session(), body, url)
-            finally:
+            while True:
+                body, dialect, tokens = e.backend.body_for(req)
+                ticket = await e.backend.limiter.acquire()
+                t_sent = time.perf_counter()
+                try:
+                    comp = await e.backend._attempt(e.backend._get_session(), body, e.backend.url_for(req))
+                except (_Retryable, _Fatal) as err:
+                    e.backend.limiter.release()
+                    if e.backend.refused(req, dialect, tokens, err):
+                        resent[0] += 1
+                        continue
+                    err.ticket = ticket
+                    raise
                 e.backend.limiter.release()
+                e.backend.limiter.on_success(ticket, time.perf_counter() - t_sent, e.backend.timeout_s)
+                if e.backend.ignored(req, dialect, comp):
+                    resent[0] += 1
+                    prompt_tokens += comp.usage.prompt_tokens
+                    completion_tokens += comp.usage.completion_tokens
+                    continue
+                comp.usage.prompt_tokens += prompt_tokens
+                comp.usage.completion_tokens += completion_tokens
+                return comp
         finally:
             e.outstanding -= 1
 
     def _failed(self, e: _Endpoint, err: _Retryable, probe: bool) -> bool:
         """Count a failed attempt; whether the endpoint is now out (resend elsewhere, free)."""
         e.failures += 1
+        ticket = err.ticket
         if err.pushback:
-            e.backend.limiter.on_pushback()
+            e.backend.limiter.on_pushback(ticket)
             return False
+        if err.overload:
+            e.backend.limiter.on_overload(ticket)
         e.streak += 1
         if probe or err.down or isinstance(err, _Unreachable) or e.streak >= self.fail_streak:
             if e.up or probe:
@@ -175,14 +198,14 @@ class EndpointFleet:
         return True
 
     async def _one(self, req: ChatRequest) -> Completion:
-        body = orjson.dumps(self.endpoints[0].backend._payload(req))
         start = time.perf_counter()
         retries = failovers = 0
+        resent = [0]
         last_error = ""
         while True:
             e, probe = await self._pick()
             try:
-                comp = await self._send(e, body, e.backend.url_for(req))
+                comp = await self._send(e, req, resent)
             except (_Retryable, _Fatal) as err:
                 last_error = f"{e.url}: {e.backend._redact(str(err))}"
                 if self._never_answered(e, err):
@@ -196,7 +219,10 @@ class EndpointFleet:
                 if isinstance(err, _Fatal):
                     e.failures += 1
                     return Completion(
-                        model=self.model_id, error=last_error, retries=retries, latency_s=time.perf_counter() - start
+                        model=self.model_id,
+                        error=last_error,
+                        retries=retries + resent[0],
+                        latency_s=time.perf_counter() - start,
                     )
                 out = self._failed(e, err, probe)
                 if out and failovers < 2 * len(self.endpoints) and any(x.up for x in self.endpoints):
@@ -216,11 +242,10 @@ class EndpointFleet:
             self._served = True
             e.calls += 1
             self._put_back(e)
-            e.backend.limiter.on_success()
-            comp.retries = retries
+            comp.retries = retries + resent[0]
             comp.latency_s = time.perf_counter() - start
             return comp
-        return gave_up(self.model_id, retries, last_error, start)
+        return gave_up(self.model_id, retries + resent[0], last_error, start)
 
     async def aclose(self) -> None:
         for e in self.endpoints:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import os
 import random
@@ -28,16 +29,66 @@ log = logging.getLogger("dialforge.llm")
 
 _PUSHBACK = (429, 503)
 
+DIALECTS = ("json_schema", "json_object", "prompt")
+"""How a structured request is sent, richest first: `response_format` of type `json_schema`
+(vLLM, SGLang, OpenAI, llama.cpp's C++ server), of type `json_object` with the schema beside it
+(llama-cpp-python's form), or plain text with the schema in the prompt. An endpoint starts at
+the configured one and moves down once when the server refuses the field (an error whose body
+names it) or ignores it (a reply that is not JSON before any reply in that dialect was)."""
 
-class _Retryable(Exception):
-    def __init__(self, msg: str, retry_after: float | None = None, pushback: bool = False, down: bool = False) -> None:
+_NAMES_THE_FIELD = ("response_format", "json_schema", "json_object", "schema", "grammar")
+_TOKEN_PROMPT_WORDS = ("prompt", "token", "str", "list", "type")
+
+SCHEMA_INSTRUCTION = "Reply with only one JSON object that matches this JSON schema, and nothing else:\n{schema}"
+
+
+def schema_messages(messages: list[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
+    """The messages with the schema stated in the prompt (for servers that cannot constrain):
+    added to the last user message, or as a new one; nothing when a message already shows it."""
+    text = json.dumps(schema)
+    if any(text in (m.get("content") or "") for m in messages):
+        return messages
+    note = SCHEMA_INSTRUCTION.format(schema=text)
+    if messages and messages[-1].get("role") == "user":
+        last = messages[-1]
+        return [*messages[:-1], {**last, "content": f"{last.get('content') or ''}\n\n{note}"}]
+    return [*messages, {"role": "user", "content": note}]
+
+
+def looks_like_json(text: str) -> bool:
+    """Whether a reply is shaped like JSON (an object or array, maybe fenced or cut short):
+    what a server that honours `response_format` sends. Prose means it ignored the field."""
+    s = text.strip()
+    if s.startswith("```"):
+        s = s.lstrip("`").removeprefix("json").strip()
+    return s.startswith(("{", "["))
+
+
+class _HTTPFailure(Exception):
+    """A failed attempt; `status` and `body` (lower case) when the server answered."""
+
+    status: int | None = None
+    body: str = ""
+    ticket: int | None = None  # the limiter ticket of the attempt (fleet)
+
+
+class _Retryable(_HTTPFailure):
+    def __init__(
+        self,
+        msg: str,
+        retry_after: float | None = None,
+        pushback: bool = False,
+        down: bool = False,
+        overload: bool = False,
+    ) -> None:
         super().__init__(msg)
         self.retry_after = retry_after
         self.pushback = pushback
         self.down = down  # refused or dropped the connection: an endpoint fleet takes it out
+        self.overload = overload  # a timeout or a dropped connection: the limiter cuts at once
 
 
-class _Fatal(Exception):
+class _Fatal(_HTTPFailure):
     """A 4xx that retrying will not fix (bad request, auth)."""
 
 
@@ -97,7 +148,7 @@ class OpenAIHTTPBackend:
         max_retries: int = 5,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
-        structured_output: bool = True,
+        structured_output: bool | str = True,
         connect_retry_s: float = 8.0,
     ) -> None:
         self.model_id = model
@@ -115,6 +166,16 @@ class OpenAIHTTPBackend:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.structured_output = structured_output
+        if structured_output is True:
+            structured_output = DIALECTS[0]
+        elif structured_output is False:
+            structured_output = "prompt"
+        if structured_output not in DIALECTS:
+            raise ValueError(f"structured_output must be true, false or one of {', '.join(DIALECTS)}")
+        self.dialect: str = structured_output  # per endpoint, moves down on refusal (see DIALECTS)
+        self._confirmed = False  # a JSON reply came in the current dialect: it is honoured
+        self.switches: list[str] = []  # "json_schema -> json_object: why", for the summary
+        self.token_prompts = True  # until the server refuses a token-id prompt: then the text
         self.limiter = AIMDLimiter(max_concurrency)
         self._max_concurrency = max_concurrency
         self._session: aiohttp.ClientSession | None = None
@@ -138,12 +199,23 @@ class OpenAIHTTPBackend:
             )
         return self._session
 
-    def _payload(self, req: ChatRequest) -> dict[str, Any]:
+    def _payload(
+        self, req: ChatRequest, dialect: str | None = None, token_prompt: bool | None = None
+    ) -> dict[str, Any]:
         p = req.params
+        dialect = dialect or self.dialect
+        token_prompt = self.token_prompts if token_prompt is None else token_prompt
+        messages = req.messages
+        if req.schema is not None and dialect != "json_schema":
+            messages = schema_messages(messages, req.schema)
+        if req.prompt is not None:  # a raw prompt goes to the completions endpoint (trained simulators)
+            prompt: list[int] | str = req.prompt if token_prompt or req.prompt_text is None else req.prompt_text
+            head: dict[str, Any] = {"prompt": prompt}
+        else:
+            head = {"messages": messages}
         body: dict[str, Any] = {
             "model": self.model_id,
-            # a token-id prompt goes to the raw completions endpoint (trained simulators)
-            **({"prompt": req.prompt} if req.prompt is not None else {"messages": req.messages}),
+            **head,
             "temperature": p.temperature,
             "top_p": p.top_p,
             "max_tokens": p.max_tokens,
@@ -156,12 +228,70 @@ class OpenAIHTTPBackend:
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed + req.sample_index
-        if req.schema is not None and self.structured_output:
+        if req.schema is not None and dialect == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": req.schema_name, "schema": req.schema, "strict": True},
             }
+        elif req.schema is not None and dialect == "json_object":
+            body["response_format"] = {"type": "json_object", "schema": req.schema}
         return body
+
+    def body_for(self, req: ChatRequest) -> tuple[bytes, str, bool]:
+        """The request body in this endpoint's current dialect, with the dialect and prompt
+        form used (to tell later whether a refusal was of the dialect still in use)."""
+        dialect, tokens = self.dialect, self.token_prompts
+        return orjson.dumps(self._payload(req, dialect, tokens)), dialect, tokens
+
+    # -- negotiation ---------------------------------------------------------------------
+    def refused(self, req: ChatRequest, dialect: str, tokens: bool, err: _HTTPFailure) -> bool:
+        """Whether `err` refuses how the request was sent (the structured-output field, or a
+        token-id prompt); if so, move this endpoint on (once, logged once): resend at once."""
+        if err.status is None or err.status in (*_PUSHBACK, 401, 403, 404, 408) or err.status < 400:
+            return False
+        if req.prompt is not None and tokens and req.prompt_text is not None:
+            if any(w in err.body for w in _TOKEN_PROMPT_WORDS) or err.status >= 500:
+                if self.token_prompts:
+                    self.token_prompts = False
+                    log.warning(
+                        "%s/completions refused a token-id prompt (HTTP %s); sending the rendered text from now on",
+                        self.base_url,
+                        err.status,
+                    )
+                return True
+            return False
+        if req.schema is None or dialect == "prompt" or not any(w in err.body for w in _NAMES_THE_FIELD):
+            return False
+        self._move_on(dialect, f"the server refused it (HTTP {err.status}: {truncate_masked(err.body, 120)})")
+        return True
+
+    def ignored(self, req: ChatRequest, dialect: str, comp: Completion) -> bool:
+        """Whether a reply shows the server ignored the structured-output field (prose before
+        any JSON reply came in this dialect); if so, move this endpoint on: resend at once."""
+        if req.schema is None or dialect == "prompt" or not comp.texts:
+            return False
+        if looks_like_json(comp.text):
+            if dialect == self.dialect:
+                self._confirmed = True
+            return False
+        if dialect != self.dialect:
+            return True  # sent before the move: resend in the dialect now in use
+        if self._confirmed:
+            return False  # the server honours it; this reply is the model's failure (repair)
+        self._move_on(dialect, "the server ignored it (the reply was not JSON)")
+        return True
+
+    def _move_on(self, dialect: str, why: str) -> None:
+        if dialect != self.dialect or dialect == DIALECTS[-1]:
+            return  # another request moved it already
+        self.dialect = DIALECTS[DIALECTS.index(dialect) + 1]
+        self._confirmed = False
+        self.switches.append(f"{dialect} -> {self.dialect}: {why}")
+        how = {
+            "json_object": "response_format json_object with the schema",
+            "prompt": "plain text with the schema in the prompt (parsed, repaired and validated)",
+        }[self.dialect]
+        log.warning("%s: structured output as %s: %s; using %s from now on", self.base_url, dialect, why, how)
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
@@ -170,21 +300,28 @@ class OpenAIHTTPBackend:
         return await gather_or_cancel(self._one(r) for r in requests)
 
     async def _one(self, req: ChatRequest) -> Completion:
-        body = orjson.dumps(self._payload(req))
         url = self.url_for(req)
         session = self._get_session()
         start = time.perf_counter()
         retries = 0
         last_error = ""
+        extra = Usage()  # tokens of replies dropped because the server ignored the schema
         while True:
-            await self.limiter.acquire()
+            body, dialect, tokens = self.body_for(req)
+            ticket = await self.limiter.acquire()
+            t_sent = time.perf_counter()
             try:
                 comp = await self._attempt(session, body, url)
             except _Retryable as e:
                 self.limiter.release()
+                if self.refused(req, dialect, tokens, e):
+                    retries += 1  # the server saw it: counted, but not against the budget
+                    continue
                 last_error = self._redact(str(e))
                 if e.pushback:
-                    self.limiter.on_pushback()
+                    self.limiter.on_pushback(ticket)
+                elif e.overload:
+                    self.limiter.on_overload(ticket)
                 if isinstance(e, _Unreachable) and not self._served:
                     # a dead server at the start is a config problem: say so in seconds
                     if time.perf_counter() - start >= self.connect_retry_s:
@@ -200,6 +337,9 @@ class OpenAIHTTPBackend:
                 continue
             except _Fatal as e:
                 self.limiter.release()
+                if self.refused(req, dialect, tokens, e):
+                    retries += 1
+                    continue
                 if isinstance(e, _EndpointFatal) and not self._served:
                     raise BackendUnavailable(self._redact(str(e))) from None
                 return Completion(
@@ -209,15 +349,22 @@ class OpenAIHTTPBackend:
                     latency_s=time.perf_counter() - start,
                 )
             self.limiter.release()
-            self.limiter.on_success()
+            self.limiter.on_success(ticket, time.perf_counter() - t_sent, self.timeout_s)
             self._served = True
+            if self.ignored(req, dialect, comp):
+                extra.prompt_tokens += comp.usage.prompt_tokens
+                extra.completion_tokens += comp.usage.completion_tokens
+                retries += 1
+                continue
+            comp.usage.prompt_tokens += extra.prompt_tokens
+            comp.usage.completion_tokens += extra.completion_tokens
             comp.retries = retries
             comp.latency_s = time.perf_counter() - start
             return comp
         return gave_up(self.model_id, retries, last_error, start)
 
     def url_for(self, req: ChatRequest) -> str:
-        """A token-id prompt goes to the raw completions endpoint (trained simulators)."""
+        """A raw prompt (token ids or text) goes to the completions endpoint (trained simulators)."""
         return self.base_url + "/completions" if req.prompt is not None else self._url
 
     def _unreachable(self, e: aiohttp.ClientError) -> _Unreachable:
@@ -235,7 +382,13 @@ class OpenAIHTTPBackend:
             return _Unreachable(f"{url}: cannot connect ({why}); is the server running, is the URL right?")
         return _Unreachable(f"{url}: connection error: {type(e).__name__}: {e}")
 
-    def _http_error(self, status: int, raw: bytes, retry_after: str | None) -> Exception:
+    def _http_error(self, status: int, raw: bytes, retry_after: str | None) -> _HTTPFailure:
+        err = self._http_error_kind(status, raw, retry_after)
+        err.status = status
+        err.body = mask_secrets(raw[:4000].decode("utf-8", "replace")).lower()
+        return err
+
+    def _http_error_kind(self, status: int, raw: bytes, retry_after: str | None) -> _HTTPFailure:
         # mask the whole body first, then cut: a cut must never leave part of a key behind
         snippet = truncate_masked(raw.decode("utf-8", "replace"), 200)
         if status in _PUSHBACK:
@@ -267,12 +420,14 @@ class OpenAIHTTPBackend:
         except aiohttp.ConnectionTimeoutError:  # no TCP connection at all (a host that drops packets)
             raise _Unreachable(f"{self._url}: cannot connect (timed out connecting)") from None
         except asyncio.TimeoutError:
-            raise _Retryable(f"{self._url}: timeout after {self.timeout_s}s") from None
+            raise _Retryable(f"{self._url}: timeout after {self.timeout_s}s", overload=True) from None
         except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as e:
             raise self._unreachable(e) from None
         except aiohttp.ClientError as e:
             down = isinstance(e, aiohttp.ClientOSError | aiohttp.ServerDisconnectedError)
-            raise _Retryable(f"{self._url}: connection error: {type(e).__name__}: {e}", down=down) from None
+            raise _Retryable(
+                f"{self._url}: connection error: {type(e).__name__}: {e}", down=down, overload=down
+            ) from None
         return self._completion(raw)
 
     def _completion(self, raw: bytes) -> Completion:

@@ -30,7 +30,9 @@ DEFAULT_PARAMS = SamplingParams()
 class ChatRequest:
     """One chat completion request. `schema` asks for structured (JSON) output. `prompt`
     (token ids) bypasses the chat template: the model continues exactly these ids (a trained
-    simulator, rendered as in training); `messages` then only describe the request."""
+    simulator, rendered as in training); `messages` then only describe the request.
+    `prompt_text` is the same prompt as text (the ids decoded), for a server whose
+    completions endpoint takes only a string (llama-cpp-python's)."""
 
     messages: list[dict[str, str]]
     params: SamplingParams = DEFAULT_PARAMS
@@ -38,6 +40,7 @@ class ChatRequest:
     schema_name: str = "output"
     sample_index: int = 0
     prompt: list[int] | None = None
+    prompt_text: str | None = None
 
 
 @dataclass(slots=True)
