@@ -405,3 +405,54 @@ def test_log_filter_masks_known_keys(caplog, monkeypatch):
     register_secret("sk-logged-secret-4242")
     rec = logging.LogRecord("x", logging.WARNING, __file__, 1, "got %s", ("sk-logged-secret-4242 back",), None)
     assert MaskSecretsFilter().filter(rec) and rec.getMessage() == "got *** back"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not a url", "'not a url' is not a URL (it contains spaces)"),
+        ("ftp://host/v1", "'ftp://host/v1': scheme 'ftp'; an OpenAI-compatible server URL is http(s)://"),
+        ("localhost:8000/v1", "'localhost:8000/v1': scheme 'localhost'"),
+        ("http:///v1", "'http:///v1': no host"),
+        ("http://h:99999/v1", "is not a URL (Port out of range 0-65535)"),
+        ("[http://a:1/v1, http://b:2/v1]", "is one string that looks like a list: a fleet is a list"),
+        ("http://a:1/v1,http://b:2/v1", "is one string that looks like a list"),
+        ("", "an empty URL"),
+        ([], "an empty list"),
+        (["http://a:1/v1", "gopher://b/v1"], "'gopher://b/v1': scheme 'gopher'"),
+    ],
+)
+def test_a_bad_base_url_is_a_config_error(url, says):
+    from pydantic import ValidationError
+
+    from dialforge.llm import backend_config
+
+    with pytest.raises(ValidationError) as e:
+        backend_config(kind="http", model="m", base_url=url)
+    assert says in str(e.value)
+
+
+def test_a_real_list_is_a_fleet_and_a_url_is_one_server():
+    from dialforge.llm import backend_config
+    from dialforge.llm.fleet import EndpointFleet
+
+    assert backend_config(model="m", base_url="https://h.example/v1").base_url == "https://h.example/v1"
+    fleet = backend_config(model="m", base_url=["http://a:1/v1", "http://b:2/v1"]).build()
+    assert isinstance(fleet, EndpointFleet) and [e.url for e in fleet.endpoints] == ["http://a:1/v1", "http://b:2/v1"]
+    with pytest.raises(Exception, match=r"^base_url 'ftp://x' : scheme|^base_url 'ftp://x': scheme"):
+        OpenAIHTTPBackend("m", "ftp://x")  # the Python API checks too
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://x/v1", "[http://127.0.0.1:1/v1, http://127.0.0.1:2/v1]"])
+def test_cli_bad_base_url_is_one_line_exit_2_before_any_request(tmp_path, dialforge_cli, url):
+    import subprocess
+
+    q = tmp_path / "q.txt"
+    q.write_text("What is 2+2?\n")
+    out = tmp_path / "out"
+    cmd = [*dialforge_cli, "answer", "--prompts", str(q), "--out", str(out), "--model", "m", "--base-url", url]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: command line: field 'assistant.base_url': "), lines
+    assert "Traceback" not in r.stderr and not (out / "conversations.jsonl").exists()

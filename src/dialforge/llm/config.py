@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator
 
 from ..config import OPERATIONAL
 from ..errors import ConfigError
@@ -66,6 +66,28 @@ def resolve_model(name: str) -> str:
 
 class HTTPBackendConfig(_Backend):
     """An OpenAI-compatible server: vLLM, SGLang, TGI, Ollama, llama.cpp, OpenAI."""
+def check_base_url(url: str) -> str:
+    """A base URL a client can send to: http(s), a host, nothing else on the line. Raises
+    ValueError saying what is wrong (a config error, before the first request)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("an empty URL: give the server's base URL, e.g. http://localhost:8000/v1")
+    if url != url.strip() or any(c.isspace() for c in url):
+        raise ValueError(f"{url!r} is not a URL (it contains spaces); e.g. http://localhost:8000/v1")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError as e:
+        raise ValueError(f"{url!r} is not a URL ({e}); e.g. http://localhost:8000/v1") from None
+    if parts.scheme not in ("http", "https"):
+        what = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"{url!r}: {what}; an OpenAI-compatible server URL is http(s)://HOST[:PORT]/PATH")
+    if not parts.hostname:
+        raise ValueError(f"{url!r}: no host; e.g. http://localhost:8000/v1")
+    return url
+
+
 
     kind: Literal["http"] = "http"
     base_url: Annotated[str | list[str], OPERATIONAL] = Field(
@@ -83,7 +105,29 @@ class HTTPBackendConfig(_Backend):
     connect_retry_s: Annotated[float, OPERATIONAL] = Field(
         8.0, ge=0, description="how long a server that never answered is retried"
     )
-    structured_output: bool = Field(True, description="send response_format json_schema")
+    structured_output: bool | Literal["json_schema", "json_object", "prompt"] = Field(
+        True,
+        description="structured output: true negotiates per endpoint (response_format json_schema, then "
+        "json_object with the schema, then the schema in the prompt: the first the server takes); a dialect "
+        "name starts there; false puts the schema in the prompt only",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list: give one URL or a list of URLs (a fleet)")
+            for u in v:
+                check_base_url(u)
+            return v
+        s = v.strip()
+        if s.startswith("[") or s.count("://") > 1:
+            raise ValueError(
+                f"{v!r} is one string that looks like a list: a fleet is a list, "
+                "in YAML `base_url: [URL, URL]` or on the command line --set ROLE.base_url='[URL, URL]'"
+            )
+        return check_base_url(v)
 
     def build(self) -> ChatModel:
         from .http import OpenAIHTTPBackend

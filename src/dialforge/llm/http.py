@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from ..aio import gather_or_cancel
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from .limiter import AIMDLimiter
 from .secrets import mask_secrets, register_secret, truncate_masked
 from .types import ChatRequest, Completion, Usage
@@ -151,6 +151,12 @@ class OpenAIHTTPBackend:
         structured_output: bool | str = True,
         connect_retry_s: float = 8.0,
     ) -> None:
+        from .config import check_base_url
+
+        try:
+            check_base_url(base_url)
+        except ValueError as e:
+            raise ConfigError(f"base_url {e}") from None
         self.model_id = model
         self.base_url = base_url.rstrip("/")
         self._url = self.base_url + "/chat/completions"
