@@ -49,21 +49,33 @@ def test_sharegpt_tool_calls_round_trip(data_dir, tmp_path):
     src = data_dir / "llamafactory/glaive_toolcall_en_demo.json"
     convs = read_conversations(src)
     assert len(convs) == 300
-    calls = sum(1 for c in convs for m in c.messages if m.meta.get("kind") == "tool_call")
+    calls = [c for conv in convs for c in conv.tool_calls]
     observations = sum(1 for c in convs for m in c.messages if m.role == "tool")
     raw = json.loads(src.read_text())
-    assert calls == sum(1 for r in raw for t in r["conversations"] if t["from"] == "function_call")
-    assert observations == sum(1 for r in raw for t in r["conversations"] if t["from"] == "observation")
-    assert all("tools" in c.meta for c in convs)
+    raw_calls = [json.loads(t["value"]) for r in raw for t in r["conversations"] if t["from"] == "function_call"]
+    assert len(calls) == len(raw_calls) == 211
+    # structured: name and arguments as the source has them, ids numbered per conversation
+    assert [(c.name, c.arguments) for c in calls] == [(r["name"], r["arguments"]) for r in raw_calls]
+    assert calls[0].id == "call_1" and calls[0].name == "search_recipes"
+    assert calls[0].arguments == {"ingredients": ["chicken", "bell peppers", "rice"]}
+    assert observations == sum(1 for r in raw for t in r["conversations"] if t["from"] == "observation") == 211
+    # every tool result names the call it answers
+    pairs = [(c.messages[i - 1], m) for c in convs for i, m in enumerate(c.messages) if m.role == "tool"]
+    assert all(m.tool_call_id == prev.tool_calls[0].id for prev, m in pairs)
+    assert sorted({m.tool_call_id for _, m in pairs}) == ["call_1", "call_2", "call_3"]
+    # the tool list is data in OpenAI's schema (109 records have "[]": no tools)
+    assert sum(1 for c in convs if c.tools) == 191 and "tools" not in convs[0].meta
+    assert convs[0].tools[0]["type"] == "function" and convs[0].tools[0]["function"]["name"] == "search_recipes"
     # a tool call and its observation sit inside the assistant's turn: roles still alternate
     assert sum(1 for c in convs if c.role_order_problems()) == 0
-    # sharegpt -> canonical jsonl -> sharegpt gives back the same records
+    # sharegpt -> canonical jsonl -> sharegpt gives back the same records (tools: the same
+    # string where there are tools; a record with "[]" loses the empty column)
     write_conversations(convs, tmp_path / "c.jsonl", "openai")
     back = read_conversations(tmp_path / "c.jsonl")
     assert [c.to_record() for c in back] == [c.to_record() for c in convs]
     write_conversations(back, tmp_path / "s.json", "sharegpt")
     again = json.loads((tmp_path / "s.json").read_text())
-    assert again == raw
+    assert again == [r if r["tools"] != "[]" else {"conversations": r["conversations"]} for r in raw]
 
 
 @pytest.mark.slow

@@ -620,22 +620,43 @@ def dedup_cmd(
 
 @app.command("export")
 def export_cmd(
-    path: Path = typer.Argument(..., help="conversation file or run directory"),
-    to: str = typer.Option(..., "--to", help="sharegpt | openai | hf | llamafactory"),
-    out: Path = typer.Option(..., "--out", help="file, or folder for hf / llamafactory"),
+    path: Path = typer.Argument(..., help="conversation file, simulator folder or `dialforge run` directory"),
+    to: str = typer.Option(..., "--to", help="openai | trl | sharegpt | llamafactory | hf"),
+    out: Path = typer.Option(
+        ..., "--out", help="file (folder for hf / llamafactory); for a run with several simulators, a folder"
+    ),
     name: str = typer.Option("dialforge", help="dataset name (llamafactory dataset_info.json entry)"),
     on_error: str = OnErrorOpt,
 ) -> None:
-    """Export for training frameworks."""
-    from .score import export_file
-    from .score.scoring import locate
-    from .stats import plural
+    """Export for a training framework, each output checked by that framework's rules. A run
+    directory exports each simulator's final (filtered, deduplicated) conversations."""
+    from .score.export import export_file_result, export_sources, export_target
 
-    data, _, _ = locate(path)
-    n, written = export_file(data, to, out, name, on_error=_check_on_error(on_error))
-    err_console.print(
-        f"exported {plural(n, 'conversation')}: {', '.join(map(str, written))}", markup=False, highlight=False
-    )
+    sources = export_sources(path)
+    for src in sources:
+        target = out if len(sources) == 1 else export_target(out, src.name, to)
+        dataset = name if len(sources) == 1 else src.name
+        r = export_file_result(src.path, to, target, dataset, on_error=_check_on_error(on_error))
+        err_console.print(f"{src.describe()}: {r.summary()}", markup=False, highlight=False)
+
+
+@app.command("check")
+def check_cmd(
+    path: Path = typer.Argument(..., help="exported file (a dataset folder for llamafactory and hf)"),
+    for_: str = typer.Option(..., "--for", help="openai | trl | llamafactory | hf"),
+) -> None:
+    """Check a file by a training consumer's own rules: one line per problem (file:line, field),
+    exit 2 on any."""
+    from .io.check import check
+
+    problems, n = check(path, for_)
+    for p in problems:
+        out_console.print(str(p), markup=False, highlight=False)
+    if n:
+        more = f" ({len(problems)} listed)" if n > len(problems) else ""
+        err_console.print(f"error: {path}: {n} problems for {for_}{more}", markup=False, highlight=False)
+        sys.exit(2)
+    err_console.print(f"{path}: 0 problems for {for_}", markup=False, highlight=False)
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="Judged benchmarks.")

@@ -6,16 +6,15 @@ field at fault; `reader.py` adds the file and line.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import orjson
-
-from ..conversation import ROLES, Conversation, Message, content_id
+from ..conversation import ROLES, Conversation, Message, ToolCall, content_id, parse_calls, parse_tools
 from ..errors import RecordError
 
 # -- OpenAI messages (canonical) ---------------------------------------------
 
-_OPENAI_MSG_KEYS = {"role", "content", "meta", "name", "tool_calls", "tool_call_id"}
+_OPENAI_MSG_KEYS = {"role", "content", "meta", "name", "tool_calls", "tool_call_id", "function_call", "weight"}
 
 
 def _text_content(content: Any, field: str) -> str:
@@ -86,9 +85,24 @@ def _turn_list(rec: Any, key: str) -> list[Any]:
     return raw
 
 
+def _tools_of(rec: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    try:
+        return parse_tools(rec.get(field))
+    except ValueError as e:
+        raise RecordError(str(e), field=field) from None
+
+
+def _calls(raw: Any, first_id: int, field: str) -> list[ToolCall]:
+    try:
+        return parse_calls(raw, first_id)
+    except ValueError as e:
+        raise RecordError(str(e), field=field) from None
+
+
 def parse_openai(rec: Any) -> list[Conversation]:
     raw = _turn_list(rec, "messages")
     msgs: list[Message] = []
+    n_calls = 0
     for i, m in enumerate(raw):
         f = f"messages[{i}]"
         if not isinstance(m, dict):
@@ -96,28 +110,47 @@ def parse_openai(rec: Any) -> list[Conversation]:
         if "role" not in m:
             raise RecordError("missing field", field=f"{f}.role")
         role = m["role"]
+        if role == "function":  # OpenAI's older name for a tool result
+            role = "tool"
         if not isinstance(role, str) or role not in ROLES:
             raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})", field=f"{f}.role")
         meta = meta_of(m, f"{f}.meta")
         for k in m:
             if k not in _OPENAI_MSG_KEYS:
                 raise RecordError(f"unknown message field {k!r}", field=f"{f}.{k}")
-        if m.get("tool_calls"):
-            content = orjson.dumps(m["tool_calls"]).decode()
-            meta["kind"] = "tool_call"
+        calls: list[ToolCall] = []
+        for key in ("tool_calls", "function_call"):
+            if m.get(key):
+                if role != "assistant":
+                    raise RecordError(f"only an assistant message makes tool calls (role {role!r})", field=f"{f}.{key}")
+                new = _calls(m[key], n_calls + 1, f"{f}.{key}")
+                calls += new
+                n_calls += len(new)
+        if calls and m.get("content") is None:
+            content = ""
         else:
             if "content" not in m or m["content"] is None:
                 raise RecordError("missing field", field=f"{f}.content")
-            content = _check_content(_text_content(m["content"], f"{f}.content"), f"{f}.content")
+            content = _text_content(m["content"], f"{f}.content")
+            if not calls:
+                _check_content(content, f"{f}.content")
+        extra: dict[str, Any] = {}
         for k in ("name", "tool_call_id"):
-            if k in m:
-                meta[k] = m[k]
-        msgs.append(Message(role=role, content=content, meta=meta))
+            if m.get(k) is not None:
+                if not isinstance(m[k], str):
+                    raise RecordError(f"expected a string, got {type_name(m[k])}", field=f"{f}.{k}")
+                extra[k] = m[k]
+        if "weight" in m:
+            meta["weight"] = m["weight"]
+        msgs.append(Message(role=role, content=content, tool_calls=calls, meta=meta, **extra))
     meta = meta_of(rec, "meta")
+    tools = _tools_of(rec, "tools")
+    if "parallel_tool_calls" in rec:
+        meta["parallel_tool_calls"] = rec["parallel_tool_calls"]
     cid = rec.get("id")
     if cid is not None and not isinstance(cid, str):
         cid = str(cid)
-    return [Conversation(id=cid or content_id(msgs), messages=msgs, meta=meta)]
+    return [Conversation(id=cid or content_id(msgs), messages=msgs, tools=tools, meta=meta)]
 
 
 def to_openai(conv: Conversation) -> dict[str, Any]:
@@ -135,6 +168,9 @@ _SHAREGPT_ROLES = {
     "function_call": "assistant",
     "observation": "tool",
 }
+#: How LLaMA-Factory joins the results of parallel calls into one observation (its OpenAI
+#: converter, src/llamafactory/data/converter.py); split again when the counts match.
+LF_RESULTS_SEP = "\n</tool_response>\n<tool_response>\n"
 
 
 def parse_sharegpt(rec: Any) -> list[Conversation]:
@@ -146,6 +182,8 @@ def parse_sharegpt(rec: Any) -> list[Conversation]:
             raise RecordError("expected a string", field="system")
         if system.strip():
             msgs.append(Message(role="system", content=system))
+    n_calls = 0
+    last_calls: list[ToolCall] = []
     for i, m in enumerate(raw):
         f = f"conversations[{i}]"
         if not isinstance(m, dict):
@@ -160,25 +198,53 @@ def parse_sharegpt(rec: Any) -> list[Conversation]:
         if not isinstance(value, str):
             raise RecordError(f"expected a string, got {type_name(value)}", field=f"{f}.value")
         _check_content(value, f"{f}.value")
-        kind = {"kind": "tool_call"} if src == "function_call" else {}
-        msgs.append(Message(role=_SHAREGPT_ROLES[src], content=value, meta=kind))  # type: ignore[arg-type]
+        if src == "function_call":
+            last_calls = _calls(value, n_calls + 1, f"{f}.value")
+            n_calls += len(last_calls)
+            msgs.append(Message(role="assistant", tool_calls=last_calls))
+        elif src == "observation":
+            parts = value.split(LF_RESULTS_SEP)
+            if len(last_calls) > 1 and len(parts) == len(last_calls):
+                msgs += [
+                    Message(role="tool", content=p, tool_call_id=c.id) for p, c in zip(parts, last_calls, strict=True)
+                ]
+            else:
+                msgs.append(Message(role="tool", content=value))
+            last_calls = []
+        else:
+            msgs.append(Message(role=_SHAREGPT_ROLES[src], content=value))  # type: ignore[arg-type]
+    tools = _tools_of(rec, "tools")
     meta: dict[str, Any] = {}
-    if "tools" in rec:
-        meta["tools"] = rec["tools"]
     for k, v in rec.items():
         if k not in ("conversations", "system", "tools", "id"):
             meta.setdefault("source_fields", {})[k] = v
     cid = rec.get("id")
     if cid is not None:
         meta["source_id"] = cid
-    return [Conversation(id=content_id(msgs), messages=msgs, meta=meta)]
+    return [Conversation(id=content_id(msgs), messages=msgs, tools=tools, meta=meta)]
+
+
+def function_call_value(m: Message) -> str:
+    """A tool-call message as LLaMA-Factory's `function_call` value: {"name", "arguments"}
+    (arguments an object) for one call, a list of them for parallel calls."""
+    calls = [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+    return json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
+
+
+def tools_value(conv: Conversation) -> str:
+    """The tool list as LLaMA-Factory's `tools` column: a JSON string of {name, description,
+    parameters} (the form of its glaive demo; every tool formatter of 0.9.x reads it)."""
+    return json.dumps([t["function"] for t in conv.tools], ensure_ascii=False)
 
 
 def to_sharegpt(conv: Conversation) -> dict[str, Any]:
+    """ShareGPT with LLaMA-Factory's tool roles. The text of an assistant message that also
+    calls tools is left out (a `function_call` turn holds only the calls); consecutive tool
+    results become one observation, joined as LLaMA-Factory joins them."""
     out: dict[str, Any] = {}
     if "source_id" in conv.meta:
         out["id"] = conv.meta["source_id"]
-    turns = []
+    turns: list[dict[str, str]] = []
     for i, m in enumerate(conv.messages):
         if m.role == "system":
             if i == 0:
@@ -188,13 +254,17 @@ def to_sharegpt(conv: Conversation) -> dict[str, Any]:
         elif m.role == "user":
             turns.append({"from": "human", "value": m.content})
         elif m.role == "assistant":
-            src = "function_call" if m.meta.get("kind") == "tool_call" else "gpt"
-            turns.append({"from": src, "value": m.content})
+            if m.tool_calls:
+                turns.append({"from": "function_call", "value": function_call_value(m)})
+            else:
+                turns.append({"from": "gpt", "value": m.content})
+        elif turns and turns[-1]["from"] == "observation" and conv.messages[i - 1].role == "tool":
+            turns[-1]["value"] += LF_RESULTS_SEP + m.content
         else:
             turns.append({"from": "observation", "value": m.content})
     out["conversations"] = turns
-    if "tools" in conv.meta:
-        out["tools"] = conv.meta["tools"]
+    if conv.tools:
+        out["tools"] = tools_value(conv)
     return out
 
 
