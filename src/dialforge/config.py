@@ -246,8 +246,45 @@ def load_config(
 # -- fingerprints -----------------------------------------------------------------------------
 
 
+#: Keys of a JSON artifact (an object with `schema_version`, such as library.json) that say
+#: when and from where it was made, not what it holds: its content hash leaves them out, so two
+#: identical runs (in other folders, at other times) give the same ids and the same samples.
+ARTIFACT_VOLATILE_KEYS = ("created_at", "sources")
+#: A run directory's bookkeeping (locks, logs, manifests, usage, caches, temporary and
+#: set-aside files): left out of a folder's content hash for the same reason.
+_BOOKKEEPING = re.compile(
+    r"^(\.lock|run\.log|manifest\.json|pipeline\.json|usage\.json|report\.html)$"
+    r"|\.sqlite(-wal|-shm|-journal)?$|\.tmp$|\.corrupt(-\d{8}-\d{6})?$|^\."
+)
+_ARTIFACT_MAX_BYTES = 512 << 20
+
+
+def _artifact_digest(path: str, size: int) -> str | None:
+    """The hash of a JSON artifact without its volatile keys, or None if the file is not one."""
+    if not path.endswith(".json") or size > _ARTIFACT_MAX_BYTES:
+        return None
+    import orjson
+
+    with open(path, "rb") as f:
+        head = f.read(1)
+        if head != b"{":
+            return None
+        try:
+            data = orjson.loads(head + f.read())
+        except orjson.JSONDecodeError:
+            return None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        return None
+    for key in ARTIFACT_VOLATILE_KEYS:
+        data.pop(key, None)
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 @lru_cache(maxsize=4096)
 def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    artifact = _artifact_digest(path, size)
+    if artifact is not None:
+        return artifact
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -257,7 +294,9 @@ def _file_hash(path: str, mtime_ns: int, size: int) -> str:
 
 def content_hash(path: str | Path) -> str | None:
     """sha256 of a file, or of a folder's relative names and file contents; None if absent.
-    Cached by (path, mtime, size): conversation ids fingerprint the config once per job."""
+    Times and paths are no content: a JSON artifact's `ARTIFACT_VOLATILE_KEYS` and a run
+    directory's bookkeeping files are left out. Cached by (path, mtime, size): conversation
+    ids fingerprint the config once per job."""
     p = Path(path)
     try:
         st = p.stat()
@@ -267,12 +306,25 @@ def content_hash(path: str | Path) -> str | None:
         return _file_hash(str(p.resolve()), st.st_mtime_ns, st.st_size)
     h = hashlib.sha256()
     for root, dirs, files in os.walk(p):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .git, .cache: no content
         for name in sorted(files):
+            if _BOOKKEEPING.search(name):
+                continue
             f = Path(root) / name
             fh = content_hash(f)
             h.update(f"{f.relative_to(p).as_posix()}\0{fh}\0".encode())
     return h.hexdigest()
+
+
+def portable_path(path: str, folder: str | Path) -> str:
+    """`path` relative to `folder` when both lie in one run directory (three levels up at
+    most), else as given: an output that names its neighbours holds no absolute path of its
+    own run, so two identical runs in two folders write the same bytes."""
+    try:
+        rel = os.path.relpath(Path(path).absolute(), Path(folder).absolute())
+    except ValueError:
+        return path
+    return rel if rel.count("..") <= 3 else path
 
 
 def _hash_input(value: Any) -> Any:

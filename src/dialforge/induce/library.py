@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import format_validation_error
+from ..config import format_validation_error, portable_path
 from ..errors import DialforgeError
 from ..io.reader import atomic_write_bytes
 
@@ -58,7 +58,11 @@ class StrategyLibrary(BaseModel):
     strategies: list[Strategy]
 
     def save(self, path: str | Path) -> None:
-        atomic_write_bytes(path, orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
+        """Sources in the same run directory are written relative to the library's folder
+        (see `portable_path`); `created_at` and `sources` are outside its content hash."""
+        data = self.model_dump(mode="json")
+        data["sources"] = [portable_path(s, Path(path).parent) for s in self.sources]
+        atomic_write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
     @classmethod
     def load(cls, path: str | Path) -> StrategyLibrary:

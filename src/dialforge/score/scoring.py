@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import INPUT_FILE
+from ..config import INPUT_FILE, portable_path
 from ..conversation import Conversation
 from ..errors import DialforgeError, RecordError
 from ..io.reader import OnError, ReadReport, atomic_write_bytes, atomic_writer
@@ -94,13 +94,16 @@ class _Turns:
         self.users: list[str] = []
         self.user_words: list[list[str]] = []
         self.assistant_chars = self.assistant_tokens = self.new_answers = 0
-        self.pairs = self.follow_ups = self.eligible = 0
+        self.pairs = self.follow_ups = self.eligible = self.seed_users = 0
         prev: Any = None  # the previous dialogue message
         for m in conv.messages:
             if m.role == "system":
                 continue
             if m.role == "user":
-                self._user(m.content, prev)
+                if m.meta.get("seed"):  # a real person's words that seeded the run: not simulated
+                    self.seed_users += 1
+                else:
+                    self._user(m.content, prev)
             elif m.role == "assistant":
                 self.assistant_chars += len(m.content)
                 self.assistant_tokens += M.count_words(m.content)
@@ -141,6 +144,7 @@ def analyse(conv: Conversation) -> tuple[dict[str, Any], list[list[str]]]:
     tokenises each text once)."""
     t = _Turns(conv)
     s: dict[str, Any] = {"id": conv.id, "user_turns": len(t.users), "messages": len(conv.messages)}
+    s["seed_user_turns"] = t.seed_users
     s["user_chars"] = sum(len(x) for x in t.users)
     s["user_tokens"] = sum(len(w) for w in t.user_words)
     s["assistant_chars"] = t.assistant_chars
@@ -366,10 +370,15 @@ def score(path: str | Path, cfg: ScoreConfig | None = None, *, on_error: OnError
     summary = acc.result()
     if report.skipped:
         summary["skipped_records"] = len(report.skipped)
+    config = cfg.model_dump(mode="json")
+    if isinstance(config.get("library"), str):
+        config["library"] = portable_path(config["library"], summary_path.parent)
     atomic_write_bytes(
         summary_path,
         orjson.dumps(
-            {"source": str(data), "config": cfg.model_dump(mode="json"), "dataset": summary}, option=orjson.OPT_INDENT_2
+            {"source": portable_path(str(data), summary_path.parent), "config": config, "dataset": summary},
+            option=orjson.OPT_INDENT_2,
         ),
     )
     return summary
+
