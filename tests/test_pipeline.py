@@ -31,7 +31,7 @@ def _calls(out: Path) -> int:
 def test_quickstart_on_tiny_model_and_resume(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     out = tmp_path / "qs"
-    r = _run(["run", "examples/quickstart.yaml", "--out", str(out)], env)
+    r = _run(["run", "examples/quickstart.yaml", "--out", str(out), "--model", "dialforge-tiny"], env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "text is not meaningful" in r.stderr
     assert (tmp_path / "cache/dialforge/tiny-model-v1/config.json").exists()  # built once, cached
@@ -71,7 +71,7 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     assert (out / "report.html").stat().st_size > 10_000
     calls = _calls(out)
     # started again: nothing is redone, no model call is made twice
-    r = _run(["run", "examples/quickstart.yaml", "--out", str(out), "--strict"], env)
+    r = _run(["run", "examples/quickstart.yaml", "--out", str(out), "--strict", "--model", "dialforge-tiny"], env)
     assert r.returncode == 3, r.stderr[-3000:]
     assert _calls(out) == calls
     lines = (out / "simulate/persona/conversations.jsonl").read_text().splitlines()

@@ -64,7 +64,7 @@ def _counter(prefix):
 def test_max_turns_and_roles_alternate():
     conv, user, _ = _run(_cfg(), _counter("Tell me more, point"), _counter("Here is an answer"))
     assert conv.meta["termination_reason"] == "max_turns"
-    assert conv.meta["user_turns"] == 4
+    assert conv.meta["user_turns"] == 3  # simulated ones: the seed question is the 4th
     assert [m.role for m in conv.messages] == ["user", "assistant"] * 4
     assert not conv.role_order_problems()
     # the user simulator sees the dialogue with roles swapped, headed by what it was asked
@@ -95,10 +95,89 @@ def test_max_turns_and_roles_alternate():
     ],
 )
 def test_user_stop_rules(user_turns, reason):
-    conv, _, _ = _run(_cfg(), list(user_turns), _counter("An answer"))
+    conv, _, _ = _run(_cfg(stop={"resample": 0}), list(user_turns), _counter("An answer"))
     assert conv.meta["termination_reason"] == reason
     # the dialogue still ends on an answer; the stopping turn is kept in meta, not in the data
     assert [m.role for m in conv.messages] == ["user", "assistant"]
+
+
+ANSWER = "Start with three chords, practise ten minutes a day and learn songs you love."
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("Here's a plan: learn three chords first.", "role_flip"),
+        ("I'm glad I could assist you with that!", "role_flip"),
+        ("I'm sorry, but I can't assist with that.", "role_flip"),
+        ("Practise ten minutes a day and learn songs you love.", "copied"),  # the answer, echoed
+        ("This message is self-explanatory, without elaborating beyond what the user already knows.", "leak"),
+        ("As the user, I want to know which chords come first.", "leak"),
+        ("2", "degenerate"),
+        ("Thanks, that is all I needed. Goodbye!", "goodbye"),
+        ("Thank you for your help! Which chords should I learn first?", None),  # a question goes on
+        ("Here is my practice log: ten minutes daily. Is that enough?", None),  # a user's own 'here is'
+    ],
+)
+def test_user_turn_checks_catch_what_small_models_write(text, reason):
+    from dialforge.simulate.config import StopConfig
+    from dialforge.simulate.stops import check_user_turn
+
+    got = check_user_turn(text, [Q], StopConfig(), last_answer=ANSWER)
+    assert (got.value if got else None) == reason
+
+
+def test_instruction_words_in_a_turn_are_a_leak_but_the_dialogue_s_words_are_not():
+    from dialforge.simulate.config import StopConfig
+    from dialforge.simulate.simulators import PERSONA_SYSTEM
+    from dialforge.simulate.stops import check_user_turn
+
+    told = (PERSONA_SYSTEM,)
+    leaked = "Ask, instruct, push back, or follow up on what the assistant said about chords."
+    assert check_user_turn(leaked, [], StopConfig(), instructions=told).value == "leak"
+    fine = "Which three chords are the easiest ones for a beginner to learn first?"
+    assert check_user_turn(fine, [], StopConfig(), instructions=told) is None
+
+
+def test_labels_and_quotes_are_stripped_from_a_user_turn():
+    from dialforge.simulate.stops import clean_turn
+
+    assert clean_turn("User: Which chords first?") == "Which chords first?"
+    assert clean_turn("Writing your next message to the assistant: Which chords first?") == "Which chords first?"
+    assert clean_turn('"Which chords first?"') == "Which chords first?"
+    assert clean_turn("Which chords first?") == "Which chords first?"
+
+
+def test_a_goodbye_phrase_inside_an_answer_does_not_end_the_dialogue():
+    from dialforge.simulate.stops import GOODBYES, says_goodbye
+
+    assert not says_goodbye("You're welcome! Which day would you like to book?", GOODBYES, 200)
+    assert not says_goodbye("You're welcome. I have booked the table for two on Friday at 7.", GOODBYES, 200)
+    assert says_goodbye("You're welcome, goodbye!", GOODBYES, 200)
+    assert says_goodbye("Great, the table is booked. Have a nice day!", GOODBYES, 200)
+
+
+def test_a_bad_user_turn_is_drawn_again_and_counted():
+    """A role flip, then a copy of the answer, then a real question: the third draw is the
+    turn, and the two redrawn ones are recorded on it (a small model often gets it right on
+    the next draw; the conversation does not end on the first slip)."""
+    replies = ["Sure! Here is what you should do.", ANSWER, "Which three chords should I learn first?"]
+    replies += [f"And how long until I can play song number {i} of my list?" for i in range(5)]
+    conv, user, _ = _run(_cfg(max_turns=2), replies, lambda r: ANSWER)
+    assert conv.meta["termination_reason"] == "max_turns"
+    assert [m.content for m in conv.messages if m.role == "user"] == [Q, "Which three chords should I learn first?"]
+    assert conv.messages[2].meta["redrawn"] == [
+        "role_flip: Sure! Here is what you should do.",
+        f"copied: {ANSWER}",
+    ]
+    assert conv.meta["user_turns"] == 1  # simulated turns only: the seed question is a real person's
+    # each draw is a distinct sample (a cache would otherwise replay the same bad reply)
+    idx = [r.sample_index for r in user.requests]
+    assert len(set(idx)) == len(idx) == 3
+    # after `resample` redraws the conversation ends on the last reason
+    conv, _, _ = _run(_cfg(stop={"resample": 1}), ["2", "D"], lambda r: ANSWER)
+    assert conv.meta["termination_reason"] == "degenerate" and conv.meta["user_turns"] == 0
+    assert conv.meta["redrawn_user_turns"] == ["degenerate: 2"] and conv.meta["final_user_turn"] == "D"
 
 
 def test_assistant_role_flip_and_error_and_budget():
@@ -110,7 +189,7 @@ def test_assistant_role_flip_and_error_and_budget():
     cfg = _cfg(stop={"max_context_chars": 500})
     conv, _, _ = _run(cfg, _counter("Next"), lambda r: "x " * 200)
     assert conv.meta["termination_reason"] == "context_budget"
-    assert conv.meta["user_turns"] == 1
+    assert conv.meta["user_turns"] == 0  # the seed question only
 
 
 def test_a_seed_limit_that_leaves_out_a_whole_file_says_so(data_dir, caplog):

@@ -102,12 +102,13 @@ def _check_on_error(v: str) -> Any:
 def backend_overrides(prefix: str, model: str | None, base_url: str | None, api_key_env: str | None) -> dict[str, Any]:
     """CLI flags for one role's backend, as dotted config overrides (`--base-url URL --model
     NAME` is an HTTP server, `--model PATH_OR_ID` alone the in-process backend, unless the
-    config names a server for the role: then it is the name that server serves. The tiny model
-    is never served, so `--model dialforge-tiny` alone always runs in-process)."""
-    from .tiny import TINY
+    config names a server for the role: then it is the name that server serves. An embedded
+    model (`smollm2-135m`, `dialforge-tiny`) is never served, so its name alone always runs
+    in-process)."""
+    from .embedded import is_embedded
 
-    if model == TINY and base_url is None:  # replaces the role: the config's server fields go
-        return {prefix: {"kind": "transformers", "model": TINY}}
+    if is_embedded(model) and base_url is None:  # replaces the role: the config's server fields go
+        return {prefix: {"kind": "transformers", "model": model}}
     out: dict[str, Any] = {f"{prefix}.model": model, f"{prefix}.api_key_env": api_key_env}
     if base_url is not None:
         out[f"{prefix}.base_url"] = base_url
@@ -880,13 +881,15 @@ def _run_pipeline(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory"),
-    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP + " (default: the tiny local model)"),
+    model: str | None = typer.Option(
+        None, "--model", help=_MODEL_HELP + " (default: smollm2-135m, the embedded real model; dialforge-tiny for speed)"
+    ),
     base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
     api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
 ) -> None:
     """The quickstart: `dialforge run examples/quickstart.yaml` with the config and data that
-    ship inside the package (works from any directory); offline on the tiny local model unless
-    --model/--base-url point it at a real one."""
+    ship inside the package (works from any directory); offline on the embedded real model
+    (smollm2-135m) unless --model/--base-url point it elsewhere."""
     if base_url and not model:
         raise DialforgeError("demo --base-url needs --model: the name of the model that server serves")
     cfg = _PACKAGE / "examples" / "quickstart.yaml"

@@ -22,7 +22,7 @@ from .errors import DialforgeError, RunDirConflict
 from .induce.pipeline import InduceConfig
 from .io.reader import aside_path, atomic_write_bytes, read_conversations, write_conversations
 from .llm.client import run_sync
-from .llm.config import BackendConfig, BackendPool, TransformersBackendConfig, borrow_pool
+from .llm.config import BackendConfig, BackendPool, borrow_pool
 from .realism.config import RealismConfig
 from .run.health import kept_warning, run_warnings
 from .run.kernel import ExecutorConfig, use_executor
@@ -30,7 +30,6 @@ from .run.lock import RunLock
 from .run.rundir import config_fingerprint, move_run_aside
 from .score.scoring import ScoreConfig
 from .simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
-from .tiny import TINY, tiny_model_path
 
 log = logging.getLogger("dialforge.run")
 
@@ -169,7 +168,7 @@ class PipelineConfig(BaseModel):
         "`error` or hold no assistant reply are always dropped (nothing to train on)",
     )
     dedup: DedupStage | None = DedupStage()
-    export: list[Literal["openai", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
+    export: list[Literal["openai", "trl", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
     train: TrainStage | None = None
     realism: RealismStage | None = Field(
         default_factory=lambda: RealismStage(),
@@ -201,18 +200,9 @@ class PipelineConfig(BaseModel):
         return self
 
 
-def _resolve(b: BackendConfig) -> BackendConfig:
-    if b.model == TINY and isinstance(b, TransformersBackendConfig):
-        return b.model_copy(update={"model": str(tiny_model_path())})
-    return b
-
-
-def simulate_configs(
-    cfg: PipelineConfig, model: BackendConfig, library: str | None, *, resolve: bool = True
-) -> dict[str, SimulateConfig]:
+def simulate_configs(cfg: PipelineConfig, model: BackendConfig, library: str | None) -> dict[str, SimulateConfig]:
     """One `SimulateConfig` per simulator: the shared stage settings plus the simulator's own
-    (`resolve=False` leaves `dialforge-tiny` unbuilt, for validation)."""
-    res = _resolve if resolve else (lambda b: b)
+    (model names stay names: an embedded model is resolved when its backend is built)."""
     stage = cfg.simulate
     out: dict[str, SimulateConfig] = {}
     for spec in stage.simulators:
@@ -228,8 +218,8 @@ def simulate_configs(
             seeds=stage.seeds,
             max_turns=stage.max_turns,
             samples_per_seed=stage.samples_per_seed,
-            user=res(spec.user or model),
-            assistant=res(stage.assistant or model),
+            user=spec.user or model,
+            assistant=stage.assistant or model,
             user_format=spec.user_format,
             user_system_prompt=spec.user_system_prompt,
             stop=stage.stop,
@@ -340,13 +330,13 @@ async def _generate(
     from .induce import induce_async
     from .simulate import simulate_async
 
-    model = _resolve(cfg.model)
+    model = cfg.model
     library = cfg.library
     real = Path(cfg.realism.real) if cfg.realism is not None and cfg.realism.real else None
     pool, close_pool = borrow_pool(pool)
     try:
         if cfg.induce is not None:
-            ic = cfg.induce.model_copy(update={"model": _resolve(cfg.induce.model)})
+            ic = cfg.induce
             if cfg.realism is not None and real is None:
                 ic, real = _hold_out(cfg, ic, run)
             lib = await induce_async(ic, run.out / "induce", progress=progress, pool=pool)
@@ -385,13 +375,16 @@ def _hold_out(cfg: PipelineConfig, ic: InduceConfig, run: PipelineRun) -> tuple[
 def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> None:
     """score -> filter -> dedup -> export, each streaming from file to file; the funnel
     (generated, failed, kept by the filter, after dedup, exported) goes in pipeline.json."""
-    from .score import dedup_file, export, export_file, filter_file, score
+    from .score import dedup_file, filter_file, score
+    from .score.export import export_conversations, export_file_result
 
     score_cfg = cfg.score.model_copy(update={"library": cfg.score.library or _library(cfg, run)})
     scores = score(sdir, score_cfg)
-    # an errored conversation, or one with no assistant reply of its own (a role flip at the
-    # first turn; a seed exchange alone), is no training example whatever the filter says
-    expr = 'termination_reason != "error" and new_assistant_turns > 0' + (f" and ({cfg.filter})" if cfg.filter else "")
+    # an errored conversation, one with no assistant reply of its own (a role flip at the first
+    # turn) or one without a single simulated user turn (the seed alone: real people's words)
+    # is no simulated training example whatever the filter says
+    expr = 'termination_reason != "error" and new_assistant_turns > 0 and user_turns > 0'
+    expr += f" and ({cfg.filter})" if cfg.filter else ""
     kept, generated = filter_file(sdir / "conversations.jsonl", expr, sdir / "filtered.jsonl", sdir / "scores.jsonl")
     final, removed = sdir / "final.jsonl", sdir / "dedup_removed.jsonl"
     if cfg.dedup is not None and kept:
@@ -407,11 +400,13 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
         deduped = kept
         atomic_write_bytes(final, (sdir / "filtered.jsonl").read_bytes())
         atomic_write_bytes(removed, b"")
-    exports = {}
-    for fmt in cfg.export:
+    exports, left_out = {}, {}
+    for fmt in cfg.export:  # each written file is checked by its consumer's rules
         target = run.out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
-        paths = export_file(final, fmt, target, name=name)[1] if deduped else export([], fmt, target, name=name)
-        exports[fmt] = run.rel(paths[0])
+        r = export_file_result(final, fmt, target, name) if deduped else export_conversations([], fmt, target, name)
+        exports[fmt] = run.rel(r.paths[0])
+        if r.skipped:  # what the consumer would refuse (e.g. no assistant reply left for LLaMA-Factory)
+            left_out[fmt] = dict(r.skipped)
     failed = run.state["stages"][f"simulate.{name}"]["termination_reasons"].get("error", 0)
     warnings = kept_warning(f"{name} filter", generated - failed, kept) + kept_warning(f"{name} dedup", kept, deduped)
     run.done(
@@ -424,6 +419,7 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
         dedup_removed=kept - deduped,
         final=run.rel(final),
         exports=exports,
+        **({"export_left_out": left_out} if left_out else {}),
         scores=scores,
     )
 
@@ -471,7 +467,7 @@ async def _train(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path]) -
     from .train import TrainConfig, train
 
     assert cfg.train is not None
-    base = cfg.train.model or _resolve(cfg.model).model
+    base = cfg.train.model or cfg.model.model
     for name, sdir in sims.items():
         tsum = await asyncio.to_thread(
             train,

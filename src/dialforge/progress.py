@@ -1,8 +1,10 @@
-"""Rich progress bars with ETA and live usage, quiet when not on a terminal."""
+"""Rich progress bars with ETA and live usage on a terminal; off a terminal (a log file, a
+pipe, CI) one plain line every `LINE_EVERY_S` seconds, so a long job is never silent."""
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,21 +24,44 @@ from .llm.usage import UsageTracker
 console = Console(stderr=True)
 
 
+LINE_EVERY_S = 10.0
+
+
 class StageProgress:
-    def __init__(self, progress: Progress | None, task: TaskID | None, usage: UsageTracker | None):
+    def __init__(
+        self,
+        progress: Progress | None,
+        task: TaskID | None,
+        usage: UsageTracker | None,
+        lines: tuple[str, int] | None = None,
+    ):
         self._p, self._t, self._usage = progress, task, usage
+        self._lines = lines  # (name, total): plain lines off a terminal
+        self._done = 0
+        self._start = self._last = time.monotonic()
 
     def advance(self, n: int = 1, info: str = "") -> None:
+        self._done += n
         if self._p is not None and self._t is not None:
             live = self._usage.summary_line() if self._usage else ""
             self._p.update(self._t, advance=n, info=" | ".join(x for x in (live, info) if x))
+        elif self._lines is not None:
+            now = time.monotonic()
+            if now - self._last >= LINE_EVERY_S:
+                self._last = now
+                name, total = self._lines
+                live = self._usage.summary_line() if self._usage else ""
+                text = f"{name}: {self._done}/{total} after {now - self._start:.0f} s"
+                print(" | ".join(x for x in (text, live, info) if x), file=sys.stderr, flush=True)
 
 
 @contextmanager
 def stage_progress(
     name: str, total: int, usage: UsageTracker | None = None, enabled: bool | None = None
 ) -> Iterator[StageProgress]:
-    enabled = sys.stderr.isatty() if enabled is None else enabled
+    if enabled is None and not sys.stderr.isatty():
+        yield StageProgress(None, None, usage, lines=(name, total))
+        return
     if not enabled:
         yield StageProgress(None, None, usage)
         return

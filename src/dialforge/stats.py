@@ -78,10 +78,9 @@ def tokenizer_counter(name: str) -> Callable[[str], int]:
     from .errors import DialforgeError
 
     try:
-        if name == "dialforge-tiny":
-            from .pipeline import tiny_model_path
+        from .llm.config import resolve_model
 
-            name = str(tiny_model_path())
+        name = resolve_model(name)  # an embedded model's name is its cached folder
         tok = AutoTokenizer.from_pretrained(name)
     except DialforgeError:
         raise

@@ -132,6 +132,6 @@ def check_simulators(cfg: PipelineConfig, source: str) -> None:
     for i, spec in enumerate(cfg.simulate.simulators):
         one = cfg.model_copy(update={"simulate": cfg.simulate.model_copy(update={"simulators": [spec]})})
         try:
-            simulate_configs(one, cfg.model, library, resolve=False)
+            simulate_configs(one, cfg.model, library)
         except ValidationError as e:
             raise ConfigError(format_validation_error(e, f"{source}: simulate.simulators.{i} ({spec.name})")) from None

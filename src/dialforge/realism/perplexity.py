@@ -34,8 +34,10 @@ def base_model_of(simulator: str | Path) -> str | None:
 def _load_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
+    from ..llm.config import resolve_model
+
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(resolve_model(path))
     except (OSError, ValueError) as e:
         raise DialforgeError(f"cannot load tokenizer of {path!r}: {str(e).splitlines()[0]}") from None
 
@@ -43,8 +45,10 @@ def _load_tokenizer(path: str) -> Any:
 def _load_model(path: str) -> Any:
     from transformers import AutoModelForCausalLM
 
+    from ..llm.config import resolve_model
+
     try:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(resolve_model(path))
     except (OSError, ValueError) as e:
         raise DialforgeError(f"cannot load model {path!r}: {str(e).splitlines()[0]}") from None
     model.eval()

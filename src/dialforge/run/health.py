@@ -14,7 +14,17 @@ from typing import Any
 import orjson
 
 # termination reasons that mean a conversation did not end the way it should
-FAILURE_REASONS = frozenset({"error", "rejections", "role_flip", "repetition", "empty_turn", "context_budget"})
+FAILURE_REASONS = frozenset(
+    {"error", "rejections", "role_flip", "repetition", "empty_turn", "context_budget", "copied", "leak", "degenerate"}
+)
+# the rejection kinds of IDEAS quality control (simulate/simulators.py StrategyUser), by prefix
+_REJECTION_KINDS = (
+    ("judge", "the judge"),
+    ("engine stop", "the stop rules"),
+    ("unparsable", "unparsable JSON"),
+    ("repeats", "repetition"),
+    ("strategy", "bad strategy choices"),
+)
 MAJORITY = 0.5
 
 
@@ -24,15 +34,31 @@ def _meta(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list[str]:
-    """Most conversations ending on one failure reason, or most with no follow-up turn (one
-    pass: `records` may be streamed from disk)."""
+    """Most conversations ending on one failure reason, most with no follow-up turn, any with
+    no simulated user turn at all (the seed alone), degenerate turns drawn again, and quality
+    control that rejects nearly everything, with its cause (one pass: `records` may be
+    streamed from disk)."""
     reasons: Counter[str] = Counter()
-    no_follow_up = 0
+    rejections: Counter[str] = Counter()
+    redrawn: Counter[str] = Counter()
+    no_follow_up = seed_only = simulated = 0
+    judge = None
     for r in records:
         meta = _meta(r)
-        if "termination_reason" in meta:
-            reasons[meta["termination_reason"]] += 1
-            no_follow_up += _user_turns(r) <= 1
+        if "termination_reason" not in meta:
+            continue
+        reasons[meta["termination_reason"]] += 1
+        users = _simulated_user_turns(r)
+        simulated += users
+        seed_only += users == 0
+        no_follow_up += users + _seed_user_turns(r) <= 1
+        for m in _messages(r):
+            mm = m.get("meta") if isinstance(m.get("meta"), dict) else {}
+            judge = judge or mm.get("judge")
+            _count_rejections(rejections, mm.get("rejections"))
+            redrawn.update(str(x).split(":", 1)[0] for x in mm.get("redrawn") or [])
+        _count_rejections(rejections, meta.get("rejections"))
+        redrawn.update(str(x).split(":", 1)[0] for x in meta.get("redrawn_user_turns") or [])
     n = sum(reasons.values())
     if not n:
         return []
@@ -40,16 +66,50 @@ def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list
     for reason, k in reasons.most_common():
         if reason in FAILURE_REASONS and k / n >= MAJORITY:
             out.append(f"{label}: {k}/{n} conversations ended on {reason}")
+    if seed_only:
+        out.append(
+            f"{label}: {seed_only}/{n} conversations have no simulated user turn (the seed alone): "
+            "never exported, never counted as simulated"
+        )
     if no_follow_up / n >= MAJORITY:
         out.append(f"{label}: {no_follow_up}/{n} conversations have no follow-up user turn")
+    if redrawn and sum(redrawn.values()) >= max(3, simulated // 4):
+        kinds = ", ".join(f"{k} {v}" for k, v in redrawn.most_common())
+        out.append(f"{label}: {sum(redrawn.values())} degenerate user turns were drawn again ({kinds})")
+    total = sum(rejections.values())
+    if total and reasons.get("rejections", 0) / n >= MAJORITY:
+        kind, k = rejections.most_common(1)[0]
+        cause = f"{label}: quality control rejected {total} instructions, {k / total:.0%} of them by {kind}"
+        if kind == "the judge":
+            cause += (
+                f"; the judge model {judge or '(the assistant model)'} may be too weak to judge: set `judge:` to "
+                "a stronger model, or `judge: false`"
+            )
+        out.append(cause)
     return out
 
 
-def _user_turns(r: dict[str, Any]) -> int:
+def _count_rejections(into: Counter[str], items: Any) -> None:
+    for x in items if isinstance(items, list) else []:
+        text = str(x)
+        into[next((name for prefix, name in _REJECTION_KINDS if text.startswith(prefix)), "other checks")] += 1
+
+
+def _messages(r: dict[str, Any]) -> list[dict[str, Any]]:
     msgs = r.get("messages")
-    if isinstance(msgs, list):
-        return sum(1 for m in msgs if isinstance(m, dict) and m.get("role") == "user")
+    return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
+
+
+def _simulated_user_turns(r: dict[str, Any]) -> int:
+    """User turns the run made (seed turns are real people's words)."""
+    msgs = _messages(r)
+    if msgs:
+        return sum(1 for m in msgs if m.get("role") == "user" and not (m.get("meta") or {}).get("seed"))
     return int(_meta(r).get("user_turns") or 0)
+
+
+def _seed_user_turns(r: dict[str, Any]) -> int:
+    return sum(1 for m in _messages(r) if m.get("role") == "user" and (m.get("meta") or {}).get("seed"))
 
 
 def stage_warnings(name: str, records: Collection[dict[str, Any]], summary: dict[str, Any]) -> list[str]:

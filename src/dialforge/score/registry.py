@@ -76,7 +76,8 @@ _JUDGE = (1.0, 10.0)
 
 # -- per conversation (scores.jsonl; every name here can be used in `filter --where`) --------
 _c("id", "conversation id", kind="str")
-_c("user_turns", "number of user messages", "n/a", _POS, "int")
+_c("user_turns", "number of simulated user messages (seed turns, real people's words, aside)", "n/a", _POS, "int")
+_c("seed_user_turns", "user messages taken from the seed (real people's words)", "n/a", _POS, "int")
 _c("messages", "number of messages (all roles)", "n/a", _POS, "int")
 _c("user_chars", "characters in user messages", "n/a", _POS, "int")
 _c("assistant_chars", "characters in assistant messages", "n/a", _POS, "int")

@@ -43,6 +43,12 @@ class StopConfig(BaseModel):
     repeat_similarity: float = Field(0.8, ge=0, le=1, description="Levenshtein ratio above which a user turn repeats")
     max_context_chars: int = Field(24_000, ge=100)
     role_flip: bool = True
+    min_user_chars: int = Field(
+        3, ge=0, description="a user turn with fewer letters and digits is degenerate ('2', 'D')"
+    )
+    resample: int = Field(
+        2, ge=0, description="times a role-flipped, copied, leaked or degenerate user turn is drawn again"
+    )
 
 
 # Per-ranker default thresholds (docs/methods.md, "Ranking"): scores of different rankers

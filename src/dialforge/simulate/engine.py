@@ -21,9 +21,9 @@ from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
 from .config import SeedConfig, SimulateConfig, StopConfig
 from .policies import AssistantPolicy, PlainAssistant
-from .reasons import CLOSING, Termination
+from .reasons import CLOSING, RESAMPLE, Termination
 from .simulators import ConvState, UserSimulator
-from .stops import check_assistant_turn, check_user_turn
+from .stops import check_assistant_turn, check_user_turn, clean_turn
 
 log = logging.getLogger("dialforge.simulate")
 
@@ -159,12 +159,31 @@ class Engine:
                 return reason
 
     async def _user_turn(self, state: ConvState, extra: dict[str, Any]) -> Termination | None:
-        turn = await self.sim.next_turn(state)
-        if turn.stop:
-            extra.update(turn.meta)
-            return Termination(turn.stop)
+        stop = self.settings.stop
         earlier = [m["content"] for m in state.messages if m["role"] == "user"]
-        reason = check_user_turn(turn.text, earlier, self.settings.stop)
+        last = state.messages[-1]["content"] if state.messages and state.messages[-1]["role"] == "assistant" else None
+        redrawn: list[str] = []
+        for attempt in range(stop.resample + 1):
+            state.attempt = attempt
+            turn = await self.sim.next_turn(state)
+            if turn.stop:
+                state.attempt = 0
+                extra.update(turn.meta)
+                if redrawn:
+                    extra["redrawn_user_turns"] = redrawn
+                return Termination(turn.stop)
+            turn.text = clean_turn(turn.text)
+            reason = check_user_turn(turn.text, earlier, stop, last_answer=last, instructions=turn.instructions)
+            if reason not in RESAMPLE:
+                break
+            redrawn.append(f"{reason.value}: {turn.text[:200]}")
+        state.attempt = 0
+        if reason in RESAMPLE:
+            redrawn.pop()  # the last draw is the turn the conversation ends on (final_user_turn)
+        if redrawn:
+            turn.meta = {**turn.meta, "redrawn": redrawn}
+            if reason is not None:
+                extra["redrawn_user_turns"] = redrawn
         if reason is None and self._hooks:
             reason = await self.policy.after_user_turn(state, turn.text)
         if reason is not None and not (self.settings.keep_closing_turn and reason in CLOSING):
@@ -183,7 +202,7 @@ class Engine:
             extra["error"] = turn.error
             return Termination.ERROR
         last_user = msgs[-1]["content"] if msgs and msgs[-1]["role"] == "user" else None
-        reason = check_assistant_turn(turn.text, last_user, self.settings.stop)
+        reason = check_assistant_turn(turn.text, last_user, self.settings.stop, instructions=turn.instructions)
         if reason is not None and reason != Termination.GOODBYE:
             extra["final_assistant_turn"] = turn.text
             return reason
@@ -221,7 +240,8 @@ class Engine:
             s.model_keys[0]: self.sim.model_id,
             s.model_keys[1]: self.policy.model_id,
             "termination_reason": reason.value,
-            "user_turns": sum(1 for m in messages if m.role == "user"),
+            # simulated user turns only: a seed turn is a real person's words
+            "user_turns": sum(1 for m in messages if m.role == "user" and not m.meta.get("seed")),
             "usage": usage,
             "wall_s": round(wall_s, 3),
             **seed.meta,

@@ -19,6 +19,7 @@ class AssistantTurn:
     text: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    instructions: tuple[str, ...] = ()  # what the agent was told this turn (never stored): a leak is caught
 
 
 def completion_meta(comp: Completion) -> dict[str, Any]:

@@ -15,6 +15,9 @@ class Termination(StrEnum):
     GOODBYE = "goodbye"  # a goodbye phrase
     REPETITION = "repetition"  # a user turn repeats an earlier one
     ROLE_FLIP = "role_flip"  # a role spoke as the other one
+    COPIED = "copied"  # a user turn copied the answer it replies to
+    LEAK = "leak"  # the speaker's instructions leaked into its turn
+    DEGENERATE = "degenerate"  # a turn too short to be a message (one character, a digit)
     EMPTY_TURN = "empty_turn"
     CONTEXT_BUDGET = "context_budget"  # the dialogue outgrew the context budget
     REJECTIONS = "rejections"  # IDEAS quality control rejected too many instructions in a row
@@ -26,3 +29,9 @@ class Termination(StrEnum):
 # Reasons that are a natural close of the dialogue (the closing turn belongs to it), as
 # opposed to a failure of the turn that triggered them.
 CLOSING = frozenset({Termination.GOODBYE, Termination.END_CHECK})
+
+# Reasons a bad turn of a prompted speaker is drawn again (up to `StopConfig.resample`
+# times) before the conversation ends on it: a weak model often gets it right the next time.
+RESAMPLE = frozenset(
+    {Termination.ROLE_FLIP, Termination.COPIED, Termination.LEAK, Termination.DEGENERATE, Termination.EMPTY_TURN}
+)

@@ -9,8 +9,10 @@ it from slipping into the assistant role.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -22,7 +24,7 @@ from rapidfuzz.distance import Indel, Levenshtein
 from ..conversation import stable_hash
 from ..llm.client import LLM
 from .config import DEFAULT_THRESHOLDS, SimulateConfig, StopConfig, StrategyConfig
-from .stops import check_user_turn
+from .stops import check_user_turn, clean_turn
 
 log = logging.getLogger("dialforge.simulate")
 
@@ -42,6 +44,7 @@ class ConvState:
     assistant_turns: int = 0
     rng: random.Random = field(default_factory=random.Random)
     context: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0  # the engine's redraw of a bad user turn (0: the first draw)
 
     def plain(self) -> list[dict[str, str]]:
         return [{"role": m["role"], "content": m["content"]} for m in self.messages]
@@ -52,6 +55,7 @@ class UserTurn:
     text: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     stop: str | None = None  # a Termination: the simulator ends the conversation (end signal, rejections, error)
+    instructions: tuple[str, ...] = ()  # what the simulator was told (never stored): a leak of it is caught
 
 
 class UserSimulator(Protocol):
@@ -119,7 +123,7 @@ def sample_index(state: ConvState, attempt: int = 0) -> int:
     turn and per retry, so two conversations whose prompts happen to be identical (free
     mode, samples of one seed) still sample independently, and a resumed run replays exactly
     the same requests (cache hits). Roles and helpers of one turn differ by their prompts."""
-    return (int(state.conv_id[:8], 16) << 16) + state.user_turns * 64 + attempt
+    return (int(state.conv_id[:8], 16) << 16) + state.user_turns * 64 + attempt + 8 * state.attempt
 
 
 def _usage_meta(comps: list[Any]) -> dict[str, Any]:
@@ -182,10 +186,18 @@ class PromptedUser:
         return [system, *swap_roles(state.plain(), opening=opening, instruction=self.instruction)]
 
     async def next_turn(self, state: ConvState) -> UserTurn:
-        comp = await self.llm.complete(self.messages(state), sample_index=sample_index(state))
+        msgs = self.messages(state)
+        comp = await self.llm.complete(msgs, sample_index=sample_index(state))
         if not comp.ok:
             return UserTurn(stop="error", meta={"error": comp.error})
-        return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
+        # the prompts' own words, not the persona or intent filled into them (a client that
+        # states its intent in the intent's words is doing its job)
+        told = (
+            *re.split(r"\{[^{}]*\}", self.system),
+            self.instruction or "",
+            re.sub(r"\{[^{}]*\}", " ", self.first_turn),
+        )
+        return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]), instructions=told)
 
 
 class TrainedUser:
@@ -217,6 +229,21 @@ class TrainedUser:
 class StrategyPick(BaseModel):
     strategy_number: int = Field(description="the number of the chosen strategy")
     instruction: str = Field(description="the user's next message, following that strategy")
+
+
+@functools.lru_cache(maxsize=64)
+def strategy_pick(n: int) -> type[StrategyPick]:
+    """`StrategyPick` with the real range of `strategy_number` (1..n) and an instruction of a
+    sentence at least, in the schema: constrained decoding then cannot emit 164 or 117921372,
+    or a one-character instruction."""
+    from pydantic import create_model
+
+    return create_model(
+        f"StrategyPick{n}",
+        __base__=StrategyPick,
+        strategy_number=(int, Field(ge=1, le=n, description="the number of the chosen strategy")),
+        instruction=(str, Field(min_length=12, description="the user's next message, following that strategy")),
+    )
 
 
 class Verdict(BaseModel):
@@ -453,7 +480,7 @@ class StrategyUser:
                 f"Strategies:\n{listing}\n\nWrite the user's next message.",
             },
         ]
-        res = await self.llm.structured(msgs, StrategyPick, sample_index=sample_index(state, attempt))
+        res = await self.llm.structured(msgs, strategy_pick(len(cands)), sample_index=sample_index(state, attempt))
         comps.extend(res.completions)
         if res.value is None:
             if any(not c.ok for c in res.completions):
@@ -461,7 +488,7 @@ class StrategyUser:
             return None, None, f"unparsable: {res.error}", None
         if not 1 <= res.value.strategy_number <= len(cands):
             return None, None, f"strategy number {res.value.strategy_number} not in 1..{len(cands)}", None
-        return res.value.strategy_number, res.value.instruction.strip(), None, None
+        return res.value.strategy_number, clean_turn(res.value.instruction), None, None
 
     async def _judge(self, state: ConvState, text: str, attempt: int) -> str | None:
         """None when the judge accepts; else the rejection. No verdict is a rejection."""
@@ -484,7 +511,8 @@ class StrategyUser:
         if sim > self.cfg.max_similarity:
             return f"repeats an earlier instruction (ratio {sim:.2f})"
         if self.stop is not None:
-            reason = check_user_turn(text, earlier, self.stop)
+            last = state.messages[-1]["content"] if state.messages else None
+            reason = check_user_turn(text, earlier, self.stop, last_answer=last, instructions=(STRATEGY_SYSTEM,))
             if reason:
                 return f"engine stop: {reason}"
         if self.judge is not None:

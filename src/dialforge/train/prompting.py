@@ -77,6 +77,9 @@ class SimulatorPrompt:
     def __init__(self, model_dir: str | Path, system: str | None = None) -> None:
         from transformers import AutoTokenizer
 
+        from ..llm.config import resolve_model
+
+        model_dir = resolve_model(str(model_dir))  # an embedded model's name is its cached folder
         try:
             self.tok = AutoTokenizer.from_pretrained(str(model_dir))
         except (OSError, ValueError) as e:
