@@ -75,14 +75,16 @@ def _read_hf(path: Path, report: Any) -> list[Conversation]:
 FORMATS: list[Format] = [
     Format(
         "openai",
-        "OpenAI messages: {id?, messages: [{role, content}], meta?} (canonical JSONL)",
+        "OpenAI messages: {id?, messages: [{role, content, tool_calls?, tool_call_id?}], tools?, meta?} "
+        "(canonical JSONL; `export --to openai` writes OpenAI's fine-tuning format, meta in a sidecar)",
         formats.parse_openai,
         lambda r: _list(r, "messages"),
         write=True,
     ),
     Format(
         "sharegpt",
-        "ShareGPT / FastChat / LLaMA-Factory: {conversations: [{from, value}], system?, tools?}",
+        "ShareGPT / FastChat / LLaMA-Factory: {conversations: [{from, value}], system?, tools?}; "
+        "function_call / observation turns are tool calls and results",
         formats.parse_sharegpt,
         lambda r: _list(r, "conversations"),
         write=True,
@@ -165,7 +167,12 @@ FORMATS: list[Format] = [
         lambda r: "instruction" in r and ("output" in r or _list(r, "instances")),
         seeds=True,
     ),
-    Format("hf", "Hugging Face datasets folder (save_to_disk): id, messages, meta", write=True, read_file=_read_hf),
+    Format(
+        "hf",
+        "Hugging Face datasets folder (save_to_disk): id, messages (typed, tool calls structured), tools, meta",
+        write=True,
+        read_file=_read_hf,
+    ),
     Format("mapping", "any JSON/JSONL via --messages/--role-field/--content-field/--roles (or a YAML mapping)"),
     Format(
         "prompts",
@@ -175,13 +182,20 @@ FORMATS: list[Format] = [
     Format("text", "seed prompts: a plain text file, one per line", seeds=True),
     Format(
         "llamafactory",
-        "LLaMA-Factory dataset folder: data file + dataset_info.json entry (dialforge export)",
+        "LLaMA-Factory dataset folder: data file + dataset_info.json entry declaring only its columns (export)",
+        write=True,
+    ),
+    Format(
+        "trl",
+        "TRL SFTTrainer: {messages (OpenAI's shape), tools: JSON string} (export)",
         write=True,
     ),
 ]
 BY_NAME = {f.name: f for f in FORMATS}
 READ_FORMATS: tuple[str, ...] = ("auto", *(f.name for f in FORMATS if f.readable))
-WRITE_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.write and f.name != "llamafactory")
+#: export-only formats (`dialforge export`): a folder with its entry, a consumer's own shape
+EXPORT_ONLY = ("llamafactory", "trl")
+WRITE_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS if f.write and f.name not in EXPORT_ONLY)
 
 
 def check_read_format(name: str) -> str:
