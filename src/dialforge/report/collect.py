@@ -66,8 +66,9 @@ class Run:
     usage: list[Usage]
     models: dict[str, str]  # "where: role" -> model id
     config: Any
-    warnings: list[str]
+    warnings: list[str]  # the health warnings: the same lines the CLI printed and pipeline.json holds
     tiny: bool
+    caveats: list[str] = field(default_factory=list)  # the realism cards' caveats (small samples): not warnings
 
 
 def _json(p: Path, problems: list[str]) -> Any:
@@ -236,14 +237,16 @@ def _card_warnings(sims: list[Sim]) -> list[tuple[str, str]]:
     return out
 
 
-def _warnings(pipeline: list[str], manifests: list[str], sims: list[Sim]) -> list[str]:
+def _warnings(pipeline: list[str], manifests: list[str], sims: list[Sim]) -> tuple[list[str], list[str]]:
+    """(health warnings, card caveats): the warnings are pipeline.json's list (what the CLI
+    printed) plus, for a run made by single commands, the stage manifests' own; a realism
+    card's caveats are listed apart, labelled with their simulator."""
     cards = _card_warnings(sims)
-    # the pipeline copies card caveats without the simulator's name: the labelled ones replace them
     raw = {w for w, _ in cards}
     out = [w for w in pipeline if w not in raw]
     # a pipeline lists its stages' warnings itself ("persona: simulate: ..."): not twice
     out += [w for w in manifests if not any(p.endswith(w.split(": ", 1)[1]) for p in out)]
-    return out + [labelled for _, labelled in cards]
+    return out, list(dict.fromkeys(labelled for _, labelled in cards))
 
 
 def read_run(root: str | Path) -> Run:
@@ -255,7 +258,7 @@ def read_run(root: str | Path) -> Run:
     lib = next((p for p in (root / "library.json", root / "induce" / "library.json") if p.exists()), None)
     library = _json(lib, problems) if lib else None
     models, manifest_warnings = _manifests(root, problems)
-    warnings = _warnings([str(w) for w in pipeline.get("warnings") or []], manifest_warnings, sims)
+    warnings, caveats = _warnings([str(w) for w in pipeline.get("warnings") or []], manifest_warnings, sims)
     config = pipeline.get("config") or next((s.manifest.get("config") for s in sims if s.manifest), None)
     named = [*models.values(), *_walk_strings(config), *_walk_strings((library or {}).get("abstraction_model"))]
     return Run(
@@ -268,6 +271,7 @@ def read_run(root: str | Path) -> Run:
         config=config,
         warnings=list(dict.fromkeys(warnings + problems)),
         tiny=any(is_tiny(m) for m in named),
+        caveats=caveats,
     )
 
 

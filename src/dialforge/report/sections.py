@@ -64,6 +64,13 @@ def notices(runs: list[Run]) -> str:
             f'<div class="warnings" id="warnings"><b>{len(warnings)} warning{"s" if len(warnings) != 1 else ""}'
             f"</b><ul>{items}</ul></div>"
         )
+    caveats = list(dict.fromkeys(c for r in runs for c in r.caveats))
+    if caveats:
+        items = "".join(f"<li>{esc(cut(c, 400))}</li>" for c in caveats)
+        out.append(
+            f'<div class="caveats" id="caveats"><b>Realism card caveats</b> (how far to trust the cards; '
+            f"not health warnings)<ul>{items}</ul></div>"
+        )
     return "".join(out)
 
 
