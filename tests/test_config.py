@@ -60,7 +60,7 @@ def test_backend_kind_from_kind_or_old_yaml():
     assert type(_Roles(user={"model": "m", "base_url": "http://h/v1"}).user) is HTTPBackendConfig
     assert type(_Roles(user={"model": "/models/x", "batch_size": 4}).user) is TransformersBackendConfig
     assert type(_Roles(user={"kind": "scripted", "replies": ["hi"]}).user) is ScriptedBackendConfig
-    assert type(backend_config(model="m", base_url="u")) is HTTPBackendConfig
+    assert type(backend_config(model="m", base_url="http://u/v1")) is HTTPBackendConfig
     assert type(backend_config({"model": "m"})) is TransformersBackendConfig
 
 

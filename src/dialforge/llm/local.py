@@ -11,49 +11,49 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BackendUnavailable, DialforgeError
+from .structured import bound_schema, bounded_schema
 from .types import ChatRequest, Completion, SamplingParams, Usage
 
 log = logging.getLogger("dialforge.llm")
 
 
-def bound_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-    """A copy of `schema` whose strings and arrays are bounded to about `max_tokens`
-    characters in all. Without it a weak model can fill one string until the budget runs out
-    and the reply is cut mid-JSON. A character can cost up to 4 byte-level tokens, so the
-    generation limit of a constrained request is 4x `max_tokens` (see `_generate`): the JSON
-    always closes, and a real model, which closes its strings early, never uses the extra."""
-    strings: list[tuple[dict[str, Any], int]] = []
-    overhead = 2
+def json_token_limit(schema: dict[str, Any], max_tokens: int) -> int:
+    """The generation limit of a constrained (JSON) request: the most characters the bounded
+    schema's JSON can take (at least `max_tokens`; every string has room for a sentence), twice
+    over plus a little for multi-token characters, so the JSON closes. Was 4x `max_tokens`:
+    a batch waits for its slowest row, and a rambling row took all of it."""
+    return 2 * bounded_schema(schema, max_tokens)[1] + 16
 
-    def walk(node: Any, mult: int) -> Any:
-        nonlocal overhead
-        if isinstance(node, list):
-            return [walk(v, mult) for v in node]
-        if not isinstance(node, dict):
-            return node
-        if node.get("type") == "array":
-            # as many items as the schema asks for (a ranker may want 50), 4 when it is silent
-            node = {**node, "maxItems": node.get("maxItems", 4)}
-            mult *= node["maxItems"]
-        node = {k: walk(v, mult) for k, v in node.items()}
-        if node.get("type") == "string" and "enum" not in node:
-            strings.append((node, mult))
-        for k in node.get("properties", {}):
-            overhead += (len(k) + 6) * mult
-        return node
 
-    out = walk(schema, 1)
-    slots = sum(m for _, m in strings)
-    if slots:
-        share = max(1, (max_tokens - overhead - 8) // slots)
-        for node, _ in strings:
-            node["maxLength"] = min(node.get("maxLength", share), share)
-    return out
+def set_cpu_threads(threads: int | None) -> None:
+    """Torch's intra-op threads on CPU: `threads`, else 1. Measured on SmolLM2-135M (issue 23,
+    2 busy cores): one thread decoded 14 tok/s at batch 1 and 50 at batch 32, two threads 2.3
+    and 11 (oversubscription with the other processes on the machine)."""
+    import torch
+
+    n = threads or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+        log.debug("torch threads on CPU: %d", n)
+
+
+def _cancelled(flag: threading.Event) -> Any:
+    """A transformers StoppingCriteria: stop every row once `flag` is set (the backend closed
+    or the batch's task cancelled: Ctrl-C then waits one token, not the whole batch)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return Cancelled()
 
 
 DEFAULT_BATCH_SIZE = 32
@@ -65,10 +65,22 @@ cores at load 6-7 (docs/benchmarks.md, issue 18): 32 was the fastest in both ord
 
 class TransformersBackend:
     def __init__(
-        self, model: str, *, batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None, dtype: str = "auto"
+        self,
+        model: str,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        device: str | None = None,
+        dtype: str = "auto",
+        name: str | None = None,
+        threads: int | None = None,
     ) -> None:
-        self.model_id = model
+        # `model` is what to load (a folder or hub id); `name` what records say (an embedded
+        # model's name, never its cache path: exports and manifests hold no local paths)
+        self.model_id = name or model
+        self._path = model
         self.batch_size = batch_size
+        self.threads = threads
+        self._live: set[threading.Event] = set()  # one per batch generating; set: it stops at the next token
         self._device = device
         self._dtype = dtype
         self._model: Any = None
@@ -88,12 +100,14 @@ class TransformersBackend:
         from ..quiet import no_loading_bars
 
         try:
-            self._tok = AutoTokenizer.from_pretrained(self.model_id)
+            self._tok = AutoTokenizer.from_pretrained(self._path)
             with no_loading_bars():
-                self._model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=self._dtype)
+                self._model = AutoModelForCausalLM.from_pretrained(self._path, dtype=self._dtype)
         except (OSError, ValueError) as e:
             raise BackendUnavailable(f"cannot load model {self.model_id!r}: {str(e).splitlines()[0]}") from None
         device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device == "cpu":
+            set_cpu_threads(self.threads)
         self._model.to(device).eval()
         self._tok.padding_side = "left"
         if self._tok.pad_token is None:
@@ -102,7 +116,7 @@ class TransformersBackend:
             raise DialforgeError(f"model {self.model_id!r} has no chat template")
 
     def _grammar(self, schema: dict[str, Any], max_tokens: int) -> Any:
-        key = json.dumps(bound_schema(schema, max_tokens), sort_keys=True)
+        key = json.dumps(bound_schema(schema, max_tokens), sort_keys=True)  # each string >= STRING_FLOOR
         if key not in self._grammars:
             import xgrammar as xgr
 
@@ -153,7 +167,7 @@ class TransformersBackend:
         """One failing request fails itself, never its batch: a failed batch is retried
         request by request."""
         try:
-            return await asyncio.to_thread(self._generate, reqs)
+            return await self._generate_cancellable(reqs)
         except BackendUnavailable:  # the model cannot load: every request would fail alike
             raise
         except Exception as e:  # one bad batch must not kill the worker
@@ -172,8 +186,22 @@ class TransformersBackend:
         return list(self._tok(text, add_special_tokens=False)["input_ids"])
 
     # -- generation --------------------------------------------------------------
-    def _generate(self, reqs: list[ChatRequest]) -> list[Completion]:
+    async def _generate_cancellable(self, reqs: list[ChatRequest]) -> list[Completion]:
+        """`_generate` in a thread; cancelling (Ctrl-C, aclose) stops it at its next token
+        instead of waiting for the whole batch."""
+        flag = threading.Event()
+        self._live.add(flag)
+        try:
+            return await asyncio.to_thread(self._generate, reqs, flag)
+        except asyncio.CancelledError:
+            flag.set()
+            raise
+        finally:
+            self._live.discard(flag)
+
+    def _generate(self, reqs: list[ChatRequest], cancel: threading.Event | None = None) -> list[Completion]:
         import torch
+        from transformers import StoppingCriteriaList
 
         self.load()
         tok, model = self._tok, self._model
@@ -190,8 +218,10 @@ class TransformersBackend:
             import xgrammar as xgr
 
             g = self._grammar(reqs[0].schema, p.max_tokens)
-            kwargs["max_new_tokens"] = 4 * p.max_tokens
+            kwargs["max_new_tokens"] = json_token_limit(reqs[0].schema, p.max_tokens)
             kwargs["logits_processor"] = [xgr.contrib.hf.LogitsProcessor([g] * len(rows))]
+        if cancel is not None:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_cancelled(cancel)])
         if p.seed is not None:
             torch.manual_seed(p.seed + reqs[0].sample_index)
         with torch.no_grad():
@@ -232,6 +262,8 @@ class TransformersBackend:
         return comps
 
     async def aclose(self) -> None:
+        for flag in list(self._live):
+            flag.set()
         if self._worker is not None:
             self._worker.cancel()
             try:
