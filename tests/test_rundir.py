@@ -210,3 +210,35 @@ def test_call_cache_group_commit_is_durable_without_close(tmp_path):
     again = CallCache(tmp_path / "cache.sqlite")  # opened non-empty: every lookup asks SQLite
     assert again.get(f"{9:064x}").text == "answer 9" and again.get(f"{7:064x}") is None
     again.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fresh"),
+    [("resumes", "x", 1), ("resumes", -3, 1), ("resumes", True, 1), ("models", ["m"], {}), ("models", None, {})],
+)
+def test_a_manifest_field_of_the_wrong_type_is_reset_with_a_warning(tmp_path, caplog, field, value, fresh):
+    """The right fingerprint, a bookkeeping field edited to nonsense: the run resumes (its
+    outputs are this config's), the field is reset and said, never a traceback."""
+    out = tmp_path / "run"
+    with RunDir(out, command="simulate", config={"a": 1}) as run:
+        run.store("conversations.jsonl").append({"id": "c1"})
+    m = json.loads((out / "manifest.json").read_text())
+    m[field] = value
+    (out / "manifest.json").write_text(json.dumps(m))
+    with RunDir(out, command="simulate", config={"a": 1}) as run:
+        assert run.resumed and run.store("conversations.jsonl").ids == {"c1"}
+    m = json.loads((out / "manifest.json").read_text())
+    assert m[field] == fresh
+    assert f"field '{field}' is {value!r}, not what a manifest holds: reset" in caplog.text
+
+
+def test_a_stage_entry_that_is_no_object_is_checked_again(tmp_path, caplog):
+    out = tmp_path / "run"
+    with RunDir(out, command="simulate", config={"a": 1}) as run:
+        run.stage_done("simulate")
+    m = json.loads((out / "manifest.json").read_text())
+    m["stages"]["simulate"] = "done"
+    (out / "manifest.json").write_text(json.dumps(m))
+    with RunDir(out, command="simulate", config={"a": 1}) as run:
+        assert not run.is_done("simulate")
+    assert "field 'stages.simulate' is not an object" in caplog.text

@@ -101,6 +101,26 @@ class RunDir:
             log.warning("%s is unreadable (%s): moved to %s; resuming with a new manifest", path, e, aside.name)
             return None
 
+    def _repair_manifest(self) -> None:
+        """A resumed manifest whose bookkeeping fields have the wrong type (edited by hand, or
+        by another tool): each is reset with a warning, never a traceback. The fingerprint
+        matched, so the outputs are this config's and are kept."""
+        m = self.manifest
+        where = self.path / "manifest.json"
+        for key, ok, fresh in (
+            ("resumes", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 0),
+            ("models", lambda v: isinstance(v, dict), {}),
+            ("stages", lambda v: isinstance(v, dict), {}),
+        ):
+            if key in m and not ok(m[key]):
+                log.warning("%s: field '%s' is %r, not what a manifest holds: reset", where, key, m[key])
+            if key not in m or not ok(m[key]):
+                m[key] = fresh
+        for name, info in list(m["stages"].items()):
+            if not isinstance(info, dict):
+                log.warning("%s: field 'stages.%s' is not an object: the stage is checked again", where, name)
+                del m["stages"][name]
+
     def _open(self, config: BaseModel | dict[str, Any], models: dict[str, str] | None, use_cache: bool) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.resumed:
@@ -120,9 +140,9 @@ class RunDir:
                 "resumes": 0,
             }
         else:
-            self.manifest["resumes"] = self.manifest.get("resumes", 0) + 1
-            self.manifest.setdefault("models", {}).update(models or {})
-            self.manifest.setdefault("stages", {})
+            self._repair_manifest()
+            self.manifest["resumes"] += 1
+            self.manifest["models"].update(models or {})
         self._log_handler = logging.FileHandler(self.path / "run.log", encoding="utf-8")
         self._log_handler.addFilter(MaskSecretsFilter())  # keys echoed by a server never reach run.log
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -56,8 +56,10 @@ def judge_dir(path: str | Path) -> Path:
 async def judge_conversations(
     convs: list[Conversation], judge: BackendConfig, out: str | Path, *, concurrency: int = 16
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Judgments by conversation id, and the stage's health warnings."""
-    cfg = {"judge": judge.model_dump(mode="json"), "conversations": sorted(c.id for c in convs)}
-    with RunDir(out, command="score judge", config=cfg, models={"judge": judge.model}, force_new=True) as run:
+    """Judgments by conversation id, and the stage's health warnings. Incremental like every
+    stage: the judge folder's config is the judge alone (not the conversations), so the same
+    judge resumes it and judges only conversations it has not judged (appended ones, failed
+    ones); another judge moves the old folder aside (nothing is lost)."""
+    with RunDir(out, command="score judge", config=judge, models={"judge": judge.model}, force_new=True) as run:
         res = await run_stage(JudgeStage(judge, convs, concurrency), run, progress=False)
     return {r["conversation_id"]: r["judge"] for r in res.records}, res.warnings

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import INPUT_FILE, OPERATIONAL
-from ..errors import DialforgeError
+from ..errors import DialforgeError, RecordError
 from ..io._records import iter_records
 from ..llm.client import LLM, run_sync
 from ..llm.config import BackendConfig, BackendPool
@@ -83,10 +83,36 @@ class MTBenchConfig(BaseModel):
 
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     out = []
-    for rec, _, _ in iter_records(Path(path)):
+    for rec, line, _ in iter_records(Path(path)):
         if isinstance(rec, Exception):
             raise rec
+        if not isinstance(rec, dict):
+            raise RecordError(f"expected an object, got {type(rec).__name__}", path=path, line=line)
         out.append(rec)
+    return out
+
+
+def load_answers(path: str | Path) -> dict[Any, list[str]]:
+    """A FastChat answer file: question id -> the first choice's turns (text), with a
+    file:line:field error for a record of another shape."""
+    out: dict[Any, list[str]] = {}
+    for rec, line, _ in iter_records(Path(path)):
+        if isinstance(rec, Exception):
+            raise rec
+        if not isinstance(rec, dict):
+            raise RecordError(f"expected an object, got {type(rec).__name__}", path=path, line=line)
+        qid = rec.get("question_id")
+        if not isinstance(qid, (int, str)) or isinstance(qid, bool):
+            raise RecordError("expected a question id (number or string)", path=path, line=line, field="question_id")
+        choices = rec.get("choices")
+        turns = (
+            choices[0].get("turns") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        )
+        if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+            raise RecordError(
+                "expected a non-empty list of answer texts", path=path, line=line, field="choices[0].turns"
+            )
+        out[qid] = turns
     return out
 
 
@@ -160,24 +186,18 @@ class _JudgeStage(Stage):
         self.questions = questions
         self.answers = answers
         self.concurrency = cfg.concurrency
-        self.refs = (
-            {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.reference_answers)}
-            if cfg.reference_answers
-            else {}
-        )
-        self.prompts = {p["name"]: p for p in load_jsonl(cfg.judge_prompts)}
-        self.baseline = (
-            {r["question_id"]: r["choices"][0]["turns"] for r in load_jsonl(cfg.baseline_answers)}
-            if cfg.baseline_answers
-            else {}
-        )
+        self.refs = load_answers(cfg.reference_answers) if cfg.reference_answers else {}
+        self.prompts = {p["name"]: p for p in load_jsonl(cfg.judge_prompts) if isinstance(p.get("name"), str)}
+        self.baseline = load_answers(cfg.baseline_answers) if cfg.baseline_answers else {}
         self.judge: LLM | None = None
 
     def plan(self) -> list[Job]:
+        """Pairwise: only the questions the baseline answered (`run_mt_bench` counts the rest)."""
         c = self.cfg
         return [
             Job(f"{c.judge.model}:{c.mode}:{q['question_id']}:{turn}", (q, turn))
             for q in self.questions
+            if c.mode == "single" or q["question_id"] in self.baseline
             for turn in (1, 2)
         ]
 
@@ -232,14 +252,25 @@ async def run_mt_bench(
         # a failed answer is retried by the next run; only then is it judged
         answers = {r["question_id"]: r["choices"][0]["turns"] for r in res.records if not r.get("error")}
         answered = [q for q in questions if q["question_id"] in answers]
-        judged = await run_stage(_JudgeStage(cfg, answered, answers), run, executor=executor, progress=progress)
+        stage = _JudgeStage(cfg, answered, answers)
+        no_baseline = [
+            q["question_id"] for q in answered if cfg.mode == "pairwise" and q["question_id"] not in stage.baseline
+        ]
+        judged = await run_stage(stage, run, executor=executor, progress=progress)
         judgments = list(judged.records)
         cats = {q["question_id"]: q["category"] for q in questions}
         if cfg.mode == "single":
             summary = summarise_single(judgments, cats)
         else:
             summary = summarise_pairwise(judgments, cats)
-        summary["warnings"] = res.warnings + judged.warnings
+        warnings = res.warnings + judged.warnings
+        if no_baseline:
+            summary["no_baseline"] = len(no_baseline)
+            warnings.append(
+                f"mtbench.judge: {len(no_baseline)} of {len(answered)} questions have no answer in "
+                f"{cfg.baseline_answers}: not judged (first: {no_baseline[0]})"
+            )
+        summary["warnings"] = warnings
         run.stage_done("mt-bench", **summary)
         return summary
 
@@ -247,10 +278,11 @@ async def run_mt_bench(
 def summarise_pairwise(judgments: list[dict[str, Any]], categories: dict[int, str]) -> dict[str, Any]:
     from collections import Counter
 
-    res = Counter(j["winner"] for j in judgments)
+    # a failed job's record has no verdict: it counts as an error (the next run retries it)
+    res = Counter(j.get("winner", "error") for j in judgments)
     by_cat: dict[str, Counter[str]] = defaultdict(Counter)
     for j in judgments:
-        by_cat[categories.get(j["question_id"], "?")][j["winner"]] += 1
+        by_cat[categories.get(j.get("question_id", -1), "?")][j.get("winner", "error")] += 1
     n = sum(res.values())
     return {
         "win": res["model"],
@@ -294,7 +326,8 @@ async def _judge(
         user, text = await _ask_judge(judge, prompts[name], fields)
         common["judge"][1] = name
         return {**common, "user_prompt": user, "judgment": text, "score": parse_rating(text)}
-    assert base is not None
+    if base is None:  # the plan leaves such questions out; never a bare AssertionError
+        raise DialforgeError(f"question {q['question_id']}: no baseline answer")
     name = ("pair-math-v1" if need_ref else "pair-v2") + multi
     judgments = []
     for a, b in ((ans, base), (base, ans)):  # both orders: position bias
