@@ -100,7 +100,7 @@ def test_pairwise_with_a_partial_baseline_judges_what_it_can(data_dir, tmp_path)
     first = json.loads(full[0])["question_id"]
     missing = json.loads(full[30])["question_id"]
     with FakeOpenAIServer(reply=_pair_reply) as srv:
-        for attempt in (1, 2):  # a re-run: the same result, no traceback either time
+        for _attempt in (1, 2):  # a re-run: the same result, no traceback either time
             r = _mt_bench(data_dir, tmp_path / "pair", srv.base_url, baseline)
             assert r.returncode == 0, r.stderr
             assert "Traceback" not in r.stderr
