@@ -456,3 +456,53 @@ def test_cli_bad_base_url_is_one_line_exit_2_before_any_request(tmp_path, dialfo
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: command line: field 'assistant.base_url': "), lines
     assert "Traceback" not in r.stderr and not (out / "conversations.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_trained_simulator_over_a_string_only_server_sends_exactly_the_rendered_text(tiny_model_dir, tmp_path):
+    """`user_format: trained` over HTTP: token ids first; llama-cpp-python answers HTTP 500 to
+    them, so the rest go as the rendered training text, byte for byte."""
+    import json
+
+    from dialforge.llm import backend_config
+    from dialforge.llm.types import TokenPrompt
+    from dialforge.simulate import SimulateConfig, simulate_async
+    from dialforge.train.prompting import SimulatorPrompt
+
+    def reply(body):
+        return "What about the second part?" if "prompt" in body else "Here is an answer."
+
+    seeds = tmp_path / "q.txt"
+    seeds.write_text("How do tides work?\nWhy is the sky blue?\n")
+    with FakeOpenAIServer(reply=reply, token_prompts=False) as srv:
+        cfg = SimulateConfig(
+            mode="socratic",
+            user_format="trained",
+            user_tokenizer=str(tiny_model_dir),
+            seeds={"questions": [str(seeds)]},
+            user=backend_config(model="sim", base_url=srv.base_url, max_concurrency=1),
+            assistant=backend_config(model="asst", base_url=srv.base_url),
+            max_turns=2,
+            concurrency=1,
+        )
+        asyncio.run(simulate_async(cfg, tmp_path / "run", progress=False))
+    raw = [(path, b) for path, b in zip(srv.paths, srv.requests, strict=True) if path == "/v1/completions"]
+    prompts = [b["prompt"] for _, b in raw]
+    assert isinstance(prompts[0], list) and all(isinstance(p, str) for p in prompts[1:])
+    assert len(prompts) == 3 and srv.refused == 1  # one refused token-id prompt, then two texts
+    rows = [json.loads(line) for line in (tmp_path / "run/conversations.jsonl").read_text().splitlines()]
+    assert sorted(r["messages"][2]["content"] for r in rows) == ["What about the second part?"] * 2
+    # exactly the training text: what the renderer lays out before the simulator's turn
+    sp = SimulatorPrompt(str(tiny_model_dir))
+    dialogue = [
+        {"role": "user", "content": "How do tides work?"},
+        {"role": "assistant", "content": "Here is an answer."},
+    ]
+    ids = sp.ids(dialogue)
+    assert isinstance(ids, TokenPrompt) and ids.text in prompts[1:]
+    full = sp.tok.apply_chat_template(
+        [*sp.messages(dialogue), {"role": sp.fmt.writes, "content": "XYZ"}],
+        chat_template=sp.fmt.template,
+        tokenize=False,
+    )
+    assert full.startswith(ids.text) and full[len(ids.text) :].startswith("XYZ")

@@ -163,9 +163,12 @@ class LLM:
         sample_index: int = 0,
         prompt: list[int] | None = None,
     ) -> Completion:
-        """`prompt`: token ids sent as they are (no chat template, no system prompt added)."""
+        """`prompt`: token ids sent as they are (no chat template, no system prompt added); a
+        `TokenPrompt` also carries its rendered text, sent instead where a server takes only a
+        string prompt (llama-cpp-python)."""
         msgs = messages if prompt is not None else self._messages(messages)
-        req = ChatRequest(msgs, params or self.params, sample_index=sample_index, prompt=prompt)
+        text = getattr(prompt, "text", None)
+        req = ChatRequest(msgs, params or self.params, sample_index=sample_index, prompt=prompt, prompt_text=text)
         return (await self.chat([req]))[0]
 
     async def structured(

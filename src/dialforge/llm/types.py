@@ -26,6 +26,15 @@ class SamplingParams(BaseModel):
 DEFAULT_PARAMS = SamplingParams()
 
 
+class TokenPrompt(list[int]):
+    """Token ids that also carry the text they were rendered from: a trained simulator's
+    prompt. A server whose completions endpoint takes only a string gets `text`."""
+
+    def __init__(self, ids: Sequence[int] = (), text: str | None = None) -> None:
+        super().__init__(ids)
+        self.text = text
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """One chat completion request. `schema` asks for structured (JSON) output. `prompt`

@@ -104,4 +104,11 @@ class SimulatorPrompt:
         return ([{"role": "system", "content": system}] if system else []) + body
 
     def ids(self, dialogue: list[dict[str, str]], system: str | None = None) -> list[int]:
-        return self.renderer.prompt_ids(self.messages(dialogue, system), self.fmt.writes)
+        """The training ids' prefix, carrying the rendered text too (a `TokenPrompt`): a server
+        whose /v1/completions takes only a string (llama-cpp-python) gets exactly that text."""
+        from ..llm.types import TokenPrompt
+
+        messages = self.messages(dialogue, system)
+        ids = self.renderer.prompt_ids(messages, self.fmt.writes)
+        text, spans = self.renderer.layout([*messages, {"role": self.fmt.writes, "content": ""}])
+        return TokenPrompt(ids, text[: spans[-1][0]])
