@@ -50,6 +50,63 @@ def test_expressions_are_bounded_at_compile_or_eval_time(text, message):
         Expression(text)({"x": 1, "y": [1]})
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        # the audit's: ran past 60 s at 62 MB
+        ("[[['a']*10000]*10000]*10000 == [[['a']*10000]*10000]*10000", "[['a'] * 10000] * 10000"),
+        ("[['a']*10000]*10000 == [['a']*10000]*10000", "[['a'] * 10000] * 10000"),  # 0.27 s a record
+        ("[[[]]*10000]*10000 == x", "[[[]] * 10000] * 10000"),  # empty lists count too
+        ("['ab'*5000]*2 == x", "['ab' * 5000] * 2"),  # characters count
+    ],
+)
+def test_a_value_built_past_the_size_budget_is_refused_at_once(text, where):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(DialforgeError) as e:
+        Expression(text)({"x": 1})
+    assert time.perf_counter() - start < 0.5
+    assert str(e.value) == (
+        f"filter expression {text!r}: repetition beyond 10000 items (nested items counted) in `{where}`"
+    )
+
+
+def test_a_nested_list_literal_past_the_size_budget_is_refused():
+    text = "[" + ", ".join(["['a'] * 9000"] * 3) + "] == x"
+    with pytest.raises(DialforgeError, match=r"the list holds more than 10000 items \(nested items counted\) in `\["):
+        Expression(text)({"x": 1})
+
+
+def test_one_records_work_is_bounded_by_a_step_budget():
+    import time
+
+    ok = " and ".join(["['a']*5000 + ['a']*5000 != x"] * 9)  # 9 x 10^4 steps: within the budget
+    assert Expression(ok)({"x": 1}) is True
+    text = " and ".join(["['a']*5000 + ['a']*5000 != x"] * 11)
+    start = time.perf_counter()
+    with pytest.raises(DialforgeError) as e:
+        Expression(text)({"x": 1})
+    assert time.perf_counter() - start < 0.5
+    assert str(e.value) == f"filter expression {text!r}: more than 100000 steps of work on one record"
+    # the budget is per record: the next record starts afresh
+    assert Expression(ok)({"x": 1}) is True
+    assert Expression("['a'] * 10000 == ['a'] * 10000")({}) is True  # the limit itself is allowed
+
+
+def test_filter_on_a_score_no_record_has_warns(tmp_path, threads):
+    data = tmp_path / "d.jsonl"
+    write_conversations(threads[:5], data)
+    r = _cli("filter", str(data), "--where", "distinct_1 > 0.1", "--out", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        f"WARNING dialforge.score: filter expression 'distinct_1 > 0.1': no record of {data} has 'distinct_1' "
+        "(no scores file: run `dialforge score` first, or pass --scores); it is None in every record, "
+        "so comparisons with it are false",
+        f"{tmp_path / 'o.jsonl'}: kept 0 of 5 (distinct_1 > 0.1)",
+    ]
+
+
 def test_expression_errors_name_the_expression_and_field_never_false():
     with pytest.raises(DialforgeError, match=r"division by zero in `user_turns / 0` \(user_turns=3\)"):
         Expression("user_turns / 0 > 1")({"user_turns": 3})

@@ -22,7 +22,12 @@ from ..errors import DialforgeError
 
 MAX_CHARS = 2000
 MAX_DEPTH = 32
-MAX_SEQUENCE = 10_000  # longest string or list an expression may build by + or *
+#: Largest value an expression may build by +, * or a list literal, nested items counted (a
+#: string counts its characters): `[['a'] * 10000] * 10000` holds 10^8 and is refused, so no
+#: comparison of built values takes more than ~10^4 steps.
+MAX_SEQUENCE = 10_000
+#: Work one record's evaluation may do measuring what it builds: a per-record CPU budget.
+MAX_STEPS = 100_000
 
 Env = dict[str, Any]
 Fn = Callable[[Env], Any]
@@ -71,16 +76,56 @@ def _is_seq(v: Any) -> bool:
     return isinstance(v, (str, list))
 
 
-def _check_arith(op: type[ast.operator], a: Any, b: Any) -> str | None:
+class _Budget:
+    """Steps left for one record's evaluation; `size` charges what it walks."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_STEPS
+
+    def size(self, value: Any, cap: int = MAX_SEQUENCE) -> int:
+        """Items in `value`, nested ones counted (a string: its length; an empty list: 1), walked no further
+        than `cap` (a larger result means "more than cap"). Shared sublists count each time:
+        a comparison walks them each time."""
+        total, stack = 0, [value]
+        while stack:
+            v = stack.pop()
+            self.left -= 1
+            if isinstance(v, str):
+                total += max(len(v), 1)
+            elif isinstance(v, (list, tuple, set, frozenset)):
+                if v:
+                    stack.extend(v)  # a list counts its items: ['a'] * 10000 is 10000
+                else:
+                    total += 1  # [[]] * 10000 is 10000 too
+            else:
+                total += 1
+            if total > cap or self.left < 0:
+                break
+        if self.left < 0:
+            raise _OverBudget(f"more than {MAX_STEPS} steps of work on one record")
+        return total
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _check_arith(op: type[ast.operator], a: Any, b: Any, budget: _Budget) -> str | None:
     """Why `a op b` is refused, or None. Text and lists only concatenate and repeat, within
-    MAX_SEQUENCE; `%` on text (printf formatting) is refused."""
+    MAX_SEQUENCE items (nested ones counted); `%` on text (printf formatting) is refused."""
     if isinstance(a, _NUMBER) and isinstance(b, _NUMBER):
         return None
     if op is ast.Add and _is_seq(a) and type(a) is type(b):
-        return None if len(a) + len(b) <= MAX_SEQUENCE else f"the result is longer than {MAX_SEQUENCE}"
+        if budget.size(a) + budget.size(b) <= MAX_SEQUENCE:
+            return None
+        return f"the result is longer than {MAX_SEQUENCE} (nested items counted)"
     if op is ast.Mult and (_is_seq(a) and isinstance(b, int) or _is_seq(b) and isinstance(a, int)):
         seq, n = (a, b) if _is_seq(a) else (b, a)
-        return None if len(seq) * max(n, 0) <= MAX_SEQUENCE else f"repetition beyond {MAX_SEQUENCE} items"
+        if max(n, 0) <= MAX_SEQUENCE and budget.size(seq) * max(n, 0) <= MAX_SEQUENCE:
+            return None
+        return f"repetition beyond {MAX_SEQUENCE} items (nested items counted)"
     return f"unsupported operand types {type(a).__name__} and {type(b).__name__}"
 
 
@@ -108,6 +153,7 @@ class Expression:
             if isinstance(node, ast.Constant) and not (node.value is None or isinstance(node.value, (*_NUMBER, str))):
                 raise DialforgeError(f"filter expression {text!r}: constant {node.value!r} is not allowed")
         self.tree = tree
+        self._budget = _Budget()
         self.names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(_CONSTANTS)
         self._fn = self._compile(tree)
         self._fast = None if any(isinstance(n, ast.BinOp) for n in ast.walk(tree)) else _fast_path(tree)
@@ -129,7 +175,11 @@ class Expression:
                 return bool(self._fast(env))
             except TypeError:  # None in an ordering comparison, or a real type error: checked path
                 pass
-        return bool(self._fn(env))
+        self._budget = _Budget()
+        try:
+            return bool(self._fn(env))
+        except _OverBudget as e:
+            raise ExpressionError(f"filter expression {self.text!r}: {e}") from None
 
     # -- compilation: one closure per node, built once ------------------------------------------
     def _fail(self, node: ast.AST, env: Env, why: str) -> ExpressionError:
@@ -150,7 +200,15 @@ class Expression:
             return lambda env: env.get(name)
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
             items = [self._compile(e) for e in node.elts]
-            return lambda env: [f(env) for f in items]
+            nested = any(isinstance(e, (ast.BinOp, ast.List, ast.Tuple, ast.Set)) for e in node.elts)
+
+            def literal(env: Env) -> list[Any]:
+                value = [f(env) for f in items]
+                if nested and self._budget.size(value) > MAX_SEQUENCE:
+                    raise self._fail(node, env, f"the list holds more than {MAX_SEQUENCE} items (nested items counted)")
+                return value
+
+            return literal
         if isinstance(node, ast.BoolOp):
             parts = [self._compile(v) for v in node.values]
             if isinstance(node.op, ast.And):
@@ -188,7 +246,7 @@ class Expression:
             a, b = left(env), right(env)
             if a is None or b is None:
                 return None
-            why = _check_arith(kind, a, b)
+            why = _check_arith(kind, a, b, self._budget)
             if why is not None:
                 raise self._fail(node, env, why)
             try:

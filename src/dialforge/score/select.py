@@ -3,6 +3,7 @@ true. The file form streams (one conversation and one score record in memory at 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from ..io.reader import iter_conversations_located as iter_located
 from .dedup import dedup
 from .expression import Expression, ExpressionError
 from .registry import META_FIELDS, conversation_fields
+
+log = logging.getLogger("dialforge.score")
 
 __all__ = [
     "Expression",
@@ -71,10 +74,22 @@ class _Names:
             if len(self.seen) < 500:
                 self.seen.update(env)
 
-    def check(self) -> None:
-        if self.missing:
-            self.expr.check_names(self.seen | conversation_fields())
-            # a registered name no record carries (e.g. workflow_depth outside self-talk) is fine
+    def check(self, where: str = "", scored: bool = True) -> None:
+        if not self.missing or not self.seen:
+            return
+        self.expr.check_names(self.seen | conversation_fields())
+        # a registered name no record carries (e.g. workflow_depth outside self-talk, a score
+        # on an unscored file) is no error, but it is None everywhere: say so, since the
+        # filter then keeps nothing (or everything) for a reason the user cannot see
+        names = ", ".join(repr(n) for n in sorted(self.missing))
+        hint = "" if scored else " (no scores file: run `dialforge score` first, or pass --scores)"
+        log.warning(
+            "filter expression %r: no record%s has %s%s; it is None in every record, so comparisons with it are false",
+            self.expr.text,
+            f" of {where}" if where else "",
+            names,
+            hint,
+        )
 
 
 def filter_conversations(convs: list[Conversation], scores: dict[str, dict[str, Any]], expr: str) -> list[Conversation]:
@@ -156,7 +171,7 @@ def filter_file(
             if _keep(e, env, where):
                 counts[0] += 1
                 yield c
-        names.check()
+        names.check(str(data), scored=stream.path is not None and stream.path.exists())
 
     write_conversations(kept(), out)
     return counts[0], counts[1]
