@@ -4,8 +4,8 @@ Two kinds of signal cut the limit:
 - **pushback** (429/503): a server that is over capacity answers most requests beyond it that
   way, while a rate limiter or a busy shared endpoint answers a few percent of them at random.
   So pushbacks are counted per window of `max(window_min, limit)` answers: the limit is cut
-  when their share in the window passes `tolerance` (a burst), and a few percent are only
-  retried (each after its own `Retry-After`). Measured: 5% 429s at 1,000 in flight keep the
+  when their share in the window passes `tolerance` (20%: a burst), and a few percent are
+  only retried (each after its own `Retry-After`). Measured: 5% 429s at 1,000 in flight keep the
   fault-free throughput (docs/benchmarks.md); halving on every 429 took it down ~60x.
 - **overload** (a timeout, a dropped connection, or an answer that took more than half the
   timeout): the server queues more than it serves in time (llama-cpp-python answers one
@@ -13,10 +13,11 @@ Two kinds of signal cut the limit:
 
 A cut is taken once per epoch: signals from requests sent before the last cut (their ticket,
 from `acquire`, is older) are ignored, so one burst is one cut. The limit starts at `initial`
-(8) and doubles per clean window until the first cut (slow start: a server that answers one
-request at a time never sees 64 requests queue past the timeout); after a cut, a clean window
-grows it by half (quick recovery), a window with a few pushbacks by one slot, never above
-`max_limit`. From 8 to 1,000 in flight takes 7 windows (7 round trips).
+(8) and doubles per calm window (pushbacks under half the tolerance) until the first cut
+(slow start: a server that answers one request at a time never sees 64 requests queue past
+the timeout); after a cut, a calm window grows it by half (quick recovery), a window with
+more pushbacks by one slot, never above `max_limit`. From 8 to 1,000 in flight takes 7
+windows (7 round trips).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class AIMDLimiter:
         min_limit: int = 1,
         *,
         initial: int = 8,
-        tolerance: float = 0.1,
+        tolerance: float = 0.2,
         window_min: int = 8,
         burst_min: int = 3,
     ) -> None:
@@ -122,7 +123,7 @@ class AIMDLimiter:
         if n < self.window:
             return
         if self.limit < self.max_limit:
-            if self._pushed:
+            if self._pushed > self.tolerance / 2 * n:
                 grow = 1.0
             else:
                 grow = self.limit if self.slow_start else max(1.0, self.limit / 2)
