@@ -3,11 +3,11 @@
 # (.venv-llamafactory: transformers 4.52, datasets <=3.6 with pyarrow<20, torch pinned to the
 # 2.13.0 CPU wheel by a constraints file so no resolver pulls CUDA torch), builds a tiny Llama
 # model inside that venv (transformers 4.52 cannot load a model saved by transformers 5), exports
-# a plain and a tool-call dataset with dialforge, and runs `llamafactory-cli train` for 1 step on
-# each with no edit to the exported files.
+# a plain, a system-prompt and a tool-call dataset with dialforge, and runs `llamafactory-cli train`
+# for 1 step on each with no edit to the exported files.
 #   scripts/check_llamafactory.sh            install (once) and check
 #   scripts/check_llamafactory.sh install    only build the venv
-# Work files go to $WORK (default /tmp/dialforge-llamafactory). Exit status: 0 when both train.
+# Work files go to $WORK (default /tmp/dialforge-llamafactory). Exit status: 0 when all three train.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,6 +37,18 @@ echo "== exporting with dialforge"
 "$DIALFORGE" export "$ROOT/data/llamafactory/glaive_toolcall_en_demo.json" --to llamafactory --out "$WORK/data" --name df_tools
 "$DIALFORGE" convert "$ROOT/data/oasst/en_100_tree.jsonl" "$WORK/oasst.jsonl" --from oasst-best >/dev/null
 "$DIALFORGE" export "$WORK/oasst.jsonl" --to llamafactory --out "$WORK/data" --name df_plain
+# a system prompt on every other conversation (obviously synthetic): the `system` column, null in half the rows
+"$ROOT/.venv/bin/python" - "$WORK/oasst.jsonl" "$WORK/oasst_system.jsonl" <<'PYEOF'
+import json, sys
+with open(sys.argv[1]) as f, open(sys.argv[2], "w") as g:
+    for i, line in enumerate(f):
+        rec = json.loads(line)
+        if i % 2 == 0:
+            rec["messages"].insert(0, {"role": "system", "content": "SYNTHETIC system prompt for the LLaMA-Factory check."})
+        g.write(json.dumps(rec) + "\n")
+PYEOF
+"$DIALFORGE" export "$WORK/oasst_system.jsonl" --to llamafactory --out "$WORK/data" --name df_system
+"$DIALFORGE" check "$WORK/data" --for llamafactory
 echo "dataset_info.json:"; cat "$WORK/data/dataset_info.json"; echo
 
 echo "== tiny Llama model built inside $VENV"
@@ -72,7 +84,7 @@ print("tiny model:", out, "vocab", len(hf))
 PYEOF
 
 status=0
-for ds in df_plain df_tools; do
+for ds in df_plain df_system df_tools; do
   echo "== llamafactory-cli train: $ds (1 step)"
   cat >"$WORK/$ds.yaml" <<YAML
 model_name_or_path: $WORK/tiny
