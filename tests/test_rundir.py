@@ -242,3 +242,47 @@ def test_a_stage_entry_that_is_no_object_is_checked_again(tmp_path, caplog):
     with RunDir(out, command="simulate", config={"a": 1}) as run:
         assert not run.is_done("simulate")
     assert "field 'stages.simulate' is not an object" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["userinfo", "api-key-env"])
+def test_a_key_put_where_a_key_does_not_belong_is_never_written(data_dir, fake_server, tmp_path, where):
+    """A password in --base-url's userinfo, or a key given to --api-key-env (which wants the
+    variable's name): masked in the manifest, run.log, stdout and stderr."""
+    key = "sk-live-SECRET-9f8e7d6c5b4a3210"
+    out = tmp_path / "run"
+    url = fake_server.base_url
+    args = ["--model", "fake-model", "--limit", "3", "--out", str(out)]
+    if where == "userinfo":
+        args += ["--base-url", url.replace("http://", f"http://user:{key}@")]
+    else:
+        args += ["--base-url", url, "--api-key-env", key]
+    prompts = str(data_dir / "oasst/prompt_lottery_en_250_text.jsonl")
+    r = subprocess.run(
+        [sys.executable, "-m", "dialforge.cli", "answer", "--prompts", prompts, *args], capture_output=True, text=True
+    )
+    assert key not in r.stdout + r.stderr
+    files = dict(_all_bytes(out))
+    assert "manifest.json" in {os.path.basename(f) for f in files}
+    for f, blob in files.items():
+        assert key.encode() not in blob, f
+    manifest = json.loads((out / "manifest.json").read_text())
+    if where == "userinfo":
+        assert manifest["config"]["assistant"]["base_url"] == url.replace("http://", "http://user:***@")
+    else:
+        assert manifest["config"]["assistant"]["api_key_env"] == "***"
+
+
+def test_redact_masks_url_passwords_and_keys_in_api_key_env_only():
+    from dialforge.run.redact import looks_like_a_key, redact
+
+    cfg = {
+        "a": {"base_url": "http://u:pw-123@h:8000/v1", "api_key_env": "OPENAI_API_KEY"},
+        "b": [{"base_url": "https://h/v1", "api_key_env": "sk-abc.def-123"}],
+        "note": "user:pass without a scheme stays",
+    }
+    assert redact(cfg) == {
+        "a": {"base_url": "http://u:***@h:8000/v1", "api_key_env": "OPENAI_API_KEY"},
+        "b": [{"base_url": "https://h/v1", "api_key_env": "***"}],
+        "note": "user:pass without a scheme stays",
+    }
+    assert not looks_like_a_key("MY_KEY") and looks_like_a_key("sk-proj-abc") and not looks_like_a_key("x-y")

@@ -67,6 +67,42 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
             node = node[p]
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses what PyYAML would take silently or crash on: a key given twice in
+    one mapping (the last one won), and an integer past Python's 4300-digit conversion limit
+    (a ValueError traceback). Deep nesting is caught where the loader is called."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = key_node.value
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {first[key].line + 1})", key_node.start_mark
+                )
+            first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(node.value)} characters is too long", node.start_mark
+            ) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text strictly (see `_StrictLoader`); RecursionError for nesting too deep."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_set(items: list[str] | None) -> dict[str, Any]:
     """`--set a.b=c` flags as dotted overrides; values are YAML (`3`, `true`, `[x, y]`, `null`)."""
     out: dict[str, Any] = {}
@@ -75,9 +111,13 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set simulate.max_turns=6")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            out[key.strip()] = yaml_load(raw) if raw.strip() else ""
+        except yaml.constructor.ConstructorError as e:
+            raise ConfigError(f"--set {key.strip()}: {e.problem}") from None
+        except RecursionError:
+            raise ConfigError(f"--set {key.strip()}: the value is nested too deeply") from None
         except yaml.YAMLError:
-            out[key.strip()] = raw
+            out[key.strip()] = raw  # not YAML: the text itself
     return out
 
 
@@ -205,9 +245,11 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         raise ConfigError(f"{p}: {what} is a directory, expected a YAML file")
     text = decode_text(p.read_bytes(), p, what)
     try:
-        return yaml.safe_load(text)
+        return yaml_load(text)
     except yaml.YAMLError as e:
         raise _yaml_error(e, p, what) from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML in {what}: nested too deeply") from None
 
 
 def load_config(
@@ -234,6 +276,9 @@ def load_config(
             _set_dotted(data, k, v)
     for k, v in (sets or {}).items():
         _set_dotted(data, k, v)
+    from .run.redact import find_secrets
+
+    find_secrets(data)  # a key in a URL or in api_key_env: masked in every message from here on
     origins = config_origins(overrides, sets)
     try:
         cfg = cls.model_validate(data)

@@ -27,6 +27,7 @@ from .realism.config import RealismConfig
 from .run.health import kept_warning, run_warnings
 from .run.kernel import ExecutorConfig, use_executor
 from .run.lock import RunLock
+from .run.redact import redact
 from .run.rundir import config_fingerprint, move_run_aside
 from .score.scoring import ScoreConfig
 from .simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
@@ -49,6 +50,13 @@ class _Simulator(BaseModel):
     user: BackendConfig | None = Field(None, description="user simulator backend (default: the pipeline's model)")
     user_format: Literal["prompted", "trained"] = SimulateConfig.model_fields["user_format"].default
     user_system_prompt: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _a_folder_name(cls, v: str) -> str:
+        if v in (".", ".."):
+            raise ValueError(f"{v!r} is no folder name (each simulator writes simulate/<name>/)")
+        return v
 
 
 class StrategySimulator(_Simulator):
@@ -120,6 +128,18 @@ class SimulateStage(BaseModel):
     stop: StopConfig = StopConfig()
     concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="conversations alive at once")
     seed: int = 0
+
+    @field_validator("simulators")
+    @classmethod
+    def _distinct_names(cls, v: list[Any]) -> list[Any]:
+        first: dict[str, int] = {}
+        for i, spec in enumerate(v):
+            if spec.name in first:  # both would write simulate/<name>/: the first was dropped
+                raise ValueError(
+                    f"simulators {first[spec.name]} and {i} are both named {spec.name!r} (names must differ)"
+                )
+            first[spec.name] = i
+        return v
 
 
 class DedupStage(BaseModel):
@@ -239,7 +259,7 @@ class PipelineRun:
         self.path = out / "pipeline.json"
         self.state: dict[str, Any] = {
             "config_fingerprint": config_fingerprint(cfg),
-            "config": cfg.model_dump(mode="json"),
+            "config": redact(cfg.model_dump(mode="json")),
             "stages": {},
             "warnings": [],
         }

@@ -322,11 +322,23 @@ def iter_located(path: Path) -> Iterator[Located | RecordError]:
         raise DialforgeError(f"{path}: is a directory, expected a file")
     enc = encoding_of(path)
     if is_jsonl(path):
-        yield from _iter_jsonl(path, enc)
+        source: Iterator[Located | RecordError] = _iter_jsonl(path, enc)
     elif enc in ("utf-8", "utf-8-sig") and path.stat().st_size > BIG_JSON:
-        yield from _stream_json(path, enc)
+        source = _stream_json(path, enc)
     else:
-        yield from _container_of(path, load_json(path, enc))
+        source = _container_of(path, load_json(path, enc))
+    for loc in source:
+        if isinstance(loc, Located) and isinstance(loc.rec, dict) and isinstance(loc.rec.get("id"), _NOT_AN_ID):
+            # an id names a record: an object, a list or a boolean there was turned into text
+            # silently ("{'a': 1}"), so two records could share it or a typo go unnoticed
+            got = type(loc.rec["id"]).__name__
+            kind = {"dict": "an object", "list": "a list", "bool": "a boolean"}[got]
+            yield located(RecordError(f"expected a string or a number, got {kind}", field="id"), path, loc)
+        else:
+            yield loc
+
+
+_NOT_AN_ID = (dict, list, bool)
 
 
 def iter_records(path: Path) -> Iterator[tuple[Any, int | None, int]]:

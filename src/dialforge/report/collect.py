@@ -4,6 +4,7 @@ pipeline.json, an old pipeline no funnel keys) is left out, never guessed."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -79,6 +80,52 @@ def _json(p: Path, problems: list[str]) -> Any:
     except orjson.JSONDecodeError as e:
         problems.append(f"{p}: not valid JSON ({e.args[0].splitlines()[0] if e.args else e}); left out")
         return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: What the report reads of each strategy, and the shape it needs (a hand-edited or foreign
+#: library.json with another is left out field by field, each named once, never a traceback).
+_STRATEGY_FIELDS: dict[str, tuple[str, Any]] = {
+    "size": ("a number", lambda v: v is None or _is_number(v)),
+    "centroid": ("a list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v)),
+    "members": ("a list", lambda v: isinstance(v, list)),
+    "examples": ("a list of objects", lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v)),
+}
+
+
+def _library(p: Path, problems: list[str]) -> dict[str, Any] | None:
+    lib = _json(p, problems)
+    if lib is None:
+        return None
+    if not isinstance(lib, dict):
+        problems.append(f"{p}: not a strategy library (expected an object); left out")
+        return None
+    if not isinstance(lib.get("strategies", []), list):
+        problems.append(f"{p}: field 'strategies' is not a list; left out")
+        lib["strategies"] = []
+    if not isinstance(lib.get("counts", {}), dict):
+        problems.append(f"{p}: field 'counts' is not an object; left out")
+        lib.pop("counts")
+    bad: dict[str, tuple[str, int]] = {}  # field -> (first location and value, count)
+    kept = []
+    for i, st in enumerate(lib.get("strategies") or []):
+        if not isinstance(st, dict):
+            bad.setdefault("", (f"field 'strategies[{i}]' is not an object", 0))
+            bad[""] = (bad[""][0], bad[""][1] + 1)
+            continue
+        for name, (what, ok) in _STRATEGY_FIELDS.items():
+            if name in st and not ok(st[name]):
+                first, n = bad.get(name, (f"field 'strategies[{i}].{name}' is not {what} ({st[name]!r:.40})", 0))
+                bad[name] = (first, n + 1)
+                del st[name]
+        kept.append(st)
+    lib["strategies"] = kept
+    for first, n in bad.values():
+        problems.append(f"{p}: {first}" + (f" (and {n - 1} more like it)" if n > 1 else "") + "; left out")
+    return lib
 
 
 def _jsonl(p: Path, problems: list[str]) -> list[dict[str, Any]]:
@@ -256,7 +303,7 @@ def read_run(root: str | Path) -> Run:
     pipeline = _json(root / "pipeline.json", problems) or {}
     sims = [_sim(root, d, c, pipeline, problems) for d, c in _sim_dirs(root)]
     lib = next((p for p in (root / "library.json", root / "induce" / "library.json") if p.exists()), None)
-    library = _json(lib, problems) if lib else None
+    library = _library(lib, problems) if lib else None
     models, manifest_warnings = _manifests(root, problems)
     warnings, caveats = _warnings([str(w) for w in pipeline.get("warnings") or []], manifest_warnings, sims)
     config = pipeline.get("config") or next((s.manifest.get("config") for s in sims if s.manifest), None)

@@ -29,6 +29,7 @@ from ..llm.cache import CallCache
 from ..llm.secrets import MaskSecretsFilter
 from ..llm.usage import UsageTracker
 from .lock import RunLock
+from .redact import redact
 from .store import RecordStore
 
 log = logging.getLogger("dialforge")
@@ -124,7 +125,7 @@ class RunDir:
     def _open(self, config: BaseModel | dict[str, Any], models: dict[str, str] | None, use_cache: bool) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.resumed:
-            cfg = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
+            cfg = redact(config.model_dump(mode="json") if isinstance(config, BaseModel) else config)
             self.manifest = {
                 "dialforge_version": __version__,
                 "command": self.command,
