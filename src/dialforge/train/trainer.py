@@ -136,6 +136,38 @@ def _checkpoint_problem(ckpt: Path) -> str | None:
         return "trainer_state.json is cut short"
     if not any((ckpt / w).exists() for w in _WEIGHTS):
         return "no model weights"
+    for f in sorted(ckpt.iterdir()):
+        problem = _file_problem(f)
+        if problem is not None:
+            return f"{f.name} {problem}"
+    return None
+
+
+def _file_problem(f: Path) -> str | None:
+    """Whether a checkpoint file a kill may have cut is whole, from its own framing: a
+    safetensors header names its data's end; torch.save writes a zip, whose directory is
+    at the end of the file. Cheap (headers only); other files pass."""
+    import zipfile
+
+    if not f.is_file():
+        return None
+    try:
+        size = f.stat().st_size
+        if f.suffix == ".safetensors":
+            with f.open("rb") as fh:
+                head = fh.read(8)
+                if len(head) < 8:
+                    return "is cut short"
+                n = int.from_bytes(head, "little")
+                if n > size - 8:
+                    return "is cut short"
+                header = orjson.loads(fh.read(n))
+            ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+            return "is cut short" if 8 + n + max(ends, default=0) > size else None
+        if f.suffix in (".pt", ".pth", ".bin"):
+            return None if zipfile.is_zipfile(f) else "is cut short (not a whole torch.save archive)"
+    except (OSError, ValueError, KeyError, TypeError, IndexError, orjson.JSONDecodeError):
+        return "is unreadable"
     return None
 
 
