@@ -209,3 +209,24 @@ def test_stage_records_are_streamed_from_the_output_in_plan_order(tmp_path):
     lines = (tmp_path / "run" / "toy.jsonl").read_text().splitlines()
     assert [json.loads(x)["id"] for x in lines] == [f"j{i:02d}" for i in range(12)]
     assert list(LeadingRecords(tmp_path / "run" / "toy.jsonl", 0)) == []
+
+
+def test_usage_wall_time_is_this_sessions_and_the_total_is_kept_apart(tmp_path, monkeypatch):
+    """A resumed run's wall time is its own (it was 601.6 s for a 46 s run: the interrupted
+    session's time was added); the sum over sessions is `stage_wall_total_s`."""
+    from dialforge.llm import usage as usage_mod
+
+    now = [0.0]
+    monkeypatch.setattr(usage_mod.time, "monotonic", lambda: now[0])
+    first = usage_mod.UsageTracker(tmp_path / "usage.json", flush_every_s=1e9)
+    first.start_stage("simulate")
+    now[0] = 100.0
+    first.end_stage("simulate")  # 100 s, then killed
+    now[0] = 1000.0
+    resumed = usage_mod.UsageTracker(tmp_path / "usage.json", flush_every_s=1e9)
+    resumed.start_stage("simulate")
+    now[0] = 1030.0
+    resumed.end_stage("simulate")  # 30 s
+    data = json.loads((tmp_path / "usage.json").read_text())
+    assert data["stage_wall_s"] == {"simulate": 30.0}
+    assert data["stage_wall_total_s"] == {"simulate": 130.0}

@@ -70,7 +70,11 @@ class UsageTracker:
         self._flush_every_s = flush_every_s
         self._last_flush = time.monotonic()
         snapshot = self._read_snapshot()
-        self.stage_wall_s = dict(snapshot.get("stage_wall_s", {}))
+        # stage_wall_s: this session's wall time per stage (a resumed run's own time);
+        # stage_wall_total_s: summed over every session that worked on the stage
+        self.stage_wall_total_s: dict[str, float] = dict(
+            snapshot.get("stage_wall_total_s", snapshot.get("stage_wall_s", {}))
+        )
         rows = ledger.usage_rows() if ledger is not None else []
         if rows:
             for stage, model, *vals in rows:
@@ -129,7 +133,9 @@ class UsageTracker:
     def end_stage(self, stage: str) -> None:
         t0 = self._stage_started.pop(stage, None)
         if t0 is not None:
-            self.stage_wall_s[stage] = self.stage_wall_s.get(stage, 0.0) + time.monotonic() - t0
+            elapsed = time.monotonic() - t0
+            self.stage_wall_s[stage] = self.stage_wall_s.get(stage, 0.0) + elapsed
+            self.stage_wall_total_s[stage] = self.stage_wall_total_s.get(stage, 0.0) + elapsed
         self.flush()
 
     def totals(self) -> dict[str, UsageCounter]:
@@ -145,6 +151,7 @@ class UsageTracker:
             "stages": {s: {m: asdict(c) for m, c in ms.items()} for s, ms in self.counters.items()},
             "totals": {m: asdict(c) for m, c in self.totals().items()},
             "stage_wall_s": self.stage_wall_s,
+            "stage_wall_total_s": self.stage_wall_total_s,
         }
 
     def flush(self) -> None:
