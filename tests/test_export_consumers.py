@@ -257,6 +257,35 @@ def test_llamafactory_declares_only_the_columns_the_file_has(tmp_path):
     assert check(out, "llamafactory") == ([], 0)
 
 
+def test_llamafactory_leaves_out_what_it_would_skip_and_says_so(tmp_path):
+    twice = Conversation.from_messages(
+        [
+            {"role": "user", "content": "SYNTHETIC first."},
+            {"role": "user", "content": "SYNTHETIC second."},
+            {"role": "assistant", "content": "SYNTHETIC reply."},
+        ]
+    )
+    alone = Conversation.from_messages([{"role": "user", "content": "SYNTHETIC question alone."}])
+    r = export_conversations([twice, plain_conv(0), alone], "llamafactory", tmp_path / "lf", name="d")
+    assert (r.written, dict(r.skipped)) == (
+        1,
+        {
+            "conversations with roles out of LLaMA-Factory's order (human at position 1)": 1,
+            "conversations without a turn": 1,
+        },
+    )
+    # OpenAI takes two user turns in a row; it refuses only the one without a reply
+    r = export_conversations([twice, plain_conv(0), alone], "openai", tmp_path / "o.jsonl")
+    assert (r.written, dict(r.skipped)) == (2, {"conversations without an assistant message": 1})
+
+
+def test_check_refuses_a_file_that_is_not_utf8(tmp_path):
+    p = tmp_path / "u.jsonl"
+    p.write_bytes(b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n')
+    problems, n = check(p, "openai")
+    assert [str(x) for x in problems] == [f"{p}:1: not UTF-8 text (byte 47 of the line)"] and n == 1
+
+
 def test_llamafactory_parallel_calls_and_their_results(tmp_path):
     out = tmp_path / "lf"
     export_conversations([tool_conv(2, parallel=True)], "llamafactory", out, name="p")

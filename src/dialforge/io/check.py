@@ -48,36 +48,47 @@ class Problem:
 
 
 def _records(path: Path) -> Iterator[tuple[int, Any, str]]:
-    """(line, record, raw text) of a JSON Lines file or a JSON array (line where each element
-    starts); a broken one raises a Problem-bearing error."""
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        dec = json.JSONDecoder()
-        pos = text.index("[") + 1
-        line = 1 + text.count("\n", 0, pos)
-        counted = pos
-        while True:
-            while pos < len(text) and text[pos] in " \t\r\n,":
-                pos += 1
-            if pos >= len(text) or text[pos] == "]":
-                return
-            line += text.count("\n", counted, pos)
-            counted = pos
-            try:
-                rec, end = dec.raw_decode(text, pos)
-            except json.JSONDecodeError as e:
-                raise _Broken(line + text.count("\n", pos, e.pos), f"broken JSON ({e.msg})") from None
-            yield line, rec, text[pos:end]
-            pos = end
+    """(line, record, raw text) of a JSON Lines file (streamed) or a JSON array (read whole, as
+    LLaMA-Factory reads it; the line where each element starts); broken JSON or bytes that
+    are not UTF-8 raise `_Broken` with the line."""
+    with path.open("rb") as f:
+        array = f.read(4096).lstrip().startswith(b"[")
+    if not array:
+        with path.open("rb") as f:
+            for i, braw in enumerate(f, 1):
+                try:
+                    raw = braw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise _Broken(i, f"not UTF-8 text (byte {e.start + 1} of the line)") from None
+                if not raw.strip():
+                    continue
+                try:
+                    yield i, json.loads(raw), raw
+                except json.JSONDecodeError as e:
+                    raise _Broken(i, f"broken JSON ({e.msg})") from None
         return
-    for i, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _Broken(data.count(b"\n", 0, e.start) + 1, "not UTF-8 text") from None
+    dec = json.JSONDecoder()
+    pos = text.index("[") + 1
+    line = 1 + text.count("\n", 0, pos)
+    counted = pos
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] == "]":
+            return
+        line += text.count("\n", counted, pos)
+        counted = pos
         try:
-            yield i, json.loads(raw), raw
+            rec, end = dec.raw_decode(text, pos)
         except json.JSONDecodeError as e:
-            raise _Broken(i, f"broken JSON ({e.msg})") from None
+            raise _Broken(line + text.count("\n", pos, e.pos), f"broken JSON ({e.msg})") from None
+        yield line, rec, text[pos:end]
+        pos = end
 
 
 class _Broken(Exception):
@@ -256,7 +267,7 @@ def _check_chat_file(path: Path, consumer: str) -> _Sink:
     side = sidecar_path(path)
     if side.exists() and side != path:
         ss = _Sink(side)
-        for i, raw in enumerate(side.read_text(encoding="utf-8").splitlines(), 1):
+        for i, raw in enumerate(side.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             ss.leaks(i, raw)
             for m in _PATH_RE.finditer(raw):
                 ss.add(i, "", f"holds an absolute path {m.group(0)!r}")
@@ -395,9 +406,9 @@ def _check_llamafactory(path: Path) -> _Sink:
         return s
     s = _Sink(info_path)
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        s.add(e.lineno, "", f"broken JSON ({e.msg})")
+        info = json.loads(info_path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        s.add(getattr(e, "lineno", None), "", f"broken JSON ({getattr(e, 'msg', e)})")
         return s
     if not isinstance(info, dict):
         s.add(1, "", "expected an object of dataset entries")
