@@ -69,6 +69,9 @@ def test_parse_rating_fastchat_rules():
     assert parse_rating("Rating: [[7]]") == 7.0
     assert parse_rating("I give it [6.5] overall") == 6.5
     assert parse_rating("no rating at all") == -1.0
+    # what a small judge writes instead (0 of 6 SmolLM2 judgments parsed before)
+    assert parse_rating("[Rating: 5]") == 5.0 and parse_rating("Rating: 4/10") == 4.0
+    assert parse_rating("rating: 55") == -1.0  # outside 1-10: not a rating
 
 
 def test_platolm_published_mt_bench_score(data_dir):

@@ -37,18 +37,26 @@ TEMPERATURE = {
     "stem": 0.1,
     "humanities": 0.1,
 }
-_RATING = [re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]")]
+_RATING = [
+    re.compile(r"\[\[(\d+\.?\d*)\]\]"),
+    re.compile(r"\[(\d+\.?\d*)\]"),
+    # beyond FastChat: what small judges write instead ("[Rating: 5]", "Rating: 5/10")
+    re.compile(r"\brating\s*(?:of|is|=|:)?\s*\[*\s*(\d+\.?\d*)\s*(?:/\s*10)?\s*\]*", re.I),
+]
 
 
 def parse_rating(judgment: str) -> float:
-    """FastChat's rule: `[[x]]`, else `[x]`; -1 when neither is there."""
+    """FastChat's rule: `[[x]]`, else `[x]`; then `Rating: x` in the forms small judges write
+    (`[Rating: 5]`, `Rating: 5/10`); -1 when none is there or the rating is outside 1-10."""
     for pat in _RATING:
         m = pat.search(judgment)
         if m:
             try:
-                return float(m.group(1))
+                value = float(m.group(1))
             except ValueError:
-                pass
+                continue
+            if 1 <= value <= 10 or pat is not _RATING[2]:
+                return value
     return -1.0
 
 
@@ -75,6 +83,9 @@ class MTBenchConfig(BaseModel):
         None, description="FastChat answer file of the model to compare with"
     )
     max_tokens: int = 1024
+    judge_max_tokens: int = Field(
+        2048, ge=16, description="judgment length cap (FastChat: 2048; a small local judge is faster at 256)"
+    )
     concurrency: Annotated[int, OPERATIONAL] = 32
     executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
         None, description="local (default) or ray: where the jobs run"
@@ -323,7 +334,7 @@ async def _judge(
     if cfg.mode == "single":
         name = ("single-math-v1" if need_ref else "single-v1") + multi
         fields.update(answer=ans[0], answer_1=ans[0], answer_2=_second(ans))
-        user, text = await _ask_judge(judge, prompts[name], fields)
+        user, text = await _ask_judge(judge, prompts[name], fields, cfg.judge_max_tokens)
         common["judge"][1] = name
         return {**common, "user_prompt": user, "judgment": text, "score": parse_rating(text)}
     if base is None:  # the plan leaves such questions out; never a bare AssertionError
@@ -333,7 +344,7 @@ async def _judge(
     for a, b in ((ans, base), (base, ans)):  # both orders: position bias
         pair = dict(answer_a=a[0], answer_b=b[0], answer_a_1=a[0], answer_b_1=b[0])
         pair.update(answer_a_2=_second(a), answer_b_2=_second(b))
-        judgments.append((await _ask_judge(judge, prompts[name], {**fields, **pair}))[1])
+        judgments.append((await _ask_judge(judge, prompts[name], {**fields, **pair}, cfg.judge_max_tokens))[1])
     verdicts = [parse_pair(t) for t in judgments]
     first = {"A": "model", "B": "baseline"}.get(verdicts[0], verdicts[0])
     second = {"A": "baseline", "B": "model"}.get(verdicts[1], verdicts[1])
@@ -342,12 +353,14 @@ async def _judge(
     return {**common, "judgments": judgments, "verdicts": verdicts, "winner": winner}
 
 
-async def _ask_judge(judge: LLM, prompt: dict[str, Any], fields: dict[str, Any]) -> tuple[str, str]:
+async def _ask_judge(
+    judge: LLM, prompt: dict[str, Any], fields: dict[str, Any], max_tokens: int = 2048
+) -> tuple[str, str]:
     """(the user prompt, the judgment text or `$ERROR$ why`) at temperature 0."""
     user = _fill(prompt["prompt_template"], **fields)
     comp = await judge.complete(
         [{"role": "system", "content": prompt["system_prompt"]}, {"role": "user", "content": user}],
-        params=SamplingParams(temperature=0.0, max_tokens=2048),
+        params=SamplingParams(temperature=0.0, max_tokens=max_tokens),
     )
     return user, (comp.text if comp.ok else f"$ERROR$ {comp.error}")
 
