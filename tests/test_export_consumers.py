@@ -169,6 +169,13 @@ BAD_OPENAI = [
         },
         ["field 'messages[1].tool_calls[0].function.name': calls 'g', which is not in the record's tools"],
     ),
+    (
+        {
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+            "tools": [_tool("synthetic lookup", "x")],
+        },
+        ["field 'tools[0].function.name': 'synthetic lookup': a function name is 1-64 of a-z, A-Z, 0-9, _ and -"],
+    ),
 ]
 
 
@@ -274,9 +281,17 @@ def test_llamafactory_leaves_out_what_it_would_skip_and_says_so(tmp_path):
             "conversations without a turn": 1,
         },
     )
-    # OpenAI takes two user turns in a row; it refuses only the one without a reply
-    r = export_conversations([twice, plain_conv(0), alone], "openai", tmp_path / "o.jsonl")
-    assert (r.written, dict(r.skipped)) == (2, {"conversations without an assistant message": 1})
+    # OpenAI takes two user turns in a row; it refuses the one without a reply and tool names
+    # outside its pattern
+    spaced = tool_conv(0).model_copy(update={"tools": [_tool("synthetic lookup", "query")]})
+    r = export_conversations([twice, plain_conv(0), alone, spaced], "openai", tmp_path / "o.jsonl")
+    assert (r.written, dict(r.skipped)) == (
+        2,
+        {
+            "conversations without an assistant message": 1,
+            "conversations with a tool name OpenAI refuses (1-64 of a-z, A-Z, 0-9, _ and -)": 1,
+        },
+    )
 
 
 def test_check_refuses_a_file_that_is_not_utf8(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DialforgeError
-from .consumers import _PATH_RE, local_leaks, sidecar_path
+from .consumers import _PATH_RE, FUNCTION_NAME, local_leaks, sidecar_path
 from .formats import type_name
 
 CONSUMERS = ("openai", "trl", "llamafactory", "hf")
@@ -117,6 +117,8 @@ class _Sink:
 _OPENAI_TOP = {"messages", "tools", "parallel_tool_calls"}
 _OPENAI_MSG = {"role", "content", "name", "tool_calls", "function_call", "tool_call_id", "weight"}
 _OPENAI_ROLES = ("system", "user", "assistant", "tool", "function")
+#: OpenAI's limit on tools per request
+MAX_TOOLS = 128
 
 
 def _check_tools(s: _Sink, line: int, tools: Any, field: str) -> set[str]:
@@ -124,6 +126,8 @@ def _check_tools(s: _Sink, line: int, tools: Any, field: str) -> set[str]:
     if not isinstance(tools, list):
         s.add(line, field, f"expected a list of tools, got {type_name(tools)}")
         return names
+    if len(tools) > MAX_TOOLS:
+        s.add(line, field, f"{len(tools)} tools (at most {MAX_TOOLS})")
     for j, t in enumerate(tools):
         f = f"{field}[{j}]"
         if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(t.get("function"), dict):
@@ -133,6 +137,8 @@ def _check_tools(s: _Sink, line: int, tools: Any, field: str) -> set[str]:
         if not isinstance(fn.get("name"), str) or not fn["name"]:
             s.add(line, f"{f}.function.name", "missing or not a string")
         else:
+            if not FUNCTION_NAME.fullmatch(fn["name"]):
+                s.add(line, f"{f}.function.name", f"{fn['name']!r}: a function name is 1-64 of a-z, A-Z, 0-9, _ and -")
             names.add(fn["name"])
         if "parameters" in fn and not isinstance(fn["parameters"], dict):
             s.add(line, f"{f}.function.parameters", f"expected a JSON schema object, got {type_name(fn['parameters'])}")

@@ -27,6 +27,8 @@ from typing import Any
 from ..conversation import Conversation, Message
 from .formats import to_sharegpt
 
+#: OpenAI's function names
+FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 # an absolute path inside text: /a/b..., ~/..., C:\... (not the path part of a URL)
 _PATH_RE = re.compile(r"(?<![\w:/.\-])(?:~/|/|[A-Za-z]:\\)(?:[\w.\-+@~]+[/\\])+[\w.\-+@~]*")
 
@@ -105,6 +107,11 @@ def openai_problem(conv: Conversation) -> str | None:
     for m in conv.messages:
         if m.role == "tool" and m.tool_call_id not in ids:
             return "with a tool result answering no call"
+    names = {t["function"]["name"] for t in conv.tools}
+    if any(not FUNCTION_NAME.fullmatch(n) for n in names):
+        return "with a tool name OpenAI refuses (1-64 of a-z, A-Z, 0-9, _ and -)"
+    if names and any(c.name not in names for c in conv.tool_calls):
+        return "calling a tool their tools do not list"
     return None
 
 
