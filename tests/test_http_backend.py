@@ -19,6 +19,17 @@ class Pick(BaseModel):
     instruction: str
 
 
+@pytest.fixture(autouse=True)
+def _forget_dialects():
+    """What a backend learns about a URL outlives it (the next stage starts there); a port the
+    OS hands out again must not inherit another test's server."""
+    from dialforge.llm import http
+
+    http._LEARNED.clear()
+    yield
+    http._LEARNED.clear()
+
+
 def _backend(srv, **kw):
     kw.setdefault("backoff_base_s", 0.01)
     return OpenAIHTTPBackend("fake-model", srv.base_url, **kw)
@@ -136,11 +147,17 @@ def test_llama_cpp_python_dialect_is_negotiated_once(caplog):
     refused = sent_as.count("json_schema")
     assert 1 <= refused <= 6 and srv.refused == refused  # the ones already in flight when it switched
     assert sent_as[refused:] == ["json_object"] * 8
-    assert srv.requests[-1]["response_format"]["schema"]["required"] == ["strategy", "instruction"]
+    rf = srv.requests[-1]["response_format"]
+    assert rf["schema"]["required"] == ["strategy", "instruction"]
+    # the grammar's strings are bounded (room for a sentence each) and the reply may take them all
+    assert rf["schema"]["properties"]["strategy"]["maxLength"] == (512 - 2 - 14 - 17 - 8) // 2 == 235
+    assert srv.requests[-1]["max_tokens"] == 2 + 14 + 17 + 2 * (235 + 3) + 8 + 16 == 533
     # the schema is in the prompt too (json_object alone does not name the fields)
     assert '"required": ["strategy", "instruction"]' in srv.requests[-1]["messages"][-1]["content"]
     assert llm.backend.dialect == "json_object"
     assert len(llm.backend.switches) == 1 and llm.backend.switches[0].startswith("json_schema -> json_object")
+    again = OpenAIHTTPBackend("other-model", srv.base_url + "/")  # the next stage's backend for the same URL
+    assert again.dialect == "json_object" and again.token_prompts
     warnings = [r for r in caplog.records if "structured output as json_schema" in r.getMessage()]
     assert len(warnings) == 1 and "HTTP 500" in warnings[0].getMessage()
     totals = llm.usage.totals()["fake-model"]

@@ -23,6 +23,7 @@ from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable, ConfigError
 from .limiter import AIMDLimiter
 from .secrets import mask_secrets, register_secret, truncate_masked
+from .structured import bounded_schema
 from .types import ChatRequest, Completion, Usage
 
 log = logging.getLogger("dialforge.llm")
@@ -35,6 +36,10 @@ DIALECTS = ("json_schema", "json_object", "prompt")
 (llama-cpp-python's form), or plain text with the schema in the prompt. An endpoint starts at
 the configured one and moves down once when the server refuses the field (an error whose body
 names it) or ignores it (a reply that is not JSON before any reply in that dialect was)."""
+
+_LEARNED: dict[str, dict[str, Any]] = {}
+"""What this process learned per base URL: the structured-output dialect and whether token-id
+prompts are taken, so each stage's backend does not ask again."""
 
 _NAMES_THE_FIELD = ("response_format", "json_schema", "json_object", "schema", "grammar")
 _TOKEN_PROMPT_WORDS = ("prompt", "token", "str", "list", "type")
@@ -178,10 +183,13 @@ class OpenAIHTTPBackend:
             structured_output = "prompt"
         if structured_output not in DIALECTS:
             raise ValueError(f"structured_output must be true, false or one of {', '.join(DIALECTS)}")
-        self.dialect: str = structured_output  # per endpoint, moves down on refusal (see DIALECTS)
+        # per endpoint, moves down on refusal (see DIALECTS); a later backend for the same URL in
+        # this process (the next stage) starts where an earlier one ended up
+        learned = _LEARNED.get(self.base_url, {})
+        self.dialect: str = max(structured_output, learned.get("dialect", DIALECTS[0]), key=DIALECTS.index)
         self._confirmed = False  # a JSON reply came in the current dialect: it is honoured
         self.switches: list[str] = []  # "json_schema -> json_object: why", for the summary
-        self.token_prompts = True  # until the server refuses a token-id prompt: then the text
+        self.token_prompts = learned.get("token_prompts", True)  # until refused: then the rendered text
         self.limiter = AIMDLimiter(max_concurrency)
         self._max_concurrency = max_concurrency
         self._session: aiohttp.ClientSession | None = None
@@ -240,7 +248,11 @@ class OpenAIHTTPBackend:
                 "json_schema": {"name": req.schema_name, "schema": req.schema, "strict": True},
             }
         elif req.schema is not None and dialect == "json_object":
-            body["response_format"] = {"type": "json_object", "schema": req.schema}
+            # a grammar from the schema (llama.cpp): bound its strings, each with room for a
+            # sentence, and give the reply the tokens its longest JSON takes, so it closes
+            bounded, chars = bounded_schema(req.schema, p.max_tokens)
+            body["response_format"] = {"type": "json_object", "schema": bounded}
+            body["max_tokens"] = max(p.max_tokens, chars + 16)
         return body
 
     def body_for(self, req: ChatRequest) -> tuple[bytes, str, bool]:
@@ -259,6 +271,7 @@ class OpenAIHTTPBackend:
             if any(w in err.body for w in _TOKEN_PROMPT_WORDS) or err.status >= 500:
                 if self.token_prompts:
                     self.token_prompts = False
+                    _LEARNED.setdefault(self.base_url, {})["token_prompts"] = False
                     log.warning(
                         "%s/completions refused a token-id prompt (HTTP %s); sending the rendered text from now on",
                         self.base_url,
@@ -291,6 +304,7 @@ class OpenAIHTTPBackend:
         if dialect != self.dialect or dialect == DIALECTS[-1]:
             return  # another request moved it already
         self.dialect = DIALECTS[DIALECTS.index(dialect) + 1]
+        _LEARNED.setdefault(self.base_url, {})["dialect"] = self.dialect
         self._confirmed = False
         self.switches.append(f"{dialect} -> {self.dialect}: {why}")
         how = {
