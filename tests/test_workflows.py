@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -159,16 +160,42 @@ def test_tracker_depth_on_hand_checked_dialogues(tmp_path):
             "What is your budget, traveller?",
             "Here is your steel longsword, glad to be of service. Goodbye!",
         ],
+        order="graph",
     )
     assert (r["depth"], r["success"], r["path"]) == (3, True, ["greet", "budget", "budget#1"])
     assert r["relative_depth"] == 1.0
     # stuck after the greeting: the second utterance matches no child
-    r = track(wf, ["Good day, how can I help you?", "The weather is lovely in the valley today."])
+    r = track(wf, ["Good day, how can I help you?", "The weather is lovely in the valley today."], order="graph")
     assert (r["depth"], r["success"]) == (1, False) and r["relative_depth"] == pytest.approx(1 / 3, abs=1e-3)
-    # graph order: the budget question before the greeting does not count
-    r = track(wf, ["What is your budget?", "Good day, how can I help you?"])
+    # graph order (the paper's): the budget question before the greeting does not count
+    r = track(wf, ["What is your budget?", "Good day, how can I help you?"], order="graph")
     assert r["path"] == ["budget"] and r["depth"] == 1  # the start's children may open (user spoke first)
-    assert track(wf, [])["depth"] == 0
+    assert track(wf, [], order="graph")["depth"] == 0
+    # the default (any order, chosen on STAR: docs/star_tracker.md) counts both
+    r = track(wf, ["What is your budget?", "Good day, how can I help you?"])
+    assert r["path"] == ["budget", "greet"] and r["depth"] == 2 and not r["success"]
+    with pytest.raises(ValueError, match="tracker order must be one of graph, any, lookahead"):
+        track(wf, [], order="paper")
+
+
+def test_lookahead_tracker_skips_and_backfills_but_not_far_ahead():
+    """Order-tolerant with a bounded look-ahead (synthetic chain a -> b -> c -> d -> e)."""
+    from dialforge.workflows import Workflow
+
+    names = ["alpha", "bravo", "charlie", "delta", "echo"]
+    texts = ["Hello there friend", "Which city please", "What date suits", "How many guests", "Booked goodbye now"]
+    steps = {n: {"say": texts[i], "options": [{"next": names[i + 1]}] if i < 4 else []} for i, n in enumerate(names)}
+    wf = Workflow.model_validate({"name": "chain", "start": "alpha", "steps": steps})
+    say = {n: wf.steps[n].say for n in names}
+    # skip bravo, then come back to it: both count with look-ahead 2
+    r = track(wf, [say["alpha"], say["charlie"], say["bravo"]], order="lookahead", lookahead=2)
+    assert r["path"] == ["alpha", "charlie", "bravo"]
+    # echo is 4 steps after alpha: out of reach at look-ahead 2, in reach at 4, any order always
+    assert track(wf, [say["alpha"], say["echo"]], order="lookahead", lookahead=2)["path"] == ["alpha"]
+    assert track(wf, [say["alpha"], say["echo"]], order="lookahead", lookahead=4)["path"] == ["alpha", "echo"]
+    r = track(wf, [say["alpha"], say["echo"]], order="any")
+    assert r["path"] == ["alpha", "echo"] and r["success"]
+    assert track(wf, [say["alpha"], say["echo"]], order="graph")["path"] == ["alpha"]
 
 
 def _agent_says_instruction(req):
@@ -194,6 +221,7 @@ def test_loop_reaches_an_ending(tmp_path):
     conv, _ = _run(tmp_path, ["Hello, I want to buy a longsword.", "I have 100 gold coins."])
     assert conv.meta["termination_reason"] in ("ended", "goodbye")
     assert conv.meta["workflow_eval"]["success"] and conv.meta["workflow_eval"]["depth"] == 3
+    assert conv.meta["workflow_eval"]["order"] == "any"  # the filters say which tracker scored them
     agent = [m for m in conv.messages if m.role == "assistant"]
     assert agent[-1].content.startswith("Here is your steel longsword")
     assert [m.meta["step"] for m in agent] == ["greet", "budget", "budget#1"]
@@ -524,7 +552,7 @@ def test_the_tracker_walks_through_tool_steps_and_placeholders_a_human_never_say
     }
     utts = ["Which flight number do you want to check?", "Is there anything else that I can do for you?"]
     plain = Workflow.model_validate({"name": "w", "start": "ask", "steps": steps})
-    assert track(plain, utts)["path"] == ["ask"]  # without the marks the walk stops at the call
+    assert track(plain, utts, order="graph")["path"] == ["ask"]  # without the marks the walk stops at the call
     marked = Workflow.model_validate(
         {
             "name": "w",
@@ -533,6 +561,33 @@ def test_the_tracker_walks_through_tool_steps_and_placeholders_a_human_never_say
             "source": {"tool_steps": {"call": "flights"}, "slot_only_nodes": ["fetched"]},
         }
     )
-    r = track(marked, utts)
+    r = track(marked, utts, order="graph")
     assert r["path"] == ["ask", "bye"] and r["success"]
     assert marked.next_said("ask") == ["call", "fetched", "bye"]
+
+
+def test_the_default_tracker_is_the_best_on_star_complete_vs_cut(data_dir):
+    """docs/star_tracker.md's measure on the shipped STAR subset: relative depth of each
+    complete single-task dialogue vs the same dialogue cut after half its wizard turns."""
+    from dialforge.io._records import iter_records
+    from dialforge.workflows.star_eval import wizard_utterances
+    from dialforge.workflows.tracker import DEFAULT_ORDER
+
+    wfs = _star(data_dir)
+    dialogues = []
+    for d, _, _ in iter_records(data_dir / "star/star_dialogues_subset.jsonl"):
+        caps = [c["Task"] for c in d["Scenario"]["WizardCapabilities"]]
+        if len(caps) == 1 and caps[0] in wfs:
+            dialogues.append((wfs[caps[0]], wizard_utterances(d)))
+    assert len(dialogues) == 270
+
+    def auc(order: str, lookahead: int = 2) -> float:
+        full = np.array([track(w, u, order=order, lookahead=lookahead)["relative_depth"] for w, u in dialogues])
+        cut = np.array(
+            [track(w, u[: len(u) // 2], order=order, lookahead=lookahead)["relative_depth"] for w, u in dialogues]
+        )
+        return float(((full[:, None] > cut[None, :]) + 0.5 * (full[:, None] == cut[None, :])).mean())
+
+    aucs = {"graph": auc("graph"), "lookahead": auc("lookahead"), "any": auc("any")}
+    assert {k: round(v, 3) for k, v in aucs.items()} == {"graph": 0.545, "lookahead": 0.639, "any": 0.789}
+    assert max(aucs, key=aucs.__getitem__) == DEFAULT_ORDER and aucs[DEFAULT_ORDER] >= 0.75

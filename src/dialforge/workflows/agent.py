@@ -269,7 +269,8 @@ class WorkflowAgent:
         """The subgoal tracker's depth and success, and the judge's consistency if one is set."""
         wf = self._workflow(state)
         agent_utts = [m["content"] for m in state.messages if m["role"] == "assistant"]
-        evaluation = track(wf, agent_utts)
+        evaluation = track(wf, agent_utts, order=self.cfg.tracker_order)
+        evaluation["order"] = self.cfg.tracker_order
         if self.judge is not None and agent_utts:
             judge = self.judge
             persona, task = _sentence(state.context.get("agent_persona", "")), state.context["task"]
@@ -292,7 +293,7 @@ class WorkflowAgent:
             )
             judged = [v.value.in_character for v in verdicts if v.value is not None]
             evaluation["character_consistency"] = round(sum(judged) / len(judged), 4) if judged else None
-        keys = ("depth", "relative_depth", "success", "path", "character_consistency")
+        keys = ("depth", "relative_depth", "success", "path", "order", "character_consistency")
         return {"workflow_eval": {k: evaluation[k] for k in keys if k in evaluation}}
 
 

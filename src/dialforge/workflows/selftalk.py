@@ -34,7 +34,7 @@ from ..simulate.engine import Engine
 from ..simulate.run import without_timings
 from .agent import selftalk_engine, selftalk_seed
 from .model import Workflow, load_workflows
-from .tracker import THRESHOLD, rouge_l
+from .tracker import DEFAULT_ORDER, THRESHOLD, Order, rouge_l
 
 log = logging.getLogger("dialforge.selftalk")
 
@@ -105,6 +105,11 @@ class SelfTalkConfig(BaseModel):
     max_turns: int = Field(8, ge=1, description="agent+client exchanges")
     stop: StopConfig = Field(default_factory=lambda: SELFTALK_STOP.model_copy(), description="stop rules")
     filter: FilterSpec = FilterSpec()
+    tracker_order: Order = Field(
+        DEFAULT_ORDER,
+        description="the subgoal tracker the filters rank by: any (default, chosen on STAR human dialogues, "
+        "docs/star_tracker.md), lookahead (order-tolerant, bounded), graph (the paper's walk)",
+    )
     end_check: BackendConfig | None = Field(None, description="LLM end check: start/middle/end after each exchange")
     consistency_judge: BackendConfig | None = Field(
         None, description="LLM judge of the agent staying in character, per utterance (optional)"
@@ -194,7 +199,9 @@ def agent_diversity(convs: list[Conversation], max_pairs: int = 25, seed: int = 
 
 def apply_filter(convs: list[Conversation], spec: FilterSpec) -> list[Conversation]:
     """The published filters: abs_subgoals (depth >= k), top_percent (best p by relative
-    depth, then depth), ended (reached an ending), random (p, seeded), none."""
+    depth, then depth), ended (reached an ending), random (p, seeded), none. They rank by
+    each dialogue's `workflow_eval`, made by the tracker `SelfTalkConfig.tracker_order`
+    names (default `any`; `graph` is the paper's walk), recorded as `workflow_eval.order`."""
     ev = {c.id: c.meta.get("workflow_eval", {}) for c in convs}
     if spec.kind == "none":
         return list(convs)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..io._records import iter_records
 from .importers import import_star
-from .tracker import THRESHOLD, track
+from .tracker import DEFAULT_ORDER, THRESHOLD, track
 
 
 def wizard_utterances(dialogue: dict[str, Any]) -> list[str]:
@@ -22,7 +22,7 @@ def wizard_utterances(dialogue: dict[str, Any]) -> list[str]:
 
 
 def evaluate_star(
-    dialogues: str | Path, tasks: str | Path, threshold: float = THRESHOLD, order: str = "graph"
+    dialogues: str | Path, tasks: str | Path, threshold: float = THRESHOLD, order: str = DEFAULT_ORDER
 ) -> dict[str, Any]:
     workflows, failed = import_star(tasks)
     by_task = {w.name: w for w in workflows}
