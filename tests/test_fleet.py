@@ -205,3 +205,39 @@ def test_a_raw_prompt_goes_to_the_completions_endpoint_of_a_fleet():
     assert sorted(a.paths + b.paths) == ["/v1/chat/completions", "/v1/completions"]
     sent = next(r for r in a.requests + b.requests if "prompt" in r)
     assert sent["prompt"] == [5, 6, 7]
+
+
+def test_each_endpoint_negotiates_its_own_structured_output_dialect():
+    """A fleet of a json_schema server and a llama-cpp-python-like one (json_object only,
+    HTTP 500 to json_schema): each endpoint keeps its own dialect; no request fails."""
+    from pydantic import BaseModel
+
+    from dialforge import LLM
+    from dialforge.llm import http
+
+    class Pick(BaseModel):
+        strategy: str
+        instruction: str
+
+    http._LEARNED.clear()
+    with FakeOpenAIServer() as full, FakeOpenAIServer(response_formats=("json_object", "text")) as llama:
+        fleet = EndpointFleet("m", [full.base_url, llama.base_url], backoff_base_s=0.01, max_retries=0)
+        llm = LLM(fleet)
+
+        async def go():
+            try:
+                return await asyncio.gather(
+                    *(llm.structured([{"role": "user", "content": f"pick {i}"}], Pick) for i in range(12))
+                )
+            finally:
+                await llm.aclose()
+
+        results = asyncio.run(go())
+    http._LEARNED.clear()
+    assert all(r.ok and r.value == Pick(strategy="ok", instruction="ok") for r in results)
+    by_url = {e.url: e.backend.dialect for e in fleet.endpoints}
+    assert by_url == {full.base_url: "json_schema", llama.base_url: "json_object"}
+    assert {b["response_format"]["type"] for b in full.requests} == {"json_schema"}
+    assert [b["response_format"]["type"] for b in llama.requests].count("json_schema") == llama.refused >= 1
+    totals = llm.usage.totals()["m"]
+    assert totals.failures == 0 and totals.calls + totals.retries == len(full.requests) + len(llama.requests)
