@@ -301,6 +301,25 @@ def test_check_refuses_a_file_that_is_not_utf8(tmp_path):
     assert [str(x) for x in problems] == [f"{p}:1: not UTF-8 text (byte 47 of the line)"] and n == 1
 
 
+def test_llamafactory_tool_without_parameters_gets_an_empty_schema(tmp_path):
+    bare = {"type": "function", "function": {"name": "synthetic_clock", "description": "SYNTHETIC"}}
+    conv = tool_conv(0).model_copy(update={"tools": [bare, _tool("synthetic_lookup", "query")]})
+    r = export_conversations([conv], "llamafactory", tmp_path / "lf", name="b")
+    assert r.checked_as == "llamafactory"
+    tools = json.loads(json.loads((tmp_path / "lf/b.json").read_text())[0]["tools"])
+    assert tools[0] == {
+        "name": "synthetic_clock",
+        "description": "SYNTHETIC",
+        "parameters": {"type": "object", "properties": {}},
+    }
+    assert tools[1] == _tool("synthetic_lookup", "query")["function"]
+    # text beside a call cannot go into a function_call turn: left out, and counted
+    assert conv.messages[1].tool_calls
+    conv.messages[1].content = "SYNTHETIC let me look."
+    r = export_conversations([conv], "llamafactory", tmp_path / "lf", name="b")
+    assert dict(r.skipped) == {"assistant texts beside tool calls": 1}
+
+
 def test_llamafactory_parallel_calls_and_their_results(tmp_path):
     out = tmp_path / "lf"
     export_conversations([tool_conv(2, parallel=True)], "llamafactory", out, name="p")

@@ -233,8 +233,19 @@ def function_call_value(m: Message) -> str:
 
 def tools_value(conv: Conversation) -> str:
     """The tool list as LLaMA-Factory's `tools` column: a JSON string of {name, description,
-    parameters} (the form of its glaive demo; every tool formatter of 0.9.x reads it)."""
-    return json.dumps([t["function"] for t in conv.tools], ensure_ascii=False)
+    parameters} (the form of its glaive demo; every tool formatter of 0.9.x reads it). A tool
+    without parameters gets an empty object schema: LLaMA-Factory reads `parameters.properties`."""
+    tools = []
+    for t in conv.tools:
+        fn = t["function"]
+        params = fn.get("parameters")
+        if not isinstance(params, dict) or not isinstance(params.get("properties"), dict):
+            fn = {**fn, "parameters": {"type": "object", "properties": {}, **(params or {})}}
+            fn["parameters"].setdefault("properties", {})
+            if not isinstance(fn["parameters"]["properties"], dict):
+                fn["parameters"]["properties"] = {}
+        tools.append(fn)
+    return json.dumps(tools, ensure_ascii=False)
 
 
 def to_sharegpt(conv: Conversation) -> dict[str, Any]:

@@ -158,6 +158,9 @@ def _write_llamafactory(convs: Iterable[Conversation], out: Path, name: str) -> 
                 result.skipped[f"conversations {why}"] += 1
                 continue
             columns |= {k for k in ("system", "tools") if k in rec}
+            texts = sum(1 for m in c.messages if m.tool_calls and m.content.strip())
+            if texts:  # a function_call turn holds only the calls
+                result.skipped["assistant texts beside tool calls"] += texts
             f.write(b",\n" if result.written else b"\n")
             f.write(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
             result.written += 1
