@@ -210,3 +210,37 @@ def test_run_checks_the_realism_reference_before_any_request(tmp_path):
     r = _run(["run", str(cfg), "--out", str(tmp_path / "p")])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "realism.real" in r.stderr and "en_100_text.jsonl:1" in r.stderr
+
+
+@pytest.mark.slow
+def test_seed_only_conversations_are_never_exported(tmp_path):
+    """The honest funnel: a user simulator that never writes a usable turn leaves each
+    conversation with the real seed question and one new answer. Such a record has no
+    simulated user turn: it was exported (and ranked most realistic) before; now the funnel
+    drops it whatever the filter says, `user_turns` counts 0, and the run warns."""
+    from dialforge.testing import FakeOpenAIServer
+
+    def reply(body):
+        system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
+        if "role-playing a human user" in system:
+            return "Sure! Here is a complete answer to that question."  # a role flip, every draw
+        return f"A synthetic answer number {len(json.dumps(body))} with enough words to count."
+
+    out = tmp_path / "p"
+    with FakeOpenAIServer(reply=reply) as srv:
+        cfg = tmp_path / "small.yaml"
+        cfg.write_text(_SMALL.replace("URL", srv.base_url).replace("filter: user_turns >= 9", "filter: null"))
+        r = _run(["run", str(cfg), "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    convs = [json.loads(x) for x in (out / "simulate/persona/conversations.jsonl").read_text().splitlines()]
+    assert len(convs) == 4
+    for c in convs:
+        assert [m["role"] for m in c["messages"]] == ["user", "assistant"] and c["messages"][0]["meta"]["seed"]
+        assert c["meta"]["termination_reason"] == "role_flip" and c["meta"]["user_turns"] == 0
+        assert len(c["meta"]["redrawn_user_turns"]) == 2  # drawn three times in all
+    scores = [json.loads(x) for x in (out / "simulate/persona/scores.jsonl").read_text().splitlines()]
+    assert {(s["user_turns"], s["seed_user_turns"], s["new_assistant_turns"]) for s in scores} == {(0, 1, 1)}
+    sel = json.loads((out / "pipeline.json").read_text())["stages"]["select.persona"]
+    assert (sel["conversations"], sel["kept_after_filter"]) == (4, 0)
+    assert (out / "export/persona.sharegpt.jsonl").read_text() == ""
+    assert "4/4 conversations have no simulated user turn (the seed alone)" in r.stderr
