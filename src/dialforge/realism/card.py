@@ -35,8 +35,13 @@ class Telltale(_Model):
 
 
 class Discriminator(_Model):
+    """`chance95`: the AUC's 2.5th-97.5th percentiles when whole conversation families are
+    dealt to the two labels at random (out-of-fold scores fixed): an AUC inside it is what
+    two samples of one distribution reach by chance."""
+
     auc: float | None
     ci95: tuple[float, float] | None = None
+    chance95: tuple[float, float] | None = None
     style_only_auc: float | None = None
     n_per_side: int
     folds: int
@@ -45,9 +50,9 @@ class Discriminator(_Model):
 
 
 class Mauve(_Model):
-    """`null05`: the 5th percentile of MAUVE when the two sides' points are shuffled together
-    (clusters fixed): a value above it is what one distribution scores against itself at
-    these sample sizes."""
+    """`null05`: the 5th percentile of MAUVE when whole conversation families are dealt to
+    the two sides at random (clusters fixed): a value above it is what one distribution
+    scores against itself at these sample sizes."""
 
     mauve: float | None
     null05: float | None = None
@@ -62,7 +67,7 @@ class Distance(_Model):
     """Two samples of one quantity. For counts: KS statistic and Wasserstein-1 distance, with
     both medians. For yes/no shares: both shares and their absolute difference (the KS
     statistic of two Bernoulli samples). `null95`: the distance two same-distribution samples
-    of these sizes reach by chance (95th percentile under shuffling); `diff_ci95`: 95%
+    of these sizes reach by chance (95th percentile, families dealt at random); `diff_ci95`: 95%
     bootstrap interval of SIM median - REAL median (shares: SIM share - REAL share)."""
 
     kind: Literal["continuous", "share"]
@@ -150,6 +155,7 @@ class RealismCard(_Model):
         out: dict[str, Any] = {
             "discriminator_auc": d.auc,
             "discriminator_auc_ci95": list(d.ci95) if d.ci95 else None,
+            "discriminator_auc_chance95": list(d.chance95) if d.chance95 else None,
             "discriminator_style_only_auc": d.style_only_auc,
             "discriminator_telltales": [t.feature for t in d.telltales],
             "mauve": self.mauve.mauve,
@@ -213,7 +219,8 @@ def render_markdown(card: RealismCard) -> str:
         "",
         "| figure | SIM | REAL | distance / score [95% CI] | n | direction |",
         "|---|---|---|---|---|---|",
-        f"| discriminator AUC (embeddings + style) | | | {_fmt(d.auc)}{_ci(d.ci95)} | {d.n_per_side}/side, "
+        f"| discriminator AUC (embeddings + style; chance) | | | {_fmt(d.auc)}{_ci(d.ci95)}"
+        f"{' (' + _ci(d.chance95).strip() + ')' if d.chance95 else ''} | {d.n_per_side}/side, "
         f"{d.folds}-fold | {d.direction} |",
         f"| discriminator AUC (style only) | | | {_fmt(d.style_only_auc)} | {d.n_per_side}/side | {d.direction} |",
         f"| MAUVE (same-distribution 5th pct) | | | {_fmt(m.mauve)} ({_fmt(m.null05)}) | {m.n_per_side}/side, "

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .card import Telltale
 from .features import STYLE_FEATURES
+from .null import family_masks
 
 
 def _model(seed: int, n_features: int) -> object:
@@ -69,6 +70,22 @@ def bootstrap_auc(y: np.ndarray, scores: np.ndarray, n_boot: int, seed: int) -> 
         aucs.append(roc_auc_score(y[idx], scores[idx]))
     lo, hi = np.percentile(aucs, [2.5, 97.5])
     return float(lo), float(hi)
+
+
+def chance_auc(
+    scores: np.ndarray, groups_sim: Sequence[str], groups_real: Sequence[str], n_perm: int, seed: int
+) -> tuple[float, float] | None:
+    """2.5th-97.5th percentiles of the AUC of fixed out-of-fold scores (SIM's rows first)
+    when whole families are dealt to the labels at random (`null.family_masks`)."""
+    if n_perm <= 0:
+        return None
+    aucs = [
+        roc_auc_score(m.astype(int), scores)
+        for m in family_masks(groups_sim, groups_real, n_perm, seed + 3)
+        if 0 < m.sum() < len(m)
+    ]
+    lo, hi = np.percentile(aucs, [2.5, 97.5])
+    return round(float(lo), 4), round(float(hi), 4)
 
 
 def telltales(style: np.ndarray, y: np.ndarray, seed: int, top: int = 5) -> list[Telltale]:

@@ -11,16 +11,21 @@ The definition followed (the reference implementation's defaults, on our own emb
 1 means the histograms match; it falls towards 0 as the sets occupy different clusters.
 No bootstrap interval: resampling adds histogram noise, so a resampled MAUVE is biased low
 and its percentile interval can exclude the estimate. Instead `null05` is the 5th percentile
-of MAUVE after shuffling the points between the sides (clusters fixed): the score one
-distribution gets against itself at these sample sizes (small samples never reach 1).
+of MAUVE after dealing whole conversation families between the sides (clusters fixed; see
+`null.py`): the score one distribution gets against itself at these sample sizes (small
+samples never reach 1). Shuffling single turns made that level too high for grouped data.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.metrics import auc as area_under_curve
 from sklearn.preprocessing import normalize
+
+from .null import family_masks
 
 SCALING = 5.0
 EXPLAINED_VARIANCE = 0.9
@@ -71,20 +76,29 @@ def _hist(labels: np.ndarray, k: int) -> np.ndarray:
 
 
 def mauve(
-    p_feats: np.ndarray, q_feats: np.ndarray, *, seed: int = 0, clusters: int | None = None, n_boot: int = 0
+    p_feats: np.ndarray,
+    q_feats: np.ndarray,
+    *,
+    seed: int = 0,
+    clusters: int | None = None,
+    n_boot: int = 0,
+    p_groups: Sequence[str] | None = None,
+    q_groups: Sequence[str] | None = None,
 ) -> tuple[float, float | None, int, int]:
-    """(MAUVE, same-distribution 5th percentile or None, clusters, PCA dims) of two embedding sets."""
+    """(MAUVE, same-distribution 5th percentile or None, clusters, PCA dims) of two embedding
+    sets. With each point's conversation family (`p_groups`, `q_groups`) the null deals whole
+    families to the sides (`null.family_masks`); without, every point is its own family."""
     k = clusters or max(2, int(round(min(len(p_feats), len(q_feats)) / 10)))
     k = min(k, len(p_feats) + len(q_feats))
     p_lab, q_lab, dims = quantize(p_feats, q_feats, k, seed)
     value = mauve_from_histograms(_hist(p_lab, k), _hist(q_lab, k))
     null = None
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
+        pg = list(p_groups) if p_groups is not None else [f"p{i}" for i in range(len(p_lab))]
+        qg = list(q_groups) if q_groups is not None else [f"q{i}" for i in range(len(q_lab))]
         pooled = np.concatenate([p_lab, q_lab])
-        vals = []
-        for _ in range(n_boot):
-            rng.shuffle(pooled)
-            vals.append(mauve_from_histograms(_hist(pooled[: len(p_lab)], k), _hist(pooled[len(p_lab) :], k)))
+        vals = [
+            mauve_from_histograms(_hist(pooled[m], k), _hist(pooled[~m], k)) for m in family_masks(pg, qg, n_boot, seed)
+        ]
         null = round(float(np.percentile(vals, 5)), 4)
     return value, null, k, dims

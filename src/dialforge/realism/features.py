@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..conversation import Conversation
+from ..conversation import Conversation, Message
 from ..score.metrics import is_follow_up, words
 
 
@@ -38,8 +38,20 @@ def group_key(conv: Conversation) -> str:
     return "open:" + hashlib.sha1(first.encode()).hexdigest()[:16]
 
 
-def user_turns(convs: Sequence[Conversation]) -> list[UserTurn]:
-    """Every distinct user turn in context (a shared thread prefix counts once)."""
+def is_seed(m: Message) -> bool:
+    """A user message a real person wrote that a simulated conversation starts from."""
+    return m.role == "user" and m.meta.get("seed") is True
+
+
+def simulated(convs: Sequence[Conversation]) -> list[Conversation]:
+    """The conversations with at least one simulated (non-seed) user turn."""
+    return [c for c in convs if any(m.role == "user" and not is_seed(m) for m in c.messages)]
+
+
+def user_turns(convs: Sequence[Conversation], *, simulated_only: bool = False) -> list[UserTurn]:
+    """Every distinct user turn in context (a shared thread prefix counts once). With
+    `simulated_only` (the SIM side), seed turns (`meta.seed`: real people's words) stay in
+    the history but are not counted: only the simulator's own turns are."""
     seen: set[str] = set()
     out: list[UserTurn] = []
     for conv in convs:
@@ -55,7 +67,7 @@ def user_turns(convs: Sequence[Conversation]) -> list[UserTurn]:
                 previous = m.content
             elif m.role == "user":
                 key = h.hexdigest()
-                if key not in seen and m.content.strip():
+                if key not in seen and m.content.strip() and not (simulated_only and is_seed(m)):
                     seen.add(key)
                     out.append(UserTurn(m.content, g, position, previous))
                 position += 1
@@ -77,9 +89,19 @@ def assistant_turns(convs: Sequence[Conversation]) -> list[UserTurn]:
     return out
 
 
-def turns_per_conversation(convs: Sequence[Conversation]) -> list[int]:
-    """User turns per conversation: where conversations end."""
-    return [sum(1 for m in c.messages if m.role == "user") for c in convs if any(m.role == "user" for m in c.messages)]
+def turns_per_conversation(convs: Sequence[Conversation], *, simulated_only: bool = False) -> list[int]:
+    """User turns per conversation: where conversations end (SIM: simulated turns only; a
+    conversation without one contributes nothing)."""
+    return [n for n in _user_counts(convs, simulated_only) if n]
+
+
+def conversation_groups(convs: Sequence[Conversation], *, simulated_only: bool = False) -> list[str]:
+    """The family of each conversation `turns_per_conversation` counts, in its order."""
+    return [g for g, n in zip(map(group_key, convs), _user_counts(convs, simulated_only), strict=True) if n]
+
+
+def _user_counts(convs: Sequence[Conversation], simulated_only: bool) -> list[int]:
+    return [sum(1 for m in c.messages if m.role == "user" and not (simulated_only and is_seed(m))) for c in convs]
 
 
 # -- role adherence: phrases that read like an assistant --------------------------------

@@ -23,9 +23,11 @@ from .diversity import vendi
 from .features import (
     UserTurn,
     assistant_turns,
+    conversation_groups,
     is_follow_up_turn,
     is_question,
     reads_like_assistant,
+    simulated,
     style_matrix,
     turns_per_conversation,
     user_turns,
@@ -110,6 +112,7 @@ def _discriminator(s: _Sides, cfg: RealismConfig) -> Discriminator:
     return Discriminator(
         auc=round(auc, 4),
         ci95=disc.bootstrap_auc(y, scores, cfg.bootstrap, cfg.seed),
+        chance95=disc.chance_auc(scores, groups[: len(s.sim)], groups[len(s.sim) :], cfg.bootstrap, cfg.seed),
         style_only_auc=None if style_auc is None else round(style_auc, 4),
         n_per_side=len(s.sim),
         folds=k,
@@ -120,7 +123,15 @@ def _discriminator(s: _Sides, cfg: RealismConfig) -> Discriminator:
 def _mauve(s: _Sides, cfg: RealismConfig) -> Mauve:
     if min(len(s.e_sim), len(s.e_real)) < 2:
         return Mauve(mauve=None, n_per_side=len(s.sim), clusters=0, pca_dims=0, scaling=5.0)
-    value, null, k, dims = mauve(s.e_sim, s.e_real, seed=cfg.seed, clusters=cfg.mauve_clusters, n_boot=cfg.bootstrap)
+    value, null, k, dims = mauve(
+        s.e_sim,
+        s.e_real,
+        seed=cfg.seed,
+        clusters=cfg.mauve_clusters,
+        n_boot=cfg.bootstrap,
+        p_groups=[t.group for t in s.sim],
+        q_groups=[t.group for t in s.real],
+    )
     return Mauve(mauve=round(value, 4), null05=null, n_per_side=len(s.sim), clusters=k, pca_dims=dims, scaling=5.0)
 
 
@@ -133,25 +144,43 @@ def distances(
     n_boot: int = 0,
     seed: int = 0,
 ) -> dict[str, Distance]:
-    """The four distributions, over every turn and conversation (no sampling: they are cheap)."""
+    """The four distributions, over every turn and conversation (no sampling: they are cheap).
+    SIM counts simulated user turns only (seed turns are real people's words); chance levels
+    deal whole conversation families."""
 
-    def follow(turns: Sequence[UserTurn]) -> list[bool]:
-        return [f for f in (is_follow_up_turn(t) for t in turns) if f is not None]
+    def fam(turns: Sequence[UserTurn]) -> list[str]:
+        return [t.group for t in turns]
 
+    def follow(turns: Sequence[UserTurn]) -> tuple[list[bool], list[str]]:
+        pairs = [(f, t.group) for t in turns if (f := is_follow_up_turn(t)) is not None]
+        return [f for f, _ in pairs], [g for _, g in pairs]
+
+    (fs, gs), (fr, gr) = follow(sim_turns), follow(real_turns)
+    turn_groups = (fam(sim_turns), fam(real_turns))
+    conv_groups = (conversation_groups(sim, simulated_only=True), conversation_groups(real))
     return {
         "words_per_user_turn": continuous_distance(
-            [len(words(t.text)) for t in sim_turns], [len(words(t.text)) for t in real_turns], n_boot=n_boot, seed=seed
+            [len(words(t.text)) for t in sim_turns],
+            [len(words(t.text)) for t in real_turns],
+            n_boot=n_boot,
+            seed=seed,
+            groups=turn_groups,
         ),
         "user_turns_per_conversation": continuous_distance(
-            turns_per_conversation(sim), turns_per_conversation(real), n_boot=n_boot, seed=seed
+            turns_per_conversation(sim, simulated_only=True),
+            turns_per_conversation(real),
+            n_boot=n_boot,
+            seed=seed,
+            groups=conv_groups,
         ),
         "question_rate": share_distance(
             [is_question(t.text) for t in sim_turns],
             [is_question(t.text) for t in real_turns],
             n_boot=n_boot,
             seed=seed,
+            groups=turn_groups,
         ),
-        "follow_up_rate": share_distance(follow(sim_turns), follow(real_turns), n_boot=n_boot, seed=seed),
+        "follow_up_rate": share_distance(fs, fr, n_boot=n_boot, seed=seed, groups=(gs, gr)),
     }
 
 
@@ -246,7 +275,10 @@ def realism(
     warnings: list[str] = []
     sim_convs, sim_path = _load(sim, cfg.sim_format, warnings)
     real_convs, real_path = _load(real, cfg.real_format, warnings)
-    sim_turns, real_turns = user_turns(sim_convs), user_turns(real_convs)
+    # SIM: only what the simulator wrote; seed turns (meta.seed) are real people's words,
+    # and a conversation without a simulated user turn contributes nothing
+    sim_convs = simulated(sim_convs)
+    sim_turns, real_turns = user_turns(sim_convs, simulated_only=True), user_turns(real_convs)
     for name, path, turns in (("SIM", sim_path, sim_turns), ("REAL", real_path, real_turns)):
         if not turns:
             raise DialforgeError(f"{path or name}: no user turns to compare")
