@@ -1,6 +1,7 @@
 """Post-processing at scale, side by side with a baseline checkout in one run.
 
     python benchmarks/postprocess_scale.py files --n 20000 --baseline /tmp/perf-base/src
+    python benchmarks/postprocess_scale.py memory --sizes 20000,100000
     python benchmarks/postprocess_scale.py embed --texts 300 --baseline /tmp/perf-base/src
     python benchmarks/postprocess_scale.py vectors --n 20000
     python benchmarks/postprocess_scale.py rouge
@@ -121,6 +122,49 @@ def files(args: argparse.Namespace) -> None:
     print(recall_line)
     n_near, below = verify(work / "d.removed.jsonl", data)
     print(f"false positives (exact Jaccard of the pair < 0.8, checked with Python sets): {below} of {n_near}")
+    print(f"end: {load()}")
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Peak RSS at two sizes (`--sizes`, default 20k and 100k): a command whose memory does
+    not grow with the data has a ratio near 1 (the check: <= 1.3); and `score --no-embedding`
+    against one `stats` pass in CPU seconds at the larger size (the check: <= 3x)."""
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"start: {load()}")
+    peaks: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    for n in sizes:
+        data = work / f"convs_{n}.jsonl"
+        if not data.exists():
+            build_file(data, n)
+        for name, cmd in [
+            ("stats", ["stats", str(data)]),
+            ("score --no-embedding", ["score", str(data), "--no-embedding"]),
+            ("dedup exact", ["dedup", str(data), "--near", "0", "--out", str(work / f"x{n}.jsonl")]),
+            ("dedup exact+near", ["dedup", str(data), "--out", str(work / f"d{n}.jsonl")]),
+        ]:
+            wall, cpu, rss, rc = timed(cmd, ROOT / "src")
+            assert rc == 0, (name, n, rc)
+            peaks.setdefault(name, []).append(rss)
+            cpus.setdefault(name, []).append(cpu)
+            print(f"{n} conversations, {name}: {wall:.1f} s wall, {cpu:.1f} s CPU, {rss:.0f} MiB peak", flush=True)
+    print("| command | " + " | ".join(f"peak MiB at {n:,}" for n in sizes) + " | ratio | check <= 1.3 |")
+    print("|---|" + "---|" * len(sizes) + "---|---|")
+    for name, rss in peaks.items():
+        ratio = rss[-1] / rss[0]
+        print(
+            f"| {name} | "
+            + " | ".join(f"{r:.0f}" for r in rss)
+            + f" | {ratio:.2f} | {'ok' if ratio <= 1.3 else 'FAIL'} |"
+        )
+    for i, n in enumerate(sizes):
+        r = cpus["score --no-embedding"][i] / cpus["stats"][i]
+        print(
+            f"score --no-embedding / stats at {n:,}: {r:.2f}x CPU"
+            + (f" (check <= 3: {'ok' if r <= 3 else 'FAIL'})" if i == len(sizes) - 1 else "")
+        )
     print(f"end: {load()}")
 
 
@@ -263,14 +307,17 @@ def batch(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["files", "vectors", "embed", "rouge", "batch"])
+    ap.add_argument("what", choices=["files", "memory", "vectors", "embed", "rouge", "batch"])
+    ap.add_argument("--sizes", default="20000,100000", help="memory: the two (or more) file sizes")
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--texts", type=int, default=300)
     ap.add_argument("--requests", type=int, default=128)
     ap.add_argument("--baseline", default=None, help="src folder of the code to compare with")
     ap.add_argument("--work", default="/tmp/dialforge-bench-post")
     args = ap.parse_args()
-    {"files": files, "vectors": vectors, "embed": embed, "rouge": rouge, "batch": batch}[args.what](args)
+    {"files": files, "memory": memory, "vectors": vectors, "embed": embed, "rouge": rouge, "batch": batch}[args.what](
+        args
+    )
 
 
 if __name__ == "__main__":

@@ -540,3 +540,21 @@ def test_simulate_holds_no_stage_of_records_in_memory(tmp_path):
     grown = size[400] - size[100]
     # holding the answers until the stage ends took 60 MB here (4x), 15 MB at 100
     assert big - small < grown / 4, (small, big, grown)
+
+
+def test_dataset_scores_spilled_to_disk_equal_the_ones_held_in_memory(threads):
+    """`score` keeps its word and bigram hashes in a temporary file a chunk at a time (MTLD
+    reads them back both ways, distinct-n counts them in hash partitions): with a chunk of 64
+    values (hundreds of spills and partitions) every figure equals the one-chunk result."""
+    from dialforge.score.scoring import DatasetScores, ScoreConfig, analyse
+
+    cfg = ScoreConfig(embedder=None, self_bleu_sample=30)
+    small, whole = DatasetScores(cfg, chunk=64), DatasetScores(cfg)
+    for c in threads:
+        per, words = analyse(c)
+        small.add(c, per, words)
+        whole.add(c, per, words)
+    assert small.ids.on_disk > 64 * 10 and whole.ids.on_disk == 0
+    got, want = small.result(), whole.result()
+    assert got == want
+    assert want["distinct_1"] > 0 and want["distinct_2"] > 0 and want["mtld"] > 0

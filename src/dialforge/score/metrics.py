@@ -34,7 +34,9 @@ def distinct_words(tokenised: Sequence[Sequence[str]], n: int) -> float:
     return len(grams) / total if total else 0.0
 
 
-def _mtld_pass(tokens: Sequence[Hashable], threshold: float) -> float:
+def _mtld_pass(tokens: Iterable[Hashable], n: int, threshold: float) -> float:
+    """One MTLD pass over `n` tokens in the order given (any iterable: `score` streams them
+    from a file, forwards and then backwards)."""
     factors = 0.0
     types: set[Hashable] = set()
     count = 0
@@ -48,7 +50,7 @@ def _mtld_pass(tokens: Sequence[Hashable], threshold: float) -> float:
             types.add(tok)
     if count > 0:
         factors += (1 - len(types) / count) / (1 - threshold)
-    return len(tokens) / factors if factors > 0 else float(len(tokens))
+    return n / factors if factors > 0 else float(n)
 
 
 def mtld(tokens: Sequence[Hashable], threshold: float = 0.72) -> float:
@@ -56,14 +58,44 @@ def mtld(tokens: Sequence[Hashable], threshold: float = 0.72) -> float:
     backward passes. A text that never drops to the threshold scores its length."""
     if not tokens:
         return 0.0
-    return (_mtld_pass(tokens, threshold) + _mtld_pass(tokens[::-1], threshold)) / 2
+    return mtld_passes(tokens, reversed(tokens), len(tokens), threshold)
 
 
-def sample(items: Sequence[str], k: int, seed: int = 0) -> list[str]:
-    items = list(items)
-    if len(items) <= k:
-        return items
-    return random.Random(seed).sample(items, k)
+def mtld_passes(
+    forward: Iterable[Hashable], backward: Iterable[Hashable], n: int, threshold: float = 0.72
+) -> float:
+    """`mtld` of `n` tokens given as two iterables: in order, and in reverse order."""
+    if not n:
+        return 0.0
+    return (_mtld_pass(forward, n, threshold) + _mtld_pass(backward, n, threshold)) / 2
+
+
+class Reservoir:
+    """A seeded uniform sample of `k` items from a stream of unknown length, in constant
+    memory (Algorithm R); `sample` is this over a whole sequence, so a streamed sample
+    equals the one taken from the same items in a list."""
+
+    def __init__(self, k: int, seed: int = 0) -> None:
+        self.k = k
+        self.items: list[str] = []
+        self.seen = 0
+        self._rng = random.Random(seed)
+
+    def add(self, item: str) -> None:
+        if self.seen < self.k:
+            self.items.append(item)
+        else:
+            j = self._rng.randrange(self.seen + 1)
+            if j < self.k:
+                self.items[j] = item
+        self.seen += 1
+
+
+def sample(items: Iterable[str], k: int, seed: int = 0) -> list[str]:
+    r = Reservoir(k, seed)
+    for x in items:
+        r.add(x)
+    return r.items
 
 
 _Top = dict[tuple[str, ...], tuple[int, int, int]]

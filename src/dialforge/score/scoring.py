@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from array import array
 from collections import Counter
@@ -175,20 +176,106 @@ def _mean(xs: Any) -> float | None:
     return round(statistics.fmean(xs), 4) if len(xs) else None
 
 
-class DatasetScores:
-    """Dataset scores accumulated one conversation at a time (`score` streams the file).
-    What it keeps grows with the data but is compact: the user texts (for the seeded
-    self-BLEU and embedding samples), each user word as its 64-bit hash (MTLD), the sets of
-    distinct word and bigram hashes, and a few numbers per conversation. Hashes stand in for
-    words because these metrics only compare words for equality (a collision among a few
-    million 64-bit values is a one-in-billions event)."""
+class _Spill:
+    """A growing sequence of 64-bit values in bounded memory: a buffer of `chunk` values,
+    written to an anonymous temporary file when full. Read back forwards or backwards in
+    chunks, and counted distinct by hash partitions of at most `chunk` values each."""
 
-    def __init__(self, cfg: ScoreConfig) -> None:
+    def __init__(self, chunk: int = 1 << 18) -> None:
+        self.chunk = chunk
+        self.buf = array("q")
+        self.file: Any = None
+        self.on_disk = 0
+
+    def __len__(self) -> int:
+        return self.on_disk + len(self.buf)
+
+    def add_array(self, values: np.ndarray) -> None:
+        self.buf.frombytes(values.astype(np.int64, copy=False).tobytes())
+        if len(self.buf) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        if self.file is None:
+            import tempfile
+
+            self.file = tempfile.TemporaryFile(prefix="dialforge-score-")
+        self.file.seek(self.on_disk * 8)
+        self.file.write(memoryview(self.buf).cast("B"))
+        self.on_disk += len(self.buf)
+        self.buf = array("q")
+
+    def chunks(self, reverse: bool = False) -> Iterator[np.ndarray]:
+        """The values in chunks of at most `chunk`, in order (or in reverse order, each chunk reversed)."""
+        mem = np.frombuffer(self.buf, dtype=np.int64) if self.buf else np.empty(0, dtype=np.int64)
+        if reverse and len(mem):
+            yield mem[::-1]
+        starts = list(range(0, self.on_disk, self.chunk))
+        for s in reversed(starts) if reverse else starts:
+            self.file.seek(s * 8)
+            part = np.fromfile(self.file, dtype=np.int64, count=min(self.chunk, self.on_disk - s))
+            yield part[::-1] if reverse else part
+        if not reverse and len(mem):
+            yield mem
+
+    def tokens(self, reverse: bool = False) -> Iterator[int]:
+        for part in self.chunks(reverse):
+            for s in range(0, len(part), 1 << 16):  # Python ints 64k at a time (a list of 1M: 36 MB)
+                yield from part[s : s + (1 << 16)].tolist()
+
+    def distinct(self) -> int:
+        """How many distinct values, exactly: in memory when they fit one chunk, else by
+        partitions on the top bits (each value's partition file holds at most ~`chunk` of them)."""
+        n = len(self)
+        if n <= self.chunk:
+            return int(np.unique(np.concatenate(list(self.chunks()) or [np.empty(0, np.int64)])).size)
+        import tempfile
+
+        bits = max(1, math.ceil(math.log2(n / self.chunk)) + 1)
+        parts = [tempfile.TemporaryFile(prefix="dialforge-score-") for _ in range(1 << bits)]
+        try:
+            for part in self.chunks():
+                key = part.view(np.uint64) >> np.uint64(64 - bits)
+                order = np.argsort(key, kind="stable")
+                bounds = np.searchsorted(key[order], np.arange(1 << bits, dtype=np.uint64))
+                for b, (lo, hi) in enumerate(zip(bounds.tolist(), [*bounds.tolist()[1:], len(part)], strict=True)):
+                    if hi > lo:
+                        parts[b].write(part[order[lo:hi]].tobytes())
+            total = 0
+            for f in parts:
+                f.seek(0)
+                total += int(np.unique(np.fromfile(f, dtype=np.int64)).size)
+            return total
+        finally:
+            for f in parts:
+                f.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class DatasetScores:
+    """Dataset scores accumulated one conversation at a time (`score` streams the file), in
+    memory that does not grow with the data: seeded reservoir samples of the user texts (for
+    self-BLEU and the embedding sample), each user word as its 64-bit hash and each in-turn
+    bigram as a hash of the pair, spilled to a temporary file 256k at a time (MTLD reads
+    them back forwards and backwards, distinct-n counts them by hash partitions), and running
+    sums and counters. Hashes stand in for words because these metrics only compare words
+    for equality (a collision among a few million 64-bit values is a one-in-billions event)."""
+
+    def __init__(self, cfg: ScoreConfig, chunk: int = 1 << 18) -> None:
         self.cfg = cfg
-        self.users: list[str] = []
-        self.ids = array("q")  # every user word's hash, in order (MTLD needs only equality)
-        self.starts = array("q")  # where each user turn begins in `ids` (bigrams stay in a turn)
-        self.series: dict[str, array[float]] = {k: array("d") for k in _SERIES}
+        sizes = {cfg.self_bleu_sample, cfg.embedding_sample}
+        self.samples = {k: M.Reservoir(k, cfg.seed) for k in sizes}
+        self.ids = _Spill(chunk)  # every user word's hash, in order (MTLD needs only equality)
+        self.pairs = _Spill(chunk)  # a hash of every pair of words inside one user turn
+        self.starts = array("q")  # where each user turn begins in the words not yet cut
+        self.n_users = 0
+        self.series: dict[str, _Mean] = {k: _Mean() for k in _SERIES}
         self.counts = Counter[str]()  # follow-ups and eligible user turns
         self.reasons = Counter[str]()
         self.strategies = Counter[str]()
@@ -197,41 +284,56 @@ class DatasetScores:
 
     @property
     def n(self) -> int:
-        return len(self.series["user_turns"])
+        return self.series["user_turns"].n
 
     def add(self, conv: Conversation, per: dict[str, Any], user_words: list[list[str]] | None = None) -> None:
         if user_words is None:
             user_words = [M.words(m.content) for m in conv.messages if m.role == "user"]
-        self.users.extend(m.content for m in conv.messages if m.role == "user")
+        for m in conv.messages:
+            if m.role == "user":
+                self.n_users += 1
+                for r in self.samples.values():
+                    r.add(m.content)
+        buf = self.ids.buf
         for w in user_words:
-            self.starts.append(len(self.ids))
-            self.ids.extend(map(hash, w))
+            self.starts.append(len(buf))
+            buf.extend(map(hash, w))
+        if len(buf) >= self.ids.chunk:
+            self._cut()
+            self.ids.flush()
         self._numbers(per)
+
+    def _cut(self) -> None:
+        """The in-turn word pairs of the words buffered since the last cut, hashed at once
+        with numpy (bigrams never cross a turn: `starts` marks where each turn begins)."""
+        buf = self.ids.buf
+        if len(buf) >= 2:
+            u = np.frombuffer(buf, dtype=np.int64).view(np.uint64)
+            inside = np.ones(u.size - 1, dtype=bool)  # pair (i, i+1) lies inside one turn
+            cuts = np.frombuffer(self.starts, dtype=np.int64)
+            inside[cuts[(cuts > 0) & (cuts < u.size)] - 1] = False
+            pairs = ((u[:-1] * np.uint64(0x9E3779B97F4A7C15)) ^ u[1:])[inside]
+            self.pairs.add_array(pairs.view(np.int64))
+        self.starts = array("q")
 
     def _distinct(self) -> tuple[float, float]:
         """distinct-1 and distinct-2 of every user turn, counted once at the end with numpy
         (sorting the hashes beats growing two hash sets word by word: 20% of `score`)."""
-        if not self.ids:
+        self._cut()
+        if not len(self.ids):
             return 0.0, 0.0
-        ids = np.frombuffer(self.ids, dtype=np.int64)
-        inside = np.ones(ids.size - 1, dtype=bool)  # pair (i, i+1) lies inside one turn
-        cuts = np.frombuffer(self.starts, dtype=np.int64)
-        inside[cuts[(cuts > 0) & (cuts < ids.size)] - 1] = False
-        u = ids.view(np.uint64)
-        pairs = (u[:-1] * np.uint64(0x9E3779B97F4A7C15)) ^ u[1:]  # a 64-bit hash of the pair
-        pairs = pairs[inside]
-        d1 = np.unique(ids).size / ids.size
-        d2 = np.unique(pairs).size / pairs.size if pairs.size else 0.0
+        d1 = self.ids.distinct() / len(self.ids)
+        d2 = self.pairs.distinct() / len(self.pairs) if len(self.pairs) else 0.0
         return round(d1, 4), round(d2, 4)
 
     def _numbers(self, per: dict[str, Any]) -> None:
         se = self.series
-        se["user_turns"].append(per["user_turns"])
-        se["user_chars"].append(per["user_chars"] / max(per["user_turns"], 1))
-        se["assistant_chars"].append(per["assistant_chars"])
+        se["user_turns"].add(per["user_turns"])
+        se["user_chars"].add(per["user_chars"] / max(per["user_turns"], 1))
+        se["assistant_chars"].add(per["assistant_chars"])
         for k in _WORKFLOW:
             if per.get(k) is not None:
-                se[k].append(float(per[k]))
+                se[k].add(float(per[k]))
         self.counts.update(follow_ups=per["follow_ups"], eligible=per["_follow_up_eligible"])
         self.reasons[per.get("termination_reason") or "none"] += 1
         self.strategies.update(str(s) for s in per.get("strategies") or [])
@@ -244,23 +346,27 @@ class DatasetScores:
     def result(self) -> dict[str, Any]:
         cfg, se = self.cfg, self.series
         distinct_1, distinct_2 = self._distinct()
+        n = len(self.ids)
+        mtld = M.mtld_passes(self.ids.tokens(), self.ids.tokens(reverse=True), n) if n else 0.0
+        self.ids.close()
+        self.pairs.close()
         out: dict[str, Any] = {
             "conversations": self.n,
-            "user_turns_mean": _mean(se["user_turns"]),
-            "user_chars_mean": _mean(se["user_chars"]),
-            "assistant_chars_mean": _mean(se["assistant_chars"]),
+            "user_turns_mean": se["user_turns"].mean(),
+            "user_chars_mean": se["user_chars"].mean(),
+            "assistant_chars_mean": se["assistant_chars"].mean(),
             "distinct_1": distinct_1,
             "distinct_2": distinct_2,
-            "mtld": round(M.mtld(self.ids), 3),
-            "self_bleu": round(M.self_bleu(self.users, cfg.self_bleu_sample, cfg.seed), 4),
+            "mtld": round(mtld, 3),
+            "self_bleu": round(M.self_bleu(self.samples[cfg.self_bleu_sample].items, cfg.self_bleu_sample), 4),
             "termination_reasons": dict(self.reasons),
         }
         eligible = self.counts["eligible"]
         out["follow_up_rate"] = round(self.counts["follow_ups"] / eligible, 4) if eligible else None
-        if cfg.embedder and len(self.users) >= 2:
+        if cfg.embedder and self.n_users >= 2:
             out.update(self._embedding())
         self._strategies(out)
-        out.update({k: _mean(se[k]) for k in _WORKFLOW if se[k]})
+        out.update({k: se[k].mean() for k in _WORKFLOW if se[k].n})
         self._judge(out)
         return out
 
@@ -269,7 +375,7 @@ class DatasetScores:
 
         cfg = self.cfg
         vecs = Embedder(cfg.embedder or "", cache_dir=cfg.embedding_cache).embed(
-            M.sample(self.users, cfg.embedding_sample, cfg.seed)
+            self.samples[cfg.embedding_sample].items
         )
         return {f"embedding_{k}": round(v, 4) for k, v in M.embedding_diversity(vecs).items()}
 
@@ -291,6 +397,38 @@ class DatasetScores:
             out["judge"] = {c: _mean([j[c] for j in self.judged]) for c in (*CRITERIA, "mean")}
             out["judge"]["judged"] = len(self.judged)
             out["judge"]["unparsed"] = self.unparsed
+
+
+class _Mean:
+    """A running mean (`statistics.fmean` of the values, to the last digit: exact sums)."""
+
+    __slots__ = ("n", "parts")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.parts: list[float] = []  # math.fsum's partials: exact, a few floats long
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        _fsum_add(self.parts, float(x))
+
+    def mean(self) -> float | None:
+        return round(math.fsum(self.parts) / self.n, 4) if self.n else None
+
+
+def _fsum_add(partials: list[float], x: float) -> None:
+    """Add `x` to Shewchuk's non-overlapping partials (what math.fsum keeps internally)."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
 
 
 _WORKFLOW = ("workflow_depth", "workflow_relative_depth", "workflow_success")
