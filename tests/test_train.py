@@ -201,3 +201,63 @@ def test_resume_skips_an_incomplete_checkpoint(tiny_model_dir, threads, tmp_path
     warned = [r.getMessage() for r in caplog.records if "incomplete checkpoint" in r.getMessage()]
     assert any("checkpoint-2" in w and "no trainer_state.json" in w for w in warned)
     assert any("checkpoint-7" in w for w in warned)
+
+
+def test_presets_fill_unset_fields_and_reach_the_trainer(tmp_path):
+    """Named after the papers: a preset fills what the config leaves unset; explicit wins."""
+    from dialforge.train.trainer import PRESETS, _lora_config, _sft_args
+
+    base = {"kind": "simulator", "data": ["x.jsonl"], "model": "m", "out": str(tmp_path)}
+    default = TrainConfig(**base)
+    assert (default.preset, default.lora, default.lora_r, default.learning_rate) == ("default", True, 16, 2e-4)
+    assert (default.lr_scheduler, default.warmup_ratio, default.weight_decay, default.grad_accum) == (
+        "linear",
+        0.0,
+        0.0,
+        1,
+    )
+    plato = TrainConfig(**base, preset="platolm")
+    assert (plato.lora, plato.epochs, plato.learning_rate, plato.lr_scheduler, plato.warmup_ratio) == (
+        False,
+        3.0,
+        2e-5,
+        "cosine",
+        0.03,
+    )
+    assert plato.batch_size * plato.grad_accum == 128 and plato.max_length == 2048 and plato.weight_decay == 0.0
+    assert _lora_config(plato) is None  # full fine-tune
+    args = _sft_args(plato, tmp_path)
+    assert (args.lr_scheduler_type.value, args.warmup_steps, args.learning_rate) == ("cosine", 0.03, 2e-5)
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 128
+    talk = TrainConfig(**base, preset="selftalk")
+    assert (talk.lora, talk.lora_r, talk.learning_rate, talk.epochs, talk.lr_scheduler, talk.weight_decay) == (
+        True,
+        64,
+        5e-4,
+        1.0,
+        "inverse_sqrt",
+        0.01,
+    )
+    lora = _lora_config(talk)
+    assert (lora.r, lora.lora_alpha, lora.target_modules) == (64, 128, "all-linear")
+    args = _sft_args(talk, tmp_path)
+    assert (args.lr_scheduler_type.value, args.weight_decay, args.num_train_epochs) == ("inverse_sqrt", 0.01, 1.0)
+    # an explicit value beats the preset, the rest of the preset still applies
+    mixed = TrainConfig(**base, preset="platolm", learning_rate=1e-5, grad_accum=8)
+    assert (mixed.learning_rate, mixed.grad_accum, mixed.lr_scheduler, mixed.lora) == (1e-5, 8, "cosine", False)
+    assert set(PRESETS) == {"default", "platolm", "selftalk"}
+    with pytest.raises(ValueError, match="preset"):
+        TrainConfig(**base, preset="ideas")
+
+
+@pytest.mark.slow
+def test_selftalk_preset_trains_with_its_schedule(tiny_model_dir, threads, tmp_path):
+    """Inverse square root (no warmup: timescale 10,000 steps) holds the rate near 5e-4 where
+    the default linear schedule falls to 0 by the last step."""
+    common = {"kind": "chat", "data": [str(threads)], "model": str(tiny_model_dir), "max_length": 512}
+    common |= {"max_steps": 6, "logging_steps": 1, "save_steps": 100}
+    talk = train(TrainConfig(**common, out=str(tmp_path / "talk"), preset="selftalk"))
+    lin = train(TrainConfig(**common, out=str(tmp_path / "lin"), learning_rate=5e-4))
+    assert len(talk["learning_rates"]) == len(lin["learning_rates"]) == 6
+    assert min(talk["learning_rates"]) > 4.99e-4 and talk["config"]["lora_r"] == 64
+    assert lin["learning_rates"][-1] < 1e-4 < lin["learning_rates"][0]

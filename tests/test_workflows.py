@@ -591,3 +591,40 @@ def test_the_default_tracker_is_the_best_on_star_complete_vs_cut(data_dir):
     aucs = {"graph": auc("graph"), "lookahead": auc("lookahead"), "any": auc("any")}
     assert {k: round(v, 3) for k, v in aucs.items()} == {"graph": 0.545, "lookahead": 0.639, "any": 0.789}
     assert max(aucs, key=aucs.__getitem__) == DEFAULT_ORDER and aucs[DEFAULT_ORDER] >= 0.75
+
+
+def test_a_turn_is_cut_where_it_starts_speaking_as_the_other_role():
+    """The paper's stop on the other role's name (App. A.2): models tend to write the whole
+    dialogue; a turn opening with a label is left to the role-flip rule."""
+    from dialforge.workflows.agent import cut_at_role_name
+
+    agent = ("shop keeper", "agent", "assistant")
+    assert cut_at_role_name("I want a longsword. Shop keeper: Here it is!", agent) == ("I want a longsword.", True)
+    assert cut_at_role_name("Yes please.\nAGENT : Right away.", agent) == ("Yes please.", True)
+    assert cut_at_role_name("Agent: hello", agent) == ("Agent: hello", False)
+    assert cut_at_role_name("My agent's fee is low.", agent) == ("My agent's fee is low.", False)
+    assert cut_at_role_name("No label here: none at all.", agent) == ("No label here: none at all.", False)
+
+
+def test_selftalk_turns_stop_on_the_other_roles_name(tmp_path):
+    conv, client = _run(
+        tmp_path,
+        ["I want to buy a longsword. Shop keeper: Of course! Client: Great.", "I have 100 gold coins."],
+    )
+    users = [m for m in conv.messages if m.role == "user"]
+    assert users[0].content == "I want to buy a longsword." and users[0].meta["cut_at_role_name"] is True
+    assert "cut_at_role_name" not in users[1].meta
+    assert conv.meta["workflow_eval"]["success"]  # the cut turn still answers the step
+    # both sides ask their backend to stop on the other's label
+    assert {"Shop keeper:", "Agent:", "assistant:"} <= set(client.requests[0].params.stop)
+
+
+def test_the_selftalk_example_decodes_as_published():
+    """App. A.2: top-p 0.95, top-k 50, T 0.8, 100 new tokens, 8 turns, both roles."""
+    from dialforge.config import load_config
+
+    cfg = load_config(SelfTalkConfig, ROOT / "examples/selftalk.yaml")
+    for role in (cfg.client, cfg.agent):
+        p = role.params
+        assert (p.top_p, p.top_k, p.temperature, p.max_tokens) == (0.95, 50, 0.8, 100)
+    assert cfg.max_turns == 8 and cfg.tracker_order == "any"

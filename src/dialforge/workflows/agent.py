@@ -23,7 +23,15 @@ from ..llm.client import LLM
 from ..simulate.engine import Engine, EngineSettings, Seed
 from ..simulate.policies import AssistantTurn, completion_meta
 from ..simulate.reasons import Termination
-from ..simulate.simulators import ConvState, PromptedUser, chat_turns, render_dialogue, sample_index
+from ..simulate.simulators import (
+    ConvState,
+    PromptedUser,
+    UserTurn,
+    _usage_meta,
+    chat_turns,
+    render_dialogue,
+    sample_index,
+)
 from .model import Workflow
 from .tracker import rouge_l, track
 
@@ -132,10 +140,58 @@ def selftalk_seed(cfg: SelfTalkConfig, wf: Workflow, conv_id: str) -> Seed:
     )
 
 
+CLIENT_NAMES = ("client", "user", "customer", "human")
+AGENT_NAMES = ("agent", "assistant")
+
+
+def role_names(wf: Workflow, role: Literal["agent", "client"]) -> tuple[str, ...]:
+    """The labels a model writes when it speaks as `role`: the workflow's agent character
+    ("shop keeper") and the generic role words."""
+    return (wf.agent.strip(), *AGENT_NAMES) if role == "agent" else CLIENT_NAMES
+
+
+def _stops(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Stop strings for a generation: each name as a label, in the casings models write."""
+    return tuple(dict.fromkeys(f"{v}:" for n in names if n for v in (n, n.capitalize(), n.title(), n.upper())))
+
+
+def cut_at_role_name(text: str, names: tuple[str, ...]) -> tuple[str, bool]:
+    """The paper's stop on the other role's name (models tend to write the whole dialogue):
+    the turn up to where it starts speaking as the other role ("... Agent: Sure, ..."),
+    and whether it was cut. A turn that *opens* with the label is left to the role-flip rule."""
+    alts = "|".join(re.escape(n) for n in sorted({n for n in names if n}, key=len, reverse=True))
+    m = re.search(rf"(?<![\w'])(?:{alts})\s*:", text, re.I) if alts else None
+    if m is None or not text[: m.start()].strip():
+        return text, False
+    return text[: m.start()].rstrip(), True
+
+
+def _with_stops(llm: LLM, names: tuple[str, ...]) -> Any:
+    return llm.params.model_copy(update={"stop": tuple(dict.fromkeys((*llm.params.stop, *_stops(names))))})
+
+
+class SelfTalkClient(PromptedUser):
+    """The paper's client (a PromptedUser) whose generation stops on the agent's name and
+    whose turn is cut there if the backend ignored the stop."""
+
+    async def next_turn(self, state: ConvState) -> UserTurn:
+        names = role_names(state.context["workflow"], "agent") if "workflow" in state.context else AGENT_NAMES
+        comp = await self.llm.complete(
+            self.messages(state), params=_with_stops(self.llm, names), sample_index=sample_index(state)
+        )
+        if not comp.ok:
+            return UserTurn(stop="error", meta={"error": comp.error})
+        text, cut = cut_at_role_name(comp.text.strip(), names)
+        told = (*re.split(r"\{[^{}]*\}", self.system), re.sub(r"\{[^{}]*\}", " ", self.first_turn))
+        meta = {**_usage_meta([comp]), **({"cut_at_role_name": True} if cut else {})}
+        return UserTurn(text=text, meta=meta, instructions=told)
+
+
 def client_simulator(cfg: Any, llm: LLM) -> PromptedUser:
     """The paper's client: its prompt once, as the system message; no instruction after the
-    history (the agent opens, so the swapped history already starts with a user message)."""
-    return PromptedUser(llm, CLIENT_SYSTEM, "", instruction=None)
+    history (the agent opens, so the swapped history already starts with a user message).
+    Its turn stops on the agent's name (App. A.2)."""
+    return SelfTalkClient(llm, CLIENT_SYSTEM, "", instruction=None)
 
 
 @dataclass
@@ -189,12 +245,15 @@ class WorkflowAgent:
 
     async def next_turn(self, state: ConvState) -> AssistantTurn:
         st = self._steps(state)
-        comp = await self.llm.complete(self.messages(state), sample_index=sample_index(state))
+        names = role_names(self._workflow(state), "client")
+        comp = await self.llm.complete(
+            self.messages(state), params=_with_stops(self.llm, names), sample_index=sample_index(state)
+        )
         if not comp.ok:
             return AssistantTurn(error=comp.error or "request failed")
-        return AssistantTurn(
-            text=comp.text.strip(), meta={"step": st.step, "instruction": st.instruction, **completion_meta(comp)}
-        )
+        text, cut = cut_at_role_name(comp.text.strip(), names)  # the paper's stop on the client's name
+        meta = {"step": st.step, "instruction": st.instruction, **completion_meta(comp)}
+        return AssistantTurn(text=text, meta={**meta, **({"cut_at_role_name": True} if cut else {})})
 
     async def after_assistant_turn(self, state: ConvState) -> Termination | None:
         return Termination.ENDED if self._steps(state).ending_said else None

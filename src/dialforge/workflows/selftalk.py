@@ -302,6 +302,7 @@ async def _train_agent(cfg: SelfTalkConfig, agent_cfg: BackendConfig, loop_dir: 
     from ..train import TrainConfig, train
 
     tcfg = TrainConfig(
+        preset="selftalk",  # the paper's schedule (inverse sqrt) and weight decay; r and lr from cfg
         kind="chat",
         data=[str(loop_dir / "kept.jsonl")],
         model=agent_cfg.model,
