@@ -527,7 +527,8 @@ def test_report_strategy_map_and_comparison(tmp_path):
     out = tmp_path / "qs"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "c")}
     r = subprocess.run(
-        [sys.executable, "-m", "dialforge.cli", "run", "examples/quickstart.yaml", "--out", str(out), "--model", "dialforge-tiny"],
+        [sys.executable, "-m", "dialforge.cli", "run", "examples/quickstart.yaml", "--out", str(out)]
+        + ["--model", "dialforge-tiny"],
         capture_output=True,
         text=True,
         cwd=ROOT,

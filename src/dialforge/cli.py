@@ -469,6 +469,9 @@ def train(
     out: Path | None = typer.Option(None, "--out", help="output directory (final/ loads as a model)"),
     config: Path | None = typer.Option(None, "--config", help="YAML TrainConfig"),
     template: str | None = typer.Option(None, help="auto, chatml, llama3, vicuna, dyadic"),
+    preset: str | None = typer.Option(
+        None, help="default, platolm (full FT, 2e-5 cosine, 128/step) or selftalk (LoRA r64, 5e-4, inverse sqrt)"
+    ),
     full: bool = typer.Option(False, "--full", help="full fine-tuning instead of LoRA"),
     packing: bool | None = typer.Option(None, "--packing/--no-packing"),
     strategy_conditioned: bool = typer.Option(
@@ -494,6 +497,7 @@ def train(
         "model": model,
         "out": str(out) if out else None,
         "template": template,
+        "preset": preset,
         "packing": packing,
         "epochs": epochs,
         "max_steps": max_steps,
@@ -882,7 +886,9 @@ def _run_pipeline(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory"),
     model: str | None = typer.Option(
-        None, "--model", help=_MODEL_HELP + " (default: smollm2-135m, the embedded real model; dialforge-tiny for speed)"
+        None,
+        "--model",
+        help=_MODEL_HELP + " (default: smollm2-135m, the embedded real model; dialforge-tiny for speed)",
     ),
     base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
     api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),

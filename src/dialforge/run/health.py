@@ -53,7 +53,7 @@ def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list
         seed_only += users == 0
         no_follow_up += users + _seed_user_turns(r) <= 1
         for m in _messages(r):
-            mm = m.get("meta") if isinstance(m.get("meta"), dict) else {}
+            mm: dict[str, Any] = m["meta"] if isinstance(m.get("meta"), dict) else {}
             judge = judge or mm.get("judge")
             _count_rejections(rejections, mm.get("rejections"))
             redrawn.update(str(x).split(":", 1)[0] for x in mm.get("redrawn") or [])

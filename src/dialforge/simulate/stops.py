@@ -103,8 +103,10 @@ def leaks(text: str, instructions: Sequence[str] = (), dialogue: Sequence[str] =
 def copies(text: str, answer: str | None, min_chars: int = 24) -> bool:
     """Whether a user turn mostly copies the answer it replies to (a weak model echoing it):
     nearly all of the turn appears in the answer, or the two are nearly the same text."""
-    if not answer or len(text) < min_chars:
-        return bool(answer) and text.strip().lower() == answer.strip().lower()
+    if not answer:
+        return False
+    if len(text) < min_chars:
+        return text.strip().lower() == answer.strip().lower()
     if fuzz.partial_ratio(text.lower(), answer.lower()) >= 90 and len(text) <= 1.2 * len(answer):
         return True
     return Levenshtein.normalized_similarity(text, answer) > 0.8
