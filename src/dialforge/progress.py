@@ -47,9 +47,10 @@ class StageProgress:
             self._p.update(self._t, advance=n, info=" | ".join(x for x in (live, info) if x))
         elif self._lines is not None:
             now = time.monotonic()
-            if now - self._last >= LINE_EVERY_S:
+            name, total = self._lines
+            # every LINE_EVERY_S, and the last job of a stage that took that long
+            if now - self._last >= LINE_EVERY_S or (self._done >= total and now - self._start >= LINE_EVERY_S):
                 self._last = now
-                name, total = self._lines
                 live = self._usage.summary_line() if self._usage else ""
                 text = f"{name}: {self._done}/{total} after {now - self._start:.0f} s"
                 print(" | ".join(x for x in (text, live, info) if x), file=sys.stderr, flush=True)
