@@ -185,3 +185,25 @@ def test_report_on_a_library_with_a_non_numeric_size_lists_the_problem(tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert "strategies[0].size" in (run / "report.html").read_text()
+
+
+def test_report_on_run_files_with_fields_of_the_wrong_type_lists_them(tmp_path):
+    """pipeline.json and a manifest edited into other shapes: each field left out with one
+    line, the page still made (the bad-input sweep found a traceback here)."""
+    from dialforge.report.collect import read_run
+
+    run = tmp_path / "run"
+    (run / "simulate/a").mkdir(parents=True)
+    (run / "pipeline.json").write_text(json.dumps({"config": [], "stages": {"select.a": 5}, "warnings": "x"}))
+    (run / "simulate/a/conversations.jsonl").write_text('{"id": "c", "messages": []}\n')
+    (run / "simulate/a/manifest.json").write_text(json.dumps({"config": 3, "models": [1]}))
+    got = read_run(run)
+    assert [w for w in got.warnings if "field" in w] == [
+        f"{run / 'pipeline.json'}: field 'warnings' is not a list; left out",
+        f"{run / 'pipeline.json'}: field 'config' is not an object; left out",
+        f"{run / 'pipeline.json'}: field 'stages.select.a' is not an object; left out",
+        f"{run / 'simulate/a/manifest.json'}: field 'config' is not an object; left out",
+        f"{run / 'simulate/a/manifest.json'}: field 'models' is not an object; left out",
+    ]
+    r = _cli("report", str(run))
+    assert r.returncode == 0, r.stderr

@@ -82,6 +82,37 @@ def _json(p: Path, problems: list[str]) -> Any:
         return None
 
 
+_SHAPES: dict[str, dict[str, type]] = {
+    "pipeline.json": {"stages": dict, "warnings": list, "config": dict},
+    "manifest.json": {"stages": dict, "warnings": list, "config": dict, "models": dict},
+    "usage.json": {"stages": dict, "stage_wall_s": dict},
+    "scores_summary.json": {"dataset": dict},
+}
+_KIND: dict[type, str] = {dict: "an object", list: "a list"}
+
+
+def _object(p: Path, problems: list[str]) -> dict[str, Any]:
+    """A run file that holds one object (`_SHAPES`): a field of another type, or a stage
+    entry that is no object, is left out with one problem line each (edited by hand or by
+    another tool), never a traceback in a section that reads it."""
+    data = _json(p, problems)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{p}: not a JSON object; left out")
+        return {}
+    for key, kind in _SHAPES.get(p.name, {}).items():
+        if key in data and not isinstance(data[key], kind):
+            problems.append(f"{p}: field '{key}' is not {_KIND[kind]}; left out")
+            del data[key]
+    stages = data.get("stages")
+    if isinstance(stages, dict):
+        for name in [k for k, v in stages.items() if not isinstance(v, dict)]:
+            problems.append(f"{p}: field 'stages.{name}' is not an object; left out")
+            del stages[name]
+    return data
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -213,7 +244,7 @@ def _sim(root: Path, d: Path, conv_file: Path, pipeline: dict[str, Any], problem
     key = d.name if d != root else root.name
     stages = pipeline.get("stages") or {}
     convs = _conversations(conv_file, problems)
-    summary = (_json(d / "scores_summary.json", problems) or {}).get("dataset") or {}
+    summary = _object(d / "scores_summary.json", problems).get("dataset") or {}
     select = stages.get(f"select.{key}") or {}
     return Sim(
         key=key,
@@ -222,7 +253,7 @@ def _sim(root: Path, d: Path, conv_file: Path, pipeline: dict[str, Any], problem
         conversations=convs,
         scores={str(r.get("id")): r for r in _jsonl(d / "scores.jsonl", problems)},
         summary=summary if isinstance(summary, dict) else {},
-        manifest=_json(d / "manifest.json", problems) or {},
+        manifest=_object(d / "manifest.json", problems),
         funnel=_funnel(root, key, d, convs, select if isinstance(select, dict) else {}),
         realism=_card(d / "realism_card.json", problems),
         floor=_card(d / "realism_floor.json", problems),
@@ -255,7 +286,7 @@ def _walk_strings(x: Any) -> list[str]:
 def _usage(root: Path, problems: list[str]) -> list[Usage]:
     out = []
     for p in sorted(root.rglob("usage.json")):
-        u = _json(p, problems) or {}
+        u = _object(p, problems)
         out.append(Usage(str(p.parent.relative_to(root)), u.get("stages") or {}, u.get("stage_wall_s") or {}))
     return out
 
@@ -265,7 +296,7 @@ def _manifests(root: Path, problems: list[str]) -> tuple[dict[str, str], list[st
     models: dict[str, str] = {}
     warnings: list[str] = []
     for p in sorted(root.rglob("manifest.json")):
-        m = _json(p, problems) or {}
+        m = _object(p, problems)
         where = str(p.parent.relative_to(root))
         where = root.name if where == "." else where
         for role, mid in (m.get("models") or {}).items():
@@ -300,7 +331,7 @@ def read_run(root: str | Path) -> Run:
     """Everything the report shows about one run directory."""
     root = Path(root)
     problems: list[str] = []
-    pipeline = _json(root / "pipeline.json", problems) or {}
+    pipeline = _object(root / "pipeline.json", problems)
     sims = [_sim(root, d, c, pipeline, problems) for d, c in _sim_dirs(root)]
     lib = next((p for p in (root / "library.json", root / "induce" / "library.json") if p.exists()), None)
     library = _library(lib, problems) if lib else None
