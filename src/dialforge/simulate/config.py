@@ -65,6 +65,12 @@ class StrategyConfig(BaseModel):
 
     library: Annotated[str, INPUT_FILE] = Field(description="strategy library (library.json or its run directory)")
     candidates: int = Field(50, ge=1, description="strategies shown to the simulator")
+    min_candidates: int = Field(
+        5,
+        ge=1,
+        description="at least this many of the best-ranked strategies are candidates, whatever the threshold "
+        "(1: the old rule, where one strategy could decide alone and none clearing meant the K best)",
+    )
     threshold: float | None = Field(
         None, ge=-1, le=1, description="min ranker score to be a candidate (default per ranker: DEFAULT_THRESHOLDS)"
     )

@@ -400,16 +400,19 @@ class StrategyUser:
         return v
 
     async def candidates(self, state: ConvState, attempt: int) -> list[int]:
-        """Strategies whose score clears the threshold (or those the LLM ranker picks from
-        the 3K best), then up to K of them sampled at random, as IDEAS samples from the
-        ranker's positives; the K best when none clears it. Seeded per turn and retry."""
+        """Strategies whose score clears the threshold, and at least the `min_candidates`
+        best (or those the LLM ranker picks from the 3K best), then up to K of them sampled at
+        random, as IDEAS samples from the ranker's positives; the K best when the LLM picks
+        none. The floor keeps one lucky strategy from deciding alone and gives an answer that
+        none fits its best few, not K at random (docs/methods.md). Seeded per turn and retry."""
         sims = self.scores(await self._answer_vector(state))
         ranked = np.argsort(-sims, kind="stable")
         order: list[int] = ranked.tolist()
         if self.ranker == "llm":
             fitting = await self._llm_pick(state, order[: 3 * self.cfg.candidates])
         else:
-            fitting = order[: int(np.count_nonzero(sims >= self.threshold))]
+            clear = int(np.count_nonzero(sims >= self.threshold))
+            fitting = order[: max(clear, self.cfg.min_candidates)]
         fitting = fitting or order[: self.cfg.candidates]
         rng = random.Random(stable_hash(state.conv_id, state.user_turns, attempt))
         picked = rng.sample(fitting, min(len(fitting), self.cfg.candidates))
