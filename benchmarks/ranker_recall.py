@@ -1,124 +1,188 @@
-"""Strategy rankers measured leave-one-dialogue-out: for each held-out dialogue, every turn's
-preceding answer is ranked against the library built without that dialogue; we report
-recall@10, recall@50 and the MRR of the strategy the turn was assigned to.
+"""Strategy rankers measured on real labels, leave one dialogue out.
 
-- planted: 120 synthetic strategies; the link is planted (a strategy's turns
-  always follow answers of one synthetic family; descriptions do not mention the family);
-- real: the 100 OASST trees in data/, induced with the scripted extractor used by the tests
-  (strategies are a hash of the user turn, so no ranker can beat chance: a sanity floor).
+    python benchmarks/ranker_recall.py [--boot 1000]
 
-Rankers as in `StrategyUser.scores`: provenance = max cosine between the answer and the
-answers that preceded the strategy's turns (held-out dialogue removed); embedding = cosine
-between the answer and the strategy centroid. The LLM ranker needs a real model (not run).
+A strategy ranker sees the assistant's last answer and ranks the strategies a user could
+apply next. To measure it we need real multi-turn dialogues whose user turns carry labels
+of what the user did: the shipped Schema-Guided Dialogue dialogues (`data/sgd/train`, 15
+dialogues, each user turn annotated with its dialogue acts: INFORM, REQUEST, SELECT, ...) and
+the ConvLab-3 MultiWOZ 2.1 sample (`data/convlab3`, 10 dialogues, unified intents: inform,
+request, thank, bye, ...). A user turn's label is its set of acts ("AFFIRM+REQUEST"): the
+"strategy" it followed. The turn's previous answer is the system utterance before it.
 
-    python benchmarks/ranker_recall.py
+For each held-out dialogue, every user turn with a previous answer is ranked against the
+labels of all *other* dialogues:
+- provenance: max cosine between the answer and the answers that preceded the label's turns
+  (dialforge's default ranker: `StrategyUser.scores`);
+- embedding: cosine between the answer and the centroid of the label's user turns (the
+  analogue of the strategy centroid);
+- popularity: how often the label occurs (no look at the answer);
+- chance: a random order (MRR = mean of H(n)/n, recall@k = k/n).
+A label that never occurs in the other dialogues cannot be ranked by any of them: such turns
+count as misses for all (rank n). Intervals: 95% percentile bootstrap over dialogues.
+
+The shortlist the simulator sees (`strategy.threshold`, `strategy.min_candidates`): for the
+provenance ranker, how often no label clears the threshold (today: the K best are shown, all
+of them here), how often one label alone does, the mean shortlist size and how often the
+label the user really took is on it, with `min_candidates` 1 (the old rule) and 5.
+
+The LLM ranker (`ranker: llm`) needs a real model and is not run here.
 """
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import json
-import random
-import sys
-import tempfile
-from collections import defaultdict
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from dialforge.induce.embed import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = [
-    "bread baking", "car engines", "tax forms", "guitar chords", "tomato gardening", "chess openings",
-    "bicycle repair", "sleep habits", "python lists", "marathon training", "coffee brewing", "dog training",
-    "solar panels", "knitting patterns", "stock options", "volcano geology", "french verbs", "home insulation",
-    "bird migration", "3d printing", "wine tasting", "first aid", "roman history", "email etiquette",
-    "camera lenses", "yoga poses", "budget travel", "wedding speeches", "pond ecology", "spreadsheet formulas",
-]  # fmt: skip
+Turn = tuple[int, str, str, str]  # (dialogue, previous answer, user turn, label)
 
 
-def evaluate(answers_emb: np.ndarray, turns: list[tuple[int, int, int]], n_strat: int, cents: np.ndarray) -> dict:
-    """turns: (dialogue, answer row, gold strategy). Returns {ranker: (r@10, r@50, mrr)}."""
-    ctx: dict[int, list[tuple[int, int]]] = defaultdict(list)  # strategy -> (dialogue, answer row)
-    for d, a, s in turns:
-        ctx[s].append((d, a))
-    ranks: dict[str, list[int]] = {"provenance": [], "embedding": []}
-    for d, a, gold in turns:
-        v = answers_emb[a]
-        sims = answers_emb @ v
-        prov = np.full(n_strat, -1.0)
-        for s, rows in ctx.items():
-            keep = [r for dd, r in rows if dd != d]
-            if keep:
-                prov[s] = sims[keep].max()
-        for name, score in (("provenance", prov), ("embedding", cents @ v)):
-            ranks[name].append(1 + int((score > score[gold]).sum()))
-    return {
-        k: (np.mean([r <= 10 for r in v]), np.mean([r <= 50 for r in v]), np.mean([1 / r for r in v]))
-        for k, v in ranks.items()
-    }
+def sgd_turns(files: list[Path]) -> list[Turn]:
+    out: list[Turn] = []
+    d = 0
+    for f in files:
+        for dl in json.loads(f.read_text()):
+            prev = None
+            for t in dl["turns"]:
+                if t["speaker"] == "SYSTEM":
+                    prev = t["utterance"]
+                    continue
+                acts = sorted({a["act"] for fr in t["frames"] for a in fr["actions"]})
+                if prev is not None and acts:
+                    out.append((d, prev, t["utterance"], "+".join(acts)))
+            d += 1
+    return out
 
 
-def planted(emb: Embedder, dialogues: int = 300, turns: int = 3, seed: int = 0) -> tuple[dict, int, int]:
-    rng = random.Random(seed)
-    angles = ["for beginners", "on a tight budget", "for experts", "in a hurry"]
-    families = [f"{f} {a}" for a in angles for f in FAMILIES]  # 120, overlapping in meaning
-    n = len(families)
-    strategies = [f"Synthetic strategy {i}: follow up on point number {i}" for i in range(n)]
-    texts, rows = [], []
-    for d in range(dialogues):
-        for _ in range(turns):
-            s = rng.randrange(n)
-            words = FAMILIES[s % len(FAMILIES)].split()
-            texts.append(
-                f"Here is an overview of {families[s]}. The {words[-1]} matters most, "
-                f"then the {rng.choice(['basics', 'details', 'costs', 'risks', 'tools'])} of {words[0]}."
+def convlab_turns(path: Path) -> list[Turn]:
+    out: list[Turn] = []
+    for d, dl in enumerate(json.loads(path.read_text())):
+        prev = None
+        for t in dl["turns"]:
+            if t["speaker"] == "system":
+                prev = t["utterance"]
+                continue
+            acts = sorted({a["intent"] for kind in t["dialogue_acts"].values() for a in kind})
+            if prev is not None and acts:
+                out.append((d, prev, t["utterance"], "+".join(acts)))
+    return out
+
+
+def ranks(turns: list[Turn], emb: Embedder) -> dict[str, Any]:
+    """Per turn: the gold label's rank under each ranker, and the provenance scores."""
+    labels = sorted({t[3] for t in turns})
+    li = {x: i for i, x in enumerate(labels)}
+    a = emb.embed([t[1] for t in turns])
+    u = emb.embed([t[2] for t in turns])
+    dlg = np.array([t[0] for t in turns])
+    lab = np.array([li[t[3]] for t in turns])
+    n = len(labels)
+    out: dict[str, list[int]] = {"provenance": [], "embedding": [], "popularity": []}
+    prov_scores: list[np.ndarray] = []
+    for i, t in enumerate(turns):
+        other = dlg != t[0]
+        sims = a[other] @ a[i]
+        prov = np.full(n, -np.inf)
+        np.maximum.at(prov, lab[other], sims)
+        cent = np.zeros((n, u.shape[1]), dtype=np.float64)
+        np.add.at(cent, lab[other], u[other])
+        norm = np.linalg.norm(cent, axis=1)
+        seen = norm > 0
+        emb_score = np.full(n, -np.inf)
+        emb_score[seen] = (cent[seen] / norm[seen, None]) @ a[i]
+        pop = np.bincount(lab[other], minlength=n).astype(float)
+        pop[pop == 0] = -np.inf
+        gold = lab[i]
+        for name, s in (("provenance", prov), ("embedding", emb_score), ("popularity", pop)):
+            # unseen gold: rank n; ties with the gold count half (random tie-break on average)
+            r = n if not np.isfinite(s[gold]) else 1 + int((s > s[gold]).sum()) + int((s == s[gold]).sum() - 1) // 2
+            out[name].append(r)
+        prov_scores.append(prov)
+    return {"labels": n, "dialogues": dlg, "ranks": {k: np.array(v) for k, v in out.items()}, "prov": prov_scores}
+
+
+def _metrics(r: np.ndarray, n: int) -> dict[str, float]:
+    return {"mrr": float(np.mean(1 / r)), "r1": float(np.mean(r <= 1)), "r3": float(np.mean(r <= 3))}
+
+
+def _boot(dlg: np.ndarray, fn: Any, n_boot: int, seed: int = 0) -> tuple[float, float]:
+    ids = np.unique(dlg)
+    rng = np.random.default_rng(seed)
+    rows = {d: np.flatnonzero(dlg == d) for d in ids}
+    vals = [fn(np.concatenate([rows[d] for d in rng.choice(ids, len(ids))])) for _ in range(n_boot)]
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def report(name: str, turns: list[Turn], emb: Embedder, n_boot: int) -> list[str]:
+    res = ranks(turns, emb)
+    n, dlg = res["labels"], res["dialogues"]
+    chance_mrr = float(np.mean([1 / k for k in range(1, n + 1)]))
+    lines = [
+        f"### {name}: {len(np.unique(dlg))} dialogues, {len(turns)} user turns, {n} labels",
+        "",
+        "| ranker | MRR [95% CI] | recall@1 | recall@3 |",
+        "|---|---|---|---|",
+    ]
+    for k, r in res["ranks"].items():
+        m = _metrics(r, n)
+        lo, hi = _boot(dlg, lambda idx, r=r: float(np.mean(1 / r[idx])), n_boot)
+        lines.append(f"| {k} | {m['mrr']:.3f} [{lo:.3f}, {hi:.3f}] | {m['r1']:.3f} | {m['r3']:.3f} |")
+    lines.append(f"| chance | {chance_mrr:.3f} | {1 / n:.3f} | {min(1.0, 3 / n):.3f} |")
+    p, q = res["ranks"]["provenance"], res["ranks"]["popularity"]
+    e = res["ranks"]["embedding"]
+    for other, rr in (("popularity", q), ("embedding", e)):
+        diff = float(np.mean(1 / p) - np.mean(1 / rr))
+        lo, hi = _boot(dlg, lambda idx, rr=rr: float(np.mean(1 / p[idx]) - np.mean(1 / rr[idx])), n_boot)
+        lines.append(f"\nprovenance - {other}, MRR: {diff:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    lines += ["", "Provenance shortlists (K = 50 shown at most; here every label fits in K):", ""]
+    lines += ["| threshold | min_candidates | falls back to the K best | one candidate | mean size | gold on it |"]
+    lines += ["|---|---|---|---|---|---|"]
+    gold = [turns[i][3] for i in range(len(turns))]
+    labels = sorted({t[3] for t in turns})
+    gi = np.array([labels.index(g) for g in gold])
+    for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
+        for mc in (1, 5):
+            sizes, fall, one, hit = [], 0, 0, 0
+            for i, s in enumerate(res["prov"]):
+                order = np.argsort(-s, kind="stable")
+                clear = int(np.count_nonzero(s >= thr))
+                if mc == 1 and clear == 0:  # the old rule: none clears -> the K best
+                    short = order[: min(50, int(np.isfinite(s).sum()))]
+                    fall += 1
+                else:
+                    short = order[: max(clear, min(mc, int(np.isfinite(s).sum())))]
+                one += len(short) == 1
+                sizes.append(len(short))
+                hit += gi[i] in short
+            k = len(turns)
+            lines.append(
+                f"| {thr} | {mc} | {fall / k:.3f} | {one / k:.3f} | {np.mean(sizes):.1f} | {hit / k:.3f} |"
             )
-            rows.append((d, len(texts) - 1, s))
-    return evaluate(emb.embed(texts), rows, n, emb.embed(strategies)), len(rows), n
-
-
-def real(emb: Embedder) -> tuple[dict, int, int]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_induce import scripted_reply
-
-    from dialforge.induce import InduceConfig, pipeline
-    from dialforge.io import read_conversations
-    from dialforge.llm import BackendPool, backend_config
-    from dialforge.testing import ScriptedChatModel
-
-    src = ROOT / "data/oasst/en_100_tree.jsonl"
-    tree = {c.id: c.meta["message_tree_id"] for c in read_conversations(src, "oasst")}
-    with tempfile.TemporaryDirectory() as tmp:
-        backend = ScriptedChatModel(scripted_reply)
-        cfg = InduceConfig(dialogues=[str(src)], format="oasst", model=backend_config(model="scripted"))
-        lib = asyncio.run(
-            pipeline.induce_async(cfg, Path(tmp) / "run", progress=False, pool=BackendPool({"scripted": backend}))
-        )
-        recs = [json.loads(x) for x in (Path(tmp) / "run/extracted.jsonl").read_text().splitlines()]
-        assigned = {
-            a["id"]: a["strategy_id"]
-            for a in map(json.loads, (Path(tmp) / "run/assignments.jsonl").read_text().splitlines())
-        }
-    index = {s.id: i for i, s in enumerate(lib.strategies)}
-    texts, rows, trees = [], [], {}
-    for r in recs:
-        if r["history"] and r["history"][-1]["role"] == "assistant":
-            texts.append(r["history"][-1]["content"][:1200])
-            d = trees.setdefault(tree[r["conversation_id"]], len(trees))
-            rows.append((d, len(texts) - 1, index[assigned[r["id"]]]))
-    return evaluate(emb.embed(texts), rows, len(index), lib.centroids()), len(rows), len(index)
+    return lines + [""]
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--boot", type=int, default=1000)
+    args = ap.parse_args()
     emb = Embedder()
-    print("| set | turns | strategies | ranker | recall@10 | recall@50 | MRR |")
-    print("|---|---|---|---|---|---|---|")
-    for name, fn in (("planted", planted), ("real OASST, scripted extractor", real)):
-        res, n_turns, n_strat = fn(emb)
-        for ranker, (r10, r50, mrr) in res.items():
-            print(f"| {name} | {n_turns} | {n_strat} | {ranker} | {r10:.2f} | {r50:.2f} | {mrr:.3f} |")
+    sgd = sgd_turns(sorted((ROOT / "data/sgd/train").glob("dialogues_*.json")))
+    woz = convlab_turns(ROOT / "data/convlab3/multiwoz21_dummy_data.json")
+    lines = ["## Strategy rankers on real labels (`python benchmarks/ranker_recall.py`)", ""]
+    lines += report("SGD (Schema-Guided Dialogue, user dialogue acts)", sgd, emb, args.boot)
+    lines += report("MultiWOZ 2.1 (ConvLab-3 sample, unified user intents)", woz, emb, args.boot)
+    top = Counter(t[3] for t in sgd).most_common(3)
+    lines.append(f"Most frequent SGD labels: {', '.join(f'{k} ({v})' for k, v in top)}.")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
