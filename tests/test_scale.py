@@ -558,3 +558,23 @@ def test_dataset_scores_spilled_to_disk_equal_the_ones_held_in_memory(threads):
     got, want = small.result(), whole.result()
     assert got == want
     assert want["distinct_1"] > 0 and want["distinct_2"] > 0 and want["mtld"] > 0
+
+
+def test_sorted_runs_index_equals_a_dict_of_lists():
+    """Dedup's compact index (recent entries in a dict, older in sorted runs, frozen when
+    full) answers exactly what a dict of lists answers, across merges and frozen runs."""
+    from dialforge.score.dedup import _Runs
+
+    rng = random.Random(3)
+    runs, ref = _Runs(np.uint32, run=300, batch=37), {}
+    for val in range(3000):
+        key = rng.randrange(500)  # many repeats: one key spans runs
+        runs.add(key, val)
+        ref.setdefault(key, []).append(val)
+        if val % 97 == 0:
+            q = [rng.randrange(600) for _ in range(16)]
+            want = sorted({v for k in q for v in ref.get(k, [])})
+            assert runs.get(q).tolist() == want
+    assert len(runs.frozen) >= 5
+    q = list(range(600))
+    assert runs.get(q).tolist() == list(range(3000))

@@ -184,33 +184,126 @@ def lsh_bands(threshold: float, num_perm: int, recall: float = 0.9) -> tuple[int
     return num_perm, 1
 
 
+class _Runs:
+    """A multimap of integer keys to int32 values in a few bytes an entry, for indexes that
+    grow with the data: recent entries in a small dict, older ones in sorted numpy runs of at
+    most `run` entries (the open run grows by sorted insertion until full, then is frozen:
+    nothing ever copies the whole index, so memory grows by the bytes an entry needs)."""
+
+    def __init__(self, dtype: type = np.uint32, run: int = 1 << 20, batch: int = 1 << 14) -> None:
+        self.dtype = dtype
+        self.run, self.batch = run, batch
+        self.frozen: list[tuple[np.ndarray, np.ndarray]] = []
+        self.keys: np.ndarray = np.empty(0, dtype=dtype)
+        self.vals: np.ndarray = np.empty(0, dtype=np.int32)
+        self.recent: dict[int, list[int]] = {}
+        self.n_recent = 0
+
+    def add(self, key: int, val: int) -> None:
+        got = self.recent.get(key)
+        if got is None:
+            self.recent[key] = [val]
+        else:
+            got.append(val)
+        self.n_recent += 1
+        if self.n_recent >= self.batch:
+            self._merge()
+
+    def _merge(self) -> None:
+        ks: np.ndarray = np.fromiter(
+            (k for k, v in self.recent.items() for _ in v), dtype=self.dtype, count=self.n_recent
+        )
+        vs: np.ndarray = np.fromiter(
+            (v for v_list in self.recent.values() for v in v_list), dtype=np.int32, count=self.n_recent
+        )
+        order = np.argsort(ks, kind="stable")
+        ks, vs = ks[order], vs[order]
+        self.recent, self.n_recent = {}, 0
+        if len(self.keys) + len(ks) > self.run:
+            if len(self.keys):
+                self.frozen.append((self.keys, self.vals))
+            self.keys, self.vals = ks, vs
+            return
+        at = np.searchsorted(self.keys, ks, side="right")
+        self.keys, self.vals = np.insert(self.keys, at, ks), np.insert(self.vals, at, vs)
+
+    def get(self, keys: list[int]) -> np.ndarray:
+        """The values of any of `keys`, sorted, each once."""
+        parts: list[np.ndarray] = []
+        q: np.ndarray = np.asarray(keys, dtype=self.dtype)
+        for k, v in [*self.frozen, (self.keys, self.vals)]:
+            if not len(k):
+                continue
+            lo, hi = np.searchsorted(k, q, side="left"), np.searchsorted(k, q, side="right")
+            parts += [v[a:b] for a, b in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist(), strict=True)]
+        for key in keys:
+            got = self.recent.get(key)
+            if got is not None:
+                parts.append(np.asarray(got, dtype=np.int32))
+        if not parts:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+class _Strings:
+    """Strings by index in a temporary file (8 bytes of memory each): the kept ids, read
+    back only to name what a removed conversation duplicates."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(prefix="dialforge-ids-")
+        self._at = array("q", [0])
+
+    def __len__(self) -> int:
+        return len(self._at) - 1
+
+    def append(self, text: str) -> int:
+        b = text.encode()
+        self._file.seek(self._at[-1])
+        self._file.write(b)
+        self._at.append(self._at[-1] + len(b))
+        return len(self._at) - 2
+
+    def __getitem__(self, i: int) -> str:
+        self._file.seek(self._at[i])
+        return self._file.read(self._at[i + 1] - self._at[i]).decode()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class NearIndex:
     """LSH over MinHash signatures; every candidate is confirmed by the exact Jaccard of the
-    two shingle sets. The kept documents' shingles go to a temporary file (written once per
-    batch, read back only for candidates), so memory holds the band keys and an offset per
-    document."""
+    two shingle sets. The kept documents' shingles and signatures go to temporary files
+    (written once per batch, read back only for candidates), and the band keys (32 bits:
+    a chance match is one more candidate to check) to sorted runs: memory holds about 10
+    bytes per band and 8 per document."""
 
     def __init__(self, threshold: float, num_perm: int = 128) -> None:
         import tempfile
 
         self.threshold = threshold
+        self.num_perm = num_perm
         self.bands, self.rows = lsh_bands(threshold, num_perm)
         rng = np.random.default_rng(12345)
         self._mix = rng.integers(1, 2**63, size=self.rows, dtype=np.uint64) | np.uint64(1)
         self._salt = rng.integers(0, 2**63, size=self.bands, dtype=np.uint64)
-        self._buckets: dict[int, array[int]] = {}  # band key (salted by band) -> documents
+        self._buckets = _Runs(np.uint32)  # band key (salted by band) -> documents
         self._file = tempfile.TemporaryFile(prefix="dialforge-near-")
+        self._sig_file = tempfile.TemporaryFile(prefix="dialforge-near-")
         self._where = array("q")  # offset (in shingles) of each inserted document, then the end
         self._where.append(0)
         self._pending: list[np.ndarray] = []
-        self._flushed = 0  # documents already in the file
-        self._sigs = np.empty((0, num_perm), dtype=np.uint32)
+        self._pending_sigs: list[np.ndarray] = []
+        self._flushed = 0  # documents already in the files
 
     def band_keys(self, sigs: np.ndarray) -> list[list[int]]:
-        """One 64-bit key per band of each signature (a mix of the band's rows, salted by the
-        band so that one dict holds every band)."""
+        """One 32-bit key per band of each signature (a mix of the band's rows, salted by the
+        band so that one index holds every band)."""
         used = sigs[:, : self.bands * self.rows].reshape(len(sigs), self.bands, self.rows).astype(np.uint64)
-        keys: list[list[int]] = ((used * self._mix).sum(axis=2) ^ self._salt).tolist()
+        mixed = ((used * self._mix).sum(axis=2) ^ self._salt) >> np.uint64(32)
+        keys: list[list[int]] = mixed.tolist()
         return keys
 
     def _shingles(self, i: int) -> np.ndarray:
@@ -219,16 +312,21 @@ class NearIndex:
         self._file.seek(self._where[i] * 4)
         return np.fromfile(self._file, dtype=np.uint32, count=self._where[i + 1] - self._where[i])
 
+    def _sig(self, i: int) -> np.ndarray:
+        if i >= self._flushed:
+            return self._pending_sigs[i - self._flushed]
+        self._sig_file.seek(i * self.num_perm * 4)
+        return np.fromfile(self._sig_file, dtype=np.uint32, count=self.num_perm)
+
     def query(self, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> tuple[int, float] | None:
         """(index of the first inserted document with Jaccard >= threshold, its Jaccard).
         Candidates whose signatures agree on fewer than threshold - 0.15 of their values
         (four standard deviations of the estimate at 128 permutations) are not read back."""
-        get = self._buckets.get
-        hits = [np.array(b, dtype=np.int64) for key in keys if (b := get(key)) is not None]  # copies: b grows
-        if not hits:
+        order = self._buckets.get(keys)
+        if not len(order):
             return None
-        order = np.unique(np.concatenate(hits)) if len(hits) > 1 else hits[0]
-        agree = np.count_nonzero(self._sigs[order] == sig, axis=1) / len(sig)
+        sigs = np.stack([self._sig(i) for i in order.tolist()])
+        agree = np.count_nonzero(sigs == sig, axis=1) / len(sig)
         order = order[agree >= self.threshold - 0.15]
         if not len(order):
             return None
@@ -243,30 +341,26 @@ class NearIndex:
 
     def insert(self, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> int:
         i = len(self._where) - 1
-        if i == len(self._sigs):
-            self._sigs = np.concatenate([self._sigs, np.empty_like(self._sigs, shape=(max(1024, i), len(sig)))])
-        self._sigs[i] = sig
+        self._pending_sigs.append(np.ascontiguousarray(sig, dtype=np.uint32))
         self._pending.append(shingles)
         self._where.append(self._where[-1] + len(shingles))
-        buckets = self._buckets
         for key in keys:
-            b = buckets.get(key)
-            if b is None:
-                buckets[key] = array("q", (i,))
-            else:
-                b.append(i)
+            self._buckets.add(key, i)
         return i
 
     def flush(self) -> None:
-        """Write the shingles inserted since the last flush (once per batch)."""
+        """Write the shingles and signatures inserted since the last flush (once per batch)."""
         if self._pending:
             self._file.seek(self._where[self._flushed] * 4)
             np.concatenate(self._pending).tofile(self._file)
+            self._sig_file.seek(self._flushed * self.num_perm * 4)
+            np.stack(self._pending_sigs).tofile(self._sig_file)
             self._flushed += len(self._pending)
-            self._pending = []
+            self._pending, self._pending_sigs = [], []
 
     def close(self) -> None:
         self._file.close()
+        self._sig_file.close()
 
 
 def _sorted_set(x: np.ndarray) -> np.ndarray:
@@ -300,31 +394,33 @@ class _Near:
         self.threshold = threshold
         self.hasher = MinHasher(num_perm)
         self.index = NearIndex(threshold, num_perm)
-        self.ids: list[str] = []
+        self.handles = array("q")  # near index -> the caller's handle (an index into its ids)
 
     def prepare(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray, list[list[int]]]:
         shingles = self.hasher.batch_shingles(texts)
         sigs = self.hasher.signatures(shingles)
         return shingles, sigs, self.index.band_keys(sigs)
 
-    def check(self, cid: str, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> dict[str, Any] | None:
+    def check(self, handle: int, keys: list[int], sig: np.ndarray, shingles: np.ndarray) -> tuple[int, float] | None:
+        """(the handle of the kept document this one nearly duplicates, their Jaccard), or
+        None after inserting this one under `handle`."""
         hit = self.index.query(keys, sig, shingles)
         if hit is not None:
-            return {
-                "id": cid,
-                "reason": f"near-duplicate (Jaccard {hit[1]:.2f} >= {self.threshold})",
-                "duplicate_of": self.ids[hit[0]],
-            }
+            return self.handles[hit[0]], hit[1]
         self.index.insert(keys, sig, shingles)
-        self.ids.append(cid)
+        self.handles.append(handle)
         return None
 
 
 def _stream(
     convs: Iterable[Conversation], near: float | None, num_perm: int, removed: list[dict[str, Any]], chunk: int = 256
 ) -> Iterator[Conversation]:
-    """Exact then near dedup in file order; signatures are computed a chunk at a time."""
-    seen: dict[bytes, str] = {}
+    """Exact then near dedup in file order; signatures are computed a chunk at a time. What
+    grows with the data is small: per distinct text a 16-byte digest in sorted runs and an
+    id offset (the ids themselves in a temporary file), per near-kept one its band keys."""
+    ids = _Strings()  # the id of each distinct text, in order
+    heads = _Runs(np.uint64)  # first 8 bytes of a digest -> index into ids
+    tails = array("Q")  # last 8 bytes of each distinct text's digest (confirms a head match)
     state = _Near(near, num_perm) if near is not None else None
     try:
         for batch in _chunks(convs, chunk if state is not None else 1):  # exact alone: one at a time
@@ -332,25 +428,36 @@ def _stream(
             fresh = []
             for c, text in zip(batch, texts, strict=True):
                 h = exact_key(text)
-                if h in seen:
-                    removed.append({"id": c.id, "reason": "exact", "duplicate_of": seen[h]})
+                head, tail = int.from_bytes(h[:8], "little"), int.from_bytes(h[8:], "little")
+                same = next((i for i in heads.get([head]).tolist() if tails[i] == tail), None)
+                if same is not None:
+                    removed.append({"id": c.id, "reason": "exact", "duplicate_of": ids[same]})
                     continue
-                seen[h] = c.id
-                fresh.append((c, text))
+                handle = ids.append(c.id)
+                heads.add(head, handle)
+                tails.append(tail)
+                fresh.append((c, text, handle))
             if state is None:
-                yield from (c for c, _ in fresh)
+                yield from (c for c, _, _ in fresh)
                 continue
-            shingles, sigs, keys = state.prepare([t for _, t in fresh])
+            shingles, sigs, keys = state.prepare([t for _, t, _ in fresh])
             kept = []
-            for (c, _), sh, sig, k in zip(fresh, shingles, sigs, keys, strict=True):
-                hit = state.check(c.id, k, sig, sh)
+            for (c, _, handle), sh, sig, k in zip(fresh, shingles, sigs, keys, strict=True):
+                hit = state.check(handle, k, sig, sh)
                 if hit is None:
                     kept.append(c)
                 else:
-                    removed.append(hit)
+                    removed.append(
+                        {
+                            "id": c.id,
+                            "reason": f"near-duplicate (Jaccard {hit[1]:.2f} >= {state.threshold})",
+                            "duplicate_of": ids[hit[0]],
+                        }
+                    )
             state.index.flush()
             yield from kept
     finally:
+        ids.close()
         if state is not None:
             state.index.close()
 
