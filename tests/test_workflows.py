@@ -319,6 +319,7 @@ def test_the_selftalk_example_runs_on_imported_star_workflows(tmp_path):
     assert r.returncode == 3, r.stderr[-2000:]
     loop = json.loads(r.stdout)["loops"][0]
     assert (loop["dialogues"], loop["depth_mean"], loop["success_rate"]) == (18, 0.0, 0.0)
+    assert loop["tracker_order"] == "any"  # the summary says which tracker the filter ranked by
     assert "warning: selftalk loop 0: 0/18 dialogues completed any workflow step" in r.stderr
 
 

@@ -288,6 +288,7 @@ def _loop_info(loop: int, agent: str, convs: list[Conversation], kept: list[Conv
         "depth_mean": mean("depth"),
         "relative_depth_mean": mean("relative_depth"),
         "success_rate": mean("success"),
+        "tracker_order": next((e["order"] for e in evs if e.get("order")), None),  # what the filter ranked by
         "agent_diversity": agent_diversity(convs),
     }
     cc = [e["character_consistency"] for e in evs if e.get("character_consistency") is not None]
