@@ -124,3 +124,20 @@ def test_a_baseline_record_of_the_wrong_shape_is_one_located_error(data_dir, tmp
     assert r.stderr.strip().splitlines()[-1] == (
         f"error: {baseline}:2: field 'choices[0].turns': expected a non-empty list of answer texts"
     )
+
+
+def test_questions_of_the_wrong_shape_or_none_are_one_error_before_any_request(tmp_path):
+    import pytest
+
+    from dialforge.errors import DialforgeError
+    from dialforge.score.mtbench import load_questions
+
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"question_id": 1, "category": "writing", "turns": ["a", "b"]}\n{"question_id": 2, "turns": []}\n')
+    with pytest.raises(DialforgeError) as e:
+        load_questions(q)
+    assert str(e.value) == f"{q}:2: field 'category': expected a string"
+    q.write_text("")
+    with pytest.raises(DialforgeError) as e:
+        load_questions(q)
+    assert str(e.value) == f"{q}: no questions"

@@ -103,6 +103,29 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def load_questions(path: str | Path) -> list[dict[str, Any]]:
+    """MT-Bench questions (`{question_id, category, turns}`), each checked: a record of
+    another shape is one file:line:field error before any request; no question is an error."""
+    out = []
+    for rec, line, _ in iter_records(Path(path)):
+        if isinstance(rec, Exception):
+            raise rec
+        if not isinstance(rec, dict):
+            raise RecordError(f"expected an object, got {type(rec).__name__}", path=path, line=line)
+        qid = rec.get("question_id")
+        if not isinstance(qid, (int, str)) or isinstance(qid, bool):
+            raise RecordError("expected a question id (number or string)", path=path, line=line, field="question_id")
+        if not isinstance(rec.get("category"), str):
+            raise RecordError("expected a string", path=path, line=line, field="category")
+        turns = rec.get("turns")
+        if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+            raise RecordError("expected a non-empty list of question texts", path=path, line=line, field="turns")
+        out.append(rec)
+    if not out:
+        raise DialforgeError(f"{path}: no questions")
+    return out
+
+
 def load_answers(path: str | Path) -> dict[Any, list[str]]:
     """A FastChat answer file: question id -> the first choice's turns (text), with a
     file:line:field error for a record of another shape."""
@@ -253,7 +276,7 @@ async def run_mt_bench(
     progress: bool | None = None,
     pool: BackendPool | None = None,
 ) -> dict[str, Any]:
-    questions = load_jsonl(cfg.questions)
+    questions = load_questions(cfg.questions)
     if cfg.mode == "pairwise" and not cfg.baseline_answers:
         raise DialforgeError("pairwise mode needs --baseline-answers (a FastChat answer file)")
     models = {"model": cfg.model.model, "judge": cfg.judge.model}
