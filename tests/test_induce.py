@@ -371,3 +371,23 @@ def test_induce_cli_strict_exits_3_on_failed_extractions(data_dir, tmp_path):
     assert r.returncode == 3, r.stderr[-2000:]
     assert "library.json" in r.stderr and "warning: extract: " in r.stderr and "jobs failed" in r.stderr
     assert (tmp_path / "run/library.json").exists()  # the library is written; strict only sets the status
+
+
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ("strategemethod", "one word"),
+        ("Strategies:", "one word"),
+        ("2023-2024-18-10-24, 2023-2024-18-10, 2023-2024-18-10", "one word"),
+        ("EKABCommon, Monday, 14.01.2018, 1:18:58, The Global Business", "mostly digits and punctuation"),
+        ("Dialogue so far: the user asks", "an echo of the prompt"),
+        ("Request examples", None),
+        ("Dig deeper into a detail of the previous answer", None),
+    ],
+)
+def test_degenerate_strategies_are_failed_extractions_not_library_entries(text, why):
+    """What SmolLM2-135M wrote as 'strategies' in the quickstart (left column): each is a
+    failed job (retried, counted in the stage's health warning), never a library entry."""
+    from dialforge.induce.extract import degenerate_strategy
+
+    assert degenerate_strategy(text) == why

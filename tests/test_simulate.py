@@ -78,8 +78,8 @@ def test_max_turns_and_roles_alternate():
     assert [m["role"] for m in last[1:]] == ["user", "assistant"] * 3 + ["user"]  # before the 4th turn
     assert last[-1]["content"].startswith(conv.messages[5].content)  # the last answer, then the instruction
     assert last[-1]["content"].endswith(
-        "(Write your next message to the assistant as the user: one message, "
-        "no preamble, no quotation marks, no role label.)"
+        "(Now write the user's next message to the assistant: one short follow-up question or request about "
+        "its answer, in your own words, one or two sentences. No preamble, no quotation marks, no role label.)"
     )
     assert conv.messages[1].meta["model"] == "asst" and conv.messages[2].meta["model"] == "sim"
 
@@ -233,6 +233,37 @@ def library(tmp_path_factory, data_dir):
 
 
 @pytest.mark.slow
+def test_strategy_mode_rejects_an_instruction_that_copies_a_strategy_or_has_no_range(library):
+    """A small model pastes the strategy text in as the instruction (`The Apollo 11 landing
+    was a pivotal moment ...` from a junk library): a leak, rejected. The schema carries the
+    real range of strategy_number, so constrained decoding cannot pick 164."""
+    from dialforge.simulate.simulators import strategy_pick
+
+    cfg = _cfg(
+        mode="strategy",
+        personas=[],
+        seeds={"questions": ["unused"]},
+        strategy={"library": str(library), "candidates": 3, "threshold": -1, "judge": False},
+        max_turns=2,
+    )
+    fresh = _counter("Example please")
+    calls = []
+
+    def user(req):
+        calls.append(req)
+        listing = req.messages[1]["content"].split("Strategies:\n", 1)[1].split("\n\n")[0]
+        first = listing.splitlines()[0].split(". ", 1)[1]
+        text = f"{first} and so on" if len(calls) == 1 else fresh(req)
+        return json.dumps({"strategy_number": 1, "instruction": text})
+
+    conv, _, _ = _run(cfg, user, _counter("Answer"))
+    assert conv.meta["termination_reason"] == "max_turns"
+    assert conv.messages[2].meta["rejections"] == ["engine stop: leak"]
+    schema = strategy_pick(3).model_json_schema()["properties"]
+    assert (schema["strategy_number"]["minimum"], schema["strategy_number"]["maximum"]) == (1, 3)
+    assert schema["instruction"]["minLength"] == 12
+
+
 def test_strategy_mode_qc_rejects_and_resamples(library):
     cfg = _cfg(
         mode="strategy",

@@ -74,6 +74,24 @@ def extraction_messages(unit: dict[str, Any], max_chars_per_turn: int = 1500) ->
     ]
 
 
+_PROMPT_ECHOES = ("dialogue so far", "strategies", "the user's next message", "analysis", "strategy")
+
+
+def degenerate_strategy(text: str) -> str | None:
+    """Why a strategy phrase is no strategy (None when it looks like one): what a weak model
+    writes when the task is beyond it: digits and punctuation ('2023-2024-18-10, ...'), one
+    word ('strategemethod'), or an echo of the prompt's own headers ('Strategies:')."""
+    t = text.strip()
+    words = [w for w in t.replace("-", " ").split() if sum(c.isalpha() for c in w) >= 2]
+    if len(words) < 2:
+        return "one word"
+    if sum(c.isalpha() or c.isspace() for c in t) < 0.8 * len(t):
+        return "mostly digits and punctuation"
+    if t.lower().rstrip(":. ") in _PROMPT_ECHOES or t.lower().startswith(_PROMPT_ECHOES[:3]):
+        return "an echo of the prompt"
+    return None
+
+
 def clean_strategy(text: str) -> str:
     """One line, at most 20 words, no trailing period."""
     words = " ".join(text.split()).split(" ")

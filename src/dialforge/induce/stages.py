@@ -16,7 +16,7 @@ from ..llm.client import LLM
 from ..llm.config import BackendConfig
 from ..llm.types import SamplingParams
 from ..run.kernel import Job, Records, Stage, StageContext
-from .extract import ExtractedStrategy, clean_strategy, extraction_messages
+from .extract import ExtractedStrategy, clean_strategy, degenerate_strategy, extraction_messages
 
 # The published abstraction prompt gives the model a definition of a high-level strategy
 # (reference/ideas.md §3.2); this is ours, in that spirit.
@@ -63,9 +63,11 @@ class ExtractStage(Stage):
         u = job.data
         res = await self.llm.structured(extraction_messages(u), ExtractedStrategy, sample_index=job.attempt)
         strategy = clean_strategy(res.value.strategy) if res.value else ""
-        if res.value and strategy:
+        bad = degenerate_strategy(strategy) if strategy else None
+        if res.value and strategy and bad is None:
             return {**u, "strategy": strategy, "analysis": res.value.analysis.strip()}
-        return {"id": job.id, "error": res.error or "empty strategy", "raw": res.raw}
+        error = f"degenerate strategy ({bad}): {strategy[:80]!r}" if bad else res.error or "empty strategy"
+        return {"id": job.id, "error": error, "raw": res.raw}
 
     def summarise(self, records: Records) -> dict[str, Any]:
         return {"extracted": sum(1 for r in records if not self.failed(r))}
@@ -108,9 +110,11 @@ class AbstractStage(Stage):
             sample_index=job.attempt,
         )
         text = clean_strategy(res.value.strategy) if res.value else ""
-        if text:
+        bad = degenerate_strategy(text) if text else None
+        if text and bad is None:
             return {"id": job.id, "text": text}
-        return {"id": job.id, "error": res.error or "empty strategy", "raw": res.raw}
+        error = f"degenerate strategy ({bad}): {text[:80]!r}" if bad else res.error or "empty strategy"
+        return {"id": job.id, "error": error, "raw": res.raw}
 
     def summarise(self, records: Records) -> dict[str, Any]:
         return {"abstracted": sum(1 for r in records if not self.failed(r))}

@@ -147,8 +147,8 @@ SOCRATIC_SYSTEM = (
     "ask, reply with exactly {end}."
 )
 NEXT_TURN = (
-    "(Write your next message to the assistant as the user: one message, no preamble, no quotation marks, "
-    "no role label.)"
+    "(Now write the user's next message to the assistant: one short follow-up question or request about its "
+    "answer, in your own words, one or two sentences. No preamble, no quotation marks, no role label.)"
 )
 FIRST_TURN = "(Start the conversation: write your first message to the assistant.{topic})"
 
@@ -472,6 +472,7 @@ class StrategyUser:
     ) -> tuple[int | None, str | None, str | None, str | None]:
         """(candidate number, instruction, rejection reason, request error)."""
         texts = [self.library.strategies[i].text for i in cands]
+        state.context["_strategy_texts"] = tuple(texts)
         if self.trained:
             return await self._propose_trained(state, texts, attempt, comps)
         listing = "\n".join(f"{n}. {t}" for n, t in enumerate(texts, 1))
@@ -515,7 +516,9 @@ class StrategyUser:
             return f"repeats an earlier instruction (ratio {sim:.2f})"
         if self.stop is not None:
             last = state.messages[-1]["content"] if state.messages else None
-            reason = check_user_turn(text, earlier, self.stop, last_answer=last, instructions=(STRATEGY_SYSTEM,))
+            # the strategy texts are instructions too: an instruction that copies one is no message
+            told = (STRATEGY_SYSTEM, *state.context.get("_strategy_texts", ()))
+            reason = check_user_turn(text, earlier, self.stop, last_answer=last, instructions=told)
             if reason:
                 return f"engine stop: {reason}"
         if self.judge is not None:
