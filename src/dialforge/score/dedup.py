@@ -4,7 +4,8 @@ The first occurrence is kept; every removal is reported with its reason and the 
 duplicates. Exact and near dedup stream; what grows with the data is a few hundred bytes
 per distinct conversation (its digest, its 16 LSH band keys in sorted runs, offsets), while
 ids, signatures and shingles wait in temporary files (peak RSS 137 MiB at 20k, 163 at
-100k). MinHash signatures are computed for a whole conversation at once with numpy (a batch of conversations at a time, 3-word shingles combined arithmetically) with
+100k). MinHash signatures are computed for a whole conversation at once with numpy (a
+batch of conversations at a time, 3-word shingles combined arithmetically) with
 datasketch's permutations; LSH bands are tuned for recall and every candidate is confirmed
 by the exact Jaccard of the two shingle sets (read back from a temporary file), so nothing
 below the threshold is ever removed. Embedding dedup compares each block of
