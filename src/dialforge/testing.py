@@ -149,11 +149,14 @@ class FakeOpenAIServer:
     - `ignore_response_format=True`  accepts the field and ignores it (the reply function
       sees the body without it)
     - `token_prompts=False`          `/v1/completions` with token ids is HTTP 500 (a string only)
+
+    Tool calls: `reply` may return a dict, the assistant message itself (`{"content": ...,
+    "tool_calls": [...]}`), answered with `finish_reason` `tool_calls` when it calls any.
     """
 
     def __init__(
         self,
-        reply: Callable[[dict[str, Any]], str] | None = None,
+        reply: Callable[[dict[str, Any]], Any] | None = None,
         *,
         delay_s: float = 0.0,
         capacity: int | None = None,
@@ -296,8 +299,18 @@ class FakeOpenAIServer:
             return web.Response(status=200, body=b"{not json", content_type="application/json")
         return None
 
-    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
-        """A chat completion, or a text completion for a raw (text or token-id) prompt."""
+    def _completion(self, body: dict[str, Any], content: Any) -> dict[str, Any]:
+        """A chat completion, or a text completion for a raw (text or token-id) prompt; a dict
+        `content` is the assistant message (with `tool_calls`)."""
+        if isinstance(content, dict):
+            message = {"role": "assistant", "content": content.get("content"), **content}
+            calls = bool(message.get("tool_calls"))
+            out = self._completion(body, message.get("content") or "")
+            out["choices"] = [
+                {"index": i, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+                for i in range(body.get("n", 1))
+            ]
+            return out
         n = body.get("n", 1)
         raw = "messages" not in body  # /v1/completions
         if raw:

@@ -242,6 +242,8 @@ class OpenAIHTTPBackend:
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed + req.sample_index
+        if req.tools:
+            body["tools"] = req.tools
         if req.schema is not None and dialect == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
@@ -457,7 +459,8 @@ class OpenAIHTTPBackend:
             choices = data["choices"]
             texts = [mask_secrets((c["message"]["content"] if "message" in c else c["text"]) or "") for c in choices]
             reasons = [c.get("finish_reason") or "stop" for c in choices]
-        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as e:
+            calls = list((choices[0].get("message") or {}).get("tool_calls") or []) if choices else []
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError) as e:
             raise _Retryable(
                 f"malformed response body ({type(e).__name__}: {e}): "
                 + truncate_masked(raw.decode("utf-8", "replace"), 120)
@@ -470,6 +473,7 @@ class OpenAIHTTPBackend:
             finish_reasons=reasons,
             model=self.model_id,
             usage=Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0),
+            tool_calls=calls,
         )
 
     async def aclose(self) -> None:

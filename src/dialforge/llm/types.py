@@ -50,6 +50,9 @@ class ChatRequest:
     sample_index: int = 0
     prompt: list[int] | None = None
     prompt_text: str | None = None
+    # OpenAI tools (function schemas) offered to the model; the reply may call them
+    # (`Completion.tool_calls`). Messages may then carry `tool_calls` / `tool_call_id`.
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +73,8 @@ class Completion:
     retries: int = 0
     cached: bool = False
     error: str | None = None
+    # the first choice's tool calls, OpenAI's form: {id, type, function: {name, arguments}}
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -84,18 +89,26 @@ class Completion:
         return self.finish_reasons[0] if self.finish_reasons else ("error" if self.error else "")
 
     def to_cache(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "texts": self.texts,
             "finish_reasons": self.finish_reasons,
             "model": self.model,
             "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
         }
+        if self.tool_calls:
+            out["tool_calls"] = self.tool_calls
+        return out
 
     @classmethod
     def from_cache(cls, d: dict[str, Any]) -> Completion:
         p, c = d["usage"]
         return cls(
-            texts=d["texts"], finish_reasons=d["finish_reasons"], model=d["model"], usage=Usage(p, c), cached=True
+            texts=d["texts"],
+            finish_reasons=d["finish_reasons"],
+            model=d["model"],
+            usage=Usage(p, c),
+            cached=True,
+            tool_calls=d.get("tool_calls") or [],
         )
 
 
