@@ -113,6 +113,8 @@ ANSWER = "Start with three chords, practise ten minutes a day and learn songs yo
         ("Practise ten minutes a day and learn songs you love.", "copied"),  # the answer, echoed
         ("This message is self-explanatory, without elaborating beyond what the user already knows.", "leak"),
         ("As the user, I want to know which chords come first.", "leak"),
+        ("Which chords? (Now write back a response that tells a story)", "leak"),
+        ("What about (write-once) chord charts?", None),
         ("2", "degenerate"),
         ("Thanks, that is all I needed. Goodbye!", "goodbye"),
         ("Thank you for your help! Which chords should I learn first?", None),  # a question goes on

@@ -57,9 +57,11 @@ _LABEL = re.compile(
 )
 # Instruction text that leaked into a turn: words about the role-play a real speaker never writes.
 _LEAK = re.compile(
-    r"\b(as the user\b|the user'?s (next )?(message|turn|reply)|(write|writing) (your|my|the) next message|"
-    r"next message to the assistant|role-?play(ing)?\b|stay(ing)? in character|no preamble|"
-    r"now,? you must say|you must say:|without elaborating beyond what the user)",
+    r"\b(as the user\b|the user'?s (next )?(message|turn|reply|response)|(write|writing) (your|my|the) next message|"
+    r"the user will\b|next message to the assistant|role-?play(ing)?\b|stay(ing)? in character|no preamble|"
+    r"now,? you must say|you must say:|without elaborating beyond what the user)"
+    # a bracketed stage direction: "(Now write back ...)", "(Add one or two sentences ...)"
+    r"|\((now,? )?(write|add|choose|continue|one short|in your own words)(?=[\s,.)])",
     re.I,
 )
 _NGRAM = 6  # a run of this many words copied from the instructions is a leak
