@@ -72,7 +72,7 @@ _KEY_HELP = field_help(HTTPBackendConfig, "api_key_env")
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from ._version import __version__
 
         out_console.print(f"dialforge {__version__}", markup=False, highlight=False)
         raise typer.Exit()
@@ -823,6 +823,50 @@ def selftalk(
     _finish(warnings, strict)
 
 
+@app.command("agent")
+def agent_cmd(
+    config: Path = typer.Option(..., "--config", help="YAML AgentToolsConfig (see examples/agent_tools.yaml)"),
+    out: Path = typer.Option(..., "--out", help="run directory"),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
+    base_url: str | None = typer.Option(None, "--base-url", help=_URL_HELP),
+    agent_model: str | None = typer.Option(None, "--agent-model", help="agent model (overrides --model)"),
+    agent_base_url: str | None = typer.Option(None, "--agent-base-url"),
+    user_model: str | None = typer.Option(None, "--user-model", help="customer simulator model (overrides --model)"),
+    user_base_url: str | None = typer.Option(None, "--user-base-url"),
+    api_key_env: str | None = typer.Option(None, "--api-key-env", help=_KEY_HELP),
+    samples: int | None = typer.Option(None, "--samples", help="conversations per goal (k of pass^k)"),
+    force_new: bool = typer.Option(False, "--force-new"),
+    strict: bool = StrictOpt,
+    set_: list[str] = SetOpt,
+) -> None:
+    """Agentic self-talk: a tool-calling agent on STAR's APIs and databases, a customer with a hidden goal,
+    success checked on the final database state; verified successes exported for function-calling training."""
+    from .agentic import AgentToolsConfig, agentic
+
+    ov = backend_group(
+        ("agent", "user"),
+        model,
+        base_url,
+        api_key_env,
+        agent=(agent_model, agent_base_url),
+        user=(user_model, user_base_url),
+    )
+    ov["samples"] = samples
+    cfg = load_checked(AgentToolsConfig, config, ov, set_)
+    summary = agentic(cfg, out, force_new=force_new)
+    warnings = summary.pop("warnings", [])
+    for task, row in summary["tasks"].items():
+        err_console.print(
+            f"{task}: {row['conversations']} conversations, success {row['success']}, pass^1 {row['pass^1']}, "
+            f"partial {row['partial_credit']}, {row['tool_calls']} calls ({row['tool_errors']} tool errors), "
+            f"simulator errors {row['simulator_error_rate']}",
+            markup=False,
+            highlight=False,
+        )
+    out_console.print_json(json.dumps(summary))
+    _finish(warnings, strict)
+
+
 @app.command("run")
 def run_cmd(
     config: Path = typer.Argument(..., help="pipeline YAML (see examples/quickstart.yaml)"),
@@ -1026,7 +1070,7 @@ def _click_errors() -> tuple[type[Exception], type[Exception]]:
 
 _ClickException, _UsageError = _click_errors()
 # commands whose run directory (or checkpoints) make a re-run resume where Ctrl-C stopped them
-_RESUMABLE = {"run", "demo", "simulate", "selftalk", "train", "answer", "induce", "eval", "score"}
+_RESUMABLE = {"run", "demo", "simulate", "selftalk", "agent", "train", "answer", "induce", "eval", "score"}
 
 
 def _one_line(text: str) -> str:

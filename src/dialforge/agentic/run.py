@@ -32,7 +32,7 @@ from ..simulate.run import without_timings
 from .config import AgentToolsConfig, bundled_star
 from .database import Database, load_star_database
 from .goals import TASKS, Goal, make_goals
-from .policy import GoalUser, Runtime, ToolAgent
+from .policy import Runtime, ToolAgent
 from .success import pass_hat_k, simulator_errors, verdict
 from .tools import ToolBox, load_python_tool, load_star_api, star_tool
 
@@ -143,9 +143,11 @@ class AgenticStage(Stage):
             personas=cfg.personas,
             model_keys=("user_model", "agent_model"),
         )
+        from ..simulate.modes import get_mode
+
         self.engine = Engine(
             settings,
-            GoalUser(user, cfg.stop.end_token),
+            get_mode("agentic", "agent").build(cfg, user, None),
             ToolAgent(agent, native=native, max_calls=cfg.max_calls_per_turn),
         )
 

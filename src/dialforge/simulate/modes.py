@@ -96,6 +96,12 @@ def _build_client(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
     return client_simulator(cfg, llm)
 
 
+def _build_goal_user(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
+    from ..agentic.policy import GoalUser
+
+    return GoalUser(llm, cfg.stop.end_token)
+
+
 register_mode(
     SimulatorMode(
         "strategy",
@@ -126,5 +132,14 @@ register_mode(
         "Self-Talk's client: a character with a persona and an intent talking to a workflow agent",
         _build_client,
         commands=("selftalk",),
+    )
+)
+register_mode(
+    SimulatorMode(
+        "agentic",
+        "a customer with a hidden goal drawn from a database row, revealed in pieces, ending with a stop "
+        "token; the agent calls tools on the conversation's own database copy (agentic/)",
+        _build_goal_user,
+        commands=("agent",),
     )
 )

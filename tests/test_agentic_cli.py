@@ -1,0 +1,115 @@
+"""`dialforge agent`: the example over HTTP (fake server), offline on dialforge-tiny, and bad
+input as one error line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dialforge.agentic.fake import agentic_reply
+from dialforge.testing import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "agent_tools.yaml"
+
+
+@pytest.fixture()
+def cli(capsys, monkeypatch):  # type: ignore[no-untyped-def]
+    """`dialforge ARGS` in this process: (exit code, stdout, stderr)."""
+    from dialforge.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setattr(sys, "argv", ["dialforge", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
+def test_example_over_http_exports_pass_the_checks(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    with FakeOpenAIServer(reply=agentic_reply()) as srv:
+        r = cli(
+            "agent",
+            "--config",
+            str(EXAMPLE),
+            "--out",
+            str(out),
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "fake",
+            "--samples",
+            "2",
+            "--set",
+            "goals_per_task=1",
+        )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert (summary["conversations"], summary["kept"]) == (6, 6)
+    assert summary["tasks"]["all"]["pass^2"] == 1.0
+    assert "restaurant_book: 2 conversations, success 1.0, pass^1 1.0, partial 1.0, 4 calls (0 tool errors)" in r.stderr
+    for fmt, path in (("openai", out / "exports" / "openai.jsonl"), ("llamafactory", out / "exports" / "llamafactory")):
+        c = cli("check", str(path), "--for", fmt)
+        assert c.returncode == 0, c.stdout + c.stderr
+        assert "0 problems" in c.stdout + c.stderr
+    assert json.loads((out / "summary.json").read_text())["kept"] == 6
+
+
+def test_unknown_task_is_one_error_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "tasks: [restaurant_cancel]\nuser: {model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "agent: {model: m, base_url: 'http://127.0.0.1:9/v1'}\n"
+    )
+    r = cli("agent", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr
+    assert str(cfg) in lines[0] and "tasks" in lines[0] and "unknown task 'restaurant_cancel'" in lines[0]
+
+
+def test_missing_star_folder_is_one_error_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = cli("agent", "--config", str(EXAMPLE), "--out", str(tmp_path / "run"), "--set", "star_dir=/nonexistent/star")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
+    assert "star_dir" in r.stderr and "/nonexistent/star: no such file or folder" in r.stderr
+
+
+@pytest.mark.slow
+def test_example_runs_offline_on_the_tiny_model(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    r = cli(
+        "agent",
+        "--config",
+        str(EXAMPLE),
+        "--out",
+        str(out),
+        "--model",
+        "dialforge-tiny",
+        "--samples",
+        "1",
+        "--set",
+        "goals_per_task=1",
+        "--set",
+        "max_turns=2",
+        "--set",
+        "tasks=[plane_book]",
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    # random text: no call parses and nothing is booked, so nothing counts as a success
+    assert summary["conversations"] == 1 and summary["kept"] == 0
+    rec = json.loads((out / "conversations.jsonl").read_text().splitlines()[0])
+    assert rec["meta"]["agentic"]["success"] is False and rec["meta"]["termination_reason"] == "max_turns"
+    assert rec["tools"][0]["function"]["name"] == "plane_search"
