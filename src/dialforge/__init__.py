@@ -8,10 +8,7 @@ code, await the `*_async` variants. Note that `dialforge.simulate`, `dialforge.i
 subpackages' contents with `from dialforge.simulate import ...`. docs/api.md lists every name.
 """
 
-# ruff: noqa: E402  (__version__ first: run/rundir.py imports it while this package loads)
-
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .answer import AnswerConfig, answer, answer_async
 from .config import fingerprint_data, load_config
 from .conversation import Conversation, Message, stable_hash

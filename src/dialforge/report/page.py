@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from . import payload
 from .charts import strategy_map
 from .collect import Run, read_runs

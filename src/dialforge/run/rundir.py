@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from .. import __version__
+from .._version import __version__
 from ..config import fingerprint_data
 from ..errors import RunDirConflict
 from ..io.reader import aside_path, atomic_write_bytes
