@@ -33,5 +33,12 @@ CLOSING = frozenset({Termination.GOODBYE, Termination.END_CHECK})
 # Reasons a bad turn of a prompted speaker is drawn again (up to `StopConfig.resample`
 # times) before the conversation ends on it: a weak model often gets it right the next time.
 RESAMPLE = frozenset(
-    {Termination.ROLE_FLIP, Termination.COPIED, Termination.LEAK, Termination.DEGENERATE, Termination.EMPTY_TURN}
+    {
+        Termination.ROLE_FLIP,
+        Termination.COPIED,
+        Termination.LEAK,
+        Termination.DEGENERATE,
+        Termination.EMPTY_TURN,
+        Termination.REPETITION,
+    }
 )
