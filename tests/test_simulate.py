@@ -183,9 +183,14 @@ def test_a_bad_user_turn_is_drawn_again_and_counted():
 
 
 def test_assistant_role_flip_and_error_and_budget():
-    conv, _, _ = _run(_cfg(), _counter("Next"), [Q])  # the assistant asks the user's question back
+    conv, _, _ = _run(_cfg(), _counter("Next"), [Q, Q, Q])  # the assistant asks the user's question back
     assert conv.meta["termination_reason"] == "role_flip"
     assert conv.messages == conv.messages[:1] and conv.meta["final_assistant_turn"] == Q
+    assert conv.meta["redrawn_assistant_turns"] == [f"role_flip: {Q}"] * 2  # drawn three times in all
+    # a slip drawn again: the second draw is the answer
+    conv, _, asst = _run(_cfg(max_turns=1), _counter("Next"), [Q, "Practise ten minutes a day."])
+    assert conv.meta["termination_reason"] == "max_turns" and conv.messages[1].content == "Practise ten minutes a day."
+    assert conv.messages[1].meta["redrawn"] == [f"role_flip: {Q}"]
     conv, _, _ = _run(_cfg(), _counter("Next"), [Completion(error="HTTP 500: boom")])
     assert conv.meta["termination_reason"] == "error" and "boom" in conv.meta["error"]
     cfg = _cfg(stop={"max_context_chars": 500})

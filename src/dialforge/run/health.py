@@ -58,7 +58,8 @@ def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list
             _count_rejections(rejections, mm.get("rejections"))
             redrawn.update(str(x).split(":", 1)[0] for x in mm.get("redrawn") or [])
         _count_rejections(rejections, meta.get("rejections"))
-        redrawn.update(str(x).split(":", 1)[0] for x in meta.get("redrawn_user_turns") or [])
+        for key in ("redrawn_user_turns", "redrawn_assistant_turns"):
+            redrawn.update(str(x).split(":", 1)[0] for x in meta.get(key) or [])
     n = sum(reasons.values())
     if not n:
         return []
@@ -75,7 +76,7 @@ def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list
         out.append(f"{label}: {no_follow_up}/{n} conversations have no follow-up user turn")
     if redrawn and sum(redrawn.values()) >= max(3, simulated // 4):
         kinds = ", ".join(f"{k} {v}" for k, v in redrawn.most_common())
-        out.append(f"{label}: {sum(redrawn.values())} degenerate user turns were drawn again ({kinds})")
+        out.append(f"{label}: {sum(redrawn.values())} degenerate turns were drawn again ({kinds})")
     total = sum(rejections.values())
     if total and reasons.get("rejections", 0) / n >= MAJORITY:
         kind, k = rejections.most_common(1)[0]

@@ -197,13 +197,27 @@ class Engine:
         msgs = state.messages
         if sum(len(m["content"]) for m in msgs) > self.settings.stop.max_context_chars:
             return Termination.CONTEXT_BUDGET
-        turn = await self.policy.next_turn(state)
-        if turn.error is not None:
-            extra["error"] = turn.error
-            return Termination.ERROR
         last_user = msgs[-1]["content"] if msgs and msgs[-1]["role"] == "user" else None
-        reason = check_assistant_turn(turn.text, last_user, self.settings.stop, instructions=turn.instructions)
+        redrawn: list[str] = []
+        for attempt in range(self.settings.stop.resample + 1):  # a slip (a leak, a role flip) is drawn again
+            state.attempt = attempt
+            turn = await self.policy.next_turn(state)
+            if turn.error is not None:
+                state.attempt = 0
+                extra["error"] = turn.error
+                return Termination.ERROR
+            reason = check_assistant_turn(turn.text, last_user, self.settings.stop, instructions=turn.instructions)
+            if reason not in RESAMPLE:
+                break
+            redrawn.append(f"{reason.value}: {turn.text[:200]}")
+        state.attempt = 0
+        if reason in RESAMPLE:
+            redrawn.pop()
+        if redrawn:
+            turn.meta = {**turn.meta, "redrawn": redrawn}
         if reason is not None and reason != Termination.GOODBYE:
+            if redrawn:
+                extra["redrawn_assistant_turns"] = redrawn
             extra["final_assistant_turn"] = turn.text
             return reason
         msgs.append({"role": "assistant", "content": turn.text, "meta": turn.meta})
