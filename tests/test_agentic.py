@@ -374,3 +374,63 @@ def test_a_conversation_that_failed_after_booking_is_retried_on_a_fresh_copy(tmp
     (rec,) = _records(out)
     (rows,) = rec["meta"]["agentic"]["final_state"].values()
     assert len(rows) == 1
+
+
+def test_a_users_python_callable_joins_every_tasks_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "synthetic_tools.py").write_text(
+        "from typing import Literal\n\n"
+        "def loyalty_points(customer: str, tier: Literal['basic', 'gold'] = 'basic') -> dict:\n"
+        '    """Synthetic loyalty points of a customer."""\n'
+        "    return {'customer': customer, 'points': 7 if tier == 'gold' else 1}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = _cfg("http://127.0.0.1:9/v1", python_tools=["synthetic_tools:loyalty_points"])
+    world = build_world(cfg)
+    box = world.toolboxes["hotel_book"]
+    assert list(box.by_name) == ["hotel_search", "hotel_book", "loyalty_points"]
+    assert box.by_name["loyalty_points"].schema()["function"] == {
+        "name": "loyalty_points",
+        "description": "Synthetic loyalty points of a customer.",
+        "parameters": {
+            "type": "object",
+            "properties": {"customer": {"type": "string"}, "tier": {"type": "string", "enum": ["basic", "gold"]}},
+            "required": ["customer"],
+            "additionalProperties": False,
+        },
+    }
+    assert box.execute("loyalty_points", '{"customer": "Alex Sample", "tier": "gold"}', world.db.copy()).content == {
+        "customer": "Alex Sample",
+        "points": 7,
+    }
+    assert box.execute("loyalty_points", {"tier": "platinum"}, world.db.copy()).error == "invalid_arguments"
+    from dialforge.errors import DialforgeError
+
+    with pytest.raises(DialforgeError, match="python tool 'synthetic_tools': write it as package.module:function"):
+        build_world(_cfg("http://127.0.0.1:9/v1", python_tools=["synthetic_tools"]))
+
+
+def test_simulator_errors_are_counted_apart_from_agent_errors(tmp_path: Path) -> None:
+    with FakeOpenAIServer(reply=agentic_reply(user_mistake="contradict")) as srv:
+        summary = agentic(_cfg(srv.base_url, samples=1, export=["openai"]), tmp_path / "c", progress=False)
+    every = summary["tasks"]["all"]
+    assert (every["success"], every["simulator_error_rate"]) == (0.0, 1.0)
+    assert every["simulator_errors"] == {"contradicted_goal": 3} and every["failures"] == {"simulator": 3}
+    with FakeOpenAIServer(reply=agentic_reply(user_mistake="leak")) as srv:
+        summary = agentic(_cfg(srv.base_url, samples=1, export=["openai"]), tmp_path / "l", progress=False)
+    every = summary["tasks"]["all"]
+    # the agent still did its job: a success, with the simulator's error on record
+    assert (every["success"], every["simulator_errors"], every["failures"]) == (1.0, {"leaked_goal": 3}, {})
+
+
+def test_pass_hat_k_falls_below_pass_1_when_samples_disagree(tmp_path: Path) -> None:
+    with FakeOpenAIServer(reply=agentic_reply("every_third_wrong")) as srv:
+        cfg = _cfg(srv.base_url, tasks=["plane_book"], samples=3, concurrency=1, export=["openai"])
+        summary = agentic(cfg, tmp_path / "run", progress=False)
+    row = summary["tasks"]["plane_book"]
+    assert (row["conversations"], row["success"]) == (3, pytest.approx(2 / 3, abs=1e-4))
+    assert (row["pass^1"], row["pass^2"], row["pass^3"]) == (
+        pytest.approx(2 / 3, abs=1e-4),
+        pytest.approx(1 / 3, abs=1e-4),
+        0.0,
+    )
+    assert summary["kept"] == 2

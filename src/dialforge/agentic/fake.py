@@ -19,7 +19,18 @@ import orjson
 
 _FACTS = re.compile(r"What you know: (.*?)\.\s+Keep this to yourself", re.S)
 _PAIR = re.compile(r"([A-Za-z][A-Za-z \-]*?): ([^;]+)")
-Mistake = Literal["wrong_row", "bad_args", "unknown_tool"] | None
+Mistake = Literal["wrong_row", "every_third_wrong", "bad_args", "unknown_tool"] | None
+UserMistake = Literal["leak", "contradict"] | None
+
+
+_CITIES = ("Los Angeles", "San Francisco", "Chicago", "Detroit", "New York City", "Pittsburgh")
+_ALTS = {
+    "Cuisine": ("Pizza", "Chinese", "Indian"),
+    "Location": ("South", "West", "East"),
+    "From": _CITIES,
+    "To": _CITIES,
+    "Cost": ("Cheap", "Moderate", "Expensive"),
+}
 
 
 def _facts(system: str) -> list[tuple[str, str]]:
@@ -27,16 +38,23 @@ def _facts(system: str) -> list[tuple[str, str]]:
     return [(k.strip(), v.strip()) for k, v in _PAIR.findall(m.group(1))] if m else []
 
 
-def _user(body: dict[str, Any], facts: list[tuple[str, str]]) -> str:
+def _user(body: dict[str, Any], facts: list[tuple[str, str]], mistake: UserMistake = None) -> str:
     msgs = body["messages"]
     mine = sum(1 for m in msgs if m["role"] == "assistant")  # the customer's own turns (roles swapped)
     last = next((m["content"] for m in reversed(msgs) if m["role"] == "user"), "")
     if "confirmed" in last.lower() or "could not" in last.lower():
         return "###STOP###"
+    if mistake == "leak" and mine == 0:  # the whole goal at once: a simulator error
+        return "Hello, I need a booking. " + "; ".join(f"{k}: {v}" for k, v in facts) + "; Note: that is everything"
     pieces = facts[2 * mine : 2 * mine + 2]
     if not pieces:
         return "That is everything I know. Please book it."
     said = "; ".join(f"{k}: {v}" for k, v in pieces)
+    if mistake == "contradict" and mine == 1:  # another value than the goal's: a simulator error
+        values = {v for _, v in facts}
+        k, alt = next(((k, a) for k, v in facts for a in _ALTS.get(k, ()) if a != v and a not in values), ("", ""))
+        if k:
+            said = f"Actually, {k}: {alt}; {said}"
     return f"Hello, I need a booking. {said}." if mine == 0 else f"{said}."
 
 
@@ -96,7 +114,7 @@ def _results(msgs: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def _agent(body: dict[str, Any], mistake: Mistake) -> Any:
+def _agent(body: dict[str, Any], mistake: Mistake, bookings: list[int]) -> Any:
     msgs = body["messages"]
     native = bool(body.get("tools"))
     tools = _tools(body)
@@ -142,7 +160,8 @@ def _agent(body: dict[str, Any], mistake: Mistake) -> Any:
     row = found["items"][0]
     key = "id" if "id" in bprops else "Name"
     value = row[key]
-    if mistake == "wrong_row":
+    bookings[0] += 1
+    if mistake == "wrong_row" or (mistake == "every_third_wrong" and bookings[0] % 3 == 0):
         if key == "id":
             value = row[key] + 1
         else:
@@ -156,17 +175,24 @@ def _agent(body: dict[str, Any], mistake: Mistake) -> Any:
 
 
 def agentic_reply(
-    mistake: Mistake = None, fallback: Callable[[dict[str, Any]], Any] | None = None
+    mistake: Mistake = None,
+    fallback: Callable[[dict[str, Any]], Any] | None = None,
+    *,
+    user_mistake: UserMistake = None,
 ) -> Callable[[dict[str, Any]], Any]:
-    """A `reply(body)` for `FakeOpenAIServer` playing both roles of agentic self-talk."""
+    """A `reply(body)` for `FakeOpenAIServer` playing both roles of agentic self-talk.
+    `every_third_wrong`: every third booking call of the server's life names a wrong row (so
+    samples of one goal differ: pass^k below pass^1). `user_mistake`: `leak` states the whole
+    goal in the first turn, `contradict` names other values than the goal's."""
+    bookings = [0]
 
     def reply(body: dict[str, Any]) -> Any:
         msgs = body.get("messages") or []
         system = str(msgs[0].get("content") or "") if msgs and msgs[0]["role"] == "system" else ""
         if system.startswith("You are role-playing a customer"):
-            return _user(body, _facts(system))
+            return _user(body, _facts(system), user_mistake)
         if "booking assistant" in system:
-            return _agent(body, mistake)
+            return _agent(body, mistake, bookings)
         return fallback(body) if fallback else "ok"
 
     return reply
