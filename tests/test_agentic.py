@@ -434,3 +434,33 @@ def test_pass_hat_k_falls_below_pass_1_when_samples_disagree(tmp_path: Path) -> 
         0.0,
     )
     assert summary["kept"] == 2
+
+
+def _with_agent(agent_reply: Any) -> Any:
+    customer = agentic_reply()
+
+    def reply(body: dict[str, Any]) -> Any:
+        system = str(body["messages"][0].get("content") or "")
+        return customer(body) if system.startswith("You are role-playing a customer") else agent_reply(body)
+
+    return reply
+
+
+def test_an_agent_that_never_stops_calling_is_cut_at_the_bound(tmp_path: Path) -> None:
+    call = '<tool_call>{"name": "plane_search", "arguments": {}}</tool_call>'
+    with FakeOpenAIServer(reply=_with_agent(lambda body: call)) as srv:
+        cfg = _cfg(srv.base_url, tasks=["plane_book"], samples=1, tool_format="parsed", max_calls_per_turn=2)
+        summary = agentic(cfg, tmp_path / "run", progress=False)
+    (rec,) = _records(tmp_path / "run")
+    assert rec["meta"]["termination_reason"] == "error"
+    assert rec["meta"]["error"] == "the agent kept calling tools after 2 calls in one turn"
+    assert rec["meta"]["agentic"]["calls"] == 2 and rec["meta"]["agentic"]["over_limit"] == 1
+    assert summary["tasks"]["all"]["failures"] == {"error": 1} and summary["kept"] == 0
+
+
+def test_an_empty_answer_ends_the_conversation_as_a_failure_not_a_crash(tmp_path: Path) -> None:
+    with FakeOpenAIServer(reply=_with_agent(lambda body: "")) as srv:
+        summary = agentic(_cfg(srv.base_url, tasks=["hotel_book"], samples=1), tmp_path / "run", progress=False)
+    (rec,) = _records(tmp_path / "run")
+    assert rec["meta"]["termination_reason"] == "empty_turn"
+    assert rec["meta"]["agentic"]["success"] is False and summary["tasks"]["all"]["failures"] == {"agent": 1}

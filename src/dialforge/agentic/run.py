@@ -88,7 +88,7 @@ def finish_record(conv: Conversation, rt: Runtime, world: World) -> Conversation
         user_turns.append(str(conv.meta["final_user_turn"]))
     sim = simulator_errors(rt.goal, user_turns, world.categories, reason)
     c = rt.counts
-    side = None if v["success"] else ("simulator" if sim else ("error" if reason == "error" else "agent"))
+    side = None if v["success"] else ("error" if reason == "error" else ("simulator" if sim else "agent"))
     conv.meta["agentic"] = {
         **v,
         "task": rt.goal.task,
@@ -100,12 +100,7 @@ def finish_record(conv: Conversation, rt: Runtime, world: World) -> Conversation
         "valid_calls": c["valid_calls"],
         "unparsed_calls": c["unparsed_calls"],
         "tool_errors": c["tool_errors"],
-        "tool_error_kinds": {k: c[k] for k in ("unknown_tool", "bad_json", "invalid_arguments") if c[k]}
-        | (
-            {"execution_error": sum(1 for x in rt.calls if x["error"] == "execution_error")}
-            if any(x["error"] == "execution_error" for x in rt.calls)
-            else {}
-        ),
+        "tool_error_kinds": dict(Counter(str(x["error"]) for x in rt.calls if x["error"])),
         "over_limit": c["over_limit"],
         "simulator_errors": sim,
         "failure_side": side,
@@ -179,6 +174,8 @@ def from_record(rec: dict[str, Any]) -> Conversation:
     """A stored record (OpenAI form: calls with JSON-string arguments) as a conversation."""
     from ..io.formats import parse_openai
 
+    if not rec.get("messages"):  # a conversation that ended before its first answer
+        return Conversation(id=rec["id"], messages=[], meta=rec.get("meta") or {})
     return parse_openai(rec)[0]
 
 
