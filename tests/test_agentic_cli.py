@@ -66,6 +66,28 @@ def test_example_over_http_exports_pass_the_checks(cli, tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["kept"] == 6
 
 
+def test_dialforge_run_runs_the_agent_example(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "run"
+    with FakeOpenAIServer(reply=agentic_reply()) as srv:
+        r = cli(
+            "run",
+            str(EXAMPLE),
+            "--out",
+            str(out),
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "fake",
+            "--set",
+            "samples=1",
+            "--set",
+            "goals_per_task=1",
+        )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kept"] == 3
+    assert (out / "exports" / "openai.jsonl").read_text().count("\n") == 3
+
+
 def test_unknown_task_is_one_error_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(

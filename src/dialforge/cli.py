@@ -841,8 +841,6 @@ def agent_cmd(
 ) -> None:
     """Agentic self-talk: a tool-calling agent on STAR's APIs and databases, a customer with a hidden goal,
     success checked on the final database state; verified successes exported for function-calling training."""
-    from .agentic import AgentToolsConfig, agentic
-
     ov = backend_group(
         ("agent", "user"),
         model,
@@ -852,7 +850,27 @@ def agent_cmd(
         user=(user_model, user_base_url),
     )
     ov["samples"] = samples
-    cfg = load_checked(AgentToolsConfig, config, ov, set_)
+    _run_agent(config, out, ov, set_, force_new=force_new, strict=strict)
+
+
+def _is_agent_config(config: Path) -> bool:
+    """A YAML with `agent` and `user` roles and no `simulate` section: an AgentToolsConfig (so
+    `dialforge run examples/agent_tools.yaml` runs it)."""
+    from .config import read_yaml
+
+    try:
+        data = read_yaml(config)
+    except Exception:  # the pipeline's loader reports a broken file with its line
+        return False
+    return isinstance(data, dict) and "simulate" not in data and {"agent", "user"} <= set(data)
+
+
+def _run_agent(
+    config: Path, out: Path, ov: dict[str, Any], sets: list[str] | None, *, force_new: bool, strict: bool
+) -> None:
+    from .agentic import AgentToolsConfig, agentic
+
+    cfg = load_checked(AgentToolsConfig, config, ov, sets)
     summary = agentic(cfg, out, force_new=force_new)
     warnings = summary.pop("warnings", [])
     for task, row in summary["tasks"].items():
@@ -882,6 +900,10 @@ def run_cmd(
 ) -> None:
     """The whole job from one YAML: induce -> simulate -> score -> filter -> dedup -> export -> realism -> train
     -> report."""
+    if _is_agent_config(config):  # agentic self-talk (examples/agent_tools.yaml)
+        ov = backend_group(("agent", "user"), model, base_url, api_key_env)
+        _run_agent(config, out or Path("runs") / config.stem, ov, set_, force_new=force_new, strict=strict)
+        return
     ov = backend_overrides("model", model, base_url, api_key_env)
     ov.update(executor_overrides(executor, ray_address))
     _run_pipeline(config, out, ov, set_, force_new=force_new, strict=strict)
