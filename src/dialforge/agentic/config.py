@@ -22,8 +22,12 @@ DEFAULT_PERSONAS = [
     "a frequent traveller who knows what they want",
 ]
 # the shared stop rules with the customer's stop token; a customer saying "yes" twice is no
-# repetition, and a goodbye of the agent after a booking is a natural end at any length
-AGENTIC_STOP = StopConfig(end_token=STOP_TOKEN, repeat_similarity=1.0, assistant_goodbye_max_chars=None)
+# repetition, a customer answering "Sure, ..." no role flip (a turn in the agent's voice is
+# counted as a simulator error instead, agentic/success.py), and a goodbye of the agent after
+# a booking is a natural end at any length
+AGENTIC_STOP = StopConfig(
+    end_token=STOP_TOKEN, repeat_similarity=1.0, role_flip=False, assistant_goodbye_max_chars=None
+)
 
 
 def bundled_star() -> Path:
