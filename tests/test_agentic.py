@@ -464,3 +464,30 @@ def test_an_empty_answer_ends_the_conversation_as_a_failure_not_a_crash(tmp_path
     (rec,) = _records(tmp_path / "run")
     assert rec["meta"]["termination_reason"] == "empty_turn"
     assert rec["meta"]["agentic"]["success"] is False and summary["tasks"]["all"]["failures"] == {"agent": 1}
+
+
+def test_reused_call_ids_and_arguments_that_are_not_json(tmp_path: Path) -> None:
+    agent = agentic_reply()
+    state = {"broken": 0}
+
+    def sloppy(body: dict[str, Any]) -> Any:
+        out = agent(body)
+        if isinstance(out, dict):
+            for c in out["tool_calls"]:
+                c["id"] = "call_0"  # a server that numbers calls per reply
+            if state["broken"] < 1 and out["tool_calls"][0]["function"]["name"].endswith("_search"):
+                state["broken"] += 1
+                out["tool_calls"][0]["function"]["arguments"] = '{"DepartureCity": '
+        return out
+
+    with FakeOpenAIServer(reply=_with_agent(sloppy)) as srv:
+        cfg = _cfg(srv.base_url, tasks=["plane_book"], samples=1, export=["openai"])
+        summary = agentic(cfg, tmp_path / "run", progress=False)
+    row = summary["tasks"]["all"]
+    assert (row["tool_calls"], row["tool_errors"], row["success"]) == (3, 1, 1.0)
+    assert row["calls_parsed"] == pytest.approx(2 / 3, abs=1e-4)
+    (rec,) = _records(tmp_path / "run")
+    ids = [c["id"] for m in rec["messages"] for c in m.get("tool_calls", [])]
+    assert ids == ["call_0", "call_1", "call_2"]
+    assert rec["meta"]["agentic"]["tool_error_kinds"] == {"bad_json": 1}
+    assert check(tmp_path / "run" / "exports" / "openai.jsonl", "openai")[1] == 0

@@ -64,10 +64,19 @@ class Runtime:
     calls: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     n_ids: int = 0
+    used_ids: set[str] = field(default_factory=set)
 
-    def next_id(self) -> str:
-        self.n_ids += 1
-        return f"call_{self.n_ids}"
+    def call_id(self, given: str | None) -> str:
+        """The model's id for a call, or a fresh one where it gave none or reused one (some
+        servers number calls per reply: `call_0` every turn)."""
+        if given and given not in self.used_ids:
+            self.used_ids.add(given)
+            return given
+        while True:
+            self.n_ids += 1
+            if (cid := f"call_{self.n_ids}") not in self.used_ids:
+                self.used_ids.add(cid)
+                return cid
 
 
 # -- the parsed call format (in-process models) ----------------------------------------------
@@ -219,7 +228,7 @@ class ToolAgent:
         made: list[ToolCall] = []
         results = []
         for cid, name, raw_args in calls:
-            call_id = cid or rt.next_id()
+            call_id = rt.call_id(cid)
             res = rt.toolbox.execute(name, raw_args, rt.db)
             args = raw_args
             if isinstance(args, str):
@@ -271,7 +280,7 @@ class GoalUser:
         said = [
             {"role": m["role"], "content": m["content"]}
             for m in state.messages
-            if m["role"] in ("user", "assistant") and m["content"] and not (m.get("meta") or {}).get("tool_calls")
+            if m["role"] in ("user", "assistant") and m["content"]  # an agent's words beside its calls too
         ]
         if not said:
             return [{"role": "system", "content": system}, {"role": "user", "content": USER_FIRST}]

@@ -199,6 +199,7 @@ def summarise(convs: list[Conversation], samples: int) -> dict[str, Any]:
             by_goal[str(c.meta.get("goal_id"))].append(s)
         calls = sum(e.get("calls", 0) for e in ev)
         unparsed = sum(e.get("unparsed_calls", 0) for e in ev)
+        bad_json = sum((e.get("tool_error_kinds") or {}).get("bad_json", 0) for e in ev)
         wins = [(c, e) for c, e in zip(cs, ev, strict=True) if e.get("success")]
         row: dict[str, Any] = {
             "conversations": len(cs),
@@ -211,7 +212,7 @@ def summarise(convs: list[Conversation], samples: int) -> dict[str, Any]:
         row.update(
             {
                 "tool_calls": calls,
-                "calls_parsed": _rate(calls, calls + unparsed),
+                "calls_parsed": _rate(calls - bad_json, calls + unparsed),
                 "calls_schema_valid": _rate(sum(e.get("valid_calls", 0) for e in ev), calls),
                 "tool_errors": sum(e.get("tool_errors", 0) for e in ev),
                 "simulator_error_rate": _rate(sum(1 for e in ev if e.get("simulator_errors")), len(cs)),
