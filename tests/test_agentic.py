@@ -491,3 +491,44 @@ def test_reused_call_ids_and_arguments_that_are_not_json(tmp_path: Path) -> None
     assert ids == ["call_0", "call_1", "call_2"]
     assert rec["meta"]["agentic"]["tool_error_kinds"] == {"bad_json": 1}
     assert check(tmp_path / "run" / "exports" / "openai.jsonl", "openai")[1] == 0
+
+
+def test_the_agent_reads_calls_natively_or_as_text_blocks() -> None:
+    from dialforge.agentic.policy import Runtime, ToolAgent
+    from dialforge.llm.client import LLM
+    from dialforge.simulate.simulators import ConvState
+    from dialforge.testing import ScriptedChatModel
+
+    llm = LLM(ScriptedChatModel([]))
+
+    goal, box, db = _goal_and_box()
+    call = {"id": "call_1", "name": "restaurant_search", "arguments": {"Food": "Thai"}}
+    msgs = [
+        {"role": "user", "content": "A table, please.", "meta": {}},
+        {"role": "assistant", "content": "", "meta": {"tool_calls": [call]}},
+        {"role": "tool", "content": '{"count":0,"items":[]}', "meta": {"tool_call_id": "call_1"}},
+        {"role": "assistant", "content": "Nothing fits.", "meta": {}},
+    ]
+    state = ConvState(conv_id="0" * 16, messages=msgs, sample=0, context={"agentic": Runtime(goal, db, box)})
+    native = ToolAgent(llm, native=True).view(state, state.context["agentic"], True)
+    assert [m["role"] for m in native] == ["system", "user", "assistant", "tool", "assistant"]
+    assert native[2] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "restaurant_search", "arguments": '{"Food":"Thai"}'},
+            }
+        ],
+    }
+    assert native[3] == {"role": "tool", "tool_call_id": "call_1", "content": '{"count":0,"items":[]}'}
+    assert "Tools: restaurant_search, restaurant_book." in native[0]["content"]
+    parsed = ToolAgent(llm, native=False).view(state, state.context["agentic"], True)
+    assert [m["role"] for m in parsed] == ["system", "user", "assistant", "user", "assistant"]
+    assert parsed[2]["content"] == ('<tool_call>{"name":"restaurant_search","arguments":{"Food":"Thai"}}</tool_call>')
+    assert parsed[3]["content"] == '<tool_response>{"count":0,"items":[]}</tool_response>'
+    assert '{"name":"restaurant_book"' in parsed[0]["content"]  # the schemas are in the prompt
+    spent = ToolAgent(llm, native=False).view(state, state.context["agentic"], False)
+    assert spent[0]["content"].endswith("answer the customer now, in words.)")
