@@ -239,7 +239,7 @@ def strategy_pick(n: int) -> type[StrategyPick]:
     from pydantic import create_model
 
     return create_model(
-        f"StrategyPick{n}",
+        "StrategyPick",  # the name servers and fakes see in response_format (one per n, cached)
         __base__=StrategyPick,
         strategy_number=(int, Field(ge=1, le=n, description="the number of the chosen strategy")),
         instruction=(str, Field(min_length=12, description="the user's next message, following that strategy")),
