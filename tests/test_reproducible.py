@@ -24,25 +24,46 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOKKEEPING = {".lock", "manifest.json", "pipeline.json", "run.log", "usage.json", "report.html"}
 
 
+_WORDS = (
+    "river cost engine winter theory garden signal market protein orbit ladder vaccine harbor "
+    "grammar battery poetry tariff glacier kernel violin mortgage enzyme compass festival"
+).split()
+_TEMPLATES = (
+    "Why would {0} affect {1} more than {2}?",
+    "How does the {0} compare with a {1} when {2} changes?",
+    "Can you give an example where {0} and {1} fail together?",
+    "What happens to {0} if the {1} is removed first?",
+    "Which matters more for {0}: {1} or {2}?",
+    "Is there evidence that {0} improves {1}?",
+)
+
+
+def _text(seed: str, salt: str) -> str:
+    """A deterministic question, different for every request (repetition and copy checks
+    see real variety): a template and three words drawn by a hash of the request."""
+    d = hashlib.sha256((salt + seed).encode()).digest()
+    words = [_WORDS[b % len(_WORDS)] for b in d[1:4]]
+    return _TEMPLATES[d[0] % len(_TEMPLATES)].format(*words)
+
+
 def _reply(body: dict) -> str:
-    """Deterministic text that depends on the request: a question for the user role, an
-    answer otherwise (a strategy request gets a valid JSON object)."""
+    """Deterministic text that depends on the request (a JSON object for a structured one)."""
     rf = body.get("response_format") or {}
-    last = body["messages"][-1]["content"] if body.get("messages") else ""
-    tag = hashlib.sha1(last.encode()).hexdigest()[:6]
+    seed = orjson.dumps(body.get("messages") or []).decode()
     if rf.get("type") == "json_schema":
         example = example_for_schema(rf["json_schema"]["schema"])
-        return orjson.dumps(_fill(example, f"a follow-up question about case {tag}?")).decode()
-    words = last.split()[-4:]
-    return f"Could you explain {' '.join(words)} in more detail, case {tag}?"
+        return orjson.dumps(_fill(example, seed)).decode()
+    return _text(seed, "reply")
 
 
-def _fill(value: Any, text: str) -> Any:
+def _fill(value: Any, seed: str, key: str = "") -> Any:
     if isinstance(value, dict):
-        return {k: _fill(v, text) for k, v in value.items()}
+        return {k: _fill(v, seed, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill(v, text) for v in value]
-    return text if value == "ok" else value
+        return [_fill(v, seed, key) for v in value]
+    if value == "ok":
+        return "probe the weak point" if key == "strategy" else _text(seed, key)
+    return value
 
 
 def _timeless(value: Any) -> Any:
