@@ -60,7 +60,7 @@ def user_turns(convs: Sequence[Conversation], *, simulated_only: bool = False) -
         position = 0
         previous: str | None = None
         for m in conv.messages:
-            if m.role == "tool" or m.is_tool_call():
+            if m.role == "tool" or m.is_tool_call:
                 continue
             h.update(m.role.encode() + b"\0" + m.content.encode() + b"\1")
             if m.role == "assistant":
@@ -81,7 +81,7 @@ def assistant_turns(convs: Sequence[Conversation]) -> list[UserTurn]:
     for conv in convs:
         g = group_key(conv)
         for i, m in enumerate(conv.messages):
-            if m.role == "assistant" and m.content.strip() and not m.is_tool_call():
+            if m.role == "assistant" and m.content.strip() and not m.is_tool_call:
                 key = hashlib.sha1(f"{g}\0{m.content}".encode()).hexdigest()
                 if key not in seen:
                     seen.add(key)
