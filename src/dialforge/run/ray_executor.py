@@ -15,6 +15,7 @@ plan-order rewrite, summary and health. Outputs are byte-identical to a local ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -86,6 +87,8 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             kw: dict[str, Any] = {"include_dashboard": False} if self.address is None else {}
+            if self.address is None:
+                reap_orphaned_agents()  # what a killed driver's own local cluster left behind
             ray.init(address=self.address, logging_level=logging.WARNING, **kw)
         return ray
 
@@ -231,6 +234,53 @@ class _Stats:
             "overhead_s_per_block": round(self.overhead_s / self.blocks, 4),
             "merge_s_per_block": round(self.merge_s / self.blocks, 4),
         }
+
+
+#: The processes Ray's raylet starts beside itself that outlive a driver killed with -9 (Ray
+#: 2.60: its GCS, raylet, monitors and workers end with it; these two are left, adopted by init).
+_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
+def reap_orphaned_agents(grace_s: float = 2.0) -> list[int]:
+    """End this user's Ray agent processes whose raylet is gone: an agent adopted by another
+    parent (init, a subreaper) that is not a raylet, whose process group (the driver that
+    started the local cluster) has no leader left. Those of a live cluster, or of another
+    user, are never touched. Returns the pids ended (Linux /proc; elsewhere nothing)."""
+    import os
+    import signal
+    from pathlib import Path
+
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    found = []
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            name = (d / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace").strip()
+            if name not in _AGENTS or d.stat().st_uid != os.getuid():
+                continue
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            ppid, pgid = int(fields[1]), int(fields[2])
+            parent = (proc / str(ppid) / "cmdline").read_bytes() if ppid > 1 else b""
+            if b"raylet" in parent or (pgid != int(d.name) and (proc / str(pgid)).exists()):
+                continue  # its raylet, or the driver that started it, still lives
+            found.append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while found and time.monotonic() < deadline and any((proc / str(p)).exists() for p in found):
+        time.sleep(0.1)
+    for pid in found:  # the agents may ignore SIGTERM once their raylet is gone
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    if found:
+        log.warning("ended %d Ray agent process(es) a killed run left: %s", len(found), found)
+    return found
 
 
 def ray_available() -> bool:
