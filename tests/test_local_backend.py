@@ -99,6 +99,7 @@ def test_every_string_of_a_bounded_schema_has_room_for_a_sentence():
     # max_tokens 48 (the quickstart) gave the instruction 1 character; now the budget grows
     schema, chars = bounded_schema(strict_schema(Pick), 48)
     assert schema["properties"]["instruction"]["maxLength"] == 80
+    assert schema["properties"]["instruction"]["minLength"] == 1  # never empty
     assert chars == 2 + 24 + (15 + 6) + (11 + 6) + (80 + 3) + 8 == 155
     assert json_token_limit(strict_schema(Pick), 48) == 2 * 155 + 16  # was 4 x 48 = 192 with 1 character
     # a large budget is shared, never below the floor; a schema's own smaller bound is kept

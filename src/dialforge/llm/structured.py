@@ -55,7 +55,8 @@ def bounded_schema(schema: dict[str, Any], max_tokens: int, floor: int = STRING_
     string until the token budget runs out and the reply is cut mid-JSON.
 
     The strings share about `max_tokens` characters, each at least `floor` (a schema's own
-    smaller `maxLength` is kept); arrays hold the items the schema asks for (`maxItems`,
+    smaller `maxLength` is kept) and none empty (a 135M model under a grammar wrote
+    `"strategy": ""`); arrays hold the items the schema asks for (`maxItems`,
     4 when it is silent). The budget returned is at least `max_tokens`; callers size the
     generation limit from it (a token is at least one character of ASCII text)."""
     strings: list[tuple[dict[str, Any], int]] = []
@@ -92,6 +93,7 @@ def bounded_schema(schema: dict[str, Any], max_tokens: int, floor: int = STRING_
         share = max(floor, (max_tokens - overhead - 8) // slots)
         for node, mult in strings:
             node["maxLength"] = min(node.get("maxLength", share), share)
+            node.setdefault("minLength", min(1, node["maxLength"]))  # an empty string never answers
             chars += (node["maxLength"] + 3) * mult
     return out, max(max_tokens, chars + 8)
 
