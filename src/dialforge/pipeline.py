@@ -1,5 +1,6 @@
-"""`dialforge run CONFIG`: induce (or load a library) -> simulate (several simulators side by
-side on the same seeds) -> score -> filter -> dedup -> export -> optional train -> report.
+"""`dialforge run CONFIG`: induce (or load a library) -> optional train_simulator -> simulate
+(several simulators side by side on the same seeds) -> score -> filter -> dedup -> export ->
+realism -> optional train -> report.
 
 Every stage with model calls is its own resumable run directory under the pipeline's
 (`induce/`, `simulate/<name>/`, `train/<name>/`); the cheap file stages are recomputed from
@@ -22,7 +23,7 @@ from .errors import DialforgeError, RunDirConflict
 from .induce.pipeline import InduceConfig
 from .io.reader import aside_path, atomic_write_bytes, read_conversations, write_conversations
 from .llm.client import run_sync
-from .llm.config import BackendConfig, BackendPool, borrow_pool
+from .llm.config import BackendConfig, BackendPool, backend_config, borrow_pool
 from .realism.config import RealismConfig
 from .run.health import kept_warning, run_warnings
 from .run.kernel import ExecutorConfig, use_executor
@@ -31,6 +32,7 @@ from .run.redact import redact
 from .run.rundir import config_fingerprint, move_run_aside
 from .score.scoring import ScoreConfig
 from .simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
+from .train.trainer import TrainConfig
 
 log = logging.getLogger("dialforge.run")
 
@@ -50,6 +52,14 @@ class _Simulator(BaseModel):
     user: BackendConfig | None = Field(None, description="user simulator backend (default: the pipeline's model)")
     user_format: Literal["prompted", "trained"] = SimulateConfig.model_fields["user_format"].default
     user_system_prompt: str | None = None
+    trained: bool = Field(
+        False,
+        description="the user is the simulator the `train_simulator` stage trains (in-process, prompted "
+        "exactly as trained; `user.params` still apply)",
+    )
+    seeds: SeedConfig | None = Field(
+        None, description="this simulator's own seeds (default: the stage's), e.g. `{free: 20}` for free mode"
+    )
 
     @field_validator("name")
     @classmethod
@@ -172,6 +182,20 @@ class TrainStage(BaseModel):
     max_length: int = 1024
 
 
+class TrainSimulatorStage(TrainConfig):
+    """`train_simulator:` role-masked SFT of a user simulator before simulate (`dialforge train
+    simulator`); a simulator with `trained: true` then plays the user with it. Any TrainConfig
+    field applies (preset, template, max_steps, ...)."""
+
+    kind: Literal["simulator"] = "simulator"
+    data: Annotated[list[str] | None, INPUT_FILE] = Field(  # type: ignore[assignment]
+        None,
+        description="real dialogues to train on; default: the induction dialogues, less what realism holds out",
+    )
+    model: str | None = Field(None, description="base model (default: the run's model)")  # type: ignore[assignment]
+    out: str | None = Field(None, description="default: <run>/train_simulator")  # type: ignore[assignment]
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -179,6 +203,9 @@ class PipelineConfig(BaseModel):
     induce: InduceConfig | None = Field(None, description="IDEAS induction (its model defaults to `model`)")
     library: Annotated[str | None, INPUT_FILE] = Field(
         None, description="an existing strategy library instead of `induce`"
+    )
+    train_simulator: TrainSimulatorStage | None = Field(
+        None, description="train a user simulator first; simulators with `trained: true` use it"
     )
     simulate: SimulateStage
     score: ScoreConfig = Field(default_factory=ScoreConfig, description="metrics (library filled in)")
@@ -217,16 +244,34 @@ class PipelineConfig(BaseModel):
                     f"simulate.simulators.{i} ({spec.name}): a strategy simulator needs `induce:`, "
                     "`library:` or `strategy.library`"
                 )
+            if spec.trained and self.train_simulator is None:
+                raise ValueError(
+                    f"simulate.simulators.{i} ({spec.name}): `trained: true` needs a `train_simulator:` stage"
+                )
+        ts = self.train_simulator
+        if ts is not None and not ts.data and self.induce is None:
+            raise ValueError("train_simulator: give `data:` (or `induce:`, whose dialogues it trains on by default)")
         return self
 
 
-def simulate_configs(cfg: PipelineConfig, model: BackendConfig, library: str | None) -> dict[str, SimulateConfig]:
+def simulate_configs(
+    cfg: PipelineConfig, model: BackendConfig, library: str | None, trained: str | None = None
+) -> dict[str, SimulateConfig]:
     """One `SimulateConfig` per simulator: the shared stage settings plus the simulator's own
-    (model names stay names: an embedded model is resolved when its backend is built)."""
+    (model names stay names: an embedded model is resolved when its backend is built).
+    `trained` is the folder `train_simulator` wrote, the user of every `trained: true` simulator."""
     stage = cfg.simulate
     out: dict[str, SimulateConfig] = {}
     for spec in stage.simulators:
         extra: dict[str, Any] = {}
+        user = spec.user or model
+        if spec.trained:
+            path = trained or "<train_simulator>/final"
+            user = (
+                user.model_copy(update={"model": path})
+                if user.kind == "transformers"
+                else backend_config(model=path, params=user.params)  # a local folder: in-process
+            )
         strategy = getattr(spec, "strategy", None)
         if strategy is not None:
             lib = strategy.library or library
@@ -235,12 +280,12 @@ def simulate_configs(cfg: PipelineConfig, model: BackendConfig, library: str | N
             extra["personas"] = spec.personas  # type: ignore[union-attr]
         out[spec.name] = SimulateConfig(
             mode=spec.mode,
-            seeds=stage.seeds,
+            seeds=spec.seeds or stage.seeds,
             max_turns=stage.max_turns,
             samples_per_seed=stage.samples_per_seed,
-            user=spec.user or model,
+            user=user,
             assistant=stage.assistant or model,
-            user_format=spec.user_format,
+            user_format="trained" if spec.trained else spec.user_format,
             user_system_prompt=spec.user_system_prompt,
             stop=stage.stop,
             concurrency=stage.concurrency,
@@ -355,15 +400,18 @@ async def _generate(
     real = Path(cfg.realism.real) if cfg.realism is not None and cfg.realism.real else None
     pool, close_pool = borrow_pool(pool)
     try:
+        seen: list[str] = []
         if cfg.induce is not None:
             ic = cfg.induce
             if cfg.realism is not None and real is None:
                 ic, real = _hold_out(cfg, ic, run)
+            seen = list(ic.dialogues)
             lib = await induce_async(ic, run.out / "induce", progress=progress, pool=pool)
             library = str(run.out / "induce" / "library.json")
             run.done("induce", warnings=run_warnings(run.out / "induce"), **lib.counts)
+        trained = await _train_simulator(cfg, run, seen) if cfg.train_simulator is not None else None
         sims: dict[str, Path] = {}
-        for name, sc in simulate_configs(cfg, model, library).items():
+        for name, sc in simulate_configs(cfg, model, library, trained).items():
             sdir = run.out / "simulate" / name
             summary = await simulate_async(sc, sdir, progress=progress, pool=pool)
             sims[name] = sdir
@@ -372,6 +420,27 @@ async def _generate(
     finally:
         await close_pool()
     return sims, real
+
+
+async def _train_simulator(cfg: PipelineConfig, run: PipelineRun, seen: list[str]) -> str:
+    """Train the user simulator on `train_simulator.data`, by default on the induction
+    dialogues realism did not hold out (so the realism card compares it with real users it
+    never saw); resumes like `dialforge train` (a finished run with this config is kept)."""
+    from .train import train
+
+    ts = cfg.train_simulator
+    assert ts is not None
+    fields = ts.model_dump(exclude={"data", "model", "out"})
+    tc = TrainConfig(
+        **fields,
+        data=ts.data or seen,
+        model=ts.model or cfg.model.model,
+        out=ts.out or str(run.out / "train_simulator"),
+    )
+    tsum = await asyncio.to_thread(train, tc)
+    keys = ("examples", "skipped_too_long", "truncated", "trained_tokens", "steps", "train_loss", "wall_s", "final")
+    run.done("train_simulator", data=tc.data, **{k: tsum.get(k) for k in keys})
+    return str(tsum["final"])
 
 
 def _hold_out(cfg: PipelineConfig, ic: InduceConfig, run: PipelineRun) -> tuple[InduceConfig, Path]:

@@ -83,6 +83,13 @@ def validate_pipeline(cfg: PipelineConfig, source: str, origins: dict[str, str] 
         load_seeds(cfg.simulate.seeds)
     except DialforgeError as e:
         raise ConfigError(f"{at('simulate.seeds')}: field 'simulate.seeds': {e}") from None
+    for i, spec in enumerate(cfg.simulate.simulators):
+        if spec.seeds is not None:
+            where = f"simulate.simulators.{i}.seeds"
+            try:
+                load_seeds(spec.seeds)
+            except DialforgeError as e:
+                raise ConfigError(f"{at(where)}: field '{where}': {e}") from None
     libraries = [("library", cfg.library)] + [
         (f"simulate.simulators.{i}.strategy.library", getattr(getattr(s, "strategy", None), "library", None))
         for i, s in enumerate(cfg.simulate.simulators)
@@ -102,7 +109,7 @@ def validate_pipeline(cfg: PipelineConfig, source: str, origins: dict[str, str] 
     check_simulators(cfg, source)
     if cfg.realism is not None and cfg.realism.real:
         check_dialogues(cfg.realism.real, cfg.realism.real_format, at("realism.real"), "realism.real")
-    if cfg.train is not None:  # not after every simulation
+    if cfg.train is not None or cfg.train_simulator is not None:  # not after every simulation
         from .train.trainer import check_train_extra
 
         try:

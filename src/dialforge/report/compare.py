@@ -81,6 +81,38 @@ def realism_cards(sims: list[Sim]) -> str:
             "data in two: the best score reachable at this sample size.",
             "muted",
         )
+        + (closest_section(cards, floor) if len(cards) > 1 else "")  # type: ignore[arg-type]
+    )
+
+
+def closest_section(cards: list[tuple[str, RealismCard]], floor: RealismCard | None) -> str:
+    """Which simulator is closest to real users on each figure, and whether that is noise."""
+    from .closest import closest_to_real
+
+    def val(v: Any, ci: Any) -> str:
+        return DASH if v is None else fmt_number(v) + _ci(ci)
+
+    rows = [
+        [
+            r["figure"],
+            r["closest"],
+            val(r["value"], r["interval"]),
+            r["runner_up"] or DASH,
+            val(r["runner_up_value"], r["runner_up_interval"]),
+            val(r["floor"], None),
+            r["verdict"],
+        ]
+        for r in closest_to_real(cards, floor)
+    ]
+    return (
+        "<h3>Closest to real users</h3>"
+        + table(["figure", "closest", "value [95% CI]", "runner-up", "value [95% CI]", "real vs real", "verdict"], rows)
+        + para(
+            "Intervals: the discriminator AUC's bootstrap; on KS rows, of the simulated minus real median (shares: "
+            "share). Within noise: both are within chance of real users (families dealt at random reach as far), "
+            "or their 95% intervals overlap.",
+            "muted",
+        )
     )
 
 
