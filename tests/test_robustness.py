@@ -88,7 +88,12 @@ def test_every_in_process_backend_resolves_the_tiny_name(tiny_cache, monkeypatch
     path = str(tiny_cache / "dialforge" / "tiny-model-v1")
     assert resolve_model("dialforge-tiny") == path
     assert resolve_model("org/model") == "org/model"
-    assert make_backend(backend_config(model="dialforge-tiny")).model_id == path
+    local = make_backend(backend_config(model="dialforge-tiny"))
+    # it loads the cached folder but records the name: no local path in manifests or exports
+    assert (local.model_id, local._path) == ("dialforge-tiny", path)
+    from dialforge.embedded import canonical
+
+    assert canonical("smollm2") == "smollm2-135m"  # an alias is recorded by the model's own name
     http = make_backend(backend_config(model="dialforge-tiny", base_url="http://127.0.0.1:9/v1"))
     assert http.model_id == "dialforge-tiny"  # a server may serve a model of that name
 
