@@ -131,10 +131,11 @@ def report(run: Path, selftalk: list[Path]) -> None:
 
 
 async def _speed_local(batch: int, tokens: int) -> float:
-    from dialforge.llm import LLM, backend_config
+    from dialforge.llm import LLM, backend_config, make_backend
     from dialforge.llm.types import SamplingParams
 
-    llm = LLM(backend_config(model="smollm2-135m", kind="transformers"))
+    backend = make_backend(backend_config(model="smollm2-135m", kind="transformers"))
+    llm = LLM(backend)
     params = SamplingParams(temperature=0.0, max_tokens=tokens)
     msgs = [
         [{"role": "user", "content": f"Write a short story about a lighthouse keeper number {i}."}]
@@ -144,15 +145,16 @@ async def _speed_local(batch: int, tokens: int) -> float:
     t0 = time.perf_counter()
     comps = await asyncio.gather(*(llm.complete(m, params=params, sample_index=i) for i, m in enumerate(msgs)))
     wall = time.perf_counter() - t0
-    await llm.aclose()
+    await backend.aclose()
     return sum(c.usage.completion_tokens for c in comps) / wall
 
 
 async def _speed_server(url: str, batch: int, tokens: int) -> float:
-    from dialforge.llm import LLM, backend_config
+    from dialforge.llm import LLM, backend_config, make_backend
     from dialforge.llm.types import SamplingParams
 
-    llm = LLM(backend_config(model="smollm2", base_url=url, max_concurrency=1))
+    backend = make_backend(backend_config(model="smollm2", base_url=url, max_concurrency=1))
+    llm = LLM(backend)
     params = SamplingParams(temperature=0.0, max_tokens=tokens)
     msgs = [
         [{"role": "user", "content": f"Write a short story about a lighthouse keeper number {i}."}]
@@ -161,7 +163,7 @@ async def _speed_server(url: str, batch: int, tokens: int) -> float:
     t0 = time.perf_counter()
     comps = await asyncio.gather(*(llm.complete(m, params=params, sample_index=i) for i, m in enumerate(msgs)))
     wall = time.perf_counter() - t0
-    await llm.aclose()
+    await backend.aclose()
     return sum(c.usage.completion_tokens for c in comps) / wall
 
 
