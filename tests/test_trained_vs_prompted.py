@@ -180,6 +180,9 @@ def test_closest_to_real_names_the_winner_and_says_when_it_is_noise():
     assert rows["discriminator AUC (0.5 is best)"]["floor"] is None
     assert rows["MAUVE (higher)"]["verdict"] == "clear: only b is within chance of real users"
     assert rows["question rate: KS (lower)"]["verdict"] == "clear: only c is within chance of real users"
+    # the same figures twice: a tie, not a winner
+    rows = {r["figure"]: r for r in closest_to_real([("c", c), ("c2", c)])}
+    assert rows["overall realism (higher)"]["verdict"] == "tied with c2"
 
 
 def test_trained_simulators_need_the_train_stage_and_its_data():

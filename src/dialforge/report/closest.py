@@ -80,6 +80,8 @@ def _verdict(best: tuple[str, _Value], runner: tuple[str, _Value] | None, within
         return f"within noise: {len(within)} simulators are within chance of real users ({', '.join(within)})"
     if b.chance:
         return f"clear: only {name} is within chance of real users"
+    if r.gap == b.gap:
+        return f"tied with {runner[0]}"
     if b.gap_interval and r.gap_interval:
         if b.gap_interval[1] >= r.gap_interval[0]:
             return f"within noise of {runner[0]} (95% intervals overlap)"
@@ -95,6 +97,7 @@ def closest_to_real(cards: list[tuple[str, RealismCard]], floor: RealismCard | N
     per = [(label, _figures(card)) for label, card in cards]
     floor_figs = _figures(floor) if floor is not None else {}
     names = list(dict.fromkeys(k for _, f in per for k in f))
+    names.sort(key=lambda k: k.startswith("overall"))  # the summary figure last
     rows = []
     for fig in names:
         have = sorted(((label, f[fig]) for label, f in per if fig in f), key=lambda x: x[1].gap)
