@@ -232,6 +232,22 @@ def test_a_token_id_prompt_falls_back_to_the_rendered_text():
     assert set(srv.paths) == {"/v1/completions"}
 
 
+def test_a_context_overflow_on_a_token_id_prompt_is_the_records_own_failure():
+    """HTTP 400 "Requested tokens exceed context window" (llama-cpp-python) is not a refusal of
+    token ids: one failed record, the URL keeps sending ids."""
+    from aiohttp import web
+
+    with FakeOpenAIServer() as srv:
+        b = _backend(srv, max_retries=0)
+        srv._refusal = lambda body: web.json_response(  # type: ignore[method-assign]
+            {"error": {"message": "Requested tokens (2100) exceed context window of 2048"}}, status=400
+        )
+        req = ChatRequest([{"role": "user", "content": "x"}], prompt=[1, 2], prompt_text="text")
+        (c,) = asyncio.run(b.chat([req]))
+    assert not c.ok and "HTTP 400" in c.error and "context window" in c.error
+    assert len(srv.requests) == 1 and b.token_prompts
+
+
 def test_a_token_id_prompt_is_kept_where_the_server_takes_it(fake_server):
     b = _backend(fake_server)
     req = ChatRequest([{"role": "user", "content": "x"}], prompt=[5, 6], prompt_text="never sent")

@@ -42,7 +42,7 @@ _LEARNED: dict[str, dict[str, Any]] = {}
 prompts are taken, so each stage's backend does not ask again."""
 
 _NAMES_THE_FIELD = ("response_format", "json_schema", "json_object", "schema", "grammar")
-_TOKEN_PROMPT_WORDS = ("prompt", "token", "str", "list", "type")
+_TOKEN_PROMPT_WORDS = ("str", "list", "type", "integer", "array", "token id")
 
 SCHEMA_INSTRUCTION = "Reply with only one JSON object that matches this JSON schema, and nothing else:\n{schema}"
 
@@ -270,7 +270,10 @@ class OpenAIHTTPBackend:
         if err.status is None or err.status in (*_PUSHBACK, 401, 403, 404, 408) or err.status < 400:
             return False
         if req.prompt is not None and tokens and req.prompt_text is not None:
-            if any(w in err.body for w in _TOKEN_PROMPT_WORDS) or err.status >= 500:
+            if "context" in err.body:  # "Requested tokens (2100) exceed context window": the record's own
+                return False
+            names_it = "prompt" in err.body and any(w in err.body for w in _TOKEN_PROMPT_WORDS)
+            if names_it or err.status >= 500:
                 if self.token_prompts:
                     self.token_prompts = False
                     _LEARNED.setdefault(self.base_url, {})["token_prompts"] = False
