@@ -317,7 +317,17 @@ def test_simulate_socratic_trained_over_completions(llama_server, tmp_path):
         "user_format": "trained",
         "user_tokenizer": str(tok_dir),
     }
+
+    def posts() -> list[str]:
+        text = llama_server.log.read_text() if llama_server.log else ""
+        return [line for line in text.splitlines() if '"POST /v1/completions' in line]
+
+    before = len(posts())
     out = _simulate(tmp_path, "trained", cfg)
+    if llama_server.log:  # token ids refused once (HTTP 500), then the rendered text served
+        mine = posts()[before:]
+        assert mine[0].endswith("500 Internal Server Error"), mine[:2]
+        assert len(mine) >= 2 and all(line.endswith("200 OK") for line in mine[1:]), mine
     convs = rows(out / "conversations.jsonl")
     assert any(len([m for m in c["messages"] if m["role"] == "user"]) >= 2 for c in convs) or all(
         c["meta"].get("termination_reason") for c in convs
