@@ -248,6 +248,19 @@ def test_a_context_overflow_on_a_token_id_prompt_is_the_records_own_failure():
     assert len(srv.requests) == 1 and b.token_prompts
 
 
+def test_a_server_that_ignores_n_is_asked_again_for_each_sample():
+    from dialforge import SamplingParams
+
+    with FakeOpenAIServer(ignore_n=True, reply=lambda body: f"sample seed {body.get('seed')}") as srv:
+        b = _backend(srv)
+        req = ChatRequest([{"role": "user", "content": "x"}], SamplingParams(n=3, seed=10), sample_index=5)
+        (c,) = asyncio.run(b.chat([req]))
+    assert c.ok and c.texts == ["sample seed 15", "sample seed 16", "sample seed 17"]
+    assert c.finish_reasons == ["stop"] * 3 and c.retries == 2 and len(srv.requests) == 3  # usage = server count
+    assert [r.get("n", 1) for r in srv.requests] == [3, 1, 1]
+    assert c.usage.completion_tokens == 3 * 3
+
+
 def test_a_token_id_prompt_is_kept_where_the_server_takes_it(fake_server):
     b = _backend(fake_server)
     req = ChatRequest([{"role": "user", "content": "x"}], prompt=[5, 6], prompt_text="never sent")

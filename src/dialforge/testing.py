@@ -149,6 +149,7 @@ class FakeOpenAIServer:
     - `ignore_response_format=True`  accepts the field and ignores it (the reply function
       sees the body without it)
     - `token_prompts=False`          `/v1/completions` with token ids is HTTP 500 (a string only)
+    - `ignore_n=True`                one choice whatever `n` asks (llama-cpp-python)
 
     Tool calls: `reply` may return a dict, the assistant message itself (`{"content": ...,
     "tool_calls": [...]}`), answered with `finish_reason` `tool_calls` when it calls any.
@@ -168,6 +169,7 @@ class FakeOpenAIServer:
         refuse_status: int = 500,
         ignore_response_format: bool = False,
         token_prompts: bool = True,
+        ignore_n: bool = False,
         seed: int = 0,
     ) -> None:
         import random
@@ -184,6 +186,7 @@ class FakeOpenAIServer:
         self.refuse_status = refuse_status
         self.ignore_response_format = ignore_response_format
         self.token_prompts = token_prompts
+        self.ignore_n = ignore_n
         self.refused = 0  # requests answered with an error because of a field or prompt form
         self._rng = random.Random(seed)
         self._line: asyncio.Lock | None = None
@@ -311,7 +314,7 @@ class FakeOpenAIServer:
                 for i in range(body.get("n", 1))
             ]
             return out
-        n = body.get("n", 1)
+        n = 1 if self.ignore_n else body.get("n", 1)
         raw = "messages" not in body  # /v1/completions
         if raw:
             p = body.get("prompt")

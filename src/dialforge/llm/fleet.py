@@ -26,7 +26,16 @@ from typing import Any
 
 from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
-from .http import OpenAIHTTPBackend, _EndpointFatal, _Fatal, _Retryable, _Unreachable, backoff_delay, gave_up
+from .http import (
+    OpenAIHTTPBackend,
+    _EndpointFatal,
+    _Fatal,
+    _Retryable,
+    _Unreachable,
+    all_samples,
+    backoff_delay,
+    gave_up,
+)
 from .types import ChatRequest, Completion
 
 log = logging.getLogger("dialforge.llm")
@@ -90,9 +99,12 @@ class EndpointFleet:
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
-            return [await self._one(requests[0])]
+            return [await self._sampled(requests[0])]
         # a dead fleet (or we were cancelled): the siblings stop too
-        return await gather_or_cancel(self._one(r) for r in requests)
+        return await gather_or_cancel(self._sampled(r) for r in requests)
+
+    async def _sampled(self, req: ChatRequest) -> Completion:
+        return await all_samples(self._one, req, await self._one(req))
 
     # -- choosing ---------------------------------------------------------------------------
     def _choose(self) -> tuple[_Endpoint | None, bool]:

@@ -7,13 +7,14 @@ request, which caps a 2-core client near 400 req/s; this path stays under 1 ms.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import json
 import logging
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -112,6 +113,30 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, retry_after: float 
     if retry_after:
         return retry_after
     return min(max_s, base_s * 2**attempt) * (0.5 + random.random())
+
+
+async def all_samples(
+    one: Callable[[ChatRequest], Awaitable[Completion]], req: ChatRequest, comp: Completion
+) -> Completion:
+    """`comp` with all `n` samples: a server that ignores `n` (llama-cpp-python answers one
+    choice) is asked again, one sample per request, each with its own sample index (seed)."""
+    want = req.params.n
+    if want <= 1 or not comp.ok or len(comp.texts) >= want:
+        return comp
+    one_each = req.params.model_copy(update={"n": 1})
+    have = len(comp.texts)
+    more = await gather_or_cancel(
+        one(dataclasses.replace(req, params=one_each, sample_index=req.sample_index + k)) for k in range(have, want)
+    )
+    for m in more:
+        comp.retries += m.retries
+        if not m.ok:
+            return Completion(model=comp.model, error=m.error, retries=comp.retries, latency_s=comp.latency_s)
+        comp.texts.append(m.text)
+        comp.finish_reasons.append(m.finish_reason)
+        comp.usage.completion_tokens += m.usage.completion_tokens
+        comp.retries += 1  # each extra request is one the server counted
+    return comp
 
 
 def gave_up(model: str, retries: int, last_error: str, start: float) -> Completion:
@@ -320,9 +345,12 @@ class OpenAIHTTPBackend:
 
     async def chat(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         if len(requests) == 1:
-            return [await self._one(requests[0])]
+            return [await self._sampled(requests[0])]
         # the endpoint is unusable (or we were cancelled): the siblings stop too
-        return await gather_or_cancel(self._one(r) for r in requests)
+        return await gather_or_cancel(self._sampled(r) for r in requests)
+
+    async def _sampled(self, req: ChatRequest) -> Completion:
+        return await all_samples(self._one, req, await self._one(req))
 
     async def _one(self, req: ChatRequest) -> Completion:
         url = self.url_for(req)
