@@ -212,6 +212,23 @@ def test_the_default_limits_serve_a_one_at_a_time_server_without_errors(llama_se
     assert sum(c.retries for c in comps) == 0
 
 
+def test_n_samples_from_a_server_that_answers_one_choice(llama_server):
+    from dialforge import ChatRequest, SamplingParams
+    from dialforge.llm.http import OpenAIHTTPBackend
+
+    b = OpenAIHTTPBackend(MODEL, llama_server.url, max_concurrency=2)
+    req = ChatRequest([{"role": "user", "content": "Name a fruit."}], SamplingParams(n=2, max_tokens=8, seed=3))
+
+    async def go() -> list[Any]:
+        try:
+            return await b.chat([req])
+        finally:
+            await b.aclose()
+
+    (c,) = asyncio.run(go())
+    assert c.ok and len(c.texts) == 2 and len(c.finish_reasons) == 2
+
+
 # -- every stage on the CLI ------------------------------------------------------------------
 
 
