@@ -237,6 +237,8 @@ def test_simulator_errors_are_told_apart() -> None:
     other_food = next(c for c in cats["Food"] if c != facts["Food"] and c not in {str(v) for v in facts.values()})
     assert simulator_errors(goal, [f"Actually I want {other_food} food."], cats, "end_signal") == ["contradicted_goal"]
     assert simulator_errors(goal, ["How can I help you today?"], cats, "end_signal") == ["broke_role"]
+    assert simulator_errors(goal, ["Hello there.", "What a lovely day."], cats, "end_signal") == ["ignored_goal"]
+    assert simulator_errors(goal, [clean[0], "Welcome to our restaurant!"], cats, "end_signal") == ["broke_role"]
     assert simulator_errors(goal, clean, cats, "role_flip") == ["broke_role"]
 
 

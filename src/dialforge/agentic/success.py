@@ -85,8 +85,9 @@ def pass_hat_k(successes: list[bool], k: int) -> float | None:
 # -- simulator errors ------------------------------------------------------------------------
 
 _AGENT_VOICE = re.compile(
-    r"\b(how (can|may) i (help|assist)|i('| ha)ve (booked|reserved|made the (booking|reservation))|"
-    r"your (booking|reservation) is confirmed|as an ai\b|i am an ai\b)|<tool_call>|\"arguments\"\s*:",
+    r"\b(how (can|may) i (help|assist)|(can|may) i (help|assist) you|welcome to (our|the)\b|"
+    r"i('| ha)ve (booked|reserved|made the (booking|reservation))|your (booking|reservation) is confirmed|"
+    r"as an ai\b|i am an ai\b|i'?m (just |only )?an ai\b)|<tool_call>|\"arguments\"\s*:",
     re.I,
 )
 
@@ -100,13 +101,16 @@ def simulator_errors(
     goal: Goal, user_turns: list[str], categories: dict[str, list[str]], termination: str
 ) -> list[str]:
     """What the simulated user did wrong: `leaked_goal` (the first turn states every fact of
-    a goal of three or more), `contradicted_goal` (a turn names another value of a field the
-    goal fixes, and not the goal's), `broke_role` (a turn in the agent's voice, or the
-    dialogue ended on a role flip). `categories`: the allowed values per field."""
+    a goal of three or more), `ignored_goal` (two turns or more and not one fact of the goal
+    in any), `contradicted_goal` (a turn names another value of a field the goal fixes, and
+    not the goal's), `broke_role` (a turn in the agent's voice, or the dialogue ended on a
+    role flip). `categories`: the allowed values per field."""
     errors: list[str] = []
     sayable = [f for f in goal.facts if isinstance(f.value, str) and len(f.value) >= 3]
     if user_turns and len(sayable) >= 3 and all(_says(user_turns[0], f.value) for f in sayable):
         errors.append("leaked_goal")
+    if len(user_turns) >= 2 and sayable and not any(_says(t, f.value) for t in user_turns for f in sayable):
+        errors.append("ignored_goal")
     goal_values = {_norm(str(f.value)) for f in goal.facts}
     for turn in user_turns:
         for f in goal.facts:
