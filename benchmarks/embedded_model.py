@@ -57,8 +57,8 @@ def _json_validity(convs: list[dict[str, Any]]) -> tuple[int, int]:
     return ok, n
 
 
-def mode_row(name: str, folder: Path, card: dict[str, Any] | None) -> dict[str, Any]:
-    convs = _convs(folder / "conversations.jsonl")
+def mode_row(name: str, folder: Path, card: dict[str, Any] | None, file: str = "conversations.jsonl") -> dict[str, Any]:
+    convs = _convs(folder / file)
     n = len(convs)
     two = sum(len(_simulated(c)) >= 2 for c in convs)
     reasons = Counter(c["meta"].get("termination_reason") for c in convs)
@@ -110,8 +110,8 @@ def report(run: Path, selftalk: list[Path]) -> None:
         rows.append(mode_row(d.name, d, _card(d)))
     floor = _card(sims[0], "realism_floor.json") if sims else None
     for s in selftalk:
-        for conv in sorted(s.rglob("conversations.jsonl")):
-            rows.append(mode_row(f"self-talk {conv.parent.relative_to(s)}", conv.parent, None))
+        for conv in sorted(s.rglob("dialogues.jsonl")):  # self-talk: loop-N/dialogues.jsonl
+            rows.append(mode_row(f"self-talk {conv.parent.relative_to(s)}", conv.parent, None, conv.name))
     print(table(rows))
     if floor:
         auc = floor.get("discriminator", {}).get("auc")
