@@ -135,3 +135,37 @@ def test_example_runs_offline_on_the_tiny_model(cli, tmp_path: Path) -> None:  #
     rec = json.loads((out / "conversations.jsonl").read_text().splitlines()[0])
     assert rec["meta"]["agentic"]["success"] is False and rec["meta"]["termination_reason"] == "max_turns"
     assert rec["tools"][0]["function"]["name"] == "plane_search"
+
+
+def test_a_star_folder_without_the_domains_file_is_one_error_line(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "star"
+    (empty / "dbs").mkdir(parents=True)
+    (empty / "dbs" / "plane.json").write_text(
+        '[{"Name": "Price", "Type": "Integer", "Min": "!os.system(1)", "Max": 3}]'
+    )
+    r = cli(
+        "agent",
+        "--config",
+        str(EXAMPLE),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        f"star_dir={empty}",
+        "--set",
+        "tasks=[hotel_book]",
+    )
+    assert (r.returncode, r.stderr.count("\n")) == (2, 1)
+    assert r.stderr == f"error: {empty / 'dbs' / 'hotel.json'}: no STAR database for domain 'hotel'\n"
+    r = cli(
+        "agent",
+        "--config",
+        str(EXAMPLE),
+        "--out",
+        str(tmp_path / "run2"),
+        "--set",
+        f"star_dir={empty}",
+        "--set",
+        "tasks=[plane_book]",
+    )
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {empty / 'dbs' / 'plane.json'}: field [0].Price: ")
+    assert "ValueError: unsupported expression" in r.stderr and "Traceback" not in r.stderr

@@ -91,27 +91,40 @@ def star_expr(value: Any, row: dict[str, Any]) -> Any:
     return value
 
 
+class FieldError(ValueError):
+    """A schema field rows cannot be drawn from: `[index].Name: why`."""
+
+
 def _draw(fields: list[dict[str, Any]], rng: random.Random, fixed: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {}
-    for f in fields:
-        name = f["Name"]
-        if name in row:  # a field listed twice (shopping's ItemSize): the first one wins
-            continue
-        if "Enabled" in f and not star_expr(f["Enabled"], row):
-            continue
-        if name in fixed:
-            row[name] = fixed[name]
-        elif f["Type"] == "Boolean":
-            row[name] = rng.random() < 0.5
-        elif f["Type"] == "Integer":
-            lo, hi = int(star_expr(f["Min"], row)), int(star_expr(f["Max"], row))
-            row[name] = rng.randint(lo, max(lo, hi))
-        elif f["Type"] == "Categorical":
-            cats = star_expr(f["Categories"], row)
-            row[name] = rng.choice(cats)
-        else:  # strings: STAR's KB left them to the user
-            row[name] = f"{name} {rng.randint(1, 99)}"
+    for i, f in enumerate(fields):
+        name = f.get("Name") if isinstance(f, dict) else None
+        if not isinstance(name, str):
+            raise FieldError(f"[{i}]: a field is an object with a Name")
+        try:
+            _draw_field(f, name, row, rng, fixed)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise FieldError(f"[{i}].{name}: {type(e).__name__}: {e}") from None
     return row
+
+
+def _draw_field(f: dict[str, Any], name: str, row: dict[str, Any], rng: random.Random, fixed: dict[str, Any]) -> None:
+    if name in row:  # a field listed twice (shopping's ItemSize): the first one wins
+        return
+    if "Enabled" in f and not star_expr(f["Enabled"], row):
+        return
+    if name in fixed:
+        row[name] = fixed[name]
+    elif f["Type"] == "Boolean":
+        row[name] = rng.random() < 0.5
+    elif f["Type"] == "Integer":
+        lo, hi = int(star_expr(f["Min"], row)), int(star_expr(f["Max"], row))
+        row[name] = rng.randint(lo, max(lo, hi))
+    elif f["Type"] == "Categorical":
+        cats = star_expr(f["Categories"], row)
+        row[name] = rng.choice(cats)
+    else:  # strings: STAR's KB left them to the user
+        row[name] = f"{name} {rng.randint(1, 99)}"
 
 
 def draw_rows(domain: str, fields: list[dict[str, Any]], rows: int, seed: int) -> list[dict[str, Any]]:
@@ -168,5 +181,6 @@ def load_star_database(star_dir: str | Path, domains: list[str], *, rows: int = 
         try:
             tables[domain] = draw_rows(domain, fields, rows, seed)
         except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise DialforgeError(f"{path}: cannot draw rows from the schema ({type(e).__name__}: {e})") from None
+            where = f"field {e}" if isinstance(e, FieldError) else f"cannot draw rows ({type(e).__name__}: {e})"
+            raise DialforgeError(f"{path}: {where}") from None
     return Database(tables)
