@@ -19,7 +19,7 @@ from dialforge.llm.config import make_backend
 from dialforge.llm.fleet import EndpointFleet
 from dialforge.llm.http import OpenAIHTTPBackend
 from dialforge.llm.types import ChatRequest
-from dialforge.testing import FakeOpenAIServer
+from dialforge.testing import EXAMPLE_TEXT, FakeOpenAIServer
 
 
 def _ask(fleet: EndpointFleet, n: int) -> list:
@@ -234,7 +234,7 @@ def test_each_endpoint_negotiates_its_own_structured_output_dialect():
 
         results = asyncio.run(go())
     http._LEARNED.clear()
-    assert all(r.ok and r.value == Pick(strategy="ok", instruction="ok") for r in results)
+    assert all(r.ok and r.value == Pick(strategy=EXAMPLE_TEXT, instruction=EXAMPLE_TEXT) for r in results)
     by_url = {e.url: e.backend.dialect for e in fleet.endpoints}
     assert by_url == {full.base_url: "json_schema", llama.base_url: "json_object"}
     assert {b["response_format"]["type"] for b in full.requests} == {"json_schema"}

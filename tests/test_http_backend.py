@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from pydantic import BaseModel
 from dialforge import LLM, ChatRequest
 from dialforge.errors import BackendUnavailable
 from dialforge.llm.http import OpenAIHTTPBackend
-from dialforge.testing import FakeOpenAIServer
+from dialforge.testing import EXAMPLE_TEXT, FakeOpenAIServer
 
 
 class Pick(BaseModel):
@@ -115,8 +116,10 @@ def test_structured_output_request_and_repair(fake_server):
             await llm.aclose()
 
     first, res = asyncio.run(go())
-    assert first.ok and first.raw == ['{"strategy":"ok","instruction":"ok"}']
-    assert res.ok and res.value == Pick(strategy="ok", instruction="ok")
+    assert first.ok and first.raw == [
+        json.dumps({"strategy": EXAMPLE_TEXT, "instruction": EXAMPLE_TEXT}, separators=(",", ":"))
+    ]
+    assert res.ok and res.value == Pick(strategy=EXAMPLE_TEXT, instruction=EXAMPLE_TEXT)
     assert res.raw[0] == "this is not JSON" and len(res.raw) == 2
     rf = fake_server.requests[0]["response_format"]
     assert rf["type"] == "json_schema" and rf["json_schema"]["schema"]["required"] == ["strategy", "instruction"]
@@ -142,7 +145,7 @@ def test_llama_cpp_python_dialect_is_negotiated_once(caplog):
         llm = LLM(_backend(srv, max_retries=0))
         results = _structured(llm, n=6)
         more = _structured(LLM(llm.backend), n=2)
-    assert all(r.ok and r.value == Pick(strategy="ok", instruction="ok") for r in results + more)
+    assert all(r.ok and r.value == Pick(strategy=EXAMPLE_TEXT, instruction=EXAMPLE_TEXT) for r in results + more)
     sent_as = [b["response_format"]["type"] for b in srv.requests]
     refused = sent_as.count("json_schema")
     assert 1 <= refused <= 6 and srv.refused == refused  # the ones already in flight when it switched

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from dialforge.config import content_hash
-from dialforge.testing import FakeOpenAIServer, example_for_schema
+from dialforge.testing import EXAMPLE_TEXT, FakeOpenAIServer, example_for_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A run's bookkeeping: when and how long, not what (manifests, logs, usage with latencies,
@@ -61,7 +61,7 @@ def _fill(value: Any, seed: str, key: str = "") -> Any:
         return {k: _fill(v, seed, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_fill(v, seed, key) for v in value]
-    if value == "ok":
+    if isinstance(value, str) and value.startswith(EXAMPLE_TEXT):
         return "probe the weak point" if key == "strategy" else _text(seed, key)
     return value
 

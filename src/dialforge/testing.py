@@ -24,6 +24,11 @@ from .tiny import build_tiny_model
 Reply = Callable[[ChatRequest], "str | Completion"]
 
 
+EXAMPLE_TEXT = "synthetic example text"
+"""The string `example_for_schema` gives (several words: a one-word 'strategy' is degenerate),
+repeated up to a schema's minLength."""
+
+
 def example_for_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
     """A minimal value that validates against a (simple) JSON schema."""
     defs = defs if defs is not None else schema.get("$defs", {})
@@ -46,7 +51,10 @@ def example_for_schema(schema: dict[str, Any], defs: dict[str, Any] | None = Non
         return True
     if t == "null":
         return None
-    return "ok"
+    text = EXAMPLE_TEXT
+    while len(text) < schema.get("minLength", 0):
+        text += " " + EXAMPLE_TEXT
+    return text
 
 
 def _words(text: str) -> int:
