@@ -89,9 +89,10 @@ def test_quickstart_on_loopback_server(tmp_path):
         rf = body.get("response_format")
         if rf:
             obj = example_for_schema(rf["json_schema"]["schema"])
+            letters = h[:24].translate(str.maketrans("0123456789", "ghijklmnop"))  # words, not digits
             for k, v in obj.items():
                 if isinstance(v, str):
-                    obj[k] = f"{k} {h[:24]}"
+                    obj[k] = f"{k} {letters[:12]} {letters[12:]}"
             return json.dumps(obj)
         return f"{h} {h[::-1]}?"
 
