@@ -64,6 +64,17 @@ def test_example_over_http_exports_pass_the_checks(cli, tmp_path: Path) -> None:
         assert c.returncode == 0, c.stdout + c.stderr
         assert "0 problems" in c.stdout + c.stderr
     assert json.loads((out / "summary.json").read_text())["kept"] == 6
+    # the report shows success on the final state and pass^k per task
+    rep = cli("report", str(out), "--out", str(tmp_path / "r.html"))
+    assert rep.returncode == 0, rep.stderr
+    import re
+
+    html = (tmp_path / "r.html").read_text()
+    section = re.search(r'<section id="agent">.*?</section>', html, re.S)
+    assert section is not None, "no agent section"
+    assert "pass^2" in section.group(0) and "restaurant_book" in section.group(0)
+    row = re.search(r"<tr><td[^>]*>all</td>(.*?)</tr>", section.group(0)).group(1)
+    assert re.findall(r">([^<]*)</td>", row)[:4] == ["6", "1.00", "1.00", "1.00"]  # convs, success, partial, pass^1
 
 
 def test_dialforge_run_runs_the_agent_example(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

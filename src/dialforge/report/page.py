@@ -13,7 +13,7 @@ from .charts import strategy_map
 from .collect import Run, read_runs
 from .compare import ab_section
 from .format import fmt_int
-from .sections import config_section, funnel, metrics_section, notices, overview, sims_of, usage
+from .sections import agent_section, config_section, funnel, metrics_section, notices, overview, sims_of, usage
 from .tables import esc, para, section
 
 
@@ -75,6 +75,7 @@ def render_runs(runs: list[Run], roots: list[Path]) -> str:
         notices(runs),
         overview(runs),
         funnel(runs),
+        agent_section(runs),
         metrics_section(runs),
         usage(runs),
         strategies_section(runs, data.meta["strategies"]),

@@ -233,3 +233,58 @@ def cut_lines(text: str, limit: int = 400) -> str:
 
 def metric(name: str) -> Metric | None:
     return get(name, "conversation")
+
+
+def _agent_summary(r: Run) -> dict[str, Any] | None:
+    """An agentic run's summary.json (per task: success on the final database state, pass^k,
+    call validity, errors by side), or None for other runs."""
+    p = r.root / "summary.json"
+    if not p.exists():
+        return None
+    try:
+        data = orjson.loads(p.read_bytes())
+    except orjson.JSONDecodeError:
+        return None
+    tasks = data.get("tasks", data) if isinstance(data, dict) else None
+    if not isinstance(tasks, dict) or not isinstance(tasks.get("all"), dict) or "success" not in tasks["all"]:
+        return None
+    return tasks
+
+
+def _rate_cell(v: Any) -> str:
+    return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else DASH
+
+
+def agent_section(runs: list[Run]) -> str:
+    """Agentic self-talk: per task, success checked on the final database state, pass^k over
+    the samples of one goal, tool-call validity and tool errors, and failures put down to the
+    agent or the simulated user."""
+    parts = []
+    for r in runs:
+        tasks = _agent_summary(r)
+        if tasks is None:
+            continue
+        ks = sorted({k for row in tasks.values() if isinstance(row, dict) for k in row if k.startswith("pass^")})
+        headers = ["task", "conversations", "success", "partial credit", *ks, "tool calls", "schema-valid"]
+        headers += ["tool errors", "simulator errors", "failures by side"]
+        rows = []
+        for task, row in tasks.items():
+            if not isinstance(row, dict):
+                continue
+            failures = ", ".join(f"{k} {v}" for k, v in (row.get("failures") or {}).items()) or DASH
+            rows.append(
+                [task, fmt_int(row.get("conversations") or 0), _rate_cell(row.get("success")),
+                 _rate_cell(row.get("partial_credit")), *(_rate_cell(row.get(k)) for k in ks),
+                 fmt_int(row.get("tool_calls") or 0), _rate_cell(row.get("calls_schema_valid")),
+                 fmt_int(row.get("tool_errors") or 0), _rate_cell(row.get("simulator_error_rate")), failures]
+            )  # fmt: skip
+        parts.append(f"<h3>{esc(r.root.name)}</h3>" + table(headers, rows, text=(len(headers) - 1,)))
+    if not parts:
+        return ""
+    note = para(
+        "Success is checked on each conversation's final database state (partial credit per required call); "
+        "pass^k: the chance that all k samples of one goal succeed. Failures are put down to the agent, the "
+        "simulated user (it leaked, ignored or contradicted its goal, or broke role) or an error.",
+        "muted",
+    )
+    return section("agent", "Agent tasks: success on the final state", note, *parts)
