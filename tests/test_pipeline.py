@@ -50,7 +50,9 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     # realism holds real users out of induction (by OASST tree) and compares each simulator with them
     held = state["stages"]["holdout"]
     assert held["induce"] + held["held_out"] == 564 and held["held_out"] > 0
-    assert state["stages"]["induce"]["dialogues_read"] == 60 and state["stages"]["induce"]["extracted"] == 18
+    # 18 follow-up turns; the tiny model's random 'strategies' that are degenerate fail (and are counted)
+    induce = state["stages"]["induce"]
+    assert induce["dialogues_read"] == 60 and 0 < induce["extracted"] <= 18
     for name in names:
         assert state["stages"][f"simulate.{name}"]["conversations"] == 12
         assert (out / "simulate" / name / "scores_summary.json").exists()
@@ -63,17 +65,23 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
         assert (out / "export" / name / "dataset_info.json").exists()
         card = json.loads((out / state["stages"][f"realism.{name}"]["card"]).read_text())
         assert 0 <= card["discriminator"]["auc"] <= 1 and (out / "simulate" / name / "realism_floor.json").exists()
-    # the tiny model's strategy user is rejected by the QC judge: the run says so, last, and --strict fails
-    assert "warning: strategy: simulate: 12/12 conversations ended on rejections" in r.stderr
-    assert state["warnings"] and all(
-        w in state["warnings"] for w in ["strategy: simulate: 12/12 conversations ended on rejections"]
-    )
+    # the tiny model writes degenerate 'strategies' (failed extractions): one list of warnings, the
+    # same in the CLI, pipeline.json and the report, and --strict fails on it
+    cli_warnings = [x.removeprefix("warning: ") for x in r.stderr.splitlines() if x.startswith("warning: ")]
+    assert state["warnings"] and cli_warnings == state["warnings"]
+    assert any(w.startswith("extract: ") and "jobs failed" in w for w in state["warnings"])
+    from dialforge.report.collect import read_run
+
+    assert read_run(out).warnings == state["warnings"]
     assert (out / "report.html").stat().st_size > 10_000
-    calls = _calls(out)
-    # started again: nothing is redone, no model call is made twice
+    calls, sim_calls = _calls(out), _calls(out / "simulate")
+    failed = [x for x in (out / "induce/extracted.jsonl").read_text().splitlines() if '"error"' in x]
+    # started again: nothing is redone, no model call is made twice; only the failed extractions
+    # are asked anew (a new attempt: another sample), with an abstraction when one now succeeds
     r = _run(["run", "examples/quickstart.yaml", "--out", str(out), "--strict", "--model", "dialforge-tiny"], env)
     assert r.returncode == 3, r.stderr[-3000:]
-    assert _calls(out) == calls
+    assert calls + len(failed) <= _calls(out) <= calls + 2 * len(failed)
+    assert _calls(out / "simulate") == sim_calls
     lines = (out / "simulate/persona/conversations.jsonl").read_text().splitlines()
     assert len(lines) == 12 and len({json.loads(x)["id"] for x in lines}) == 12
 

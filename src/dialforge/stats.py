@@ -80,7 +80,10 @@ def tokenizer_counter(name: str) -> Callable[[str], int]:
     try:
         from .llm.config import resolve_model
 
-        name = resolve_model(name)  # an embedded model's name is its cached folder
+        try:
+            name = resolve_model(name)  # an embedded model's name is its cached folder
+        except DialforgeError as e:
+            raise DialforgeError(f"cannot load tokenizer {name!r}: {e}") from None
         tok = AutoTokenizer.from_pretrained(name)
     except DialforgeError:
         raise
