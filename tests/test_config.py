@@ -387,3 +387,17 @@ def test_sync_api_inside_a_running_event_loop(fake_server, data_dir, tmp_path):
         return dialforge.answer(cfg, tmp_path / "a", progress=False)
 
     assert asyncio.run(notebook_cell())["answered_now"] == 3
+
+
+def test_an_embedded_model_on_the_command_line_replaces_the_server_but_keeps_the_sampling():
+    """`--model smollm2-135m` on a config whose role names a server: the role runs in-process
+    (the server fields go) with the config's own params and system prompt (they were dropped,
+    so answers ran to the stage default of 512 tokens)."""
+    from dialforge.cli import backend_overrides
+    from dialforge.workflows.selftalk import SelfTalkConfig
+
+    ov = {**backend_overrides("client", "smollm2-135m", None, None), **backend_overrides("agent", "x/y", None, None)}
+    cfg = load_config(SelfTalkConfig, ROOT / "examples/selftalk.yaml", ov)
+    assert cfg.client.kind == "transformers" and cfg.client.model == "smollm2-135m"
+    assert cfg.client.params.max_tokens == 100 and cfg.client.params.top_k == 50  # the example's decoding
+    assert cfg.agent.kind == "http" and cfg.agent.model == "x/y"  # not embedded: the name that server serves

@@ -107,8 +107,10 @@ def backend_overrides(prefix: str, model: str | None, base_url: str | None, api_
     in-process)."""
     from .embedded import is_embedded
 
-    if is_embedded(model) and base_url is None:  # replaces the role: the config's server fields go
-        return {prefix: {"kind": "transformers", "model": model}}
+    if is_embedded(model) and base_url is None:  # replaces the role: its server fields go, its sampling stays
+        from .config import RoleSwap
+
+        return {prefix: RoleSwap(kind="transformers", model=model)}
     out: dict[str, Any] = {f"{prefix}.model": model, f"{prefix}.api_key_env": api_key_env}
     if base_url is not None:
         out[f"{prefix}.base_url"] = base_url

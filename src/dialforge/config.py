@@ -45,6 +45,14 @@ def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:
     return any(m is marker for m in info.metadata)
 
 
+class RoleSwap(dict):  # type: ignore[type-arg]
+    """An override that replaces a role's backend (its kind, model and server fields) but keeps
+    the role's sampling and system prompt: `--model smollm2-135m` on a config whose role names a
+    server runs it in-process with the config's `params`."""
+
+    KEEP = ("params", "system_prompt")
+
+
 def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
     """`a.b.0.c = v`: a number indexes an existing list (`simulate.simulators.0.name`)."""
     node: Any = d
@@ -60,6 +68,9 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
                 node[int(p)] = {}
             node = node[int(p)]
         elif last:
+            if isinstance(value, RoleSwap):
+                old = node.get(p) if isinstance(node.get(p), dict) else {}
+                value = {**{k: old[k] for k in RoleSwap.KEEP if k in old}, **value}
             node[p] = value
         else:
             if not isinstance(node.get(p), (dict, list)):
