@@ -69,19 +69,17 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     # same in the CLI, pipeline.json and the report, and --strict fails on it
     cli_warnings = [x.removeprefix("warning: ") for x in r.stderr.splitlines() if x.startswith("warning: ")]
     assert state["warnings"] and cli_warnings == state["warnings"]
-    assert any(w.startswith("extract: ") and "jobs failed" in w for w in state["warnings"])
+    assert any(w.startswith("extract: ") and "answers were degenerate and left out" in w for w in state["warnings"])
     from dialforge.report.collect import read_run
 
     assert read_run(out).warnings == state["warnings"]
     assert (out / "report.html").stat().st_size > 10_000
-    calls, sim_calls = _calls(out), _calls(out / "simulate")
-    failed = [x for x in (out / "induce/extracted.jsonl").read_text().splitlines() if '"error"' in x]
-    # started again: nothing is redone, no model call is made twice; only the failed extractions
-    # are asked anew (a new attempt: another sample), with an abstraction when one now succeeds
+    calls = _calls(out)
+    # started again: nothing is redone, no model call is made twice (a degenerate answer is
+    # kept, not retried: a re-run that re-asked it could change the library under the simulators)
     r = _run(["run", "examples/quickstart.yaml", "--out", str(out), "--strict", "--model", "dialforge-tiny"], env)
     assert r.returncode == 3, r.stderr[-3000:]
-    assert calls + len(failed) <= _calls(out) <= calls + 2 * len(failed)
-    assert _calls(out / "simulate") == sim_calls
+    assert _calls(out) == calls
     lines = (out / "simulate/persona/conversations.jsonl").read_text().splitlines()
     assert len(lines) == 12 and len({json.loads(x)["id"] for x in lines}) == 12
 

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._cachedir import cached_build
 from .errors import ConfigError
 
 SMOLLM2 = "smollm2-135m"
@@ -39,12 +38,6 @@ class EmbeddedModel:
     describe: str
     build: Callable[[], Path]  # the folder to load; built once, then cached
     real: bool  # meaningful text (False: the tiny random model)
-
-
-def cache_root() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("dialforge"))
 
 
 def gguf_path() -> Path:
@@ -98,35 +91,13 @@ def _convert_gguf(src: Path, out: Path) -> None:
 
 
 def _build_smollm2() -> Path:
-    return _cached_build("smollm2-135m-instruct-v1", lambda out: _convert_gguf(gguf_path(), out))
+    return cached_build("smollm2-135m-instruct-v1", lambda out: _convert_gguf(gguf_path(), out))
 
 
 def _build_tiny() -> Path:
     from .tiny import tiny_model_path
 
     return tiny_model_path()
-
-
-def _cached_build(folder: str, build: Callable[[Path], None]) -> Path:
-    """Build into a private folder, then rename: concurrent first uses each build, the first
-    rename wins, and a half-built folder is never loaded."""
-    path = cache_root() / folder
-    if (path / "config.json").exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{folder}-building-"))
-    try:
-        build(tmp / "model")
-        if path.exists() and not (path / "config.json").exists():
-            shutil.rmtree(path, ignore_errors=True)
-        try:
-            (tmp / "model").rename(path)
-        except OSError:
-            if not (path / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 MODELS: dict[str, EmbeddedModel] = {}

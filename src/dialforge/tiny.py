@@ -102,30 +102,14 @@ def uses_tiny(config: Any) -> bool:
 
 def tiny_model_path() -> Path:
     """The offline demo model `dialforge-tiny`: built once (tokenizer trained on the bundled
-    OASST prompts, random weights) and cached in the user cache directory. Concurrent first
-    uses each build in a private folder; the first rename wins."""
-    import shutil
-    import tempfile
+    OASST prompts, random weights) and cached in the user cache directory (`cached_build`:
+    concurrent first uses each build in a private folder; the first rename wins)."""
+    from ._cachedir import cached_build
 
-    import platformdirs
-
-    path = Path(platformdirs.user_cache_dir("dialforge")) / "tiny-model-v1"
-    if (path / "config.json").exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tiny-model-building-"))
-    try:
-        build_tiny_model(tmp / "model", _demo_corpus(), vocab_size=2048, hidden_size=64, layers=2)
-        if path.exists() and not (path / "config.json").exists():
-            shutil.rmtree(path, ignore_errors=True)  # a half-built folder from an older version
-        try:
-            (tmp / "model").rename(path)
-        except OSError:
-            if not (path / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return cached_build(
+        "tiny-model-v1",
+        lambda out: build_tiny_model(out, _demo_corpus(), vocab_size=2048, hidden_size=64, layers=2),
+    )
 
 
 def _demo_corpus() -> list[str]:

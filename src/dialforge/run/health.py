@@ -121,6 +121,9 @@ def stage_warnings(name: str, records: Collection[dict[str, Any]], summary: dict
         out.append(f"{name}: produced no records")
     if summary.get("failed"):
         out.append(f"{name}: {summary['failed']}/{jobs} jobs failed (see run.log)")
+    if summary.get("degenerate"):  # answers too weak to use (a weak model): kept, counted, left out
+        n = summary["degenerate"]
+        out.append(f"{name}: {n}/{jobs} answers were degenerate and left out (the model is too weak for this step)")
     out += [w for w in conversation_warnings(name, records) if not w.endswith("ended on error")]
     return out
 
