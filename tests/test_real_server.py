@@ -268,9 +268,6 @@ def test_induce(induced):
     # rejects on content (a 135M model may name "][" as a strategy) is the model's, not the JSON's
     structured = ("invalid", "does not match", "no JSON", "request failed", "repair request failed", "gave up")
     bad = [r["error"] for r in extracted if "error" in r and r["error"].startswith(structured)]
-    # an unparsable answer is kept as `degenerate: unusable: ...` (never re-asked): it counts too
-    unusable = [str(r["degenerate"]).removeprefix("unusable: ") for r in extracted if "degenerate" in r]
-    bad += [u for u in unusable if u.startswith(structured)]
     assert not bad, bad
     library = json.loads((induced / "library.json").read_text())
     assert library["strategies"] and all(s["text"].strip() for s in library["strategies"])

@@ -66,10 +66,8 @@ class ExtractStage(Stage):
         bad = degenerate_strategy(strategy) if strategy else None
         if res.value and strategy and bad is None:
             return {**u, "strategy": strategy, "analysis": res.value.analysis.strip()}
-        if bad:  # an answer, not a failure: kept (never retried, so a re-run changes nothing), left out
-            return {"id": job.id, "degenerate": f"{bad}: {strategy[:80]!r}", "raw": res.raw}
-        if _answered(res):  # the model answered, unusably: kept like a degenerate answer
-            return {"id": job.id, "degenerate": f"unusable: {res.error or 'empty strategy'}", "raw": res.raw}
+        if res.value is not None:  # an answer, not a failure: kept (never re-asked, so a re-run changes nothing)
+            return {"id": job.id, "degenerate": f"{bad or 'empty'}: {strategy[:80]!r}", "raw": res.raw}
         return {"id": job.id, "error": res.error or "empty strategy", "raw": res.raw}
 
     def summarise(self, records: Records) -> dict[str, Any]:
@@ -77,14 +75,6 @@ class ExtractStage(Stage):
             "extracted": sum(1 for r in records if "strategy" in r),
             "degenerate": sum(1 for r in records if "degenerate" in r),
         }
-
-
-def _answered(res: Any) -> bool:
-    """Whether every request was answered (an unusable reply is the model's answer, kept and
-    never retried: a re-run that asked again could change the library under later stages);
-    a failed request (a server error) is retried by the next run."""
-    comps = getattr(res, "completions", None) or []
-    return bool(comps) and all(c.ok for c in comps)
 
 
 def abstraction_sample(texts: list[str], size: int, seed: int, key: str) -> list[str]:
@@ -127,10 +117,8 @@ class AbstractStage(Stage):
         bad = degenerate_strategy(text) if text else None
         if text and bad is None:
             return {"id": job.id, "text": text}
-        if bad:  # kept, never retried: the library uses the cluster's most frequent member
-            return {"id": job.id, "degenerate": f"{bad}: {text[:80]!r}", "raw": res.raw}
-        if _answered(res):
-            return {"id": job.id, "degenerate": f"unusable: {res.error or 'empty strategy'}", "raw": res.raw}
+        if res.value is not None:  # kept, never re-asked: the library uses the cluster's most frequent member
+            return {"id": job.id, "degenerate": f"{bad or 'empty'}: {text[:80]!r}", "raw": res.raw}
         return {"id": job.id, "error": res.error or "empty strategy", "raw": res.raw}
 
     def summarise(self, records: Records) -> dict[str, Any]:
