@@ -284,7 +284,9 @@ def _check_chat_file(path: Path, consumer: str) -> _Sink:
 
 # -- LLaMA-Factory ----------------------------------------------------------------------------
 
-_LF_DEFAULT_TAGS = {
+#: LLaMA-Factory's sharegpt tags as dataset_info.json declares them (what its loader defaults
+#: to); the export writes these and the check reads an entry against them.
+LF_TAGS = {
     "role_tag": "from",
     "content_tag": "value",
     "user_tag": "human",
@@ -333,7 +335,7 @@ def _check_lf_call(s: _Sink, line: int, value: str, field: str) -> None:
 
 def _check_lf_data(s: _Sink, data: Path, entry: dict[str, Any], name: str) -> None:
     columns = entry.get("columns") or {"messages": "conversations"}
-    tags = {**_LF_DEFAULT_TAGS, **(entry.get("tags") or {})}
+    tags = {**LF_TAGS, **(entry.get("tags") or {})}
     msg_col = columns.get("messages", "conversations")
     seen: set[str] = set()
     n = 0

@@ -20,7 +20,7 @@ import orjson
 
 from ..conversation import Conversation
 from ..errors import DialforgeError
-from ..io.check import Problem, check
+from ..io.check import LF_TAGS, Problem, check
 from ..io.consumers import (
     Skips,
     llamafactory_problem,
@@ -36,15 +36,6 @@ from ..io.reader import OnError, atomic_open, atomic_write_bytes, iter_conversat
 EXPORT_FORMATS = ("openai", "trl", "sharegpt", "hf", "llamafactory")
 #: The consumer whose rules `export` checks each format's output against.
 CHECKED_AS = {"openai": "openai", "trl": "trl", "llamafactory": "llamafactory", "hf": "hf"}
-LF_TAGS = {
-    "role_tag": "from",
-    "content_tag": "value",
-    "user_tag": "human",
-    "assistant_tag": "gpt",
-    "observation_tag": "observation",
-    "function_tag": "function_call",
-    "system_tag": "system",
-}
 
 
 @dataclass
