@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -103,10 +104,9 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def load_questions(path: str | Path) -> list[dict[str, Any]]:
-    """MT-Bench questions (`{question_id, category, turns}`), each checked: a record of
-    another shape is one file:line:field error before any request; no question is an error."""
-    out = []
+def _records_by_question(path: str | Path) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """The file's records, each an object with a question id (number or string), else one
+    file:line:field error."""
     for rec, line, _ in iter_records(Path(path)):
         if isinstance(rec, Exception):
             raise rec
@@ -115,6 +115,14 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
         qid = rec.get("question_id")
         if not isinstance(qid, (int, str)) or isinstance(qid, bool):
             raise RecordError("expected a question id (number or string)", path=path, line=line, field="question_id")
+        yield rec, line
+
+
+def load_questions(path: str | Path) -> list[dict[str, Any]]:
+    """MT-Bench questions (`{question_id, category, turns}`), each checked: a record of
+    another shape is one file:line:field error before any request; no question is an error."""
+    out = []
+    for rec, line in _records_by_question(path):
         if not isinstance(rec.get("category"), str):
             raise RecordError("expected a string", path=path, line=line, field="category")
         turns = rec.get("turns")
@@ -130,14 +138,8 @@ def load_answers(path: str | Path) -> dict[Any, list[str]]:
     """A FastChat answer file: question id -> the first choice's turns (text), with a
     file:line:field error for a record of another shape."""
     out: dict[Any, list[str]] = {}
-    for rec, line, _ in iter_records(Path(path)):
-        if isinstance(rec, Exception):
-            raise rec
-        if not isinstance(rec, dict):
-            raise RecordError(f"expected an object, got {type(rec).__name__}", path=path, line=line)
-        qid = rec.get("question_id")
-        if not isinstance(qid, (int, str)) or isinstance(qid, bool):
-            raise RecordError("expected a question id (number or string)", path=path, line=line, field="question_id")
+    for rec, line in _records_by_question(path):
+        qid = rec["question_id"]
         choices = rec.get("choices")
         turns = (
             choices[0].get("turns") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
