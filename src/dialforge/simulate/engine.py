@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..conversation import Conversation, Message, stable_hash
 from ..errors import BackendUnavailable, DialforgeError
@@ -20,10 +21,12 @@ from ..io.seeds import read_seeds
 from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
 from .config import SeedConfig, SimulateConfig, StopConfig
-from .policies import AssistantPolicy, PlainAssistant
+from .policies import AssistantPolicy, AssistantTurn, PlainAssistant
 from .reasons import CLOSING, RESAMPLE, Termination
-from .simulators import ConvState, UserSimulator
+from .simulators import ConvState, UserSimulator, UserTurn
 from .stops import check_assistant_turn, check_user_turn, clean_turn
+
+_Turn = TypeVar("_Turn", UserTurn, AssistantTurn)
 
 log = logging.getLogger("dialforge.simulate")
 
@@ -158,28 +161,53 @@ class Engine:
             if reason is not None:
                 return reason
 
+    async def _draw(
+        self,
+        state: ConvState,
+        draw: Callable[[], Awaitable[_Turn]],
+        ended: Callable[[_Turn], bool],
+        check: Callable[[_Turn], Termination | None],
+    ) -> tuple[_Turn, Termination | None, list[str]]:
+        """One turn, drawn again while it slips (a reason in RESAMPLE) up to `stop.resample`
+        times; `ConvState.attempt` shifts each redraw's sample index. Returns the last draw,
+        its reason (None when `ended`: an error or the simulator's own stop) and the slips
+        drawn again ("reason: text"; the last draw's own slip is not among them)."""
+        redrawn: list[str] = []
+        try:
+            for attempt in range(self.settings.stop.resample + 1):
+                state.attempt = attempt
+                turn = await draw()
+                if ended(turn):
+                    return turn, None, redrawn
+                reason = check(turn)
+                if reason not in RESAMPLE:
+                    return turn, reason, redrawn
+                redrawn.append(f"{reason.value}: {turn.text[:200]}")
+            return turn, reason, redrawn[:-1]
+        finally:
+            state.attempt = 0
+
     async def _user_turn(self, state: ConvState, extra: dict[str, Any]) -> Termination | None:
         stop = self.settings.stop
         earlier = [m["content"] for m in state.messages if m["role"] == "user"]
         last = state.messages[-1]["content"] if state.messages and state.messages[-1]["role"] == "assistant" else None
-        redrawn: list[str] = []
-        for attempt in range(stop.resample + 1):
-            state.attempt = attempt
+
+        async def draw() -> UserTurn:
             turn = await self.sim.next_turn(state)
-            if turn.stop:
-                state.attempt = 0
-                extra.update(turn.meta)
-                if redrawn:
-                    extra["redrawn_user_turns"] = redrawn
-                return Termination(turn.stop)
             turn.text = clean_turn(turn.text)
-            reason = check_user_turn(turn.text, earlier, stop, last_answer=last, instructions=turn.instructions)
-            if reason not in RESAMPLE:
-                break
-            redrawn.append(f"{reason.value}: {turn.text[:200]}")
-        state.attempt = 0
-        if reason in RESAMPLE:
-            redrawn.pop()  # the last draw is the turn the conversation ends on (final_user_turn)
+            return turn
+
+        turn, reason, redrawn = await self._draw(
+            state,
+            draw,
+            lambda t: bool(t.stop),
+            lambda t: check_user_turn(t.text, earlier, stop, last_answer=last, instructions=t.instructions),
+        )
+        if turn.stop:
+            extra.update(turn.meta)
+            if redrawn:
+                extra["redrawn_user_turns"] = redrawn
+            return Termination(turn.stop)
         if redrawn:
             turn.meta = {**turn.meta, "redrawn": redrawn}
             if reason is not None:
@@ -198,21 +226,15 @@ class Engine:
         if sum(len(m["content"]) for m in msgs) > self.settings.stop.max_context_chars:
             return Termination.CONTEXT_BUDGET
         last_user = msgs[-1]["content"] if msgs and msgs[-1]["role"] == "user" else None
-        redrawn: list[str] = []
-        for attempt in range(self.settings.stop.resample + 1):  # a slip (a leak, a role flip) is drawn again
-            state.attempt = attempt
-            turn = await self.policy.next_turn(state)
-            if turn.error is not None:
-                state.attempt = 0
-                extra["error"] = turn.error
-                return Termination.ERROR
-            reason = check_assistant_turn(turn.text, last_user, self.settings.stop, instructions=turn.instructions)
-            if reason not in RESAMPLE:
-                break
-            redrawn.append(f"{reason.value}: {turn.text[:200]}")
-        state.attempt = 0
-        if reason in RESAMPLE:
-            redrawn.pop()
+        turn, reason, redrawn = await self._draw(
+            state,
+            lambda: self.policy.next_turn(state),
+            lambda t: t.error is not None,
+            lambda t: check_assistant_turn(t.text, last_user, self.settings.stop, instructions=t.instructions),
+        )
+        if turn.error is not None:
+            extra["error"] = turn.error
+            return Termination.ERROR
         if redrawn:
             turn.meta = {**turn.meta, "redrawn": redrawn}
         if reason is not None and reason != Termination.GOODBYE:
