@@ -6,30 +6,6 @@ training data out. See docs/agentic.md.
     summary = agentic(AgentToolsConfig(user=..., agent=...), "runs/agent")
 """
 
-from .config import AgentToolsConfig
-from .database import Database, load_star_database
-from .goals import TASKS, Goal, make_goals
-from .run import agentic, agentic_async, build_world
-from .success import pass_hat_k, replay, state_matches, verdict
-from .tools import Tool, ToolBox, ToolResult, load_star_api, star_tool
+from .._lazy import attach
 
-__all__ = [
-    "TASKS",
-    "AgentToolsConfig",
-    "Database",
-    "Goal",
-    "Tool",
-    "ToolBox",
-    "ToolResult",
-    "agentic",
-    "agentic_async",
-    "build_world",
-    "load_star_api",
-    "load_star_database",
-    "make_goals",
-    "pass_hat_k",
-    "replay",
-    "star_tool",
-    "state_matches",
-    "verdict",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

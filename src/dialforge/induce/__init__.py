@@ -1,23 +1,5 @@
 """IDEAS induction: extract instruction strategies from real dialogues, cluster, abstract."""
 
-from .cluster import cluster, exact_threshold_clustering, leader_cluster
-from .embed import DEFAULT_EMBEDDER, Embedder
-from .filter import FilterConfig, filter_dialogues
-from .library import SourceTurn, Strategy, StrategyLibrary
-from .pipeline import InduceConfig, induce, induce_async
+from .._lazy import attach
 
-__all__ = [
-    "DEFAULT_EMBEDDER",
-    "Embedder",
-    "FilterConfig",
-    "InduceConfig",
-    "SourceTurn",
-    "Strategy",
-    "StrategyLibrary",
-    "cluster",
-    "exact_threshold_clustering",
-    "filter_dialogues",
-    "induce",
-    "induce_async",
-    "leader_cluster",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

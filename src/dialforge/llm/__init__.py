@@ -1,40 +1,5 @@
 """LLM backends behind one async protocol, plus cache, usage and structured output."""
 
-from .cache import CallCache, request_key
-from .client import LLM, StructuredResult
-from .config import (
-    BACKEND_KINDS,
-    BackendConfig,
-    BackendPool,
-    HTTPBackendConfig,
-    ScriptedBackendConfig,
-    TransformersBackendConfig,
-    backend_config,
-    make_backend,
-)
-from .structured import parse_structured, strict_schema
-from .types import ChatModel, ChatRequest, Completion, SamplingParams, Usage
-from .usage import UsageTracker
+from .._lazy import attach
 
-__all__ = [
-    "BACKEND_KINDS",
-    "LLM",
-    "BackendConfig",
-    "BackendPool",
-    "CallCache",
-    "ChatModel",
-    "ChatRequest",
-    "Completion",
-    "HTTPBackendConfig",
-    "SamplingParams",
-    "ScriptedBackendConfig",
-    "StructuredResult",
-    "TransformersBackendConfig",
-    "Usage",
-    "UsageTracker",
-    "backend_config",
-    "make_backend",
-    "parse_structured",
-    "request_key",
-    "strict_schema",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

@@ -1,21 +1,5 @@
 """Run directories (manifest, lock, resumable outputs, cache, usage) and the stage kernel."""
 
-from .kernel import Executor, Job, LocalExecutor, Stage, StageContext, StageResult, run_stage
-from .lock import RunDirLocked, RunLock
-from .rundir import RunDir, config_fingerprint
-from .store import RecordStore
+from .._lazy import attach
 
-__all__ = [
-    "Executor",
-    "Job",
-    "LocalExecutor",
-    "RecordStore",
-    "RunDir",
-    "RunDirLocked",
-    "RunLock",
-    "Stage",
-    "StageContext",
-    "StageResult",
-    "config_fingerprint",
-    "run_stage",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

@@ -29,9 +29,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any, Protocol
 
 from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
@@ -41,6 +39,7 @@ from ..llm.config import BackendPool
 from ..llm.types import ChatModel, SamplingParams
 from ..llm.usage import UsageTracker
 from ..progress import stage_progress
+from .config import ExecutorConfig
 from .health import stage_warnings
 from .rundir import RunDir
 from .store import LeadingRecords, RecordStore
@@ -308,28 +307,6 @@ class LocalExecutor:
             run.usage.end_stage(stage.name)
             await ctx.aclose()
         return finish_stage(stage, run, plan, endpoints=ctx.endpoint_stats())
-
-
-class ExecutorConfig(BaseModel):
-    """Where a command's stages run. `executor: ray` (or `{kind: ray, address: auto}`) in a
-    config, `--executor ray [--ray-address auto|HOST:PORT]` on the command line. How a run
-    executes never changes what it produces: switching executors resumes the same run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["local", "ray"] = "local"
-    address: str | None = Field(
-        None, description="ray: `auto` (the running cluster), HOST:PORT, or unset to start one on this machine"
-    )
-    workers: int | None = Field(None, ge=1, description="ray: blocks in flight at once (default: the cluster's CPUs)")
-    block_size: int | None = Field(None, ge=1, description="ray: jobs per block (default: about 4 blocks per worker)")
-    max_retries: int = Field(3, ge=0, description="ray: times a block lost with its worker or node is rerun")
-    num_cpus: float = Field(1.0, gt=0, description="ray: CPUs each block reserves")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, value: Any) -> Any:
-        return {"kind": value} if isinstance(value, str) else value
 
 
 def make_executor(cfg: ExecutorConfig | str | None, pool: BackendSource | None = None) -> Executor:

@@ -28,7 +28,7 @@ from .blockdir import WORKERS, BlockResult, BlockSpec, block_prefix, execute_blo
 from .kernel import Job, Stage, StagePlan, StageResult, add_endpoint_stats, finish_stage, plan_stage
 
 if TYPE_CHECKING:
-    from .kernel import ExecutorConfig
+    from .config import ExecutorConfig
     from .rundir import RunDir
 
 log = logging.getLogger("dialforge.run")

@@ -1,42 +1,5 @@
 """Scoring, judged evaluation, filtering, dedup and export."""
 
-from .dedup import dedup, dedup_file
-from .export import EXPORT_FORMATS, export, export_file, llamafactory_entry
-from .expression import Expression, ExpressionError
-from .judge import QuestionQuality, judge_question_quality
-from .metrics import distinct_n, embedding_diversity, entropy_bits, is_follow_up, mtld, self_bleu
-from .mtbench import MTBenchConfig, mt_bench, parse_rating, summarise_single
-from .registry import Metric, register
-from .scoring import ScoreConfig, conversation_scores, score
-from .select import filter_conversations, filter_file, validate_filter
+from .._lazy import attach
 
-__all__ = [
-    "EXPORT_FORMATS",
-    "Expression",
-    "ExpressionError",
-    "Metric",
-    "MTBenchConfig",
-    "QuestionQuality",
-    "ScoreConfig",
-    "conversation_scores",
-    "dedup",
-    "dedup_file",
-    "distinct_n",
-    "embedding_diversity",
-    "entropy_bits",
-    "export",
-    "export_file",
-    "filter_conversations",
-    "filter_file",
-    "is_follow_up",
-    "judge_question_quality",
-    "llamafactory_entry",
-    "mt_bench",
-    "mtld",
-    "parse_rating",
-    "register",
-    "score",
-    "self_bleu",
-    "summarise_single",
-    "validate_filter",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

@@ -61,9 +61,7 @@ def mtld(tokens: Sequence[Hashable], threshold: float = 0.72) -> float:
     return mtld_passes(tokens, reversed(tokens), len(tokens), threshold)
 
 
-def mtld_passes(
-    forward: Iterable[Hashable], backward: Iterable[Hashable], n: int, threshold: float = 0.72
-) -> float:
+def mtld_passes(forward: Iterable[Hashable], backward: Iterable[Hashable], n: int, threshold: float = 0.72) -> float:
     """`mtld` of `n` tokens given as two iterables: in order, and in reverse order."""
     if not n:
         return 0.0

@@ -519,4 +519,3 @@ def score(path: str | Path, cfg: ScoreConfig | None = None, *, on_error: OnError
         ),
     )
     return summary
-

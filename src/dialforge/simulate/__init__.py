@@ -1,23 +1,5 @@
 """Self-play: one async engine, user simulators for every mode."""
 
-from .config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
-from .engine import Engine, load_seeds
-from .run import SimulateStage, simulate, simulate_async
-from .simulators import PromptedUser, StrategyUser, TrainedUser, make_simulator, swap_roles
+from .._lazy import attach
 
-__all__ = [
-    "Engine",
-    "PromptedUser",
-    "SeedConfig",
-    "SimulateConfig",
-    "SimulateStage",
-    "StopConfig",
-    "StrategyConfig",
-    "StrategyUser",
-    "TrainedUser",
-    "load_seeds",
-    "make_simulator",
-    "simulate",
-    "simulate_async",
-    "swap_roles",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..config import INPUT_FILE, OPERATIONAL
 from ..llm.config import BackendConfig
-from ..run.kernel import ExecutorConfig
+from ..run.config import ExecutorConfig
 from .modes import get_mode, mode_names
 from .stops import GOODBYES
 

@@ -1,22 +1,5 @@
 """Role-masked SFT for user simulators and chat models."""
 
-from .render import IGNORE, Example, RenderStats, RoleRenderer, swap_for_simulator
-from .strategy_data import format_target, parse_target, strategy_conditioned
-from .templates import TEMPLATES, get_template
-from .trainer import TrainConfig, build_examples, train
+from .._lazy import attach
 
-__all__ = [
-    "IGNORE",
-    "TEMPLATES",
-    "Example",
-    "RenderStats",
-    "RoleRenderer",
-    "TrainConfig",
-    "build_examples",
-    "format_target",
-    "get_template",
-    "parse_target",
-    "strategy_conditioned",
-    "swap_for_simulator",
-    "train",
-]
+__getattr__, __dir__, __all__ = attach(__name__, __file__)
