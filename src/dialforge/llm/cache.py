@@ -126,24 +126,10 @@ class CallCache:
         with self._lock:
             if value is not None:
                 assert comp is not None and key is not None
-                self._pending_calls[key] = (key, comp.model, value)
-                if self._known is not None:
-                    self._known.add(hash(key))
-                    if len(self._known) > _KNOWN_MAX:
-                        self._known = None
+                self._hold_call(key, comp.model, value)
             if delta is not None and stage is not None:
-                ukey = (stage, comp.model if comp is not None else "")
-                held = self._pending_usage.get(ukey)
-                if held is None:
-                    self._pending_usage[ukey] = copy.copy(delta)  # our own to add to
-                else:
-                    held.add(delta)
-            try:
-                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if self._holding_max():
-                loop = None  # a loop turn that never yields (in-process answers) commits in chunks
+                self._hold_usage((stage, comp.model if comp is not None else ""), delta)
+            loop = self._commit_loop()
             if loop is not None:
                 if self._scheduled_on is loop:
                     return
@@ -152,6 +138,30 @@ class CallCache:
             self.commit()
         else:
             loop.call_soon(self.commit)
+
+    def _hold_call(self, key: str, model: str, value: bytes) -> None:
+        self._pending_calls[key] = (key, model, value)
+        if self._known is not None:
+            self._known.add(hash(key))
+            if len(self._known) > _KNOWN_MAX:
+                self._known = None
+
+    def _hold_usage(self, ukey: tuple[str, str], delta: UsageCounter) -> None:
+        held = self._pending_usage.get(ukey)
+        if held is None:
+            self._pending_usage[ukey] = copy.copy(delta)  # our own to add to
+        else:
+            held.add(delta)
+
+    def _commit_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running loop whose next turn commits the held rows; None: commit now (no
+        loop, or a loop turn that never yields, as in-process answers do, holds the most)."""
+        if self._holding_max():
+            return None
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
 
     def after_commit(self, fn: Callable[[], object]) -> None:
         """Run `fn` once the rows held now are committed (at once when none are held): the

@@ -255,6 +255,14 @@ def _rate_cell(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else DASH
 
 
+def _agent_row(task: str, row: dict[str, Any], ks: list[str]) -> list[str]:
+    failures = ", ".join(f"{k} {v}" for k, v in (row.get("failures") or {}).items()) or DASH
+    return [task, fmt_int(row.get("conversations") or 0), _rate_cell(row.get("success")),
+            _rate_cell(row.get("partial_credit")), *(_rate_cell(row.get(k)) for k in ks),
+            fmt_int(row.get("tool_calls") or 0), _rate_cell(row.get("calls_schema_valid")),
+            fmt_int(row.get("tool_errors") or 0), _rate_cell(row.get("simulator_error_rate")), failures]  # fmt: skip
+
+
 def agent_section(runs: list[Run]) -> str:
     """Agentic self-talk: per task, success checked on the final database state, pass^k over
     the samples of one goal, tool-call validity and tool errors, and failures put down to the
@@ -267,17 +275,7 @@ def agent_section(runs: list[Run]) -> str:
         ks = sorted({k for row in tasks.values() if isinstance(row, dict) for k in row if k.startswith("pass^")})
         headers = ["task", "conversations", "success", "partial credit", *ks, "tool calls", "schema-valid"]
         headers += ["tool errors", "simulator errors", "failures by side"]
-        rows = []
-        for task, row in tasks.items():
-            if not isinstance(row, dict):
-                continue
-            failures = ", ".join(f"{k} {v}" for k, v in (row.get("failures") or {}).items()) or DASH
-            rows.append(
-                [task, fmt_int(row.get("conversations") or 0), _rate_cell(row.get("success")),
-                 _rate_cell(row.get("partial_credit")), *(_rate_cell(row.get(k)) for k in ks),
-                 fmt_int(row.get("tool_calls") or 0), _rate_cell(row.get("calls_schema_valid")),
-                 fmt_int(row.get("tool_errors") or 0), _rate_cell(row.get("simulator_error_rate")), failures]
-            )  # fmt: skip
+        rows = [_agent_row(task, row, ks) for task, row in tasks.items() if isinstance(row, dict)]
         parts.append(f"<h3>{esc(r.root.name)}</h3>" + table(headers, rows, text=(len(headers) - 1,)))
     if not parts:
         return ""

@@ -129,29 +129,35 @@ def _check_arith(op: type[ast.operator], a: Any, b: Any, budget: _Budget) -> str
     return f"unsupported operand types {type(a).__name__} and {type(b).__name__}"
 
 
+def _parse(text: str) -> ast.expr:
+    """The checked syntax tree of a filter expression, or a DialforgeError saying what is wrong."""
+    if len(text) > MAX_CHARS:
+        raise DialforgeError(f"filter expression is longer than {MAX_CHARS} characters ({len(text)})")
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as e:
+        end = len(text.strip())
+        # Python reports an expression cut short (`user_turns >=`) at column 0
+        where = f"column {e.offset}" if e.offset and e.offset <= end else f"the end (column {end + 1})"
+        raise DialforgeError(f"filter expression {text!r}: syntax error at {where} ({e.msg})") from None
+    except (RecursionError, MemoryError):
+        raise DialforgeError(f"filter expression {text!r}: nested too deeply") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise DialforgeError(f"filter expression {text!r}: nested deeper than {MAX_DEPTH} levels")
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise DialforgeError(f"filter expression {text!r}: {type(node).__name__.lower()} is not allowed")
+        if isinstance(node, ast.Constant) and not (node.value is None or isinstance(node.value, (*_NUMBER, str))):
+            raise DialforgeError(f"filter expression {text!r}: constant {node.value!r} is not allowed")
+    return tree
+
+
 class Expression:
     """A compiled filter expression; call it with a record's fields (a dict)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        if len(text) > MAX_CHARS:
-            raise DialforgeError(f"filter expression is longer than {MAX_CHARS} characters ({len(text)})")
-        try:
-            tree = ast.parse(text.strip(), mode="eval").body
-        except SyntaxError as e:
-            end = len(text.strip())
-            # Python reports an expression cut short (`user_turns >=`) at column 0
-            where = f"column {e.offset}" if e.offset and e.offset <= end else f"the end (column {end + 1})"
-            raise DialforgeError(f"filter expression {text!r}: syntax error at {where} ({e.msg})") from None
-        except (RecursionError, MemoryError):
-            raise DialforgeError(f"filter expression {text!r}: nested too deeply") from None
-        if _depth(tree) > MAX_DEPTH:
-            raise DialforgeError(f"filter expression {text!r}: nested deeper than {MAX_DEPTH} levels")
-        for node in ast.walk(tree):
-            if not isinstance(node, _ALLOWED):
-                raise DialforgeError(f"filter expression {text!r}: {type(node).__name__.lower()} is not allowed")
-            if isinstance(node, ast.Constant) and not (node.value is None or isinstance(node.value, (*_NUMBER, str))):
-                raise DialforgeError(f"filter expression {text!r}: constant {node.value!r} is not allowed")
+        tree = _parse(text)
         self.tree = tree
         self._budget = _Budget()
         self.names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(_CONSTANTS)
