@@ -51,6 +51,16 @@ class World:
     categories: dict[str, list[str]]
 
 
+def _categories(apis: dict[str, Any]) -> dict[str, list[str]]:
+    """The value lists of the APIs' categorical input fields (RequestType left out)."""
+    categories: dict[str, list[str]] = {}
+    for api in apis.values():
+        for f in api.spec["input"]:
+            if isinstance(f.get("Categories"), list) and f["Name"] != "RequestType":
+                categories.setdefault(f["Name"], [str(c) for c in f["Categories"]])
+    return categories
+
+
 def build_world(cfg: AgentToolsConfig) -> World:
     star = Path(cfg.star_dir) if cfg.star_dir else bundled_star()
     specs = [TASKS[t] for t in cfg.tasks]
@@ -59,24 +69,25 @@ def build_world(cfg: AgentToolsConfig) -> World:
     apis = {n: load_star_api(star, n) for n in names}
     own = [load_python_tool(r) for r in cfg.python_tools]
     boxes = {s.name: ToolBox([star_tool(apis[s.search_api]), star_tool(apis[s.book_api]), *own]) for s in specs}
-    categories: dict[str, list[str]] = {}
-    for api in apis.values():
-        for f in api.spec["input"]:
-            if isinstance(f.get("Categories"), list) and f["Name"] != "RequestType":
-                categories.setdefault(f["Name"], [str(c) for c in f["Categories"]])
+    categories = _categories(apis)
     goals = [g for s in specs for g in make_goals(s, db, apis, cfg.goals_per_task, cfg.goal_seed)]
     return World(db, boxes, goals, categories)
 
 
-def finish_record(conv: Conversation, rt: Runtime, world: World) -> Conversation:
-    """Structured calls and the tool list on the conversation, and its verdict in
-    `meta.agentic` (success on state, partial credit, call validity, simulator errors)."""
+def _structure_calls(conv: Conversation) -> None:
+    """Tool calls and call ids held in message meta while the dialogue ran become fields."""
     for m in conv.messages:
         raw = m.meta.pop("tool_calls", None)
         if raw:
             m.tool_calls = [ToolCall.model_validate(c) for c in raw]
         if m.role == "tool" and m.tool_call_id is None and isinstance(m.meta.get("tool_call_id"), str):
             m.tool_call_id = m.meta.pop("tool_call_id")
+
+
+def finish_record(conv: Conversation, rt: Runtime, world: World) -> Conversation:
+    """Structured calls and the tool list on the conversation, and its verdict in
+    `meta.agentic` (success on state, partial credit, call validity, simulator errors)."""
+    _structure_calls(conv)
     conv.tools = rt.toolbox.schemas()
     reason = str(conv.meta.get("termination_reason"))
     answers = sum(1 for m in conv.messages if m.role == "assistant" and not m.tool_calls and m.content)
@@ -84,8 +95,7 @@ def finish_record(conv: Conversation, rt: Runtime, world: World) -> Conversation
     final = rt.db.bookings()
     v = verdict(rt.goal, final, calls, reason, answers)
     user_turns = [m.content for m in conv.messages if m.role == "user"]
-    if conv.meta.get("final_user_turn"):
-        user_turns.append(str(conv.meta["final_user_turn"]))
+    user_turns += [str(conv.meta["final_user_turn"])] if conv.meta.get("final_user_turn") else []
     sim = simulator_errors(rt.goal, user_turns, world.categories, reason)
     c = rt.counts
     side = None if v["success"] else ("error" if reason == "error" else ("simulator" if sim else "agent"))
@@ -190,41 +200,48 @@ def summarise(convs: list[Conversation], samples: int) -> dict[str, Any]:
     by_task: dict[str, list[Conversation]] = defaultdict(list)
     for c in convs:
         by_task[str(c.meta.get("task") or (c.meta.get("agentic") or {}).get("task"))].append(c)
-    out: dict[str, Any] = {}
-    for task, cs in sorted(by_task.items()) + [("all", list(convs))]:
-        ev = [c.meta.get("agentic") or {} for c in cs]
-        ok = [bool(e.get("success")) for e in ev]
-        by_goal: dict[str, list[bool]] = defaultdict(list)
-        for c, s in zip(cs, ok, strict=True):
-            by_goal[str(c.meta.get("goal_id"))].append(s)
-        calls = sum(e.get("calls", 0) for e in ev)
-        unparsed = sum(e.get("unparsed_calls", 0) for e in ev)
-        bad_json = sum((e.get("tool_error_kinds") or {}).get("bad_json", 0) for e in ev)
-        wins = [(c, e) for c, e in zip(cs, ev, strict=True) if e.get("success")]
-        row: dict[str, Any] = {
-            "conversations": len(cs),
-            "success": _rate(sum(ok), len(cs)),
-            "partial_credit": _rate(sum(e.get("partial_credit", 0.0) for e in ev), len(cs)),
-        }
-        for k in range(1, samples + 1):
-            vals = [p for s in by_goal.values() if (p := pass_hat_k(s, k)) is not None]
-            row[f"pass^{k}"] = round(sum(vals) / len(vals), 4) if vals else None
-        row.update(
-            {
-                "tool_calls": calls,
-                "calls_parsed": _rate(calls - bad_json, calls + unparsed),
-                "calls_schema_valid": _rate(sum(e.get("valid_calls", 0) for e in ev), calls),
-                "tool_errors": sum(e.get("tool_errors", 0) for e in ev),
-                "simulator_error_rate": _rate(sum(1 for e in ev if e.get("simulator_errors")), len(cs)),
-                "simulator_errors": dict(Counter(x for e in ev for x in e.get("simulator_errors", []))),
-                "failures": dict(Counter(str(e.get("failure_side") or "error") for e in ev if not e.get("success"))),
-                "calls_per_success": _rate(sum(e.get("calls", 0) for _, e in wins), len(wins)),
-                "tokens_per_success": _rate(sum(sum(c.meta.get("usage") or [0, 0]) for c, _ in wins), len(wins)),
-                "endings": dict(Counter(str(c.meta.get("termination_reason")) for c in cs)),
-            }
-        )
-        out[task] = row
-    return out
+    return {task: _task_row(cs, samples) for task, cs in sorted(by_task.items()) + [("all", list(convs))]}
+
+
+def _task_row(cs: list[Conversation], samples: int) -> dict[str, Any]:
+    ev = [c.meta.get("agentic") or {} for c in cs]
+    ok = [bool(e.get("success")) for e in ev]
+    row: dict[str, Any] = {
+        "conversations": len(cs),
+        "success": _rate(sum(ok), len(cs)),
+        "partial_credit": _rate(sum(e.get("partial_credit", 0.0) for e in ev), len(cs)),
+    }
+    by_goal: dict[str, list[bool]] = defaultdict(list)
+    for c, s in zip(cs, ok, strict=True):
+        by_goal[str(c.meta.get("goal_id"))].append(s)
+    for k in range(1, samples + 1):
+        vals = [p for s in by_goal.values() if (p := pass_hat_k(s, k)) is not None]
+        row[f"pass^{k}"] = round(sum(vals) / len(vals), 4) if vals else None
+    return row | _call_rows(ev) | _outcome_rows(cs, ev)
+
+
+def _call_rows(ev: list[dict[str, Any]]) -> dict[str, Any]:
+    calls = sum(e.get("calls", 0) for e in ev)
+    unparsed = sum(e.get("unparsed_calls", 0) for e in ev)
+    bad_json = sum((e.get("tool_error_kinds") or {}).get("bad_json", 0) for e in ev)
+    return {
+        "tool_calls": calls,
+        "calls_parsed": _rate(calls - bad_json, calls + unparsed),
+        "calls_schema_valid": _rate(sum(e.get("valid_calls", 0) for e in ev), calls),
+        "tool_errors": sum(e.get("tool_errors", 0) for e in ev),
+    }
+
+
+def _outcome_rows(cs: list[Conversation], ev: list[dict[str, Any]]) -> dict[str, Any]:
+    wins = [(c, e) for c, e in zip(cs, ev, strict=True) if e.get("success")]
+    return {
+        "simulator_error_rate": _rate(sum(1 for e in ev if e.get("simulator_errors")), len(cs)),
+        "simulator_errors": dict(Counter(x for e in ev for x in e.get("simulator_errors", []))),
+        "failures": dict(Counter(str(e.get("failure_side") or "error") for e in ev if not e.get("success"))),
+        "calls_per_success": _rate(sum(e.get("calls", 0) for _, e in wins), len(wins)),
+        "tokens_per_success": _rate(sum(sum(c.meta.get("usage") or [0, 0]) for c, _ in wins), len(wins)),
+        "endings": dict(Counter(str(c.meta.get("termination_reason")) for c in cs)),
+    }
 
 
 async def agentic_async(

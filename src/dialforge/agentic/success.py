@@ -97,6 +97,25 @@ def _says(text: str, value: Any) -> bool:
     return bool(v) and re.search(rf"(?<![\w]){re.escape(v)}(?![\w])", text, re.I) is not None
 
 
+def _disclosure(goal: Goal, user_turns: list[str]) -> dict[str, bool]:
+    sayable = [f for f in goal.facts if isinstance(f.value, str) and len(f.value) >= 3]
+    said = [[_says(t, f.value) for f in sayable] for t in user_turns]
+    return {
+        "leaked_goal": bool(said) and len(sayable) >= 3 and all(said[0]),
+        "ignored_goal": len(user_turns) >= 2 and bool(sayable) and not any(map(any, said)),
+    }
+
+
+def _contradicts(turn: str, goal: Goal, categories: dict[str, list[str]]) -> bool:
+    """`turn` names another allowed value of a field the goal fixes, and not the goal's."""
+    goal_values = {_norm(str(f.value)) for f in goal.facts}
+    for f in goal.facts:
+        others = [c for c in categories.get(f.field, []) if _norm(str(c)) not in goal_values and len(str(c)) >= 3]
+        if any(_says(turn, c) for c in others) and not _says(turn, f.value):
+            return True
+    return False
+
+
 def simulator_errors(
     goal: Goal, user_turns: list[str], categories: dict[str, list[str]], termination: str
 ) -> list[str]:
@@ -105,22 +124,9 @@ def simulator_errors(
     in any), `contradicted_goal` (a turn names another value of a field the goal fixes, and
     not the goal's), `broke_role` (a turn in the agent's voice, or the dialogue ended on a
     role flip). `categories`: the allowed values per field."""
-    errors: list[str] = []
-    sayable = [f for f in goal.facts if isinstance(f.value, str) and len(f.value) >= 3]
-    if user_turns and len(sayable) >= 3 and all(_says(user_turns[0], f.value) for f in sayable):
-        errors.append("leaked_goal")
-    if len(user_turns) >= 2 and sayable and not any(_says(t, f.value) for t in user_turns for f in sayable):
-        errors.append("ignored_goal")
-    goal_values = {_norm(str(f.value)) for f in goal.facts}
-    for turn in user_turns:
-        for f in goal.facts:
-            others = [c for c in categories.get(f.field, []) if _norm(str(c)) not in goal_values and len(str(c)) >= 3]
-            if any(_says(turn, c) for c in others) and not _says(turn, f.value):
-                errors.append("contradicted_goal")
-                break
-        else:
-            continue
-        break
-    if termination == "role_flip" or any(_AGENT_VOICE.search(t) for t in user_turns):
-        errors.append("broke_role")
-    return errors
+    found = {
+        **_disclosure(goal, user_turns),
+        "contradicted_goal": any(_contradicts(turn, goal, categories) for turn in user_turns),
+        "broke_role": termination == "role_flip" or any(_AGENT_VOICE.search(t) for t in user_turns),
+    }
+    return [name for name, hit in found.items() if hit]
