@@ -34,23 +34,35 @@ ERROR_KINDS = ("unknown_tool", "bad_json", "invalid_arguments", "execution_error
 # -- schema checking (the subset of JSON Schema tool schemas use) ---------------------------
 
 
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
 def schema_errors(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
     """Why `value` breaks `schema` (type, enum, minimum/maximum, required, properties,
     additionalProperties, items), one line each; empty when it fits."""
     where = path or "arguments"
     t = schema.get("type")
-    checks: dict[str, Callable[[Any], bool]] = {
-        "object": lambda v: isinstance(v, dict),
-        "array": lambda v: isinstance(v, list),
-        "string": lambda v: isinstance(v, str),
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        "boolean": lambda v: isinstance(v, bool),
-        "null": lambda v: v is None,
-    }
     types_ = [t] if isinstance(t, str) else list(t or [])
-    if types_ and not any(checks.get(x, lambda v: True)(value) for x in types_):
+    if types_ and not any(_TYPE_CHECKS.get(x, lambda v: True)(value) for x in types_):
         return [f"{where}: expected {' or '.join(types_)}, got {type(value).__name__} {value!r:.40}"]
+    errors = _value_errors(value, schema, where)
+    if isinstance(value, dict):
+        errors += _object_errors(value, schema, path, where)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            errors += schema_errors(v, schema["items"], f"{where}[{i}]")
+    return errors
+
+
+def _value_errors(value: Any, schema: dict[str, Any], where: str) -> list[str]:
     errors: list[str] = []
     if "enum" in schema and value not in schema["enum"]:
         shown = ", ".join(map(str, schema["enum"][:8])) + (", ..." if len(schema["enum"]) > 8 else "")
@@ -60,19 +72,18 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "") -> list[st
             errors.append(f"{where}: {value} is below the minimum {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
             errors.append(f"{where}: {value} is above the maximum {schema['maximum']}")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for name in schema.get("required", []):
-            if name not in value:
-                errors.append(f"{where}: missing required argument {name!r}")
-        for name, v in value.items():
-            if name in props:
-                errors += schema_errors(v, props[name], f"{path + '.' if path else ''}{name}")
-            elif schema.get("additionalProperties") is False:
-                errors.append(f"{where}: unknown argument {name!r} (known: {', '.join(props)})")
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, v in enumerate(value):
-            errors += schema_errors(v, schema["items"], f"{where}[{i}]")
+    return errors
+
+
+def _object_errors(value: dict[str, Any], schema: dict[str, Any], path: str, where: str) -> list[str]:
+    props = schema.get("properties", {})
+    missing = [name for name in schema.get("required", []) if name not in value]
+    errors = [f"{where}: missing required argument {name!r}" for name in missing]
+    for name, v in value.items():
+        if name in props:
+            errors += schema_errors(v, props[name], f"{path + '.' if path else ''}{name}")
+        elif schema.get("additionalProperties") is False:
+            errors.append(f"{where}: unknown argument {name!r} (known: {', '.join(props)})")
     return errors
 
 
@@ -295,29 +306,40 @@ class StarApi:
             return {"count": len(found), "items": found[:MAX_ITEMS]}
         return self._book(db, rows, args)
 
+    def _refusal(self, target: dict[str, Any] | None, keys: list[str], args: dict[str, Any]) -> str | None:
+        """Why the row `args` names cannot be booked, or None."""
+        if target is None:
+            return f"no {self.domain} with {keys[0]} {args[keys[0]]!r}"
+        if target.get("TakesReservations") is False:
+            return f"{target.get('Name')} takes no reservations"
+        size, most = args.get("PartySize"), target.get("MaxPartySize")
+        if isinstance(size, int) and isinstance(most, int) and size > most:
+            return f"parties of at most {most}"
+        return None
+
     def _book(self, db: Database, rows: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
         out = self.output_name()
-        keys = [k for k in ("id", "Name") if k in args and rows and k in rows[0]]
-        target: dict[str, Any] | None = None
-        if keys:
-            target = next((r for r in rows if matches(r, {k: args[k] for k in keys})), None)
-            if target is None:
-                return {out: "Reservation Failed", "reason": f"no {self.domain} with {keys[0]} {args[keys[0]]!r}"}
-            if target.get("TakesReservations") is False:
-                return {out: "Reservation Failed", "reason": f"{target.get('Name')} takes no reservations"}
-            size = args.get("PartySize")
-            if isinstance(size, int) and isinstance(target.get("MaxPartySize"), int) and size > target["MaxPartySize"]:
-                return {out: "Reservation Failed", "reason": f"parties of at most {target['MaxPartySize']}"}
+        keys, target = _named_row(rows, args)
+        refused = self._refusal(target, keys, args) if keys else None
+        if refused:
+            return {out: "Reservation Failed", "reason": refused}
         if args.get("RequestType") == "Check":
             return {out: "Available"}
         booking = {k: args[k] for k in self.state_fields if k in args}
-        for k in keys:  # the row's own spelling of its name
-            booking[k] = target[k] if target is not None else booking[k]
+        booking |= {k: target[k] for k in keys if target is not None}  # the row's own spelling of its name
         table = f"{self.domain or self.name}_bookings"
         if any(matches(b, booking) and len(b) == len(booking) for b in db.rows(table)):
             return {out: "Reservation Confirmed", "note": "this booking was already made"}
         db.insert(table, booking)
         return {out: "Reservation Confirmed", "booking": booking}
+
+
+def _named_row(rows: list[dict[str, Any]], args: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
+    """The identifying fields `args` gives (`id`, `Name`) and the row they name, if any."""
+    keys: list[str] = [k for k in ("id", "Name") if k in args and rows and k in rows[0]]
+    if not keys:
+        return keys, None
+    return keys, next((r for r in rows if matches(r, {k: args[k] for k in keys})), None)
 
 
 def load_star_api(star_dir: str | Path, name: str) -> StarApi:
