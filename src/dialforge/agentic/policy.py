@@ -121,6 +121,33 @@ def parse_text_calls(text: str) -> tuple[list[tuple[str, Any]], str, int]:
     return calls, rest.strip(), bad
 
 
+def _calls_of(m: dict[str, Any]) -> list[ToolCall]:
+    return [ToolCall.model_validate(c) for c in (m.get("meta") or {}).get("tool_calls", [])]
+
+
+def _native_message(m: dict[str, Any]) -> dict[str, Any]:
+    """A message for a model served with the OpenAI tools API."""
+    calls = _calls_of(m)
+    if calls:
+        return {"role": "assistant", "content": m["content"] or None, "tool_calls": [c.to_openai() for c in calls]}
+    if m["role"] == "tool":
+        return {"role": "tool", "tool_call_id": m["meta"]["tool_call_id"], "content": m["content"]}
+    return {"role": m["role"], "content": m["content"]}
+
+
+def _text_message(m: dict[str, Any]) -> dict[str, Any]:
+    """A message for a model that reads calls as `<tool_call>` text and results as user turns."""
+    calls = _calls_of(m)
+    if calls:
+        blocks = "".join(
+            f"<tool_call>{orjson.dumps({'name': c.name, 'arguments': c.arguments}).decode()}</tool_call>" for c in calls
+        )
+        return {"role": "assistant", "content": f"{m['content']}\n{blocks}" if m["content"] else blocks}
+    if m["role"] == "tool":
+        return {"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"}
+    return {"role": m["role"], "content": m["content"]}
+
+
 class ToolAgent:
     """The agent: answers the user, calling tools on the conversation's database."""
 
@@ -140,34 +167,8 @@ class ToolAgent:
 
     def view(self, state: ConvState, rt: Runtime, offer: bool) -> list[dict[str, Any]]:
         """The dialogue as the agent's model reads it."""
-        out: list[dict[str, Any]] = [{"role": "system", "content": self.system(rt, offer)}]
-        for m in state.messages:
-            calls = [ToolCall.model_validate(c) for c in (m.get("meta") or {}).get("tool_calls", [])]
-            if self.native:
-                if calls:
-                    out.append(
-                        {
-                            "role": "assistant",
-                            "content": m["content"] or None,
-                            "tool_calls": [c.to_openai() for c in calls],
-                        }
-                    )
-                elif m["role"] == "tool":
-                    out.append({"role": "tool", "tool_call_id": m["meta"]["tool_call_id"], "content": m["content"]})
-                else:
-                    out.append({"role": m["role"], "content": m["content"]})
-                continue
-            if calls:
-                blocks = "".join(
-                    f"<tool_call>{orjson.dumps({'name': c.name, 'arguments': c.arguments}).decode()}</tool_call>"
-                    for c in calls
-                )
-                text = f"{m['content']}\n{blocks}" if m["content"] else blocks
-                out.append({"role": "assistant", "content": text})
-            elif m["role"] == "tool":
-                out.append({"role": "user", "content": f"<tool_response>{m['content']}</tool_response>"})
-            else:
-                out.append({"role": m["role"], "content": m["content"]})
+        shown = _native_message if self.native else _text_message
+        out = [{"role": "system", "content": self.system(rt, offer)}, *(shown(m) for m in state.messages)]
         if self.native:
             return out
         merged: list[dict[str, Any]] = [out[0]]
