@@ -81,18 +81,7 @@ def track(
     if order not in ORDERS:
         raise ValueError(f"tracker order must be one of {', '.join(ORDERS)}, not {order!r}")
     if order in ("any", "lookahead"):
-        seen: list[str] = []
-        for u in agent_utterances:
-            if order == "any":
-                candidates = [n for n in wf.nodes if n not in seen]
-            else:
-                near = [wf.start, *_within(wf, [wf.start, *seen], lookahead)]
-                candidates = [n for n in dict.fromkeys(near) if n not in seen]
-            if not candidates:
-                continue
-            score, best = max((rouge_l(u, wf.nodes[c].say), c) for c in candidates)
-            if score >= threshold:
-                seen.append(best)
+        seen = _track_unordered(wf, agent_utterances, threshold, order, lookahead)
         depth = len(seen)
         return {
             "depth": depth,
@@ -100,17 +89,39 @@ def track(
             "success": any(wf.nodes[n].ending for n in seen),
             "path": seen,
         }
-    current: str | None = None
-    path: list[str] = []
-    for u in agent_utterances:
-        candidates = [wf.start, *wf.next_said(wf.start)] if current is None else wf.next_said(current)
-        if not candidates:
-            break
-        scored = [(rouge_l(u, wf.nodes[c].say), c) for c in candidates]
-        score, best = max(scored)
-        if score >= threshold:
-            current = best
-            path.append(best)
+    path = _track_graph(wf, agent_utterances, threshold)
     success = bool(path) and wf.nodes[path[-1]].ending
     depth = len(path)
     return {"depth": depth, "relative_depth": round(depth / wf.max_depth, 4), "success": success, "path": path}
+
+
+def _track_unordered(wf: Workflow, utterances: list[str], threshold: float, order: str, lookahead: int) -> list[str]:
+    """Nodes matched, each once, by the best-scoring candidate of each utterance (any / lookahead)."""
+    seen: list[str] = []
+    for u in utterances:
+        if order == "any":
+            candidates = [n for n in wf.nodes if n not in seen]
+        else:
+            near = [wf.start, *_within(wf, [wf.start, *seen], lookahead)]
+            candidates = [n for n in dict.fromkeys(near) if n not in seen]
+        if not candidates:
+            continue
+        score, best = max((rouge_l(u, wf.nodes[c].say), c) for c in candidates)
+        if score >= threshold:
+            seen.append(best)
+    return seen
+
+
+def _track_graph(wf: Workflow, utterances: list[str], threshold: float) -> list[str]:
+    """The path through the graph: from the current node only its children may match."""
+    current: str | None = None
+    path: list[str] = []
+    for u in utterances:
+        candidates = [wf.start, *wf.next_said(wf.start)] if current is None else wf.next_said(current)
+        if not candidates:
+            break
+        score, best = max((rouge_l(u, wf.nodes[c].say), c) for c in candidates)
+        if score >= threshold:
+            current = best
+            path.append(best)
+    return path
