@@ -51,11 +51,15 @@ def _user(body: dict[str, Any], facts: list[tuple[str, str]], mistake: UserMista
         return "That is everything I know. Please book it."
     said = "; ".join(f"{k}: {v}" for k, v in pieces)
     if mistake == "contradict" and mine == 1:  # another value than the goal's: a simulator error
-        values = {v for _, v in facts}
-        k, alt = next(((k, a) for k, v in facts for a in _ALTS.get(k, ()) if a != v and a not in values), ("", ""))
-        if k:
-            said = f"Actually, {k}: {alt}; {said}"
+        said = _contradiction(facts) + said
     return f"Hello, I need a booking. {said}." if mine == 0 else f"{said}."
+
+
+def _contradiction(facts: list[tuple[str, str]]) -> str:
+    """`Actually, Field: other value; ` naming a value the goal does not hold (or nothing)."""
+    values = {v for _, v in facts}
+    k, alt = next(((k, a) for k, v in facts for a in _ALTS.get(k, ()) if a != v and a not in values), ("", ""))
+    return f"Actually, {k}: {alt}; " if k else ""
 
 
 def _told(msgs: list[dict[str, Any]]) -> dict[str, str]:
@@ -114,64 +118,81 @@ def _results(msgs: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def _agent(body: dict[str, Any], mistake: Mistake, bookings: list[int]) -> Any:
-    msgs = body["messages"]
-    native = bool(body.get("tools"))
-    tools = _tools(body)
-    if not tools:  # asked to answer in words (the turn's calls are spent)
-        return "I am sorry, I could not finish that."
-    search = next(n for n in tools if n.endswith("_search"))
-    book = next(n for n in tools if n.endswith("_book"))
-    told = {_BACK.get(k, k): v for k, v in _told(msgs).items()}
-    done = _results(msgs)
-    last_user = next((str(m.get("content") or "") for m in reversed(msgs) if m["role"] == "user"), "")
-    n = len(msgs)
+def _call(native: bool, n: int, name: str, args: dict[str, Any]) -> Any:
+    """A tool call as the OpenAI tools API answers it, or as `<tool_call>` text."""
+    if native:
+        fn = {"name": name, "arguments": orjson.dumps(args).decode()}
+        return {"content": None, "tool_calls": [{"id": f"fc_{n}", "type": "function", "function": fn}]}
+    return f"<tool_call>{orjson.dumps({'name': name, 'arguments': args}).decode()}</tool_call>"
 
-    def call(name: str, args: dict[str, Any]) -> Any:
-        if native:
-            return {
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": f"fc_{n}",
-                        "type": "function",
-                        "function": {"name": name, "arguments": orjson.dumps(args).decode()},
-                    }
-                ],
-            }
-        return f"<tool_call>{orjson.dumps({'name': name, 'arguments': args}).decode()}</tool_call>"
 
-    booked = [r for r in done if isinstance(r, dict) and any(str(v).startswith("Reservation") for v in r.values())]
-    if booked:
+def _words(done: list[Any], last_user: str) -> str | None:
+    """The agent's answer in words when it has nothing to call, or None."""
+    if any(isinstance(r, dict) and any(str(v).startswith("Reservation") for v in r.values()) for r in done):
         return "Your reservation is confirmed. Anything else?"
     if "everything" not in last_user and not done:
         return "Thank you. What else should I know?"
-    sprops = tools[search]["parameters"]["properties"]
-    bprops = tools[book]["parameters"]["properties"]
-    if mistake == "unknown_tool" and not any(isinstance(r, dict) and "error" in r for r in done):
-        return call("make_booking_now", {"x": 1})
-    if mistake == "bad_args" and not any(isinstance(r, dict) and "error" in r for r in done):
-        return call(search, {"NoSuchField": "synthetic"})
-    found = next((r for r in done if isinstance(r, dict) and "items" in r), None)
-    if found is None:
-        return call(search, {k: _typed(sprops, k, v) for k, v in told.items() if k in sprops})
-    if not found["items"]:
-        return "Sorry, I could not find anything that fits."
-    row = found["items"][0]
+    return None
+
+
+def _wrong_first(mistake: Mistake, done: list[Any], search: str) -> tuple[str, dict[str, Any]] | None:
+    """The deliberately wrong first call of `unknown_tool` and `bad_args`, until a tool error came back."""
+    if any(isinstance(r, dict) and "error" in r for r in done):
+        return None
+    if mistake == "unknown_tool":
+        return "make_booking_now", {"x": 1}
+    if mistake == "bad_args":
+        return search, {"NoSuchField": "synthetic"}
+    return None
+
+
+def _booking_args(row: dict[str, Any], bprops: dict[str, Any], told: dict[str, str], wrong: bool) -> dict[str, Any]:
     key = "id" if "id" in bprops else "Name"
     value = row[key]
-    bookings[0] += 1
-    if mistake == "wrong_row" or (mistake == "every_third_wrong" and bookings[0] % 3 == 0):
-        if key == "id":
-            value = row[key] + 1
-        else:
-            value = next(c for c in bprops[key]["enum"] if c != row[key])
-    args = {
+    if wrong:
+        value = row[key] + 1 if key == "id" else next(c for c in bprops[key]["enum"] if c != row[key])
+    return {
         key: value,
         **{k: _typed(bprops, k, v) for k, v in told.items() if k in bprops and k != key},
         "RequestType": "Book",
     }
-    return call(book, args)
+
+
+def _agent(body: dict[str, Any], mistake: Mistake, bookings: list[int]) -> Any:
+    msgs = body["messages"]
+    tools = _tools(body)
+    if not tools:  # asked to answer in words (the turn's calls are spent)
+        return "I am sorry, I could not finish that."
+    search = next(n for n in tools if n.endswith("_search"))
+    done = _results(msgs)
+    last_user = next((str(m.get("content") or "") for m in reversed(msgs) if m["role"] == "user"), "")
+    words = _words(done, last_user)
+    if words:
+        return words
+    wrong = _wrong_first(mistake, done, search)
+    if wrong:
+        return _call(bool(body.get("tools")), len(msgs), *wrong)
+    return _search_or_book(body, tools, search, done, mistake, bookings)
+
+
+def _search_or_book(
+    body: dict[str, Any], tools: dict[str, Any], search: str, done: list[Any], mistake: Mistake, bookings: list[int]
+) -> Any:
+    """Search with what the customer said; then book the first row found."""
+    msgs = body["messages"]
+    native, n = bool(body.get("tools")), len(msgs)
+    told = {_BACK.get(k, k): v for k, v in _told(msgs).items()}
+    found = next((r for r in done if isinstance(r, dict) and "items" in r), None)
+    if found is None:
+        sprops = tools[search]["parameters"]["properties"]
+        return _call(native, n, search, {k: _typed(sprops, k, v) for k, v in told.items() if k in sprops})
+    if not found["items"]:
+        return "Sorry, I could not find anything that fits."
+    book = next(n for n in tools if n.endswith("_book"))
+    bookings[0] += 1
+    wrong_row = mistake == "wrong_row" or (mistake == "every_third_wrong" and bookings[0] % 3 == 0)
+    args = _booking_args(found["items"][0], tools[book]["parameters"]["properties"], told, wrong_row)
+    return _call(native, n, book, args)
 
 
 def agentic_reply(
