@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import operator
 import random
 from pathlib import Path
 from typing import Any
@@ -30,58 +31,73 @@ from ..errors import DialforgeError
 NAMED_DOMAINS = frozenset({"hotel", "restaurant", "movie", "apartment"})
 
 
+_BINOPS: dict[type[ast.operator], Any] = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+_COMPARE: dict[type[ast.cmpop], Any] = {
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Eq: operator.eq,
+    ast.In: lambda a, b: a in b,
+}
+_CALLS: dict[str, Any] = {
+    "list": lambda xs: list(xs),
+    "combinations": lambda xs, k: [list(c) for c in itertools.combinations(xs, k)],
+}
+
+
 class _Eval(ast.NodeVisitor):
-    """The `!` expressions of STAR's schemas, evaluated on the row drawn so far."""
+    """The `!` expressions of STAR's schemas, evaluated on the row drawn so far: constants,
+    lists, `p[key]` (the row), + - *, and/or, one comparison, `list()` and `combinations()`.
+    One `visit_*` per allowed node; any other node is refused."""
 
     def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
 
-    def ev(self, node: ast.AST) -> Any:  # noqa: C901 - one branch per allowed node
-        if isinstance(node, ast.Expression):
-            return self.ev(node.body)
-        if isinstance(node, ast.Lambda):
-            return self.ev(node.body)
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.List | ast.Tuple):
-            return [self.ev(e) for e in node.elts]
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "p":
-            key = self.ev(node.slice)
-            return self.row.get(key)
-        if isinstance(node, ast.BinOp):
-            a, b = self.ev(node.left), self.ev(node.right)
-            if isinstance(node.op, ast.Add):
-                return a + b
-            if isinstance(node.op, ast.Sub):
-                return a - b
-            if isinstance(node.op, ast.Mult):
-                return a * b
-        if isinstance(node, ast.BoolOp):
-            vals = [self.ev(v) for v in node.values]
-            return all(vals) if isinstance(node.op, ast.And) else any(vals)
-        if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            a, b, op = self.ev(node.left), self.ev(node.comparators[0]), node.ops[0]
-            if a is None or b is None:
-                return False
-            if isinstance(op, ast.Gt):
-                return a > b
-            if isinstance(op, ast.GtE):
-                return a >= b
-            if isinstance(op, ast.Lt):
-                return a < b
-            if isinstance(op, ast.LtE):
-                return a <= b
-            if isinstance(op, ast.Eq):
-                return a == b
-            if isinstance(op, ast.In):
-                return a in b
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            args = [self.ev(a) for a in node.args]
-            if node.func.id == "list":
-                return list(args[0])
-            if node.func.id == "combinations":
-                return [list(c) for c in itertools.combinations(args[0], args[1])]
+    def ev(self, node: ast.AST) -> Any:
+        return self.visit(node)
+
+    def generic_visit(self, node: ast.AST) -> Any:
         raise ValueError(f"unsupported expression: {ast.dump(node)[:80]}")
+
+    def visit_Expression(self, node: ast.Expression) -> Any:
+        return self.visit(node.body)
+
+    def visit_Lambda(self, node: ast.Lambda) -> Any:
+        return self.visit(node.body)
+
+    def visit_Constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def visit_List(self, node: ast.List | ast.Tuple) -> Any:
+        return [self.visit(e) for e in node.elts]
+
+    visit_Tuple = visit_List
+
+    def visit_Subscript(self, node: ast.Subscript) -> Any:
+        if not (isinstance(node.value, ast.Name) and node.value.id == "p"):
+            return self.generic_visit(node)
+        return self.row.get(self.visit(node.slice))
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        if type(node.op) not in _BINOPS:
+            return self.generic_visit(node)
+        return _BINOPS[type(node.op)](self.visit(node.left), self.visit(node.right))
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Any:
+        vals = [self.visit(v) for v in node.values]
+        return all(vals) if isinstance(node.op, ast.And) else any(vals)
+
+    def visit_Compare(self, node: ast.Compare) -> Any:
+        if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
+            return self.generic_visit(node)
+        a, b = self.visit(node.left), self.visit(node.comparators[0])
+        return False if a is None or b is None else _COMPARE[type(node.ops[0])](a, b)
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        if not (isinstance(node.func, ast.Name) and node.func.id in _CALLS):
+            return self.generic_visit(node)
+        return _CALLS[node.func.id](*(self.visit(a) for a in node.args))
 
 
 def star_expr(value: Any, row: dict[str, Any]) -> Any:
