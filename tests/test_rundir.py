@@ -286,3 +286,25 @@ def test_redact_masks_url_passwords_and_keys_in_api_key_env_only():
         "note": "user:pass without a scheme stays",
     }
     assert not looks_like_a_key("MY_KEY") and looks_like_a_key("sk-proj-abc") and not looks_like_a_key("x-y")
+
+
+def test_the_tools_offered_are_part_of_the_cache_key():
+    """Two requests that differ only in the tools offered are different calls (an agent given
+    another tool list must not be answered from the cache); a request without tools keeps the
+    key it had before tools existed, so old caches still answer."""
+    import hashlib
+
+    import orjson
+
+    from dialforge.llm.cache import _params_json, request_key
+    from dialforge.llm.types import ChatRequest
+
+    msgs = [{"role": "user", "content": "synthetic example text"}]
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    plain = ChatRequest(msgs)
+    keys = {request_key("m", plain), request_key("m", ChatRequest(msgs, tools=[tool]))}
+    keys.add(request_key("m", ChatRequest(msgs, tools=[tool, {**tool, "function": {"name": "book"}}])))
+    assert len(keys) == 3
+    before = ["m", msgs, _params_json(plain.params), None, 0]
+    assert request_key("m", plain) == hashlib.sha256(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert request_key("m", ChatRequest(msgs, tools=[])) == request_key("m", plain)

@@ -44,10 +44,13 @@ def _params_json(params: SamplingParams) -> dict[str, Any]:
 
 
 def request_key(model_id: str, req: ChatRequest) -> str:
-    """What determines an answer: model, messages, sampling, schema and sample index."""
+    """What determines an answer: model, messages, sampling, schema, sample index, and the
+    tools offered (a request without tools keeps the key it always had)."""
     parts: list[Any] = [model_id, req.messages, _params_json(req.params), req.schema, req.sample_index]
     if req.prompt is not None:  # a raw token-id prompt (trained simulators)
         parts.append(req.prompt)
+    if req.tools:
+        parts.append({"tools": req.tools})
     blob = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()
 
