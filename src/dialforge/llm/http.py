@@ -25,7 +25,7 @@ from ..errors import BackendUnavailable, ConfigError
 from .limiter import AIMDLimiter
 from .secrets import mask_secrets, register_secret, truncate_masked
 from .structured import bounded_schema
-from .types import ChatRequest, Completion, Usage
+from .types import ChatRequest, Completion, SamplingParams, Usage
 
 log = logging.getLogger("dialforge.llm")
 
@@ -163,6 +163,36 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, dt.timestamp() - time.time())
 
 
+def _sampling(p: SamplingParams, sample_index: int) -> dict[str, Any]:
+    """The sampling fields of a request body (only those set: servers differ on extras)."""
+    out: dict[str, Any] = {"temperature": p.temperature, "top_p": p.top_p, "max_tokens": p.max_tokens}
+    if p.n != 1:
+        out["n"] = p.n
+    if p.top_k is not None:
+        out["top_k"] = p.top_k
+    if p.stop:
+        out["stop"] = list(p.stop)
+    if p.seed is not None:
+        out["seed"] = p.seed + sample_index
+    return out
+
+
+def _response_format(body: dict[str, Any], req: ChatRequest, dialect: str) -> None:
+    """Ask for JSON under the request's schema in the endpoint's dialect."""
+    assert req.schema is not None
+    if dialect == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": req.schema_name, "schema": req.schema, "strict": True},
+        }
+        return
+    # a grammar from the schema (llama.cpp): bound its strings, each with room for a
+    # sentence, and give the reply the tokens its longest JSON takes, so it closes
+    bounded, chars = bounded_schema(req.schema, req.params.max_tokens)
+    body["response_format"] = {"type": "json_object", "schema": bounded}
+    body["max_tokens"] = max(req.params.max_tokens, chars + 16)
+
+
 class OpenAIHTTPBackend:
     """Chat completions over HTTP with a per-endpoint concurrency cap, retries with
     exponential backoff and jitter, `Retry-After`, timeouts and AIMD throttling."""
@@ -252,34 +282,11 @@ class OpenAIHTTPBackend:
             head: dict[str, Any] = {"prompt": prompt}
         else:
             head = {"messages": messages}
-        body: dict[str, Any] = {
-            "model": self.model_id,
-            **head,
-            "temperature": p.temperature,
-            "top_p": p.top_p,
-            "max_tokens": p.max_tokens,
-        }
-        if p.n != 1:
-            body["n"] = p.n
-        if p.top_k is not None:
-            body["top_k"] = p.top_k
-        if p.stop:
-            body["stop"] = list(p.stop)
-        if p.seed is not None:
-            body["seed"] = p.seed + req.sample_index
+        body: dict[str, Any] = {"model": self.model_id, **head, **_sampling(p, req.sample_index)}
         if req.tools:
             body["tools"] = req.tools
-        if req.schema is not None and dialect == "json_schema":
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": req.schema_name, "schema": req.schema, "strict": True},
-            }
-        elif req.schema is not None and dialect == "json_object":
-            # a grammar from the schema (llama.cpp): bound its strings, each with room for a
-            # sentence, and give the reply the tokens its longest JSON takes, so it closes
-            bounded, chars = bounded_schema(req.schema, p.max_tokens)
-            body["response_format"] = {"type": "json_object", "schema": bounded}
-            body["max_tokens"] = max(p.max_tokens, chars + 16)
+        if req.schema is not None and dialect in ("json_schema", "json_object"):
+            _response_format(body, req, dialect)
         return body
 
     def body_for(self, req: ChatRequest) -> tuple[bytes, str, bool]:
@@ -295,23 +302,28 @@ class OpenAIHTTPBackend:
         if err.status is None or err.status in (*_PUSHBACK, 401, 403, 404, 408) or err.status < 400:
             return False
         if req.prompt is not None and tokens and req.prompt_text is not None:
-            if "context" in err.body:  # "Requested tokens (2100) exceed context window": the record's own
-                return False
-            names_it = "prompt" in err.body and any(w in err.body for w in _TOKEN_PROMPT_WORDS)
-            if names_it or err.status >= 500:
-                if self.token_prompts:
-                    self.token_prompts = False
-                    _LEARNED.setdefault(self.base_url, {})["token_prompts"] = False
-                    log.warning(
-                        "%s/completions refused a token-id prompt (HTTP %s); sending the rendered text from now on",
-                        self.base_url,
-                        err.status,
-                    )
-                return True
-            return False
+            return self._refused_token_prompt(err)
         if req.schema is None or dialect == "prompt" or not any(w in err.body for w in _NAMES_THE_FIELD):
             return False
         self._move_on(dialect, f"the server refused it (HTTP {err.status}: {truncate_masked(err.body, 120)})")
+        return True
+
+    def _refused_token_prompt(self, err: _HTTPFailure) -> bool:
+        """A token-id prompt refused (the error names the prompt, or a 5xx): send the rendered
+        text from now on. A context overflow is the record's own failure, not a refusal."""
+        if "context" in err.body:  # "Requested tokens (2100) exceed context window"
+            return False
+        names_it = "prompt" in err.body and any(w in err.body for w in _TOKEN_PROMPT_WORDS)
+        if not (names_it or (err.status or 0) >= 500):
+            return False
+        if self.token_prompts:
+            self.token_prompts = False
+            _LEARNED.setdefault(self.base_url, {})["token_prompts"] = False
+            log.warning(
+                "%s/completions refused a token-id prompt (HTTP %s); sending the rendered text from now on",
+                self.base_url,
+                err.status,
+            )
         return True
 
     def ignored(self, req: ChatRequest, dialect: str, comp: Completion) -> bool:
@@ -352,6 +364,21 @@ class OpenAIHTTPBackend:
     async def _sampled(self, req: ChatRequest) -> Completion:
         return await all_samples(self._one, req, await self._one(req))
 
+    def _give_up(self, e: _Retryable, retries: int, start: float, error: str) -> bool:
+        """Whether a retryable failure has used up its retries. A server unreachable before it
+        ever answered is a config problem: BackendUnavailable once `connect_retry_s` passed."""
+        if isinstance(e, _Unreachable) and not self._served:
+            if time.perf_counter() - start >= self.connect_retry_s:
+                raise BackendUnavailable(error) from None
+            return False
+        return retries >= self.max_retries
+
+    def _retry_delay(self, e: _Retryable, retries: int, start: float) -> float:
+        delay = backoff_delay(retries, self.backoff_base_s, self.backoff_max_s, e.retry_after)
+        if isinstance(e, _Unreachable) and not self._served:  # keep trying a dead server within connect_retry_s
+            delay = min(delay, 1.0, max(0.0, start + self.connect_retry_s - time.perf_counter()))
+        return delay
+
     async def _one(self, req: ChatRequest) -> Completion:
         url = self.url_for(req)
         session = self._get_session()
@@ -375,15 +402,9 @@ class OpenAIHTTPBackend:
                     self.limiter.on_pushback(ticket)
                 elif e.overload:
                     self.limiter.on_overload(ticket)
-                if isinstance(e, _Unreachable) and not self._served:
-                    # a dead server at the start is a config problem: say so in seconds
-                    if time.perf_counter() - start >= self.connect_retry_s:
-                        raise BackendUnavailable(last_error) from None
-                elif retries >= self.max_retries:
+                if self._give_up(e, retries, start, last_error):
                     break
-                delay = backoff_delay(retries, self.backoff_base_s, self.backoff_max_s, e.retry_after)
-                if isinstance(e, _Unreachable) and not self._served:
-                    delay = min(delay, 1.0, max(0.0, start + self.connect_retry_s - time.perf_counter()))
+                delay = self._retry_delay(e, retries, start)
                 retries += 1
                 log.debug("retry %d after %.2fs: %s", retries, delay, last_error)
                 await asyncio.sleep(delay)
