@@ -139,4 +139,5 @@ def get_mode(name: str, command: str | None = None) -> SimulatorMode[Any]:
 
 def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None) -> UserSimulator:
     """The user simulator of the config's mode."""
-    return get_mode(cfg.mode).build(cfg, user_llm, judge)
+    mode: SimulatorMode[SimulateModeConfig] = get_mode(cfg.mode)  # mypy: SimulateConfig has what modes read
+    return mode.build(cfg, user_llm, judge)

@@ -22,7 +22,7 @@ from ..conversation import stable_hash
 from ..llm.client import LLM
 from ..simulate.contracts import AssistantTurn, ConvState, UserTurn, completion_meta, sample_index, usage_meta
 from ..simulate.engine import Engine, EngineSettings, Seed
-from ..simulate.modes import get_mode
+from ..simulate.modes import SimulatorMode, get_mode
 from ..simulate.reasons import Termination
 from ..simulate.simulators import PromptedUser, chat_turns, render_dialogue
 from .model import Workflow
@@ -368,5 +368,6 @@ def selftalk_engine(
         keep_closing_turn=True,
         model_keys=("client_model", "agent_model"),
     )
-    client_sim = get_mode("selftalk", "selftalk").build(cfg, client, None)
+    mode: SimulatorMode[ModeConfig] = get_mode("selftalk", "selftalk")  # mypy: SelfTalkConfig is a ModeConfig
+    client_sim = mode.build(cfg, client, None)
     return Engine(settings, client_sim, WorkflowAgent(cfg, agent, picker, end_check, judge))
