@@ -12,9 +12,13 @@ that imports no engine (its builders import their simulator when called):
 
 Those modules are named in `PROVIDERS` and imported *by name* (importlib) on the first
 lookup, so the registry finds the modes of packages built on simulate/ without simulate/
-importing them: no import edge from the engine layer up to workflows/ or agentic/. A mode
-of your own: call `register_mode` from your module and import it before configs are
-validated (or add it to `PROVIDERS` if it ships with dialforge).
+importing them: no import edge from the engine layer up to workflows/ or agentic/ (why not
+entry points: they need an installed distribution's metadata, a source checkout on
+PYTHONPATH has none, and the list of shipped modes is short and fixed). The first lookup
+runs while `SimulateConfig` is defined (its `mode` help lists the modes), so a provider
+imports only this module at load time: config and simulator types under TYPE_CHECKING, its
+simulator inside the builder. A mode of your own: call `register_mode` from your module and
+import it before configs are validated (or add it to `PROVIDERS` if it ships with dialforge).
 """
 
 from __future__ import annotations
