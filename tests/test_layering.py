@@ -22,19 +22,6 @@ KNOWN_LAZY_CYCLES = [
     {"io.oasst_messages", "io.reader", "io.registry", "io.seeds"},
     {"run.blockdir", "run.kernel", "run.ray_executor"},
     {"pipeline", "validate"},
-    {  # the engine knows the packages built on it (simulate/modes.py builds their modes)
-        "agentic.config",
-        "agentic.policy",
-        "simulate.config",
-        "simulate.engine",
-        "simulate.modes",
-        "simulate.policies",
-        "simulate.run",
-        "simulate.simulators",
-        "simulate.stops",
-        "workflows.agent",
-        "workflows.selftalk",
-    },
 ]
 
 

@@ -24,9 +24,9 @@ import orjson
 from ..conversation import ToolCall
 from ..llm.client import LLM
 from ..llm.types import ChatRequest
-from ..simulate.policies import AssistantTurn, completion_meta
+from ..simulate.contracts import AssistantTurn, ConvState, UserTurn, completion_meta, sample_index
 from ..simulate.reasons import Termination
-from ..simulate.simulators import ConvState, UserTurn, sample_index, swap_roles
+from ..simulate.simulators import swap_roles
 from .config import STOP_TOKEN
 from .database import Database
 from .goals import Goal

@@ -28,6 +28,7 @@ from ..llm.types import SamplingParams
 from ..run.kernel import Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir, config_fingerprint
 from ..simulate.engine import Engine, EngineSettings, Seed
+from ..simulate.modes import ModeConfig, SimulatorMode, get_mode
 from ..simulate.run import without_timings
 from .config import AgentToolsConfig, bundled_star
 from .database import Database, load_star_database
@@ -148,11 +149,10 @@ class AgenticStage(Stage):
             personas=cfg.personas,
             model_keys=("user_model", "agent_model"),
         )
-        from ..simulate.modes import get_mode
-
+        mode: SimulatorMode[ModeConfig] = get_mode("agentic", "agent")  # mypy: AgentToolsConfig is a ModeConfig
         self.engine = Engine(
             settings,
-            get_mode("agentic", "agent").build(cfg, user, None),
+            mode.build(cfg, user, None),
             ToolAgent(agent, native=native, max_calls=cfg.max_calls_per_turn),
         )
 

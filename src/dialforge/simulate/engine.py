@@ -21,9 +21,9 @@ from ..io.seeds import read_seeds
 from ..llm.client import LLM
 from ..run.rundir import config_fingerprint
 from .config import SeedConfig, SimulateConfig, StopConfig
-from .policies import AssistantPolicy, AssistantTurn, PlainAssistant
+from .contracts import AssistantPolicy, AssistantTurn, ConvState, UserSimulator, UserTurn
+from .policies import PlainAssistant
 from .reasons import CLOSING, RESAMPLE, Termination
-from .simulators import ConvState, UserSimulator, UserTurn
 from .stops import check_assistant_turn, check_user_turn, clean_turn
 
 _Turn = TypeVar("_Turn", UserTurn, AssistantTurn)
@@ -45,34 +45,51 @@ class Seed:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _question_seeds(path: str, cfg: SeedConfig) -> list[Seed]:
+    return [
+        Seed(stable_hash("q", q), [{"role": "user", "content": q, "meta": {"seed": True}}], q)
+        for q in read_seeds(path, text_field=cfg.text_field, on_error=cfg.on_error)
+    ]
+
+
+def _exchange_seeds(path: str) -> list[Seed]:
+    """The first user+assistant exchange of each conversation that opens with one."""
+    out = []
+    for c in read_conversations(path, on_error="skip"):
+        body = c.dialogue()
+        if len(body) >= 2 and body[0].role == "user" and body[1].role == "assistant":
+            msgs = [{"role": m.role, "content": m.content, "meta": {"seed": True}} for m in body[:2]]
+            out.append(Seed(stable_hash("x", body[0].content, body[1].content), msgs, body[0].content))
+    return out
+
+
+def _first_n(seeds: list[Seed], sources: dict[str, str], limit: int) -> list[Seed]:
+    """The first `limit` seeds, with a warning naming each file none of them comes from."""
+    used = {sources[s.id] for s in seeds[:limit]}
+    for path in dict.fromkeys(sources[s.id] for s in seeds[limit:]):
+        if path not in used:
+            log.warning("seeds: limit %d is reached before %s, so none of its seeds is used", limit, path)
+    return seeds[:limit]
+
+
 def load_seeds(cfg: SeedConfig) -> list[Seed]:
     """Question seeds, then exchange seeds, in file order, deduplicated; `limit` keeps the
     first N of them all (a file it leaves out entirely is named in a warning), then `free`."""
-    seeds: list[Seed] = []
+    files = [(path, _question_seeds(path, cfg)) for path in cfg.questions]
+    files += [(path, _exchange_seeds(path)) for path in cfg.exchanges]
+    uniq: dict[str, Seed] = {}
     sources: dict[str, str] = {}  # seed id -> the file it came from first
-    for path in cfg.questions:
-        for q in read_seeds(path, text_field=cfg.text_field, on_error=cfg.on_error):
-            seeds.append(Seed(stable_hash("q", q), [{"role": "user", "content": q, "meta": {"seed": True}}], q))
-            sources.setdefault(seeds[-1].id, path)
-    for path in cfg.exchanges:
-        for c in read_conversations(path, on_error="skip"):
-            body = c.dialogue()
-            if len(body) >= 2 and body[0].role == "user" and body[1].role == "assistant":
-                msgs = [{"role": m.role, "content": m.content, "meta": {"seed": True}} for m in body[:2]]
-                seeds.append(Seed(stable_hash("x", body[0].content, body[1].content), msgs, body[0].content))
-                sources.setdefault(seeds[-1].id, path)
-    seen: set[str] = set()
-    uniq = [s for s in seeds if not (s.id in seen or seen.add(s.id))]  # type: ignore[func-returns-value]
-    if cfg.limit and len(uniq) > cfg.limit:
-        used = {sources[s.id] for s in uniq[: cfg.limit]}
-        for path in dict.fromkeys(sources[s.id] for s in uniq[cfg.limit :]):
-            if path not in used:
-                log.warning("seeds: limit %d is reached before %s, so none of its seeds is used", cfg.limit, path)
-        uniq = uniq[: cfg.limit]
-    uniq += [Seed(stable_hash("free", i), [], None) for i in range(cfg.free)]
-    if not uniq:
+    for path, seeds in files:
+        for seed in seeds:
+            uniq.setdefault(seed.id, seed)
+            sources.setdefault(seed.id, path)
+    out = list(uniq.values())
+    if cfg.limit and len(out) > cfg.limit:
+        out = _first_n(out, sources, cfg.limit)
+    out += [Seed(stable_hash("free", i), [], None) for i in range(cfg.free)]
+    if not out:
         raise DialforgeError("no seeds: the seed files are empty")
-    return uniq
+    return out
 
 
 @dataclass

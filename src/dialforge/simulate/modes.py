@@ -1,145 +1,147 @@
-"""The simulator-mode registry: every user-simulator mode is registered here once, with
-what the CLI, the configs and the docs need (its description, which commands offer it, how
-to check a config for it, how to build it). `SimulateConfig.mode`, `dialforge modes` and
-the pipeline's simulators read it.
+"""The simulator-mode registry: every user-simulator mode is registered once, with what the
+CLI, the configs and the docs need (its description, which commands offer it, how to check
+a config for it, how to build it). `SimulateConfig.mode`, `dialforge modes` and the
+pipeline's simulators read it.
 
-Add a mode: write a `UserSimulator` (simulate/simulators.py), then
-`register_mode(SimulatorMode(name, description, build, check))` below or from your own
-module, imported before configs are validated.
+A pure registry: it imports no mode. Each package registers its own modes in a small module
+that imports no engine (its builders import their simulator when called):
+
+    simulate/builtin_modes.py   strategy, socratic, persona   (`simulate`, `run`)
+    workflows/modes.py          selftalk                      (`selftalk`)
+    agentic/modes.py            agentic                       (`agent`)
+
+Those modules are named in `PROVIDERS` and imported *by name* (importlib) on the first
+lookup, so the registry finds the modes of packages built on simulate/ without simulate/
+importing them: no import edge from the engine layer up to workflows/ or agentic/ (why not
+entry points: they need an installed distribution's metadata, a source checkout on
+PYTHONPATH has none, and the list of shipped modes is short and fixed). The first lookup
+runs while `SimulateConfig` is defined (its `mode` help lists the modes), so a provider
+imports only this module at load time: config and simulator types under TYPE_CHECKING, its
+simulator inside the builder. A mode of your own: call `register_mode` from your module and
+import it before configs are validated (or add it to `PROVIDERS` if it ships with dialforge).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ..llm.client import LLM
-    from .simulators import UserSimulator
+    from .config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
+    from .contracts import UserSimulator
+
+# The modules that register the modes shipped with dialforge, imported in this order on the
+# first lookup (the order of `dialforge modes` and of the mode lists in help and errors).
+PROVIDERS = (
+    "dialforge.simulate.builtin_modes",
+    "dialforge.workflows.modes",
+    "dialforge.agentic.modes",
+)
+
+
+class ModeConfig(Protocol):
+    """What any mode's builder may read of its command's config (`SimulateConfig`,
+    `SelfTalkConfig` and `AgentToolsConfig` all have these)."""
+
+    @property
+    def stop(self) -> StopConfig: ...
+
+    @property
+    def personas(self) -> list[str]: ...
+
+
+class SimulateModeConfig(ModeConfig, Protocol):
+    """What the modes of `simulate` and `run` read (`SimulateConfig` has it all)."""
+
+    @property
+    def seeds(self) -> SeedConfig: ...
+
+    @property
+    def user_format(self) -> str: ...
+
+    @property
+    def user_system_prompt(self) -> str | None: ...
+
+    @property
+    def user_tokenizer(self) -> str | None: ...
+
+    @property
+    def strategy(self) -> StrategyConfig | None: ...
+
+
+C = TypeVar("C", bound=ModeConfig, contravariant=True)
+
+
+def _no_problem(cfg: ModeConfig) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
-class SimulatorMode:
+class SimulatorMode(Generic[C]):
+    """A mode: `build` and `check` read the config protocol `C` of the commands it serves."""
+
     name: str
     description: str
     # (the command's config, the user role's LLM, an optional judge LLM) -> the simulator
-    build: Callable[[Any, LLM, LLM | None], UserSimulator]
+    build: Callable[[C, LLM, LLM | None], UserSimulator]
     # a problem with the command's config for this mode (one line), or None
-    check: Callable[[Any], str | None] = lambda cfg: None
+    check: Callable[[C], str | None] = _no_problem
     commands: tuple[str, ...] = ("simulate", "run")
 
 
-MODES: dict[str, SimulatorMode] = {}
+_MODES: dict[str, SimulatorMode[Any]] = {}
+_loaded = False
 
 
-def register_mode(mode: SimulatorMode) -> SimulatorMode:
-    if mode.name in MODES:
+def _load_providers() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True  # first: a provider registering its mode calls back into this module
+    try:
+        for name in PROVIDERS:
+            importlib.import_module(name)
+    except BaseException:
+        _loaded = False
+        raise
+
+
+def registry() -> dict[str, SimulatorMode[Any]]:
+    """Every registered mode by name, in registration order (providers loaded)."""
+    _load_providers()
+    return _MODES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODES":  # `from dialforge.simulate.modes import MODES` (the CLI): providers loaded
+        return registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def register_mode(mode: SimulatorMode[Any]) -> SimulatorMode[Any]:
+    if mode.name in _MODES:
         raise ValueError(f"simulator mode {mode.name!r} is already registered")
-    MODES[mode.name] = mode
+    _MODES[mode.name] = mode
     return mode
 
 
 def mode_names(command: str | None = None) -> list[str]:
-    return [m.name for m in MODES.values() if command is None or command in m.commands]
+    return [m.name for m in registry().values() if command is None or command in m.commands]
 
 
-def get_mode(name: str, command: str | None = None) -> SimulatorMode:
+def get_mode(name: str, command: str | None = None) -> SimulatorMode[Any]:
     """The registered mode, or a ValueError naming the modes `command` offers."""
-    mode = MODES.get(name)
+    mode = registry().get(name)
     if mode is None or (command is not None and command not in mode.commands):
         known = ", ".join(mode_names(command))
         raise ValueError(f"unknown simulator mode {name!r} (known: {known})")
     return mode
 
 
-# -- the built-in modes ------------------------------------------------------------------
-
-
-def _build_strategy(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
-    from .simulators import StrategyUser
-
-    assert cfg.strategy is not None
-    return StrategyUser(
-        llm,
-        cfg.strategy,
-        judge,
-        trained=cfg.user_format == "trained",
-        stop=cfg.stop,
-        tokenizer=cfg.user_tokenizer,
-    )
-
-
-def _check_strategy(cfg: Any) -> str | None:
-    if cfg.strategy is None:
-        return "mode strategy needs a `strategy:` section with the library path"
-    if cfg.seeds.free:
-        return "strategy mode follows up an answer: use questions or exchanges as seeds"
-    return None
-
-
-def _prompted(default_system: str) -> Callable[[Any, LLM, LLM | None], UserSimulator]:
-    def build(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
-        from . import simulators
-
-        if cfg.user_format == "trained":
-            return simulators.TrainedUser(llm, cfg.user_system_prompt, cfg.user_tokenizer)
-        system = cfg.user_system_prompt or getattr(simulators, default_system)
-        return simulators.PromptedUser(llm, system, cfg.stop.end_token)
-
-    return build
-
-
-def _build_client(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
-    from ..workflows.agent import client_simulator
-
-    return client_simulator(cfg, llm)
-
-
-def _build_goal_user(cfg: Any, llm: LLM, judge: LLM | None) -> UserSimulator:
-    from ..agentic.policy import GoalUser
-
-    return GoalUser(llm, cfg.stop.end_token)
-
-
-register_mode(
-    SimulatorMode(
-        "strategy",
-        "IDEAS deduction: the simulator picks an instruction strategy from an induced library for the "
-        "last answer and writes the next instruction; quality control resamples rejected ones",
-        _build_strategy,
-        _check_strategy,
-    )
-)
-register_mode(
-    SimulatorMode(
-        "socratic",
-        "a curious, demanding user who asks deeper follow-ups (or a trained PlatoLM simulator)",
-        _prompted("SOCRATIC_SYSTEM"),
-    )
-)
-register_mode(
-    SimulatorMode(
-        "persona",
-        "a prompted user with a persona drawn from `personas` (UltraChat/CAMEL style)",
-        _prompted("PERSONA_SYSTEM"),
-        lambda cfg: None if cfg.personas else "mode persona needs a list of `personas`",
-    )
-)
-register_mode(
-    SimulatorMode(
-        "selftalk",
-        "Self-Talk's client: a character with a persona and an intent talking to a workflow agent",
-        _build_client,
-        commands=("selftalk",),
-    )
-)
-register_mode(
-    SimulatorMode(
-        "agentic",
-        "a customer with a hidden goal drawn from a database row, revealed in pieces, ending with a stop "
-        "token; the agent calls tools on the conversation's own database copy (agentic/)",
-        _build_goal_user,
-        commands=("agent",),
-    )
-)
+def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None) -> UserSimulator:
+    """The user simulator of the config's mode."""
+    mode: SimulatorMode[SimulateModeConfig] = get_mode(cfg.mode)  # mypy: SimulateConfig has what modes read
+    return mode.build(cfg, user_llm, judge)

@@ -15,7 +15,7 @@ from ..run.kernel import Job, Records, Stage, StageContext, make_executor, run_s
 from ..run.rundir import RunDir
 from .config import SimulateConfig
 from .engine import Engine, Seed, conversation_id, load_seeds, simulate_key
-from .simulators import make_simulator
+from .modes import make_simulator
 
 # per-request timings differ between identical runs: they live in usage.json, not in records
 _TIMING_KEYS = ("wall_s", "latency_s")

@@ -13,9 +13,8 @@ import functools
 import logging
 import random
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -23,45 +22,12 @@ from rapidfuzz.distance import Indel, Levenshtein
 
 from ..conversation import stable_hash
 from ..llm.client import LLM
-from .config import DEFAULT_THRESHOLDS, SimulateConfig, StopConfig, StrategyConfig
+from .config import DEFAULT_THRESHOLDS, StopConfig, StrategyConfig
+from .contracts import ConvState, UserTurn, sample_index, usage_meta
+from .contracts import UserSimulator as UserSimulator  # the contracts' old import path
 from .stops import check_user_turn, clean_turn
 
 log = logging.getLogger("dialforge.simulate")
-
-
-@dataclass
-class ConvState:
-    """One live conversation as every role sees it. `context` holds per-conversation facts
-    and role state that are not messages (self-talk: the workflow, the client's intent, the
-    step tracker)."""
-
-    conv_id: str
-    messages: list[dict[str, Any]]  # {"role", "content", "meta"}
-    sample: int
-    persona: str | None = None
-    topic: str | None = None
-    user_turns: int = 0
-    assistant_turns: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-    context: dict[str, Any] = field(default_factory=dict)
-    attempt: int = 0  # the engine's redraw of a bad user turn (0: the first draw)
-
-    def plain(self) -> list[dict[str, str]]:
-        return [{"role": m["role"], "content": m["content"]} for m in self.messages]
-
-
-@dataclass
-class UserTurn:
-    text: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-    stop: str | None = None  # a Termination: the simulator ends the conversation (end signal, rejections, error)
-    instructions: tuple[str, ...] = ()  # what the simulator was told (never stored): a leak of it is caught
-
-
-class UserSimulator(Protocol):
-    model_id: str
-
-    async def next_turn(self, state: ConvState) -> UserTurn: ...
 
 
 _SWAP = {"user": "assistant", "assistant": "user"}
@@ -116,22 +82,6 @@ def chat_turns(
         else:
             out.append({"role": "user", "content": instruction})
     return out
-
-
-def sample_index(state: ConvState, attempt: int = 0) -> int:
-    """The one sample-index scheme of every mode and role: distinct per conversation, per
-    turn and per retry, so two conversations whose prompts happen to be identical (free
-    mode, samples of one seed) still sample independently, and a resumed run replays exactly
-    the same requests (cache hits). Roles and helpers of one turn differ by their prompts."""
-    return (int(state.conv_id[:8], 16) << 16) + state.user_turns * 64 + attempt + 8 * state.attempt
-
-
-def _usage_meta(comps: list[Any]) -> dict[str, Any]:
-    return {
-        "model": comps[-1].model if comps else None,
-        "usage": [sum(c.usage.prompt_tokens for c in comps), sum(c.usage.completion_tokens for c in comps)],
-        "latency_s": round(sum(c.latency_s for c in comps), 4),
-    }
 
 
 PERSONA_SYSTEM = (
@@ -197,7 +147,7 @@ class PromptedUser:
             self.instruction or "",
             re.sub(r"\{[^{}]*\}", " ", self.first_turn),
         )
-        return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]), instructions=told)
+        return UserTurn(text=comp.text.strip(), meta=usage_meta([comp]), instructions=told)
 
 
 class TrainedUser:
@@ -223,7 +173,7 @@ class TrainedUser:
         comp = await self.llm.complete(self.prompt.messages(dialogue), prompt=ids, sample_index=sample_index(state))
         if not comp.ok:
             return UserTurn(stop="error", meta={"error": comp.error})
-        return UserTurn(text=comp.text.strip(), meta=_usage_meta([comp]))
+        return UserTurn(text=comp.text.strip(), meta=usage_meta([comp]))
 
 
 class StrategyPick(BaseModel):
@@ -543,7 +493,7 @@ class StrategyUser:
             assert number is not None and text is not None
             s = self.library.strategies[cands[number - 1]]
             meta = {
-                **_usage_meta(comps),
+                **usage_meta(comps),
                 "strategy_id": s.id,
                 "strategy": s.text,
                 "candidates": len(cands),
@@ -553,10 +503,3 @@ class StrategyUser:
             }
             return UserTurn(text=text, meta=meta)
         return UserTurn(stop="rejections", meta={"rejections": rejections})
-
-
-def make_simulator(cfg: SimulateConfig, user_llm: LLM, judge: LLM | None = None) -> UserSimulator:
-    """The user simulator of the config's mode (simulate/modes.py)."""
-    from .modes import get_mode
-
-    return get_mode(cfg.mode).build(cfg, user_llm, judge)

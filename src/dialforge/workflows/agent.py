@@ -20,23 +20,17 @@ from pydantic import BaseModel
 
 from ..conversation import stable_hash
 from ..llm.client import LLM
+from ..simulate.contracts import AssistantTurn, ConvState, UserTurn, completion_meta, sample_index, usage_meta
 from ..simulate.engine import Engine, EngineSettings, Seed
-from ..simulate.policies import AssistantTurn, completion_meta
+from ..simulate.modes import SimulatorMode, get_mode
 from ..simulate.reasons import Termination
-from ..simulate.simulators import (
-    ConvState,
-    PromptedUser,
-    UserTurn,
-    _usage_meta,
-    chat_turns,
-    render_dialogue,
-    sample_index,
-)
+from ..simulate.simulators import PromptedUser, chat_turns, render_dialogue
 from .model import Workflow
 from .tracker import rouge_l, track
 
 if TYPE_CHECKING:
-    from .selftalk import SelfTalkConfig
+    from ..simulate.modes import ModeConfig
+    from .config import SelfTalkConfig
 
 AGENT_SYSTEM = (
     "You are playing the {agent}. {persona}{task} Stay in character and keep each reply short: one message, "
@@ -183,11 +177,11 @@ class SelfTalkClient(PromptedUser):
             return UserTurn(stop="error", meta={"error": comp.error})
         text, cut = cut_at_role_name(comp.text.strip(), names)
         told = (*re.split(r"\{[^{}]*\}", self.system), re.sub(r"\{[^{}]*\}", " ", self.first_turn))
-        meta = {**_usage_meta([comp]), **({"cut_at_role_name": True} if cut else {})}
+        meta = {**usage_meta([comp]), **({"cut_at_role_name": True} if cut else {})}
         return UserTurn(text=text, meta=meta, instructions=told)
 
 
-def client_simulator(cfg: Any, llm: LLM) -> PromptedUser:
+def client_simulator(cfg: ModeConfig, llm: LLM) -> PromptedUser:
     """The paper's client: its prompt once, as the system message; no instruction after the
     history (the agent opens, so the swapped history already starts with a user message).
     Its turn stops on the agent's name (App. A.2)."""
@@ -366,8 +360,6 @@ def selftalk_engine(
 ) -> Engine:
     """The engine for one self-talk loop: the client simulator against the workflow agent;
     the agent opens, a dialogue ends on an agent turn or on the client's closing turn."""
-    from ..simulate.modes import get_mode
-
     settings = EngineSettings(
         mode="selftalk",
         max_turns=cfg.max_turns,
@@ -376,5 +368,6 @@ def selftalk_engine(
         keep_closing_turn=True,
         model_keys=("client_model", "agent_model"),
     )
-    client_sim = get_mode("selftalk", "selftalk").build(cfg, client, None)
+    mode: SimulatorMode[ModeConfig] = get_mode("selftalk", "selftalk")  # mypy: SelfTalkConfig is a ModeConfig
+    client_sim = mode.build(cfg, client, None)
     return Engine(settings, client_sim, WorkflowAgent(cfg, agent, picker, end_check, judge))

@@ -45,6 +45,19 @@ def _or_list(values: list[str]) -> str:
     return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
 
 
+_EXPECTED = "expected an SGD / MultiWOZ 2.2 schema: a JSON list of services with service_name, slots, intents"
+
+
+def _check_service(p: Path, i: int, svc: Any) -> None:
+    """A schema's record `i`: a service with its name, and named slots and intents."""
+    if not isinstance(svc, dict) or not {"service_name", "slots", "intents"} <= svc.keys():
+        keys = ", ".join(map(str, list(svc)[:12])) if isinstance(svc, dict) else f"a JSON {type_name(svc)}"
+        raise DialforgeError(f"{p}[record {i}]: {_EXPECTED}; found keys: {keys}")
+    for key in ("slots", "intents"):
+        if not isinstance(svc[key], list) or not all(isinstance(x, dict) and "name" in x for x in svc[key]):
+            raise DialforgeError(f"{p}[record {i}]: field '{key}': expected a list of objects with a name")
+
+
 def load_schema(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
     """The services of a schema file (or of `schema.json` in a folder), checked for shape."""
     p = Path(path)
@@ -53,18 +66,12 @@ def load_schema(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
     if not p.exists():
         raise DialforgeError(f"{p}: SGD / MultiWOZ 2.2 schema file not found")
     data = load_json(p)
-    expected = "expected an SGD / MultiWOZ 2.2 schema: a JSON list of services with service_name, slots, intents"
     if isinstance(data, dict):
-        raise DialforgeError(f"{p}: {expected}; found an object with keys: {', '.join(map(str, list(data)[:12]))}")
+        raise DialforgeError(f"{p}: {_EXPECTED}; found an object with keys: {', '.join(map(str, list(data)[:12]))}")
     if not isinstance(data, list) or not data:
-        raise DialforgeError(f"{p}: {expected}; found a JSON {type_name(data) if data != [] else 'empty list'}")
+        raise DialforgeError(f"{p}: {_EXPECTED}; found a JSON {type_name(data) if data != [] else 'empty list'}")
     for i, svc in enumerate(data):
-        if not isinstance(svc, dict) or not {"service_name", "slots", "intents"} <= svc.keys():
-            keys = ", ".join(map(str, list(svc)[:12])) if isinstance(svc, dict) else f"a JSON {type_name(svc)}"
-            raise DialforgeError(f"{p}[record {i}]: {expected}; found keys: {keys}")
-        for key in ("slots", "intents"):
-            if not isinstance(svc[key], list) or not all(isinstance(x, dict) and "name" in x for x in svc[key]):
-                raise DialforgeError(f"{p}[record {i}]: field '{key}': expected a list of objects with a name")
+        _check_service(p, i, svc)
     return p, data
 
 

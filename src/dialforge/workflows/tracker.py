@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Literal
+from typing import Any
 
 from rapidfuzz.distance import LCSseq
 
+from .config import DEFAULT_ORDER, ORDERS, THRESHOLD
+from .config import Order as Order  # its old import path
 from .model import Workflow
-
-THRESHOLD = 0.33
-
 
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -37,11 +36,6 @@ def rouge_l(a: str, b: str) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
-Order = Literal["any", "lookahead", "graph"]
-ORDERS: tuple[Order, ...] = ("graph", "any", "lookahead")
-# chosen by measurement (docs/star_tracker.md: STAR human dialogues, complete vs cut after
-# half the wizard turns); "graph" is the Self-Talk paper's tracker
-DEFAULT_ORDER: Order = "any"
 LOOKAHEAD = 2
 
 
