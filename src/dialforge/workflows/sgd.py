@@ -158,18 +158,23 @@ def _confirm_step(slots: dict[str, Any], required: list[str], what: str, call: s
     )
 
 
+def _intent_slots(intent: dict[str, Any], slots: dict[str, Any]) -> tuple[list[str], dict[str, Any], dict[str, str]]:
+    """The intent's required and optional slots the service defines, and those it does not (dropped, with why)."""
+    named_required = intent.get("required_slots") or []
+    named_optional = intent.get("optional_slots") or {}
+    required = [s for s in named_required if s in slots]
+    optional = {s: v for s, v in named_optional.items() if s in slots}
+    why = "slot the intent names but the service does not define: nothing to ask"
+    dropped = {s: why for s in [*named_required, *named_optional] if s not in slots}
+    return required, optional, dropped
+
+
 def intent_workflow(service: dict[str, Any], intent: dict[str, Any], file: str = "") -> Workflow:
     """The workflow of one intent of one service (raises DialforgeError when invalid)."""
     slots = {s["name"]: s for s in service["slots"]}
     name = re.sub(r"[^A-Za-z0-9_]+", "_", f"{service['service_name']}_{intent['name']}")
     what = _lower_first(intent.get("description") or intent["name"])
-    required = [s for s in intent.get("required_slots") or [] if s in slots]
-    optional = {s: v for s, v in (intent.get("optional_slots") or {}).items() if s in slots}
-    dropped = {
-        s: "slot the intent names but the service does not define: nothing to ask"
-        for s in [*(intent.get("required_slots") or []), *(intent.get("optional_slots") or {})]
-        if s not in slots
-    }
+    required, optional, dropped = _intent_slots(intent, slots)
     call = f"call_{intent['name']}"
     order = [f"ask_{_sid(s)}" for s in required] + [f"offer_{_sid(s)}" for s in optional] + ["confirm"]
     first = order[0]
