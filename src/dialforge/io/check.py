@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DialforgeError
-from .consumers import _PATH_RE, FUNCTION_NAME, local_leaks, sidecar_path
+from .consumers import _PATH_RE, FUNCTION_NAME, LF_TAGS, local_leaks, sidecar_path
 from .formats import type_name
 
 CONSUMERS = ("openai", "trl", "llamafactory", "hf")
@@ -314,18 +314,6 @@ def _check_chat_file(path: Path, consumer: str) -> _Sink:
 
 
 # -- LLaMA-Factory ----------------------------------------------------------------------------
-
-#: LLaMA-Factory's sharegpt tags as dataset_info.json declares them (what its loader defaults
-#: to); the export writes these and the check reads an entry against them.
-LF_TAGS = {
-    "role_tag": "from",
-    "content_tag": "value",
-    "user_tag": "human",
-    "assistant_tag": "gpt",
-    "observation_tag": "observation",
-    "function_tag": "function_call",
-    "system_tag": "system",
-}
 
 
 def _check_lf_tools(s: _Sink, line: int, value: Any, field: str) -> None:

@@ -12,8 +12,7 @@ from typing import Any
 import orjson
 
 from ..conversation import Conversation
-from .check import LF_TAGS
-from .consumers import llamafactory_problem, to_llamafactory
+from .consumers import LF_TAGS, llamafactory_problem, to_llamafactory
 from .files import atomic_open, atomic_write_bytes
 from .writers import ExportResult
 
