@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DialforgeError
-from .consumers import _PATH_RE, FUNCTION_NAME, local_leaks, sidecar_path
+from .consumers import _PATH_RE, FUNCTION_NAME, LF_TAGS, local_leaks, sidecar_path
 from .formats import type_name
 
 CONSUMERS = ("openai", "trl", "llamafactory", "hf")
@@ -182,83 +182,114 @@ def _check_call(s: _Sink, line: int, c: Any, f: str, ids: set[str], names: set[s
         s.add(line, f"{f}.function.arguments", f"expected a JSON object, got {type_name(parsed)}")
 
 
-def _check_chat_record(s: _Sink, line: int, rec: Any, consumer: str) -> None:
-    if not isinstance(rec, dict):
-        s.add(line, "", f"expected a JSON object, got {type_name(rec)}")
-        return
+def _chat_tools(s: _Sink, line: int, rec: dict[str, Any], consumer: str) -> set[str] | None:
+    """The names of the record's tools (None without tools), its tools and top keys checked."""
     if consumer == "openai":
         for k in rec:
             if k not in _OPENAI_TOP:
                 s.add(line, k, "not a key of the fine-tuning format (top level: messages, tools, parallel_tool_calls)")
     if "parallel_tool_calls" in rec and not isinstance(rec["parallel_tool_calls"], bool):
         s.add(line, "parallel_tool_calls", "expected true or false")
-    names: set[str] | None = None
     tools = rec.get("tools")
-    if tools is not None:
-        if consumer == "trl" and isinstance(tools, str):
-            try:
-                tools = json.loads(tools)
-            except json.JSONDecodeError:
-                s.add(line, "tools", "a JSON string that does not parse")
-                tools = []
-        names = _check_tools(s, line, tools, "tools")
+    if tools is None:
+        return None
+    if consumer == "trl" and isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError:
+            s.add(line, "tools", "a JSON string that does not parse")
+            tools = []
+    return _check_tools(s, line, tools, "tools")
+
+
+def _check_content(s: _Sink, line: int, m: dict[str, Any], f: str, role: str) -> None:
+    calling = bool(m.get("tool_calls")) or bool(m.get("function_call"))
+    content = m.get("content")
+    if calling and role == "assistant" and content is None:
+        return
+    if not isinstance(content, str):
+        s.add(line, f"{f}.content", f"expected a string, got {type_name(content)}")
+    elif not content.strip() and not calling:
+        s.add(line, f"{f}.content", "empty")
+
+
+def _check_weight(s: _Sink, line: int, m: dict[str, Any], f: str, role: str) -> None:
+    if "weight" not in m:
+        return
+    if role != "assistant":
+        s.add(line, f"{f}.weight", "only assistant messages have a weight")
+    elif m["weight"] not in (0, 1) or isinstance(m["weight"], bool):
+        s.add(line, f"{f}.weight", f"expected 0 or 1, got {m['weight']!r}")
+
+
+class _Calls:
+    """The calls of one record so far: their ids, the ids answered, the tools' names."""
+
+    def __init__(self, names: set[str] | None) -> None:
+        self.names = names
+        self.ids: set[str] = set()
+        self.answered: set[str] = set()
+
+    def check_made(self, s: _Sink, line: int, m: dict[str, Any], f: str, role: str) -> None:
+        calls = m.get("tool_calls")
+        if calls is None:
+            return
+        if role != "assistant":
+            s.add(line, f"{f}.tool_calls", "only an assistant message makes tool calls")
+        elif not isinstance(calls, list) or not calls:
+            s.add(line, f"{f}.tool_calls", "expected a non-empty list")
+        else:
+            for j, c in enumerate(calls):
+                _check_call(s, line, c, f"{f}.tool_calls[{j}]", self.ids, self.names)
+
+    def check_answer(self, s: _Sink, line: int, m: dict[str, Any], f: str, role: str) -> None:
+        if role != "tool":
+            if "tool_call_id" in m:
+                s.add(line, f"{f}.tool_call_id", "only a tool message has a tool_call_id")
+            return
+        tid = m.get("tool_call_id")
+        if not isinstance(tid, str) or not tid:
+            s.add(line, f"{f}.tool_call_id", "a tool message needs the id of the call it answers")
+        elif tid not in self.ids:
+            s.add(line, f"{f}.tool_call_id", f"{tid!r} answers no earlier tool call")
+        elif tid in self.answered:
+            s.add(line, f"{f}.tool_call_id", f"{tid!r} is answered twice")
+        else:
+            self.answered.add(tid)
+
+
+def _check_chat_message(s: _Sink, line: int, m: Any, f: str, calls: _Calls) -> str | None:
+    """One message checked; its role, or None where it has none of OpenAI's."""
+    if not isinstance(m, dict):
+        s.add(line, f, f"expected an object, got {type_name(m)}")
+        return None
+    for k in m:
+        if k not in _OPENAI_MSG:
+            s.add(line, f"{f}.{k}", "not a message key of the fine-tuning format")
+    role = m.get("role")
+    if role not in _OPENAI_ROLES:
+        s.add(line, f"{f}.role", f"unknown role {role!r}")
+        return None
+    _check_content(s, line, m, f, role)
+    if "name" in m and not isinstance(m["name"], str):
+        s.add(line, f"{f}.name", "expected a string")
+    _check_weight(s, line, m, f, role)
+    calls.check_made(s, line, m, f, role)
+    calls.check_answer(s, line, m, f, role)
+    return str(role)
+
+
+def _check_chat_record(s: _Sink, line: int, rec: Any, consumer: str) -> None:
+    if not isinstance(rec, dict):
+        s.add(line, "", f"expected a JSON object, got {type_name(rec)}")
+        return
+    calls = _Calls(_chat_tools(s, line, rec, consumer))
     msgs = rec.get("messages")
     if not isinstance(msgs, list) or not msgs:
         s.add(line, "messages", "missing or not a non-empty list")
         return
-    ids: set[str] = set()
-    answered: set[str] = set()
-    n_assistant = 0
-    for i, m in enumerate(msgs):
-        f = f"messages[{i}]"
-        if not isinstance(m, dict):
-            s.add(line, f, f"expected an object, got {type_name(m)}")
-            continue
-        for k in m:
-            if k not in _OPENAI_MSG:
-                s.add(line, f"{f}.{k}", "not a message key of the fine-tuning format")
-        role = m.get("role")
-        if role not in _OPENAI_ROLES:
-            s.add(line, f"{f}.role", f"unknown role {role!r}")
-            continue
-        n_assistant += role == "assistant"
-        calls = m.get("tool_calls")
-        calling = bool(calls) or bool(m.get("function_call"))
-        content = m.get("content")
-        if calling and role == "assistant" and content is None:
-            pass
-        elif not isinstance(content, str):
-            s.add(line, f"{f}.content", f"expected a string, got {type_name(content)}")
-        elif not content.strip() and not calling:
-            s.add(line, f"{f}.content", "empty")
-        if "name" in m and not isinstance(m["name"], str):
-            s.add(line, f"{f}.name", "expected a string")
-        if "weight" in m:
-            if role != "assistant":
-                s.add(line, f"{f}.weight", "only assistant messages have a weight")
-            elif m["weight"] not in (0, 1) or isinstance(m["weight"], bool):
-                s.add(line, f"{f}.weight", f"expected 0 or 1, got {m['weight']!r}")
-        if calls is not None:
-            if role != "assistant":
-                s.add(line, f"{f}.tool_calls", "only an assistant message makes tool calls")
-            elif not isinstance(calls, list) or not calls:
-                s.add(line, f"{f}.tool_calls", "expected a non-empty list")
-            else:
-                for j, c in enumerate(calls):
-                    _check_call(s, line, c, f"{f}.tool_calls[{j}]", ids, names)
-        if role == "tool":
-            tid = m.get("tool_call_id")
-            if not isinstance(tid, str) or not tid:
-                s.add(line, f"{f}.tool_call_id", "a tool message needs the id of the call it answers")
-            elif tid not in ids:
-                s.add(line, f"{f}.tool_call_id", f"{tid!r} answers no earlier tool call")
-            elif tid in answered:
-                s.add(line, f"{f}.tool_call_id", f"{tid!r} is answered twice")
-            else:
-                answered.add(tid)
-        elif "tool_call_id" in m:
-            s.add(line, f"{f}.tool_call_id", "only a tool message has a tool_call_id")
-    if n_assistant == 0:
+    roles = [_check_chat_message(s, line, m, f"messages[{i}]", calls) for i, m in enumerate(msgs)]
+    if "assistant" not in roles:
         s.add(line, "messages", "no assistant message (nothing to train on)")
 
 
@@ -283,18 +314,6 @@ def _check_chat_file(path: Path, consumer: str) -> _Sink:
 
 
 # -- LLaMA-Factory ----------------------------------------------------------------------------
-
-#: LLaMA-Factory's sharegpt tags as dataset_info.json declares them (what its loader defaults
-#: to); the export writes these and the check reads an entry against them.
-LF_TAGS = {
-    "role_tag": "from",
-    "content_tag": "value",
-    "user_tag": "human",
-    "assistant_tag": "gpt",
-    "observation_tag": "observation",
-    "function_tag": "function_call",
-    "system_tag": "system",
-}
 
 
 def _check_lf_tools(s: _Sink, line: int, value: Any, field: str) -> None:
@@ -333,10 +352,54 @@ def _check_lf_call(s: _Sink, line: int, value: str, field: str) -> None:
             return
 
 
+def _check_lf_turn(s: _Sink, line: int, t: Any, f: str, k: int, tags: dict[str, str]) -> None:
+    """Turn `k` after the system turn: LLaMA-Factory's role for its position, a string value."""
+    if not isinstance(t, dict) or tags["role_tag"] not in t or tags["content_tag"] not in t:
+        s.add(line, f, f"expected {{{tags['role_tag']}, {tags['content_tag']}}}")
+        return
+    want = (tags["user_tag"], tags["observation_tag"]) if k % 2 == 0 else (tags["assistant_tag"], tags["function_tag"])
+    role, value = t[tags["role_tag"]], t[tags["content_tag"]]
+    if role not in want:
+        s.add(
+            line,
+            f"{f}.{tags['role_tag']}",
+            f"{role!r} at this position: LLaMA-Factory skips the example (expects {' or '.join(want)})",
+        )
+    if not isinstance(value, str):
+        s.add(line, f"{f}.{tags['content_tag']}", f"expected a string, got {type_name(value)}")
+    elif role == tags["function_tag"]:
+        _check_lf_call(s, line, value, f"{f}.{tags['content_tag']}")
+
+
+def _check_lf_turns(s: _Sink, line: int, turns: list[Any], msg_col: str, tags: dict[str, str]) -> None:
+    start = 0
+    if turns and isinstance(turns[0], dict) and turns[0].get(tags["role_tag"]) == tags["system_tag"]:
+        start = 1
+    body = turns[start:]
+    for k, t in enumerate(body):
+        _check_lf_turn(s, line, t, f"{msg_col}[{k + start}]", k, tags)
+    if len(body) % 2 or not body:
+        why = "LLaMA-Factory skips an example that does not end on an assistant turn"
+        s.add(line, msg_col, f"{len(body)} turns: {why}")
+
+
+def _check_lf_record(s: _Sink, line: int, rec: dict[str, Any], columns: dict[str, str], tags: dict[str, str]) -> None:
+    msg_col = columns.get("messages", "conversations")
+    turns = rec.get(msg_col)
+    if not isinstance(turns, list):
+        s.add(line, msg_col, "missing or not a list")
+        return
+    _check_lf_turns(s, line, turns, msg_col, tags)
+    if "tools" in columns:
+        _check_lf_tools(s, line, rec.get(columns["tools"]), columns["tools"])
+    system = columns.get("system")
+    if system is not None and rec.get(system) is not None and not isinstance(rec[system], str):
+        s.add(line, system, "expected a string")
+
+
 def _check_lf_data(s: _Sink, data: Path, entry: dict[str, Any], name: str) -> None:
     columns = entry.get("columns") or {"messages": "conversations"}
     tags = {**LF_TAGS, **(entry.get("tags") or {})}
-    msg_col = columns.get("messages", "conversations")
     seen: set[str] = set()
     n = 0
     try:
@@ -347,49 +410,7 @@ def _check_lf_data(s: _Sink, data: Path, entry: dict[str, Any], name: str) -> No
                 s.add(line, "", f"expected a JSON object, got {type_name(rec)}")
                 continue
             seen |= {k for k, v in rec.items() if v is not None}
-            turns = rec.get(msg_col)
-            if not isinstance(turns, list):
-                s.add(line, msg_col, "missing or not a list")
-                continue
-            start = 0
-            if turns and isinstance(turns[0], dict) and turns[0].get(tags["role_tag"]) == tags["system_tag"]:
-                start = 1
-            body = turns[start:]
-            for k, t in enumerate(body):
-                f = f"{msg_col}[{k + start}]"
-                if not isinstance(t, dict) or tags["role_tag"] not in t or tags["content_tag"] not in t:
-                    s.add(line, f, f"expected {{{tags['role_tag']}, {tags['content_tag']}}}")
-                    continue
-                want = (
-                    (tags["user_tag"], tags["observation_tag"])
-                    if k % 2 == 0
-                    else (tags["assistant_tag"], tags["function_tag"])
-                )
-                role, value = t[tags["role_tag"]], t[tags["content_tag"]]
-                if role not in want:
-                    s.add(
-                        line,
-                        f"{f}.{tags['role_tag']}",
-                        f"{role!r} at this position: LLaMA-Factory skips the example (expects {' or '.join(want)})",
-                    )
-                if not isinstance(value, str):
-                    s.add(line, f"{f}.{tags['content_tag']}", f"expected a string, got {type_name(value)}")
-                elif role == tags["function_tag"]:
-                    _check_lf_call(s, line, value, f"{f}.{tags['content_tag']}")
-            if len(body) % 2 or not body:
-                s.add(
-                    line,
-                    msg_col,
-                    f"{len(body)} turns: LLaMA-Factory skips an example that does not end on an assistant turn",
-                )
-            if "tools" in columns:
-                _check_lf_tools(s, line, rec.get(columns["tools"]), columns["tools"])
-            if (
-                "system" in columns
-                and rec.get(columns["system"]) is not None
-                and not isinstance(rec[columns["system"]], str)
-            ):
-                s.add(line, columns["system"], "expected a string")
+            _check_lf_record(s, line, rec, columns, tags)
     except _Broken as e:
         s.add(e.line, "", e.message)
         return

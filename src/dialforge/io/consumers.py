@@ -17,6 +17,7 @@ with its reason counted (`Skips`); nothing exported holds a local path or this h
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -33,7 +34,10 @@ FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _PATH_RE = re.compile(r"(?<![\w:/.\-])(?:~/|/|[A-Za-z]:\\)(?:[\w.\-+@~]+[/\\])+[\w.\-+@~]*")
 
 
-def _hostnames() -> set[str]:
+@functools.cache
+def hostnames() -> set[str]:
+    """This machine's names (looked up on first use: `getfqdn` may ask DNS, so not when the
+    format registry is imported)."""
     names = {socket.gethostname()}
     try:
         names.add(socket.getfqdn())
@@ -42,7 +46,10 @@ def _hostnames() -> set[str]:
     return {n for n in names if n and n not in ("localhost", "localhost.localdomain")}
 
 
-HOSTNAMES = _hostnames()
+def __getattr__(name: str) -> Any:
+    if name == "HOSTNAMES":  # the old constant, computed on first use
+        return hostnames()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _basename(match: re.Match[str]) -> str:
@@ -55,10 +62,10 @@ def scrub(value: Any) -> Any:
     `/home/u/.cache/dialforge/tiny-model-v1` becomes `tiny-model-v1`) and this machine's host
     name replaced by `<host>`; for meta that leaves the machine."""
     if isinstance(value, str):
-        if value in HOSTNAMES:
+        if value in hostnames():
             return "<host>"
         out = _PATH_RE.sub(_basename, value)
-        for h in HOSTNAMES:
+        for h in hostnames():
             if len(h) >= 4 and h in out:
                 out = out.replace(h, "<host>")
         return out
@@ -75,7 +82,7 @@ def local_leaks(text: str) -> list[str]:
     for p in {str(Path.home()), os.getcwd()}:
         if len(p) > 1 and p + "/" in text:
             found.append(p)
-    for h in HOSTNAMES:
+    for h in hostnames():
         if len(h) >= 4 and re.search(rf"(?<![\w.-]){re.escape(h)}(?![\w-])", text):
             found.append(h)
     return found
@@ -146,6 +153,18 @@ def sidecar_path(out: Path) -> Path:
 
 
 # -- LLaMA-Factory ---------------------------------------------------------------------------
+
+#: LLaMA-Factory's sharegpt tags as dataset_info.json declares them (what its loader defaults
+#: to); the export writes these and the check reads an entry against them.
+LF_TAGS = {
+    "role_tag": "from",
+    "content_tag": "value",
+    "user_tag": "human",
+    "assistant_tag": "gpt",
+    "observation_tag": "observation",
+    "function_tag": "function_call",
+    "system_tag": "system",
+}
 
 
 def llamafactory_problem(rec: dict[str, Any]) -> str | None:

@@ -7,15 +7,13 @@ to its last assistant reply."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..conversation import Conversation
 from ..errors import RecordError
 from ._records import Located, iter_located, located
 from .formats import parse_oasst
-
-if TYPE_CHECKING:
-    from .reader import ReadReport
+from .report import ReadReport
 
 _ID_KEYS = ("message_id", "user_message_id")
 
@@ -23,6 +21,12 @@ _ID_KEYS = ("message_id", "user_message_id")
 def is_oasst_message(rec: dict[str, Any]) -> bool:
     """One message of the flat export (not a tree: no `replies`, no `prompt`)."""
     return "parent_message_id" in rec and rec.get("role") in ("prompter", "assistant") and "text" in rec
+
+
+def is_opening(rec: dict[str, Any]) -> bool:
+    """A message that opens a thread (a prompt without a parent): the one seed of its thread;
+    answers and prompts inside a thread are none."""
+    return rec["role"] == "prompter" and rec["parent_message_id"] is None
 
 
 def _id_key(rec: dict[str, Any]) -> str:
@@ -61,6 +65,24 @@ def _id(rec: dict[str, Any]) -> str:
     raise RecordError("a message without message_id or user_message_id")
 
 
+def _message_ids(rec: Any, where: dict[str, Located]) -> tuple[str, Any]:
+    """(id, parent id) of one message, checked: a message, an id not seen before (`where`), a
+    parent that is a string, a number or null and not the message itself."""
+    if not isinstance(rec, dict) or not is_oasst_message(rec):
+        raise RecordError("not an OASST message ({parent_message_id, role, text})")
+    mid = _id(rec)
+    if mid in where:
+        first = where[mid]
+        at = f"line {first.line}" if first.line else f"record {first.index + 1}"
+        raise RecordError(f"message id {mid!r} again (first at {at})", field=_id_key(rec))
+    parent = rec.get("parent_message_id")
+    if parent is not None and not isinstance(parent, (str, int)):
+        raise RecordError(f"expected a string or null, got {type(parent).__name__}", field="parent_message_id")
+    if parent is not None and str(parent) == mid:
+        raise RecordError(f"message {mid!r} is its own parent", field="parent_message_id")
+    return mid, parent
+
+
 #: Deepest thread read (OASST's run to ~20 messages); deeper ones are refused by line, since
 #: the tree reader walks them recursively.
 MAX_DEPTH = 500
@@ -81,18 +103,7 @@ def read_oasst_messages(path: Path, report: ReadReport) -> list[Conversation]:
         report.records += 1
         rec = loc.rec
         try:
-            if not isinstance(rec, dict) or not is_oasst_message(rec):
-                raise RecordError("not an OASST message ({parent_message_id, role, text})")
-            mid = _id(rec)
-            if mid in where:
-                first = where[mid]
-                at = f"line {first.line}" if first.line else f"record {first.index + 1}"
-                raise RecordError(f"message id {mid!r} again (first at {at})", field=_id_key(rec))
-            parent = rec.get("parent_message_id")
-            if parent is not None and not isinstance(parent, (str, int)):
-                raise RecordError(f"expected a string or null, got {type(parent).__name__}", field="parent_message_id")
-            if parent is not None and str(parent) == mid:
-                raise RecordError(f"message {mid!r} is its own parent", field="parent_message_id")
+            mid, parent = _message_ids(rec, where)
         except RecordError as e:
             raise located(e, path, loc) from None
         where[mid] = loc

@@ -2,6 +2,7 @@
 strings, of prompt records (`text`, `prompt`, `question`, `instruction` + `input`,
 evaluation files' `data`, MT-Bench `turns`), or of conversations in any known format (the
 first user turn). `text_field` names the field (dotted) when the file uses another name.
+Which prompt a record gives is its format's seed rule (`registry.Format.seed`, `prompts`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DialforgeError, RecordError
-from ._records import iter_located, located, read_text_lines, text_head
-from .chat_formats import alpaca_prompt
+from ._records import Located, iter_located, located, read_text_lines, text_head
 from .formats import type_name
-from .reader import OnError, ReadReport
-from .registry import BY_NAME, SEED_KEYS, detect_record
+from .prompts import field_text, string
+from .registry import seed_rule
+from .report import OnError, ReadReport
 
 log = logging.getLogger("dialforge.io")
 
@@ -26,71 +27,43 @@ def _is_plain_text(path: Path) -> bool:
     return not text_head(path).lstrip().startswith(("{", "[", '"'))
 
 
-def _string(v: Any, field: str) -> str:
-    if not isinstance(v, str):
-        raise RecordError(f"expected a string, got {type_name(v)}", field=field)
-    if not v.strip():
-        raise RecordError("empty prompt", field=field)
-    return v
-
-
-def _dotted(rec: dict[str, Any], dotted: str) -> Any:
-    cur: Any = rec
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            keys = ", ".join(map(str, list(cur)[:12])) if isinstance(cur, dict) else type_name(cur)
-            raise RecordError(f"missing field (the record has keys: {keys or 'none'})", field=dotted)
-        cur = cur[part]
-    return cur
-
-
-def _first_turn(v: Any, field: str) -> str:
-    if not isinstance(v, list) or not v:
-        got = "an empty list" if v == [] else type_name(v)
-        raise RecordError(f"expected a non-empty list of strings, got {got}", field=field)
-    return _string(v[0], f"{field}[0]")
-
-
 def not_an_opening(rec: Any) -> bool:
-    """One message of OASST's flat export (the `oasst-messages` reader's records) that opens
-    no thread: an answer, or a prompt inside a thread (it has a parent). Neither is a seed."""
-    return (
-        isinstance(rec, dict)
-        and detect_record(rec) == "oasst-messages"
-        and (rec["role"] != "prompter" or rec["parent_message_id"] is not None)
-    )
+    """A record that opens no prompt by its format's seed rule (one message of OASST's flat
+    export that answers, or that a prompt inside a thread is): no seed, and no error."""
+    return isinstance(rec, dict) and not seed_rule(rec).opens(rec)
 
 
 def seed_text(rec: Any, text_field: str | None = None) -> str:
     """The prompt of one record, or a RecordError naming the field."""
     if isinstance(rec, str):
-        return _string(rec, "(record)")
+        return string(rec, "(record)")
     if not isinstance(rec, dict):
         raise RecordError(f"expected a string or an object, found a JSON {type_name(rec)}")
     if text_field:
-        v = _dotted(rec, text_field)
-        return _first_turn(v, text_field) if isinstance(v, list) else _string(v, text_field)
-    fmt = detect_record(rec)
-    parse = BY_NAME[fmt].parse if fmt is not None and fmt != "alpaca" else None
-    if parse is not None:  # a conversation record (one message of a flat export is not: its text is)
-        for conv in parse(rec):
-            for m in conv.messages:
-                if m.role == "user":
-                    return m.content
-        raise RecordError(f"a {fmt} conversation without a user turn")
-    for key in SEED_KEYS:
-        if key not in rec:
-            continue
-        if key == "instruction":
-            return alpaca_prompt(rec)
-        if key == "turns":
-            return _first_turn(rec[key], key)
-        return _string(rec[key], key)
-    keys = ", ".join(map(str, list(rec)[:12])) or "none"
-    raise RecordError(
-        f"no prompt field: expected one of {', '.join(SEED_KEYS)} or a conversation; the record has keys: "
-        f"{keys} (name the field with --text-field)"
-    )
+        return field_text(rec, text_field)
+    return seed_rule(rec).text(rec)
+
+
+def _text_seeds(path: Path, report: ReadReport) -> list[str]:
+    report.format = "text"
+    out = [t.strip() for _, t in read_text_lines(path) if t.strip()]
+    report.records = report.conversations = len(out)
+    if not out:
+        raise DialforgeError(f"{path}: no seed prompts (empty file)")
+    return out
+
+
+def _record_seed(loc: Located | RecordError, text_field: str | None, report: ReadReport, path: Path) -> str | None:
+    """The seed of one located record (None: it opens none), or its RecordError located."""
+    if isinstance(loc, RecordError):
+        raise loc
+    if not_an_opening(loc.rec):
+        report.not_openings += 1
+        return None
+    try:
+        return seed_text(loc.rec, text_field)
+    except RecordError as e:
+        raise located(e, path, loc) from None
 
 
 def read_seeds(
@@ -108,29 +81,21 @@ def read_seeds(
         raise DialforgeError(f"{path}: is a directory, expected a seed file")
     report = report if report is not None else ReadReport(path=str(path))
     if _is_plain_text(path):
-        report.format = "text"
-        out = [t.strip() for _, t in read_text_lines(path) if t.strip()]
-        report.records = report.conversations = len(out)
-        if not out:
-            raise DialforgeError(f"{path}: no seed prompts (empty file)")
-        return out
+        return _text_seeds(path, report)
     report.format = "prompts"
     out = []
     for loc in iter_located(path):
         report.records += 1
         try:
-            if isinstance(loc, RecordError):
-                raise loc
-            if not_an_opening(loc.rec):
-                report.not_openings += 1
-                continue
-            out.append(seed_text(loc.rec, text_field))
-        except RecordError as e:
-            err = e if isinstance(loc, RecordError) else located(e, path, loc)
+            seed = _record_seed(loc, text_field, report, path)
+        except RecordError as err:
             if on_error == "fail":
                 raise err from None
             report.skip(err)
             log.info("skipped bad seed record: %s", err)
+            continue
+        if seed is not None:
+            out.append(seed)
     report.conversations = len(out)
     if report.records == 0:
         raise DialforgeError(f"{path}: no seed prompts (empty file)")
