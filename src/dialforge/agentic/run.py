@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ..conversation import Conversation, ToolCall, stable_hash
-from ..io.reader import write_conversations
+from ..io.output import write_conversations
 from ..llm.client import run_sync
 from ..llm.config import BackendPool
 from ..llm.types import SamplingParams

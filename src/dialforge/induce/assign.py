@@ -10,7 +10,7 @@ import orjson
 
 from ..errors import DialforgeError, RecordError
 from ..io._records import iter_records
-from ..io.reader import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 from .embed import Embedder
 from .library import StrategyLibrary
 

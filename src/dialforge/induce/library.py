@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import format_validation_error, portable_path
 from ..errors import DialforgeError
-from ..io.reader import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 
 SCHEMA_VERSION = 1
 

@@ -83,7 +83,7 @@ class CallCache:
         try:
             self._db = _open(self.path)
         except sqlite3.DatabaseError as e:
-            from ..io.reader import aside_path
+            from ..io.files import aside_path
 
             aside = aside_path(self.path, "corrupt")
             self.path.rename(aside)

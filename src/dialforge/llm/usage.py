@@ -98,7 +98,7 @@ class UsageTracker:
                     UsageCounter(**c)
             return data
         except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as e:
-            from ..io.reader import aside_path
+            from ..io.files import aside_path
 
             aside = aside_path(self.path, "corrupt")
             self.path.rename(aside)
@@ -157,7 +157,7 @@ class UsageTracker:
     def flush(self) -> None:
         self._last_flush = time.monotonic()
         if self.path:
-            from ..io.reader import atomic_write_bytes
+            from ..io.files import atomic_write_bytes
 
             atomic_write_bytes(self.path, orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2))
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ..errors import DialforgeError
-from ..io.reader import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 from .card import RealismCard
 from .config import RealismConfig
 from .measure import realism

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io.reader import atomic_write_bytes
+from ..io.files import atomic_write_bytes
 from .page import render
 
 

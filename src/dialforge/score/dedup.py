@@ -27,7 +27,10 @@ import orjson
 
 from ..conversation import Conversation
 from ..errors import DialforgeError
-from ..io.reader import OnError, atomic_writer, check_output, iter_conversations, write_conversations
+from ..io.files import atomic_writer, check_output
+from ..io.output import write_conversations
+from ..io.reader import iter_conversations
+from ..io.report import OnError
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
 

@@ -19,7 +19,7 @@ from typing import Any
 from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
 from ..io.intents import intents_for
-from ..io.reader import write_conversations
+from ..io.output import write_conversations
 from ..llm.client import LLM, run_sync
 from ..llm.config import BackendConfig, BackendPool
 from ..llm.types import SamplingParams
