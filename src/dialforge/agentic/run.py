@@ -263,7 +263,7 @@ async def agentic_async(
         write_conversations(kept, out / "kept.jsonl")
         exports: dict[str, str] = {}
         if kept:
-            from ..score.export import export_conversations
+            from ..io.output import export_conversations
 
             for fmt in cfg.export:
                 target = out / "exports" / (fmt if fmt == "llamafactory" else f"{fmt}.jsonl")

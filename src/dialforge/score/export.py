@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..conversation import Conversation
 from ..errors import DialforgeError
-from ..io.check import Problem, check
 from ..io.llamafactory import llamafactory_entry
+from ..io.output import export_conversations
 from ..io.reader import OnError, iter_conversations
 from ..io.registry import EXPORT_FORMATS, exporter
 from ..io.writers import ExportResult
@@ -47,28 +47,6 @@ def export_file_result(
 ) -> ExportResult:
     exporter(fmt)  # an unknown format fails before the file is read
     return export_conversations(iter_conversations(data, on_error=on_error), fmt, out, name)
-
-
-def export_conversations(
-    convs: Iterable[Conversation], fmt: str, out: str | Path, name: str = "dialforge"
-) -> ExportResult:
-    """Write by the format's export writer (`io.registry`), then check what was written by its
-    consumer's rules: a problem there is a DialforgeError naming file:line:field (the writers
-    leave out what a consumer refuses, so one means a bug, or a local path that got through)."""
-    spec = exporter(fmt)
-    result = spec.write(convs, Path(out), name)
-    if spec.check_as is not None:  # the first path: the data file (not a folder's other entries)
-        problems, n = check(result.paths[0], spec.check_as)
-        if n:
-            raise DialforgeError(_problems_message(problems, n, spec.check_as))
-        result.checked_as = spec.check_as
-    return result
-
-
-def _problems_message(problems: list[Problem], n: int, consumer: str) -> str:
-    head = "\n".join(str(p) for p in problems[:10])
-    more = f"\n... and {n - 10} more" if n > 10 else ""
-    return f"the export breaks {consumer}'s rules ({n} problems):\n{head}{more}"
 
 
 # -- what a path exports ----------------------------------------------------------------------
