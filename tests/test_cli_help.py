@@ -1,0 +1,143 @@
+"""Every command's help, read at 80 columns as a newcomer reads it: it exits 0, every option
+says what it does, nothing is cut or shown as a placeholder, `-h` is `--help`; and a mistyped
+`--set` path is answered with the nearest real one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dialforge.commands._spec import Group
+from dialforge.commands.registry import entries
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(group: str | None = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, entry in entries(group).items():
+        out.append((*prefix, name))
+        if isinstance(entry, Group):
+            out += _commands(name, (*prefix, name))
+    return out
+
+
+COMMANDS = _commands()
+
+
+@pytest.fixture()
+def cli(capsys, monkeypatch):
+    """`dialforge ARGS` in this process at 80 columns: (exit code, stdout, stderr)."""
+    from dialforge.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a, **k: __import__("os").terminal_size((80, 24)))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["dialforge", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_the_commands_are_the_documented_ones():
+    """The same 24 names as before the commands became objects, in the same order."""
+    assert [c[0] for c in COMMANDS if len(c) == 1] == (
+        "convert formats seeds stats answer induce simulate modes train score metrics filter dedup export check "
+        "eval workflows selftalk agent run demo report strategies realism"
+    ).split()
+    assert [c for c in COMMANDS if len(c) == 2] == [
+        ("eval", "mt-bench"),
+        ("workflows", "show"),
+        ("workflows", "import"),
+        ("strategies", "show"),
+        ("strategies", "assign"),
+    ]
+
+
+@pytest.mark.parametrize("argv", [(), *COMMANDS], ids=lambda a: " ".join(a) or "dialforge")
+def test_help_at_80_columns_reads_whole(cli, argv):
+    code, out, err = cli(*argv, "--help")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Usage: dialforge {' '.join(argv)}".rstrip())
+    assert "{" not in lines[0] and "<" not in lines[0]  # no `{path}` placeholders in the usage line
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    assert "…" not in out  # nothing cut
+    assert "<bool>" not in out and not re.search(r"<\w+(\[[^\]]*\])?>", out)  # no `<bool>`, `<list[Path]>`
+    assert not re.search(r"\b[\w/]+\.py\b", out), "help names a source file"
+    options = lines[lines.index("Options:") + 1 :] if "Options:" in lines else []
+    options = options[: options.index("")] if "" in options else options
+    # metavars as users type them: PATH, N, X, TEXT, FIELD=VALUE, none for flags
+    for line in (line for line in options if line.lstrip().startswith("-")):
+        names = line.strip().split("  ")[0]
+        assert re.fullmatch(r"(-h, )?--[a-z0-9-]+( / --[a-z0-9-]+)?( (PATH|N|X|TEXT|FIELD=VALUE))?", names), line
+    assert cli(*argv, "-h")[1] == out  # -h is --help everywhere
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_every_option_says_what_it_does(argv):
+    """The option's own words, not only `[default: X]` or its choices."""
+    from dialforge.commands._group import LazyGroup, build_command
+    from dialforge.commands.registry import entries
+
+    entry = entries(argv[0] if len(argv) > 1 else None)[argv[-1]]
+    if isinstance(entry, Group):
+        return
+    cmd = build_command(entry)
+    assert not isinstance(cmd, LazyGroup)
+    for p in cmd.params:
+        words = re.sub(r"\[(default|required)[^\]]*\]|\([^()]*\|[^()]*\)", "", p.help or "").strip()
+        assert words, f"dialforge {' '.join(argv)} {p.opts[0]}: no description"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["run", "examples/quickstart.yaml", "--set", "simulate.max_turn=4"], "did you mean simulate.max_turns?"),
+        (["simulate", "--config", "examples/persona.yaml", "--set", "max_turn=4"], "did you mean max_turns?"),
+        (["demo", "--set", "simulate.max_turn=4"], "did you mean simulate.max_turns?"),  # demo takes --set too
+        (["train", "chat", "--set", "learning_rat=1"], "did you mean learning_rate?"),
+    ],
+)
+def test_a_mistyped_set_path_gets_the_nearest_field(cli, tmp_path, monkeypatch, argv, said):
+    monkeypatch.chdir(ROOT)
+    if argv[0] in ("run", "simulate", "demo"):
+        argv = [*argv, "--out", str(tmp_path / "o")]
+    code, _, err = cli(*argv)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"unknown field ({said})" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_booleans_are_flags(cli):
+    code, out, _ = cli("--no-debug", "formats")
+    assert code == 0 and "openai" in out
+    code, _, err = cli("train", "chat", "--packing=true")
+    assert code == 2 and "--packing" in err
+
+
+def test_help_loads_no_config_and_no_engine():
+    """`dialforge --help` builds no command: no config class, no engine module is imported."""
+    code = (
+        "import sys; sys.argv = ['dialforge', '--help']\n"
+        "from dialforge.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "bad = sorted(m for m in sys.modules if m.startswith('dialforge.') and m.split('.')[1] in "
+        "('simulate', 'pipeline', 'train', 'score', 'induce', 'workflows', 'agentic', 'realism', 'run', 'answer'))\n"
+        "print(bad)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip().splitlines()[-1] == "[]"
