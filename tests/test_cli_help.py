@@ -141,3 +141,41 @@ def test_help_loads_no_config_and_no_engine():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _documented_command_lines() -> list[tuple[str, str]]:
+    """(file, `dialforge ...` line) from the README, docs, examples, CI and scripts."""
+    files = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("examples/*"), *ROOT.glob(".ci/*")]
+    files += [*ROOT.glob("scripts/*")]
+    out = []
+    for f in files:
+        if f.is_file():
+            text = f.read_text(errors="replace").replace("\\\n", " ")
+            out += [(f.name, m.group(0)) for m in re.finditer(r"\bdialforge\s+[a-z][^\n`|;&)\"]*", text)]
+    return out
+
+
+def test_every_documented_flag_is_still_accepted():
+    """A flag a user copies from the README, the docs, an example or a script is an option of
+    that command (the options are generated now; none was renamed on the way)."""
+    from dialforge.commands._group import build_command
+
+    lines = _documented_command_lines()
+    assert len(lines) > 20
+    checked = 0
+    for where, line in lines:
+        words = line.split()[1:]
+        entry = entries().get(words[0])
+        if entry is None:
+            continue
+        if isinstance(entry, Group):
+            entry = entries(words[0]).get(words[1]) if len(words) > 1 else None
+            if entry is None:
+                continue
+        cmd = build_command(entry)
+        known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help", "-h"}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", " ".join(words)):
+            if flag != "--bogus":  # the README's example of a usage error
+                assert flag in known, f"{where}: `{line.strip()}`: {flag} is no option of {cmd.name}"
+                checked += 1
+    assert checked > 20

@@ -19,7 +19,7 @@ import typer
 
 from ..errors import DialforgeError
 from ._load import field_info, load_checked, load_config, resolve
-from ._spec import _UNSET, Arg, Backends, Call, Command, Opt
+from ._spec import _UNSET, Arg, Backends, Call, Command, Opt, Result
 
 SET_HELP = (
     "override any config field, repeatable: --set FIELD=VALUE, a dotted FIELD for nested ones "
@@ -259,7 +259,11 @@ def _invoke(cmd: Command, kw: dict[str, Any]) -> Any:
         executor=executor,
     )
     call.values.update(kw)
-    return cmd.run(call)
+    result = cmd.run(call)
+    if isinstance(result, Result):
+        from ._output import show
+
+        show(result, call.strict)
 
 
 def build(cmd: Command) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -23,6 +24,15 @@ def finish(warnings: list[str], strict: bool) -> None:
     if strict and warnings:
         say(f"error: --strict: {len(warnings)} warning(s)")
         sys.exit(3)
+
+
+def show(result: Any, strict: bool) -> None:
+    """A command's `Result`: summaries on stderr, data as JSON on stdout, warnings last."""
+    for line in result.lines:
+        say(line)
+    if result.data is not None:
+        out_console.print_json(json.dumps(result.data))
+    finish(result.warnings, strict)
 
 
 def print_skips(report: Any, shown: int = 5) -> None:

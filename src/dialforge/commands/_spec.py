@@ -87,6 +87,16 @@ class Group:
 
 
 @dataclass
+class Result:
+    """What a command reports, printed in one place (`_output.show`): its one-line summaries
+    (stderr), its data (JSON on stdout), then the run's health warnings (`--strict`: exit 3)."""
+
+    lines: list[str] = field(default_factory=list)
+    data: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Call:
     """One invocation of a config-backed command, after the flags are read: what its function gets."""
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._output import finish, out_console, say
-from ._spec import Arg, Backends, Call, Command, Group, Opt
+from ._output import out_console, say
+from ._spec import Arg, Backends, Call, Command, Group, Opt, Result
 from .data import check_on_error
 
 PACKAGE = Path(__file__).resolve().parents[1]
 FASTCHAT = PACKAGE / "data" / "fastchat"
 
 
-def _score(call: Call) -> None:
+def _score(call: Call) -> Result:
     from ..score import score
     from ..score.scoring import locate
     from ._adapter import use_executor
@@ -26,11 +26,10 @@ def _score(call: Call) -> None:
     with use_executor(*call.executor):
         summary = score(call.path, cfg, on_error=check_on_error(call.on_error))
     _, per, summ = locate(call.path)
-    out_console.print_json(json.dumps(summary))
-    say(f"wrote {per} and {summ}")
+    return Result([f"wrote {per} and {summ}"], summary)
 
 
-def _mt_bench(call: Call) -> None:
+def _mt_bench(call: Call) -> Result:
     from rich.table import Table
 
     from ..score.mtbench import mt_bench
@@ -55,9 +54,8 @@ def _mt_bench(call: Call) -> None:
         t.add_row("overall", f"{summary['mean']:.2f}" if summary["mean"] is not None else "-")
         out_console.print(t)
         out_console.print(f"judged {summary['judged']}, unparsed {summary['unparsed']}")
-    else:
-        out_console.print_json(json.dumps(summary))
-    finish(warnings, call.strict)
+        return Result(warnings=warnings)
+    return Result(data=summary, warnings=warnings)
 
 
 def _realism(call: Call) -> None:

@@ -3,31 +3,29 @@ and the whole pipeline (run, demo)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import DialforgeError
-from ._output import finish, out_console, say, tiny_note
-from ._spec import Arg, Backends, Call, Command, Group, Opt
+from ._output import tiny_note
+from ._spec import Arg, Backends, Call, Command, Group, Opt, Result
 
 PACKAGE = Path(__file__).resolve().parents[1]  # data/ and examples/ ship inside the package
 OUT = Arg("out", Path, "run directory", flag="--out", required=True)
 
 
-def _answer(call: Call) -> None:
+def _answer(call: Call) -> Result:
     from ..answer import answer
 
     summary = answer(call.load(), call.out, force_new=call.force_new, use_cache=call.use_cache)
-    warnings = summary.pop("warnings", [])
-    say(
+    line = (
         f"{call.out}: {summary['total']} of {summary['questions']} questions answered "
         f"({summary['answered_now']} now, {summary['already_done']} before, {summary['failed']} failed)"
     )
-    finish(warnings, call.strict)
+    return Result([line], warnings=summary.pop("warnings", []))
 
 
-def _induce(call: Call) -> None:
+def _induce(call: Call) -> Result:
     from ..induce import induce
     from ..run.health import run_warnings
     from ..stats import plural
@@ -36,54 +34,51 @@ def _induce(call: Call) -> None:
     lib = induce(call.load(), out, force_new=call.force_new, use_cache=call.use_cache)
     c = lib.counts
     dropped = ", ".join(f"{n} {why}" for why, n in (c.get("dropped") or {}).items())
-    say(
+    line = (
         f"{out}/library.json: {plural(len(lib.strategies), 'strategy', 'strategies')} from "
         f"{plural(c.get('extracted', 0), 'extracted strategy', 'extracted strategies')}; "
         f"{c.get('dialogues_kept')} of {c.get('dialogues_read')} dialogues kept"
         f"{f' ({dropped} dropped)' if dropped else ''}, {plural(c.get('distinct_turns', 0), 'distinct user turn')}"
     )
-    finish(run_warnings(out), call.strict)
+    return Result([line], warnings=run_warnings(out))
 
 
-def _simulate(call: Call) -> None:
+def _simulate(call: Call) -> Result:
     from ..simulate import simulate
     from ..stats import plural
 
     summary = simulate(call.load(), call.out, force_new=call.force_new, use_cache=call.use_cache)
-    warnings = summary.pop("warnings", [])
     n, now, again = summary["conversations"], summary["new"], summary["retried"]
     retried = f", {again} of them retrying failed ones" if again else ""
     reasons = ", ".join(f"{k} {v}" for k, v in summary["termination_reasons"].items()) or "-"
-    say(
+    line = (
         f"{call.out}/conversations.jsonl: {plural(n, 'conversation')} ({now} run now{retried}; {n - now} from "
         f"before); ended on: {reasons}"
     )
-    finish(warnings, call.strict)
+    return Result([line], warnings=summary.pop("warnings", []))
 
 
-def _selftalk(call: Call) -> None:
+def _selftalk(call: Call) -> Result:
     from ..workflows import selftalk
 
     summary = selftalk(call.load(), call.out, force_new=call.force_new)
     warnings = summary.pop("warnings", [])
-    out_console.print_json(json.dumps(summary))
-    finish(warnings, call.strict)
+    return Result(data=summary, warnings=warnings)
 
 
-def _agent(call: Call, config: Path | None = None) -> None:
+def _agent(call: Call, config: Path | None = None) -> Result:
     from ..agentic import AgentToolsConfig, agentic
 
     cfg = call.load(AgentToolsConfig, config or call.config)
     summary = agentic(cfg, call.out, force_new=call.force_new)
     warnings = summary.pop("warnings", [])
-    for task, row in summary["tasks"].items():
-        say(
-            f"{task}: {row['conversations']} conversations, success {row['success']}, pass^1 {row['pass^1']}, "
-            f"partial {row['partial_credit']}, {row['tool_calls']} calls ({row['tool_errors']} tool errors), "
-            f"simulator errors {row['simulator_error_rate']}"
-        )
-    out_console.print_json(json.dumps(summary))
-    finish(warnings, call.strict)
+    lines = [
+        f"{task}: {row['conversations']} conversations, success {row['success']}, pass^1 {row['pass^1']}, "
+        f"partial {row['partial_credit']}, {row['tool_calls']} calls ({row['tool_errors']} tool errors), "
+        f"simulator errors {row['simulator_error_rate']}"
+        for task, row in summary["tasks"].items()
+    ]
+    return Result(lines, summary, warnings)
 
 
 def _is_agent_config(config: Path) -> bool:
@@ -107,7 +102,7 @@ def _as_roles(ov: dict[str, Any], role: str, roles: tuple[str, ...]) -> dict[str
     return out
 
 
-def _run(call: Call) -> None:
+def _run(call: Call) -> Result:
     config = call.config
     assert config is not None
     out = call.out or Path("runs") / config.stem
@@ -115,12 +110,11 @@ def _run(call: Call) -> None:
         call.overrides = _as_roles(call.overrides, "model", ("agent", "user"))
         call.overrides.pop("executor", None)
         call.values["out"] = out
-        _agent(call)
-        return
-    run_pipeline(call, config, out)
+        return _agent(call)
+    return run_pipeline(call, config, out)
 
 
-def run_pipeline(call: Call, config: Path, out: Path, inputs_base: Path | None = None) -> None:
+def run_pipeline(call: Call, config: Path, out: Path, inputs_base: Path | None = None) -> Result:
     from ..config import config_origins, parse_set, resolve_inputs
     from ..pipeline import PipelineConfig
     from ..pipeline import run_pipeline as run
@@ -136,26 +130,26 @@ def run_pipeline(call: Call, config: Path, out: Path, inputs_base: Path | None =
     if uses_tiny(cfg):
         tiny_note()
     state = run(cfg, out, source=str(config), force_new=call.force_new)
-    say(f"{out}: stages {', '.join(state['stages'])}")
+    lines = [f"{out}: stages {', '.join(state['stages'])}"]
     for name, info in state["stages"].items():
         if name.startswith("select."):
             exported = ", ".join(f"{out / p}" for p in info["exports"].values()) or "-"
-            say(
+            lines.append(
                 f"{name[7:]}: {info['conversations']} generated, {info['failed']} failed, "
                 f"{info['kept_after_filter']} kept by the filter, {info['kept_after_dedup']} after dedup -> {exported}"
             )
     if cfg.report:
-        say(f"report: {out / 'report.html'}")
-    finish(state["warnings"], call.strict)
+        lines.append(f"report: {out / 'report.html'}")
+    return Result(lines, warnings=state["warnings"])
 
 
-def _demo(call: Call) -> None:
+def _demo(call: Call) -> Result:
     if "model.base_url" in call.overrides and "model.model" not in call.overrides:
         raise DialforgeError("demo --base-url needs --model: the name of the model that server serves")
     cfg = PACKAGE / "examples" / "quickstart.yaml"
     if not cfg.exists():
         raise DialforgeError(f"{cfg}: the quickstart config is missing from this installation")
-    run_pipeline(call, cfg, call.out, inputs_base=cfg.parent)
+    return run_pipeline(call, cfg, call.out, inputs_base=cfg.parent)
 
 
 GENERATE = {"resumable": True, "strict": True, "executor": "config"}

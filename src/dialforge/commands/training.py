@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DialforgeError
-from ._output import say
-from ._spec import Arg, Call, Command, Group, Opt
+from ._spec import Arg, Call, Command, Group, Opt, Result
 
 
-def _train(call: Call) -> None:
+def _train(call: Call) -> Result:
     from ..train import train
 
     if call.kind not in ("simulator", "chat"):
@@ -22,7 +21,7 @@ def _train(call: Call) -> None:
         loss = f"loss {losses[0]:.4f} -> {losses[-1]:.4f} (logged every {cfg.logging_steps} steps)"
     else:  # fewer steps than logging_steps: the trainer's mean is the one figure
         loss = f"mean loss {mean:.4f}" if isinstance(mean, (int, float)) else "no loss logged"
-    say(f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, {loss}")
+    return Result([f"{summary['final']}: {summary['examples']} examples, {summary['steps']} steps, {loss}"])
 
 
 COMMANDS: list[Command | Group] = [
