@@ -18,12 +18,19 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 import typer
 
 from ..errors import DialforgeError
-from ._load import field_info, load_checked, load_config, resolve
+from ._load import field_info, field_paths, load_checked, load_config, resolve
 from ._spec import _UNSET, Arg, Backends, Call, Command, Opt, Result
 
-SET_HELP = (
-    "override any config field, repeatable: --set FIELD=VALUE, a dotted FIELD for nested ones "
-    "(--set simulate.max_turns=6); values are YAML"
+SET_HELP = "override any config field, repeatable: a dotted FIELD for nested ones{example}; values are YAML"
+_SET_EXAMPLES = (
+    "simulate.max_turns=6",
+    "bootstrap=0",
+    "max_turns=6",
+    "epochs=1",
+    "limit=10",
+    "threshold=0.6",
+    "mode=pairwise",
+    "embedder=null",
 )
 MODEL_HELP = "model for every role: name (with --base-url) or local path / hub id"
 URL_HELP = (
@@ -223,7 +230,10 @@ def _params(cmd: Command, cls: type[Any]) -> list[tuple[str, Any, Any]]:
     ps += [_opt_param(cls, i, o) for i, o in enumerate(cmd.opts)]
     if cmd.backends is not None:
         ps += _backend_params(cmd.backends)
-    ps.append(("set_", Optional[list[str]], typer.Option(None, "--set", help=SET_HELP, metavar="FIELD=VALUE")))  # noqa: UP045
+    paths = set(field_paths(cls))
+    example = next((f" (--set {e})" for e in _SET_EXAMPLES if e.split("=")[0] in paths), "")
+    set_help = SET_HELP.format(example=example)
+    ps.append(("set_", Optional[list[str]], typer.Option(None, "--set", help=set_help, metavar="FIELD=VALUE")))  # noqa: UP045
     if cmd.executor:
         ps.append(_option("executor", str, None, "--executor", EXECUTOR_HELP))
         ps.append(_option("ray_address", str, None, "--ray-address", RAY_HELP))
