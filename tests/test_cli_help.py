@@ -179,3 +179,13 @@ def test_every_documented_flag_is_still_accepted():
                 assert flag in known, f"{where}: `{line.strip()}`: {flag} is no option of {cmd.name}"
                 checked += 1
     assert checked > 20
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["simulat"], "Did you mean 'simulate'?"), (["eval", "mt-bnch"], "Did you mean 'mt-bench'?")],
+)
+def test_a_mistyped_command_gets_the_nearest_name(cli, argv, said):
+    """Commands are built only when run, yet every name is offered for a typo."""
+    code, _, err = cli(*argv)
+    assert code == 2 and said in err and err.count("\n") == 1

@@ -3,6 +3,7 @@ or its help is shown, so `dialforge --help` and `dialforge stats` import no conf
 
 from __future__ import annotations
 
+import difflib
 import re
 import textwrap
 from typing import Any
@@ -18,6 +19,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 _Context: Any = TyperCommand.context_class
+# click's UsageError, wherever typer takes click from (typer >= 0.22 vendors it)
+_UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -100,7 +103,10 @@ class LazyGroup(TyperGroup):
         return entries(self.key)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*self.commands, *(n for n in self._entries() if n not in self.commands)]
+        return [
+            *(n for n, c in self.commands.items() if c is not None),
+            *(n for n in self._entries() if n not in self.commands),
+        ]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in self.commands:
@@ -121,6 +127,16 @@ class LazyGroup(TyperGroup):
             built = build_command(entry)
         self.commands[cmd_name] = built
         return built
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """typer's, with its "Did you mean" drawn from every registered name, built or not."""
+        try:
+            return super().resolve_command(ctx, args)
+        except _UsageError as e:
+            near = difflib.get_close_matches(args[0], list(self._entries())) if args else []
+            if near and "Did you mean" not in e.message:
+                e.message += f" Did you mean {near[0]!r}?"
+            raise
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The command list from the registry's summary lines (no command built, none cut)."""
