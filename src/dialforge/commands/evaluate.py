@@ -32,14 +32,17 @@ def _score(call: Call) -> Result:
 def _mt_bench(call: Call) -> Result:
     from rich.table import Table
 
+    from ..config import read_yaml
     from ..score.mtbench import mt_bench
 
+    in_yaml = read_yaml(call.config) if call.config is not None else None
     for path, default in (
         ("questions", "mt_bench/question.jsonl"),
         ("reference_answers", "mt_bench/reference_answer/gpt-4.jsonl"),
         ("judge_prompts", "judge_prompts.jsonl"),
-    ):  # the FastChat files that ship inside the package, unless the flags or --set say otherwise
-        call.overrides.setdefault(path, str(FASTCHAT / default))
+    ):  # the FastChat files that ship inside the package, unless the YAML, the flags or --set say otherwise
+        if not (isinstance(in_yaml, dict) and path in in_yaml):
+            call.overrides.setdefault(path, str(FASTCHAT / default))
     cfg = call.load()
     summary = mt_bench(cfg, call.out, force_new=call.force_new)
     warnings = summary.pop("warnings", [])
@@ -98,7 +101,7 @@ COMMANDS: list[Command | Group] = [
             Arg("no_embedding", bool, "skip embedding diversity", flag="--no-embedding", default=False),
             ON_ERROR,
         ),
-        opts=(Opt("--library", "library", help="strategy library (coverage in strategy mode)"),),
+        opts=(Opt("--library", "library"),),
         backends=Backends(own=(("judge", "--judge-model", "--judge-base-url"),)),
         executor="stages",
         resumable=True,  # the scores written so far are kept

@@ -152,8 +152,6 @@ def _demo(call: Call) -> Result:
     return run_pipeline(call, cfg, call.out, inputs_base=cfg.parent)
 
 
-GENERATE = {"resumable": True, "strict": True, "executor": "config"}
-
 COMMANDS: list[Command | Group] = [
     Command(
         name="answer",
@@ -162,13 +160,15 @@ COMMANDS: list[Command | Group] = [
         config="dialforge.answer:AnswerConfig",
         args=(OUT,),
         opts=(
-            Opt("--prompts", "prompts", kind=list[Path], help="question files (JSONL strings/objects or text)"),
-            Opt("--text-field", "text_field", help="field of the records holding the prompt"),
-            Opt("--limit", "limit", help="only the first N questions"),
+            Opt("--prompts", "prompts", kind=list[Path]),
+            Opt("--text-field", "text_field"),
+            Opt("--limit", "limit"),
         ),
         backends=Backends(shared=("assistant",), model_help="model name (with --base-url) or local path / hub id"),
         cache=True,
-        **GENERATE,  # type: ignore[arg-type]
+        resumable=True,
+        strict=True,
+        executor="config",
     ),
     Command(
         name="induce",
@@ -177,7 +177,7 @@ COMMANDS: list[Command | Group] = [
         config="dialforge.induce:InduceConfig",
         args=(OUT,),
         opts=(
-            Opt("--dialogues", "dialogues", kind=list[Path], help="real dialogue files (any format)"),
+            Opt("--dialogues", "dialogues", kind=list[Path]),
             Opt("--embedder", "embedder", help="sentence-transformers model id or path"),
             Opt("--threshold", "threshold", help="cosine threshold for clustering"),
             Opt("--method", "method", help="clustering method (leader: the published one)"),
@@ -187,7 +187,9 @@ COMMANDS: list[Command | Group] = [
         ),
         backends=Backends(shared=("model",), model_help="model name (with --base-url) or local path / hub id"),
         cache=True,
-        **GENERATE,  # type: ignore[arg-type]
+        resumable=True,
+        strict=True,
+        executor="config",
     ),
     Command(
         name="simulate",
@@ -198,7 +200,7 @@ COMMANDS: list[Command | Group] = [
         args=(OUT,),
         opts=(
             Opt("--limit", "seeds.limit"),
-            Opt("--text-field", "seeds.text_field", help="field of the seed records holding the prompt"),
+            Opt("--text-field", "seeds.text_field"),
         ),
         backends=Backends(
             shared=("user", "assistant"),
@@ -208,7 +210,9 @@ COMMANDS: list[Command | Group] = [
             ),
         ),
         cache=True,
-        **GENERATE,  # type: ignore[arg-type]
+        resumable=True,
+        strict=True,
+        executor="config",
     ),
     Command(
         name="selftalk",
@@ -220,18 +224,15 @@ COMMANDS: list[Command | Group] = [
         opts=(
             Opt("--workflows", "workflows", kind=Path, help="workflow folder or file"),
             Opt("--loops", "loops", help="generate -> filter -> train rounds"),
-            Opt(
-                "--intents",
-                "intents_file",
-                kind=Path,
-                help="client intents: a dialogue file with goals, intents.json, or one intent per line",
-            ),
+            Opt("--intents", "intents_file", kind=Path),
         ),
         backends=Backends(
             shared=("agent", "client"),
             own=(("agent", "--agent-model", "--agent-base-url"), ("client", "--client-model", "--client-base-url")),
         ),
-        **GENERATE,  # type: ignore[arg-type]
+        resumable=True,
+        strict=True,
+        executor="config",
     ),
     Command(
         name="agent",
@@ -243,7 +244,7 @@ COMMANDS: list[Command | Group] = [
         config_arg="required",
         config_help="YAML AgentToolsConfig (see examples/agent_tools.yaml)",
         args=(OUT,),
-        opts=(Opt("--samples", "samples", help="conversations per goal (k of pass^k)"),),
+        opts=(Opt("--samples", "samples"),),
         backends=Backends(
             shared=("agent", "user"),
             own=(("agent", "--agent-model", "--agent-base-url"), ("user", "--user-model", "--user-base-url")),
@@ -261,7 +262,9 @@ COMMANDS: list[Command | Group] = [
         config_help="pipeline YAML (see examples/quickstart.yaml)",
         args=(Arg("out", Path, "run directory (default runs/<config name>)", flag="--out"),),
         backends=Backends(shared=("model",)),
-        **GENERATE,  # type: ignore[arg-type]
+        resumable=True,
+        strict=True,
+        executor="config",
     ),
     Command(
         name="demo",

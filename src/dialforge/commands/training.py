@@ -33,7 +33,7 @@ COMMANDS: list[Command | Group] = [
         config="dialforge.train:TrainConfig",
         args=(Arg("kind", str, "simulator (loss on user turns) or chat (loss on assistant turns)", required=True),),
         opts=(
-            Opt("--data", "data", kind=list[Path], help="dialogue files (any format) or labelled IDEAS records"),
+            Opt("--data", "data", kind=list[Path]),
             Opt("--model", "model", help="base model: local path or hub id"),
             Opt("--out", "out", kind=Path, help="output directory (final/ loads as a model)"),
             Opt("--template", "template"),
