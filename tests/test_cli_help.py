@@ -189,3 +189,59 @@ def test_a_mistyped_command_gets_the_nearest_name(cli, argv, said):
     """Commands are built only when run, yet every name is offered for a typo."""
     code, _, err = cli(*argv)
     assert code == 2 and said in err and err.count("\n") == 1
+
+
+def _call(argv: list[str]):
+    """The `Call` a config-backed command's function gets for ARGV (the function itself not run)."""
+    import dataclasses
+
+    from dialforge.commands._group import build_command
+
+    *group, name = argv[: 2 if argv[0] == "eval" else 1]
+    seen = []
+    entry = dataclasses.replace(entries(group[0] if group else None)[name], run=seen.append)
+    build_command(entry).main(argv[len(group) + 1 :], standalone_mode=False)
+    return seen[0]
+
+
+def test_flags_become_config_overrides():
+    """Each flag sets its config path with the field's type; flags not given set nothing."""
+    call = _call(["train", "chat", "--data", "a.jsonl", "--data", "b.jsonl", "--full", "--no-packing", "--lr", "1e-4"])
+    assert call.kind == "chat"
+    assert call.overrides == {"data": ["a.jsonl", "b.jsonl"], "lora": False, "packing": False, "learning_rate": 1e-4}
+    assert _call(["train", "chat", "--packing", "--strategy-conditioned"]).overrides == {
+        "packing": True,
+        "strategy_conditioned": True,
+    }
+    call = _call(["simulate", "--config", "c.yaml", "--out", "o", "--limit", "3", "--no-cache", "--set", "x=1"])
+    assert call.overrides == {"seeds.limit": 3}
+    assert (call.config, call.out, call.sets, call.use_cache, call.force_new) == (
+        Path("c.yaml"),
+        Path("o"),
+        ["x=1"],
+        False,
+        False,
+    )
+
+
+def test_backend_flags_are_the_same_on_every_command():
+    """`--model/--base-url` for every role, a role's own flags on top, `--api-key-env` for all."""
+    call = _call(
+        ["simulate", "--config", "c", "--out", "o", "--model", "m", "--base-url", "http://h/v1", "--user-model", "u"]
+        + ["--api-key-env", "KEY", "--executor", "ray"]
+    )
+    assert call.overrides == {
+        "user.model": "u",
+        "user.api_key_env": "KEY",
+        "user.base_url": "http://h/v1",
+        "user.kind": "http",
+        "assistant.model": "m",
+        "assistant.api_key_env": "KEY",
+        "assistant.base_url": "http://h/v1",
+        "assistant.kind": "http",
+        "executor": {"kind": "ray", "address": None},
+    }
+    assert _call(["score", "f.jsonl", "--api-key-env", "KEY"]).overrides == {}  # no judge unless one is named
+    assert _call(["score", "f.jsonl", "--judge-model", "j"]).overrides == {"judge.model": "j"}
+    mt = _call(["eval", "mt-bench", "--out", "o", "--model", "a", "--judge", "j", "--mode", "pairwise"])
+    assert mt.overrides == {"model.model": "a", "judge.model": "j", "mode": "pairwise"}

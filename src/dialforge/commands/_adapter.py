@@ -191,12 +191,11 @@ def _arg_param(a: Arg) -> tuple[str, Any, Any]:
     mv = a.metavar or (a.name.upper() if a.flag is None else metavar(a.kind))
     default = ... if a.required else a.default
     if a.flag is None:
-        return a.name, a.kind, typer.Argument(default, help=a.help, metavar=mv, show_default=False, **a.extra)
-    decls = [a.flag] if a.secondary is None else [f"{a.flag}/{a.secondary}"]
+        return a.name, a.kind, typer.Argument(default, help=a.help, metavar=mv, show_default=False)
     if a.kind is bool:
         mv = None
     ann = a.kind if a.required or a.default is not None else Optional[a.kind]  # noqa: UP045
-    return a.name, ann, typer.Option(default, *decls, help=a.help, metavar=mv, **a.extra)
+    return a.name, ann, typer.Option(default, a.flag, help=a.help, metavar=mv)
 
 
 def _config_param(cmd: Command, cls: type[Any]) -> list[tuple[str, Any, Any]]:

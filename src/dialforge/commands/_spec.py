@@ -41,8 +41,6 @@ class Arg:
     default: Any = None
     required: bool = False
     metavar: str | None = None
-    secondary: str | None = None  # `--no-x` of a boolean `--x`
-    extra: dict[str, Any] = field(default_factory=dict)  # more typer.Option keywords (min, max)
 
 
 @dataclass(frozen=True)
