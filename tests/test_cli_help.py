@@ -109,6 +109,14 @@ def test_every_option_says_what_it_does(argv):
         (["simulate", "--config", "examples/persona.yaml", "--set", "max_turn=4"], "did you mean max_turns?"),
         (["demo", "--set", "simulate.max_turn=4"], "did you mean simulate.max_turns?"),  # demo takes --set too
         (["train", "chat", "--set", "learning_rat=1"], "did you mean learning_rate?"),
+        (  # inside a list item (a pipeline simulator, tagged by mode)
+            ["run", "examples/quickstart.yaml", "--set", "simulate.simulators.0.strategy.candidat=3"],
+            "did you mean simulate.simulators.0.strategy.candidates?",
+        ),
+        (
+            ["run", "examples/quickstart.yaml", "--set", "model.params.temprature=1"],
+            "did you mean model.params.temperature?",
+        ),
     ],
 )
 def test_a_mistyped_set_path_gets_the_nearest_field(cli, tmp_path, monkeypatch, argv, said):

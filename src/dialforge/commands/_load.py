@@ -48,22 +48,40 @@ def field_paths(cls: type[Any], prefix: str = "", depth: int = 0) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _items(annotation: Any) -> list[type[Any]]:
+    """The models of a list field's items (`simulate.simulators.0.` goes on in one of them)."""
+    for a in (annotation, *get_args(annotation)):
+        if get_origin(a) is list:
+            return models_in(get_args(a)[0])
+    return []
+
+
+def _nearest(cls: type[Any], key: str) -> str | None:
+    """The real path nearest a `--set` path that is no field (None: it is one, or none is near)."""
+    parts = key.split(".")
+    models: list[type[Any]] = [cls]
+    items: list[type[Any]] = []
+    for i, part in enumerate(parts):
+        if part.isdigit() and items:  # a list index: its item's fields come next
+            models, items = items, []
+            continue
+        if not models:
+            return None  # inside a dict or a free-form value: the config checks it
+        info = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        if info is None:
+            names = [n for m in models for n in m.model_fields]
+            near = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+            if near:
+                return ".".join([*parts[:i], near[0]])
+            whole = difflib.get_close_matches(key, field_paths(cls), n=1, cutoff=0.6)
+            return whole[0] if whole else None
+        models, items = models_in(info.annotation), _items(info.annotation)
+    return None
+
+
 def _unknown_paths(cls: type[Any], keys: typing.Iterable[str]) -> dict[str, str]:
     """`--set` paths that are no field of `cls`, each with the nearest real path."""
-    out: dict[str, str] = {}
-    for key in keys:
-        models: list[type[Any]] = [cls]
-        for part in key.split("."):
-            if not models:
-                break  # inside a list, a dict or a free-form value: the config checks it
-            info = next((m.model_fields[part] for m in models if part in m.model_fields), None)
-            if info is None:
-                near = difflib.get_close_matches(key, field_paths(cls), n=1, cutoff=0.6)
-                if near:
-                    out[key] = near[0]
-                break
-            models = models_in(info.annotation)
-    return out
+    return {key: near for key in keys if (near := _nearest(cls, key)) is not None}
 
 
 def load_config(cls: type[Any], path: Path | None, overrides: dict[str, Any], given: dict[str, Any]) -> Any:
