@@ -314,10 +314,12 @@ def test_errors_in_set_values_name_the_set_not_the_file(tmp_path, data_dir, cli)
     out = str(tmp_path / "o")
     r = cli("run", str(path), "--out", out, "--model", "m", "--set", "simulate.max_turn=2")
     assert r.returncode == 2
-    assert r.stderr == "error: --set simulate.max_turn: field 'simulate.max_turn': unknown field\n"
+    assert r.stderr == (
+        "error: --set simulate.max_turn: field 'simulate.max_turn': unknown field (did you mean simulate.max_turns?)\n"
+    )
     r = cli("run", str(path), "--out", out, "--model", "m", "--set", "simulate.max_turns=0", "--set", "induce.nope=1")
     assert r.stderr == (
-        "error: --set induce.nope: field 'induce.nope': unknown field; "
+        "error: --set induce.nope: field 'induce.nope': unknown field (did you mean induce.model?); "
         "--set simulate.max_turns: field 'simulate.max_turns': Input should be greater than or equal to 1\n"
     )
     # values checked after the schema (input files, the filter) are blamed on the --set too
