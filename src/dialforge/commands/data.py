@@ -11,6 +11,8 @@ from typing import Any
 import typer
 
 from ..errors import DialforgeError
+from ..io.check import CONSUMERS
+from ..io.registry import EXPORT_FORMATS, WRITE_FORMATS
 from ._output import out_console, print_skips, say
 from ._spec import Command, Group
 
@@ -43,7 +45,7 @@ def convert(
     src: Path = typer.Argument(..., help="input file (or HF dataset folder)"),
     dst: Path = typer.Argument(..., help="output file (or folder for --to hf)"),
     from_: str = FromOpt,
-    to: str = typer.Option("openai", "--to", help="openai | sharegpt | hf"),
+    to: str = typer.Option("openai", "--to", help=" | ".join(WRITE_FORMATS)),
     on_error: str = OnErrorOpt,
     require_alternation: bool = typer.Option(
         False, "--require-alternation/--no-require-alternation", help="reject records whose roles do not alternate"
@@ -231,7 +233,7 @@ def dedup(
 
 def export(
     path: Path = typer.Argument(..., help="conversation file, simulator folder or `dialforge run` directory"),
-    to: str = typer.Option(..., "--to", help="openai | trl | sharegpt | llamafactory | hf"),
+    to: str = typer.Option(..., "--to", help=" | ".join(EXPORT_FORMATS)),
     out: Path = typer.Option(
         ..., "--out", help="file (folder for hf / llamafactory); for a run with several simulators, a folder"
     ),
@@ -252,7 +254,7 @@ def export(
 
 def check(
     path: Path = typer.Argument(..., help="exported file (a dataset folder for llamafactory and hf)"),
-    for_: str = typer.Option(..., "--for", help="openai | trl | llamafactory | hf"),
+    for_: str = typer.Option(..., "--for", help=" | ".join(CONSUMERS)),
 ) -> None:
     """Check a file by a training consumer's own rules: one line per problem (file:line, field),
     exit 2 on any."""
