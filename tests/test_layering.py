@@ -18,7 +18,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dialforge"
 
 # Each a set of modules that import each other (lazily) today; issue 24 removes them.
 KNOWN_LAZY_CYCLES = [
-    {"config", "llm.config", "llm.fleet", "llm.http"},
     {"io.oasst_messages", "io.reader", "io.registry", "io.seeds"},
     {"run.blockdir", "run.kernel", "run.ray_executor"},
     {"pipeline", "validate"},

@@ -15,7 +15,8 @@ from .config import INPUT_FILE, OPERATIONAL
 from .conversation import Conversation, Message, stable_hash
 from .io.reader import read_texts
 from .llm.client import LLM, run_sync
-from .llm.config import BackendConfig, BackendPool
+from .llm.config import BackendConfig
+from .llm.pool import BackendPool
 from .run.kernel import ExecutorConfig, Job, Stage, StageContext, make_executor, run_stage
 from .run.rundir import RunDir
 

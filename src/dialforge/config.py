@@ -1,11 +1,11 @@
 """YAML configs validated by pydantic; errors name the file and the path of the bad field.
 
-Fields carry markers instead of living in name lists:
-- `OPERATIONAL` (how fast or where a run goes: concurrency, timeouts, retries, base_url,
-  device, batch size) stays out of the fingerprint, so changing it resumes a run;
-- `INPUT_FILE` (a file or folder the run reads) is fingerprinted by content, not by path,
-  so a moved checkout or run directory resumes, and an edited input is a new config.
-Mark a field with `Annotated[type, OPERATIONAL] = Field(...)`.
+This is the config *loader*: configs themselves are data modules (`*/config.py`) that import
+pydantic, the stdlib, `markers` and other configs only. The loader may import data configs
+(`llm.config`: its backend kinds are union tags left out of error paths), never an engine module.
+
+Fields carry markers (`markers.py`: OPERATIONAL, INPUT_FILE) instead of living in name lists;
+the fingerprint and input resolution below read them.
 """
 
 from __future__ import annotations
@@ -22,27 +22,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
+from .llm.config import BACKEND_KINDS  # data only: a backend union's tag is never a field name
+from .markers import INPUT_FILE, OPERATIONAL, is_marked
+from .markers import FieldMarker as FieldMarker
 
 C = TypeVar("C", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
-
-
-class FieldMarker:
-    """Annotated metadata that says what kind of field this is (see the module docstring)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name.upper()
-
-
-OPERATIONAL = FieldMarker("operational")
-INPUT_FILE = FieldMarker("input_file")
-
-
-def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:
-    return any(m is marker for m in info.metadata)
 
 
 class RoleSwap(dict):  # type: ignore[type-arg]
@@ -139,8 +124,6 @@ LIST_UNION_TAGS: set[str] = set()
 
 def _field_path(loc: tuple[int | str, ...]) -> tuple[list[str], list[str]]:
     """(the field path of an error location without union tags, the backend kinds dropped)."""
-    from .llm.config import BACKEND_KINDS  # a backend union's tag is never a field name
-
     keep, kinds = [], []
     for i, p in enumerate(loc):
         if p in BACKEND_KINDS:

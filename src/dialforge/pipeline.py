@@ -23,7 +23,8 @@ from .errors import DialforgeError, RunDirConflict
 from .induce.pipeline import InduceConfig
 from .io.reader import aside_path, atomic_write_bytes, read_conversations, write_conversations
 from .llm.client import run_sync
-from .llm.config import BackendConfig, BackendPool, backend_config, borrow_pool
+from .llm.config import BackendConfig, backend_config
+from .llm.pool import BackendPool, borrow_pool
 from .realism.config import RealismConfig
 from .run.health import kept_warning, run_warnings
 from .run.kernel import ExecutorConfig, use_executor

@@ -24,7 +24,8 @@ from ..errors import DialforgeError
 from ..io.reader import ReadReport, atomic_write_bytes, read_conversations
 from ..io.registry import ReadFormat
 from ..llm.client import run_sync
-from ..llm.config import BackendConfig, BackendPool
+from ..llm.config import BackendConfig
+from ..llm.pool import BackendPool
 from ..run.kernel import Executor, ExecutorConfig, make_executor, run_stage
 from ..run.rundir import RunDir
 from .cluster import cluster

@@ -26,6 +26,7 @@ from .limiter import AIMDLimiter
 from .secrets import mask_secrets, register_secret, truncate_masked
 from .structured import bounded_schema
 from .types import ChatRequest, Completion, Usage
+from .urls import check_base_url
 
 log = logging.getLogger("dialforge.llm")
 
@@ -181,8 +182,6 @@ class OpenAIHTTPBackend:
         structured_output: bool | str = True,
         connect_retry_s: float = 8.0,
     ) -> None:
-        from .config import check_base_url
-
         try:
             check_base_url(base_url)
         except ValueError as e:

@@ -35,7 +35,7 @@ from ..aio import gather_or_cancel
 from ..errors import BackendUnavailable
 from ..llm.cache import CallCache
 from ..llm.client import LLM
-from ..llm.config import BackendPool
+from ..llm.pool import BackendPool
 from ..llm.types import ChatModel, SamplingParams
 from ..llm.usage import UsageTracker
 from ..progress import stage_progress

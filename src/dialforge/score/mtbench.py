@@ -21,7 +21,8 @@ from ..config import INPUT_FILE, OPERATIONAL
 from ..errors import DialforgeError, RecordError
 from ..io._records import iter_records
 from ..llm.client import LLM, run_sync
-from ..llm.config import BackendConfig, BackendPool
+from ..llm.config import BackendConfig
+from ..llm.pool import BackendPool
 from ..llm.types import SamplingParams
 from ..run.kernel import ExecutorConfig, Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
