@@ -18,14 +18,29 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DialforgeError
 from ..progress import stage_progress
-from .blockdir import WORKERS, BlockResult, BlockSpec, block_prefix, execute_block, merge_block, read_block
-from .kernel import Job, Stage, StagePlan, StageResult, add_endpoint_stats, finish_stage, plan_stage
+from .blockdir import WORKERS, BlockDir, BlockResult, BlockSpec, block_prefix, merge_block, read_block
+from .stage import (
+    Job,
+    Stage,
+    StageContext,
+    StagePlan,
+    StageResult,
+    add_endpoint_stats,
+    finish_stage,
+    plan_stage,
+    run_jobs,
+    select_todo,
+)
 
 if TYPE_CHECKING:
     from .config import ExecutorConfig
@@ -44,6 +59,52 @@ def _ray() -> Any:
             "executor ray needs Ray: pip install 'dialforge[ray]' (or run with --executor local)"
         ) from None
     return ray
+
+
+def execute_block(stage: Stage, jobs: list[Job], spec: BlockSpec) -> BlockResult:
+    """Worker side: run `jobs` with the local executor's logic in a fresh event loop."""
+    t0 = time.perf_counter()
+    shared = Path(spec.marker).exists()
+    tmp = None if shared else tempfile.mkdtemp(prefix="dialforge-block-")
+    folder = Path(spec.folder) if shared else Path(tmp or "")
+    try:
+        res = asyncio.run(_execute(stage, jobs, spec, folder, shared))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+async def _execute(stage: Stage, jobs: list[Job], spec: BlockSpec, folder: Path, shared: bool) -> BlockResult:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "attempts").open("a") as f:  # one line per attempt: a retried block shows it
+        f.write(f"{os.getpid()}\n")
+    attempts = len((folder / "attempts").read_text().splitlines())
+    bd = BlockDir(folder, Path(spec.base_cache) if shared else None, read_cache=spec.read_cache)
+    try:
+        store = bd.store(stage.output)
+        todo, retry = select_todo(stage, store, jobs)
+        ctx = StageContext(bd)
+        try:
+            if todo:
+                await stage.open(ctx)
+                await run_jobs(stage, ctx, store, todo, retry, progress=False)
+        finally:
+            await ctx.aclose()
+        return BlockResult(
+            tag=spec.tag,
+            records=list(store.get_many([j.id for j in jobs])),
+            calls=bd.cache.call_rows(),
+            usage=bd.cache.usage_rows(),
+            endpoints=ctx.endpoint_stats(),
+            attempts=attempts,
+            reused=len(jobs) - len(todo),
+            pid=os.getpid(),
+            shared=shared,
+        )
+    finally:
+        bd.close()
 
 
 def _run_block(stage: Stage, jobs: list[Job], spec: BlockSpec) -> BlockResult:
