@@ -19,7 +19,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dialforge"
 # Each a set of modules that import each other (lazily) today; issue 24 removes them.
 KNOWN_LAZY_CYCLES = [
     {"io.oasst_messages", "io.reader", "io.registry", "io.seeds"},
-    {"pipeline", "validate"},
     {  # the engine knows the packages built on it (simulate/modes.py builds their modes)
         "agentic.config",
         "agentic.policy",
