@@ -11,11 +11,6 @@ from pydantic import BaseModel
 from .config import blame, iter_inputs
 from .errors import ConfigError, DialforgeError
 
-# meta fields every simulated conversation carries (a filter may use them besides the scores)
-SIMULATE_META = frozenset(
-    {"mode", "seed_id", "sample_index", "simulator_model", "assistant_model", "termination_reason", "persona", "error"}
-)
-
 
 def check_inputs(config: BaseModel, source: str, origins: dict[str, str] | None = None) -> None:
     """Every INPUT_FILE of a config exists and is readable; one line names them all, each
@@ -33,35 +28,27 @@ def check_inputs(config: BaseModel, source: str, origins: dict[str, str] | None 
 
 
 def known_filter_fields(judge: bool = False) -> set[str]:
-    """Names a filter expression may use: what `score` writes per conversation plus the meta
-    every simulated conversation has (the metric registry when there is one)."""
-    try:
-        from .score.registry import conversation_fields  # type: ignore[import-not-found,unused-ignore]
+    """Names a pipeline's filter may use: what `score` writes per conversation plus the meta
+    every simulated conversation has (`score.registry.filter_names`), and with a judge every
+    field of its verdict."""
+    from .score.registry import filter_names
 
-        names = set(conversation_fields())
-    except ImportError:
-        from .conversation import Conversation, Message
-        from .score.scoring import conversation_scores
+    return filter_names(simulated_only=True) | (_judge_fields() if judge else set())
 
-        probe = Conversation(
-            id="probe",
-            messages=[Message(role="user", content="a b"), Message(role="assistant", content="c d")],
-            meta={"workflow_eval": {"depth": 1, "relative_depth": 1.0, "success": True}},
-        )
-        names = set(conversation_scores(probe)) | {"strategies"}
-    names |= SIMULATE_META
-    if judge:
-        from .score.judge import QuestionQuality
 
-        names |= {f"judge_{k}" for k in (*QuestionQuality.model_fields, "mean", "error")}
-    return names
+def _judge_fields() -> set[str]:
+    from .score.judge import QuestionQuality
+
+    return {f"judge_{k}" for k in (*QuestionQuality.model_fields, "mean", "error")}
 
 
 def check_filter(expression: str, source: str, field: str = "filter", judge: bool = False) -> None:
-    from .score.select import Expression
+    """The filter parses and names only known fields (`score.select.validate_filter`, the one
+    check `dialforge filter` runs too), else a ConfigError naming `source` and `field`."""
+    from .score.select import validate_filter
 
     try:
-        Expression(expression).check_names(known_filter_fields(judge))
+        validate_filter(expression, _judge_fields() if judge else (), simulated_only=True)
     except DialforgeError as e:
         raise ConfigError(f"{source}: field '{field}': {e}") from None
 
