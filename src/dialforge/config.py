@@ -117,20 +117,30 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-# Tags of tagged unions inside lists (pipeline simulators by `mode`): pydantic puts the tag in
-# an error's location after the list index; it is not a field, so messages leave it out.
-LIST_UNION_TAGS: set[str] = set()
-
-
 def _field_path(loc: tuple[int | str, ...]) -> tuple[list[str], list[str]]:
-    """(the field path of an error location without union tags, the backend kinds dropped)."""
-    keep, kinds = [], []
-    for i, p in enumerate(loc):
-        if p in BACKEND_KINDS:
-            kinds.append(str(p))
-        elif not (i and isinstance(loc[i - 1], int) and p in LIST_UNION_TAGS):
-            keep.append(str(p))
+    """(the field path of an error location without backend union tags, the backend kinds dropped)."""
+    keep: list[str] = []
+    kinds: list[str] = []
+    for p in loc:
+        (kinds if p in BACKEND_KINDS else keep).append(str(p))
     return keep, kinds
+
+
+def _error_line(x: Any) -> tuple[str, str]:
+    """(the field path, the message) of one pydantic error."""
+    parts, kinds = _field_path(x["loc"])
+    msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"].removeprefix("Value error, ")
+    if kinds and x["type"] == "extra_forbidden":
+        msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
+    return ".".join(parts) or "<root>", msg
+
+
+def _by_source(errs: list[tuple[str, str]]) -> str:
+    """`where: m1; m2; other: m3`: each source once per run of errors from it."""
+    out = []
+    for i, (where, m) in enumerate(errs):
+        out.append(m if i and errs[i - 1][0] == where else f"{where}: {m}")
+    return "; ".join(out)
 
 
 def format_validation_error(e: ValidationError, source: str, origins: dict[str, str] | None = None) -> str:
@@ -140,20 +150,13 @@ def format_validation_error(e: ValidationError, source: str, origins: dict[str, 
     errs: list[tuple[str, str]] = []
     seen: list[tuple[str, str]] = []
     for x in e.errors()[:5]:
-        parts, kinds = _field_path(x["loc"])
-        loc = ".".join(parts) or "<root>"
-        msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"].removeprefix("Value error, ")
-        if kinds and x["type"] == "extra_forbidden":
-            msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
+        loc, msg = _error_line(x)
         if any(loc.endswith("." + r) and msg == m for r, m in seen):
             continue  # a value copied into another field (pipeline `model` -> `induce.model`)
         seen.append((loc, msg))
         errs.append((_origin(loc, origins or {}) or source, f"field '{loc}': {msg}"))
     more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
-    out = []
-    for i, (where, m) in enumerate(errs):  # the source once per run of errors from it
-        out.append(m if i and errs[i - 1][0] == where else f"{where}: {m}")
-    return "; ".join(out) + more
+    return _by_source(errs) + more
 
 
 def config_origins(overrides: dict[str, Any] | None, sets: dict[str, Any] | None) -> dict[str, str]:

@@ -5,14 +5,23 @@ validation before any model call is `pipeline/validate.py`, its run `pipeline/ru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
-from ..config import LIST_UNION_TAGS
 from ..induce.config import InduceConfig
 from ..llm.config import BackendConfig, backend_config
-from ..markers import INPUT_FILE, OPERATIONAL
+from ..markers import INPUT_FILE, OPERATIONAL, FieldMarker
 from ..realism.config import RealismConfig
 from ..run.config import ExecutorConfig
 from ..score.config import ScoreConfig
@@ -28,20 +37,21 @@ class StrategyStage(StrategyConfig):
     )
 
 
-class _Simulator(BaseModel):
+class _SimulatorEntry(BaseModel):
+    """What only a pipeline simulator has. Its other fields are `SimulateConfig`'s, each
+    optional (`SimulatorSpec`): given, it replaces the shared stage's value for this simulator."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="output folder simulate/<name>/")
-    user: BackendConfig | None = Field(None, description="user simulator backend (default: the pipeline's model)")
-    user_format: Literal["prompted", "trained"] = SimulateConfig.model_fields["user_format"].default
-    user_system_prompt: str | None = None
+    mode: str = Field(description="a simulator mode of `dialforge modes` offered by `run`")
     trained: bool = Field(
         False,
         description="the user is the simulator the `train_simulator` stage trains (in-process, prompted "
         "exactly as trained; `user.params` still apply)",
     )
-    seeds: SeedConfig | None = Field(
-        None, description="this simulator's own seeds (default: the stage's), e.g. `{free: 20}` for free mode"
+    strategy: StrategyStage | None = Field(
+        None, description="strategy mode: IDEAS deduction (its library defaults to the pipeline's)"
     )
 
     @field_validator("name")
@@ -51,35 +61,6 @@ class _Simulator(BaseModel):
             raise ValueError(f"{v!r} is no folder name (each simulator writes simulate/<name>/)")
         return v
 
-
-class StrategySimulator(_Simulator):
-    """IDEAS deduction: the user picks a strategy from the library for each turn."""
-
-    mode: Literal["strategy"]
-    strategy: StrategyStage = Field(default_factory=StrategyStage)
-
-
-class PersonaSimulator(_Simulator):
-    """A prompted user that plays one of the personas."""
-
-    mode: Literal["persona"]
-    personas: list[str] = Field(min_length=1, description="one is picked per conversation")
-
-
-class SocraticSimulator(_Simulator):
-    """A prompted user that asks probing follow-up questions."""
-
-    mode: Literal["socratic"]
-
-
-class OtherSimulator(_Simulator):
-    """Any other registered simulator mode: SimulateConfig validates it (and its mode's own
-    checks) when the pipeline is validated, before the first request."""
-
-    mode: str = Field(description="a simulator mode of `dialforge modes` offered by `run`")
-    personas: list[str] = Field(default_factory=list)
-    strategy: StrategyStage | None = None
-
     @field_validator("mode")
     @classmethod
     def _known_mode(cls, v: str) -> str:
@@ -88,24 +69,45 @@ class OtherSimulator(_Simulator):
         get_mode(v, "run")  # an unknown mode fails at load, naming the modes `run` offers
         return v
 
+    @model_serializer(mode="wrap")
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Its own fields and the SimulateConfig fields it sets (not every other one as null)."""
+        own = _SimulatorEntry.model_fields
+        return {k: v for k, v in handler(self).items() if k in own or k in self.model_fields_set}
 
-_TYPED_MODES = {"strategy": StrategySimulator, "persona": PersonaSimulator, "socratic": SocraticSimulator}
+    def given(self) -> dict[str, Any]:
+        """The SimulateConfig fields this simulator sets (null: not set)."""
+        keep = self.model_fields_set - {"name", "trained"}
+        return {k: v for k in sorted(keep) if (v := getattr(self, k)) is not None}
 
 
-def _simulator_tag(value: Any) -> str:
-    mode = value.get("mode") if isinstance(value, dict) else getattr(value, "mode", None)
-    return mode if mode in _TYPED_MODES else "other"
+# SimulateConfig fields a pipeline simulator does not set: the pipeline's `executor` runs every stage
+_PIPELINE_OWNS = frozenset({"executor"})
 
 
-SimulatorSpec = Annotated[
-    Annotated[StrategySimulator, Tag("strategy")]
-    | Annotated[PersonaSimulator, Tag("persona")]
-    | Annotated[SocraticSimulator, Tag("socratic")]
-    | Annotated[OtherSimulator, Tag("other")],
-    Discriminator(_simulator_tag),
-]
-"""One simulator of a pipeline, tagged by `mode` (strategy, persona and socratic are typed)."""
-LIST_UNION_TAGS.update((*_TYPED_MODES, "other"))
+def _optional(info: FieldInfo) -> tuple[Any, Any]:
+    """A SimulateConfig field as an optional one (None: the shared stage's value or the
+    default), its checks and description kept, its markers (OPERATIONAL, INPUT_FILE) outside."""
+    marks = [m for m in info.metadata if isinstance(m, FieldMarker)]
+    checks = [m for m in info.metadata if not isinstance(m, FieldMarker)]
+    inner: Any = Annotated[(info.annotation, *checks)] if checks else info.annotation
+    outer = Annotated[(inner | None, *marks)] if marks else inner | None
+    return outer, Field(None, description=info.description)
+
+
+if TYPE_CHECKING:
+    SimulatorSpec = _SimulatorEntry
+else:
+    SimulatorSpec = create_model(
+        "SimulatorSpec",
+        __base__=_SimulatorEntry,
+        __doc__="One simulator of a pipeline: a name, and a SimulateConfig partial merged over the shared stage.",
+        **{
+            name: _optional(info)
+            for name, info in SimulateConfig.model_fields.items()
+            if name not in _SimulatorEntry.model_fields and name not in _PIPELINE_OWNS
+        },
+    )
 
 
 class SimulateStage(BaseModel):
@@ -155,14 +157,29 @@ class RealismStage(RealismConfig):
         return RealismConfig(**{**fields, "cache_dir": fields["cache_dir"] or str(cache_dir)})
 
 
-class TrainStage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrainStage(TrainConfig):
+    """`train:` SFT of a model on each simulator's selected conversations (`dialforge train`).
+    Any TrainConfig field applies (preset, template, learning_rate, ...); the pipeline sets
+    `data` and `out` per simulator, and its defaults are a short run."""
 
     kind: Literal["chat", "simulator"] = "chat"
-    model: str | None = Field(None, description="base model (default: the run's model)")
+    data: None = Field(None, description="set by the pipeline: each simulator's final.jsonl")  # type: ignore[assignment]
+    model: str | None = Field(None, description="base model (default: the run's model)")  # type: ignore[assignment]
+    out: None = Field(None, description="set by the pipeline: <run>/train/<simulator>")  # type: ignore[assignment]
     max_steps: int = 20
-    lora: bool = True
-    max_length: int = 1024
+    max_length: int = Field(1024, ge=16)
+
+    @field_validator("data", "out", mode="before")
+    @classmethod
+    def _set_by_the_pipeline(cls, v: Any) -> None:
+        if v is not None:
+            raise ValueError("set by the pipeline (each simulator's final.jsonl into <run>/train/<simulator>)")
+        return v
+
+    def for_simulator(self, data: str, model: str, out: str) -> TrainConfig:
+        """The TrainConfig that trains on one simulator's `data` into `out`."""
+        fields = self.model_dump(exclude={"data", "model", "out"})
+        return TrainConfig(**fields, data=[data], model=self.model or model, out=out)
 
 
 class TrainSimulatorStage(TrainConfig):
@@ -222,7 +239,8 @@ class PipelineConfig(BaseModel):
     @model_validator(mode="after")
     def _library_source(self) -> PipelineConfig:
         for i, spec in enumerate(self.simulate.simulators):
-            if isinstance(spec, StrategySimulator) and not (spec.strategy.library or self.library or self.induce):
+            own_library = spec.strategy is not None and spec.strategy.library
+            if spec.mode == "strategy" and not (own_library or self.library or self.induce):
                 raise ValueError(
                     f"simulate.simulators.{i} ({spec.name}): a strategy simulator needs `induce:`, "
                     "`library:` or `strategy.library`"
@@ -240,39 +258,28 @@ class PipelineConfig(BaseModel):
 def simulate_configs(
     cfg: PipelineConfig, model: BackendConfig, library: str | None, trained: str | None = None
 ) -> dict[str, SimulateConfig]:
-    """One `SimulateConfig` per simulator: the shared stage settings plus the simulator's own
-    (model names stay names: an embedded model is resolved when its backend is built).
-    `trained` is the folder `train_simulator` wrote, the user of every `trained: true` simulator."""
+    """One `SimulateConfig` per simulator: the shared stage settings, then what the simulator
+    sets itself (model names stay names: an embedded model is resolved when its backend is
+    built). `trained` is the folder `train_simulator` wrote, the user of every `trained: true`
+    simulator."""
     stage = cfg.simulate
+    shared = {k: v for k in SimulateStage.model_fields if k != "simulators" and (v := getattr(stage, k)) is not None}
     out: dict[str, SimulateConfig] = {}
     for spec in stage.simulators:
-        extra: dict[str, Any] = {}
-        user = spec.user or model
+        fields: dict[str, Any] = {"user": model, "assistant": model, **shared, **spec.given()}
         if spec.trained:
-            path = trained or "<train_simulator>/final"
-            user = (
-                user.model_copy(update={"model": path})
-                if user.kind == "transformers"
-                else backend_config(model=path, params=user.params)  # a local folder: in-process
-            )
-        strategy = getattr(spec, "strategy", None)
+            fields["user"] = _trained_user(fields["user"], trained or "<train_simulator>/final")
+            fields["user_format"] = "trained"
+        strategy = spec.strategy or (StrategyStage() if spec.mode == "strategy" else None)
         if strategy is not None:
             lib = strategy.library or library
-            extra["strategy"] = StrategyConfig.model_validate({**strategy.model_dump(), "library": lib})
-        if getattr(spec, "personas", None):
-            extra["personas"] = spec.personas  # type: ignore[union-attr]
-        out[spec.name] = SimulateConfig(
-            mode=spec.mode,
-            seeds=spec.seeds or stage.seeds,
-            max_turns=stage.max_turns,
-            samples_per_seed=stage.samples_per_seed,
-            user=user,
-            assistant=stage.assistant or model,
-            user_format="trained" if spec.trained else spec.user_format,
-            user_system_prompt=spec.user_system_prompt,
-            stop=stage.stop,
-            concurrency=stage.concurrency,
-            seed=stage.seed,
-            **extra,
-        )
+            fields["strategy"] = StrategyConfig.model_validate({**strategy.model_dump(), "library": lib})
+        out[spec.name] = SimulateConfig(**fields)
     return out
+
+
+def _trained_user(user: BackendConfig, path: str) -> BackendConfig:
+    """The user role played by the trained simulator in `path`, with the role's sampling."""
+    if user.kind == "transformers":
+        return user.model_copy(update={"model": path})
+    return backend_config(model=path, params=user.params)  # a local folder: in-process

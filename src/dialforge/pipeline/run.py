@@ -290,20 +290,9 @@ async def _train(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path]) -
     from ..train import train
 
     assert cfg.train is not None
-    base = cfg.train.model or cfg.model.model
     for name, sdir in sims.items():
-        tsum = await asyncio.to_thread(
-            train,
-            TrainConfig(
-                kind=cfg.train.kind,
-                data=[str(sdir / "final.jsonl")],
-                model=base,
-                out=str(run.out / "train" / name),
-                max_steps=cfg.train.max_steps,
-                lora=cfg.train.lora,
-                max_length=cfg.train.max_length,
-            ),
-        )
+        tc = cfg.train.for_simulator(str(sdir / "final.jsonl"), cfg.model.model, str(run.out / "train" / name))
+        tsum = await asyncio.to_thread(train, tc)
         run.done(f"train.{name}", **{k: tsum[k] for k in ("examples", "steps", "train_loss", "final")})
 
 

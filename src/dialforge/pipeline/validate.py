@@ -4,6 +4,8 @@ simulator's full SimulateConfig valid. Errors name the config file and the field
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import ValidationError
 
 from ..checks import check_dialogues, check_filter, check_inputs
@@ -15,37 +17,13 @@ from .config import PipelineConfig, simulate_configs
 def validate_pipeline(cfg: PipelineConfig, source: str, origins: dict[str, str] | None = None) -> None:
     """Inputs present, seeds readable, library loadable, filter known: before any model call.
     Errors name the config file `source`, or the flag / `--set` in `origins` that gave the value."""
-    from ..simulate.engine import load_seeds
 
     def at(field: str) -> str:
         return blame(field, source, origins)
 
     check_inputs(cfg, source, origins)
-    try:
-        load_seeds(cfg.simulate.seeds)
-    except DialforgeError as e:
-        raise ConfigError(f"{at('simulate.seeds')}: field 'simulate.seeds': {e}") from None
-    for i, spec in enumerate(cfg.simulate.simulators):
-        if spec.seeds is not None:
-            where = f"simulate.simulators.{i}.seeds"
-            try:
-                load_seeds(spec.seeds)
-            except DialforgeError as e:
-                raise ConfigError(f"{at(where)}: field '{where}': {e}") from None
-    libraries = [("library", cfg.library)] + [
-        (f"simulate.simulators.{i}.strategy.library", getattr(getattr(s, "strategy", None), "library", None))
-        for i, s in enumerate(cfg.simulate.simulators)
-    ]
-    for where, lib in libraries:
-        if lib:
-            from ..induce.library import StrategyLibrary
-
-            try:
-                StrategyLibrary.load(lib)
-            except DialforgeError as e:  # names the file and what is wrong with it
-                raise ConfigError(f"{at(where)}: field '{where}': {e}") from None
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"{at(where)}: field '{where}': {lib}: not a strategy library ({e})") from None
+    _check_seeds(cfg, at)
+    _check_libraries(cfg, at)
     if cfg.filter:
         check_filter(cfg.filter, at("filter"), judge=cfg.score.judge is not None)
     check_simulators(cfg, source)
@@ -60,9 +38,41 @@ def validate_pipeline(cfg: PipelineConfig, source: str, origins: dict[str, str] 
             raise ConfigError(f"{at('train')}: field 'train': {e}") from None
 
 
+def _check_seeds(cfg: PipelineConfig, at: Callable[[str], str]) -> None:
+    """The stage's seeds and each simulator's own read."""
+    from ..simulate.engine import load_seeds
+
+    seeds = [("simulate.seeds", cfg.simulate.seeds)] + [
+        (f"simulate.simulators.{i}.seeds", s.given().get("seeds")) for i, s in enumerate(cfg.simulate.simulators)
+    ]
+    for where, seed in seeds:
+        if seed is not None:
+            try:
+                load_seeds(seed)
+            except DialforgeError as e:
+                raise ConfigError(f"{at(where)}: field '{where}': {e}") from None
+
+
+def _check_libraries(cfg: PipelineConfig, at: Callable[[str], str]) -> None:
+    """The pipeline's library and each simulator's own load."""
+    libraries = [("library", cfg.library)] + [
+        (f"simulate.simulators.{i}.strategy.library", s.strategy.library if s.strategy else None)
+        for i, s in enumerate(cfg.simulate.simulators)
+    ]
+    for where, lib in libraries:
+        if lib:
+            from ..induce.library import StrategyLibrary
+
+            try:
+                StrategyLibrary.load(lib)
+            except DialforgeError as e:  # names the file and what is wrong with it
+                raise ConfigError(f"{at(where)}: field '{where}': {e}") from None
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"{at(where)}: field '{where}': {lib}: not a strategy library ({e})") from None
+
+
 def check_simulators(cfg: PipelineConfig, source: str) -> None:
     """Each simulator's full SimulateConfig builds (its mode's own checks included)."""
-
     library = cfg.library or ("<induce>/library.json" if cfg.induce else None)
     for i, spec in enumerate(cfg.simulate.simulators):
         one = cfg.model_copy(update={"simulate": cfg.simulate.model_copy(update={"simulators": [spec]})})
