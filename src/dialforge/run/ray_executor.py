@@ -307,29 +307,12 @@ def reap_orphaned_agents(grace_s: float = 2.0) -> list[int]:
     parent (init, a subreaper) that is not a raylet, whose process group (the driver that
     started the local cluster) has no leader left. Those of a live cluster, or of another
     user, are never touched. Returns the pids ended (Linux /proc; elsewhere nothing)."""
-    import os
     import signal
-    from pathlib import Path
 
     proc = Path("/proc")
     if not proc.is_dir():
         return []
-    found = []
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            name = (d / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace").strip()
-            if name not in _AGENTS or d.stat().st_uid != os.getuid():
-                continue
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            ppid, pgid = int(fields[1]), int(fields[2])
-            parent = (proc / str(ppid) / "cmdline").read_bytes() if ppid > 1 else b""
-            if b"raylet" in parent or (pgid != int(d.name) and (proc / str(pgid)).exists()):
-                continue  # its raylet, or the driver that started it, still lives
-            found.append(int(d.name))
-        except (OSError, ValueError, IndexError):
-            continue
+    found = [int(d.name) for d in proc.iterdir() if d.name.isdigit() and _orphaned_agent(proc, d)]
     for pid in found:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
@@ -342,6 +325,21 @@ def reap_orphaned_agents(grace_s: float = 2.0) -> list[int]:
     if found:
         log.warning("ended %d Ray agent process(es) a killed run left: %s", len(found), found)
     return found
+
+
+def _orphaned_agent(proc: Path, d: Path) -> bool:
+    """Whether process folder `d` is one of this user's Ray agents whose raylet and driver are gone."""
+    try:
+        name = (d / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace").strip()
+        if name not in _AGENTS or d.stat().st_uid != os.getuid():
+            return False
+        fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        ppid, pgid = int(fields[1]), int(fields[2])
+        parent = (proc / str(ppid) / "cmdline").read_bytes() if ppid > 1 else b""
+        # its raylet, or the driver that started it, still lives
+        return not (b"raylet" in parent or (pgid != int(d.name) and (proc / str(pgid)).exists()))
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def ray_available() -> bool:
