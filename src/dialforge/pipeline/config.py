@@ -28,6 +28,10 @@ from ..score.config import ScoreConfig
 from ..simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
 from ..train.config import TrainConfig
 
+ExportFormat = Literal["openai", "trl", "sharegpt", "hf", "llamafactory"]
+"""What `export:` may name: the export formats (to derive from the format registry's
+`EXPORT_FORMATS` once that is a data leaf; the one place the pipeline spells them)."""
+
 
 class StrategyStage(StrategyConfig):
     """StrategyConfig whose library defaults to the pipeline's (`library:` or `induce:`)."""
@@ -215,7 +219,7 @@ class PipelineConfig(BaseModel):
         "`error` or hold no assistant reply are always dropped (nothing to train on)",
     )
     dedup: DedupStage | None = DedupStage()
-    export: list[Literal["openai", "trl", "sharegpt", "hf", "llamafactory"]] = ["sharegpt"]
+    export: list[ExportFormat] = ["sharegpt"]
     train: TrainStage | None = None
     realism: RealismStage | None = Field(
         default_factory=lambda: RealismStage(),
