@@ -138,3 +138,13 @@ def test_meta_fields_are_one_list_and_both_filter_checks_read_it():
     with pytest.raises(ConfigError, match=r"^p.yaml: field 'filter': filter expression .*unknown name 'lang'"):
         check_filter("lang == 'en'", "p.yaml")
     check_filter("judge_rationale != ''", "p.yaml", judge=True)
+
+
+def test_the_backend_pool_lives_with_the_builders_and_is_still_found_where_it_was():
+    from dialforge import llm
+    from dialforge.llm import config, pool
+
+    assert config.BackendPool is pool.BackendPool is llm.BackendPool
+    assert config.make_backend is pool.make_backend is llm.make_backend and config.borrow_pool is pool.borrow_pool
+    with pytest.raises(AttributeError):
+        config.NoSuchName  # noqa: B018
