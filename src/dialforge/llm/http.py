@@ -26,7 +26,6 @@ from .limiter import AIMDLimiter
 from .secrets import mask_secrets, register_secret, truncate_masked
 from .structured import bounded_schema
 from .types import ChatRequest, Completion, Usage
-from .urls import check_base_url
 
 log = logging.getLogger("dialforge.llm")
 
@@ -182,6 +181,8 @@ class OpenAIHTTPBackend:
         structured_output: bool | str = True,
         connect_retry_s: float = 8.0,
     ) -> None:
+        from .urls import check_base_url
+
         try:
             check_base_url(base_url)
         except ValueError as e:

@@ -38,74 +38,56 @@ def conversation_warnings(label: str, records: Iterable[dict[str, Any]]) -> list
     no simulated user turn at all (the seed alone), degenerate turns drawn again, and quality
     control that rejects nearly everything, with its cause (one pass: `records` may be
     streamed from disk)."""
-    tally = _Tally()
+    reasons: Counter[str] = Counter()
+    rejections: Counter[str] = Counter()
+    redrawn: Counter[str] = Counter()
+    no_follow_up = seed_only = simulated = 0
+    judge = None
     for r in records:
-        tally.add(r)
-    return tally.warnings(label)
-
-
-class _Tally:
-    """What the conversation checks count, one record at a time."""
-
-    def __init__(self) -> None:
-        self.reasons: Counter[str] = Counter()
-        self.rejections: Counter[str] = Counter()
-        self.redrawn: Counter[str] = Counter()
-        self.no_follow_up = self.seed_only = self.simulated = 0
-        self.judge: Any = None
-
-    def add(self, r: dict[str, Any]) -> None:
         meta = _meta(r)
         if "termination_reason" not in meta:
-            return
-        self.reasons[meta["termination_reason"]] += 1
+            continue
+        reasons[meta["termination_reason"]] += 1
         users = _simulated_user_turns(r)
-        self.simulated += users
-        self.seed_only += users == 0
-        self.no_follow_up += users + _seed_user_turns(r) <= 1
+        simulated += users
+        seed_only += users == 0
+        no_follow_up += users + _seed_user_turns(r) <= 1
         for m in _messages(r):
             mm: dict[str, Any] = m["meta"] if isinstance(m.get("meta"), dict) else {}
-            self.judge = self.judge or mm.get("judge")
-            _count_rejections(self.rejections, mm.get("rejections"))
-            self.redrawn.update(str(x).split(":", 1)[0] for x in mm.get("redrawn") or [])
-        _count_rejections(self.rejections, meta.get("rejections"))
+            judge = judge or mm.get("judge")
+            _count_rejections(rejections, mm.get("rejections"))
+            redrawn.update(str(x).split(":", 1)[0] for x in mm.get("redrawn") or [])
+        _count_rejections(rejections, meta.get("rejections"))
         for key in ("redrawn_user_turns", "redrawn_assistant_turns"):
-            self.redrawn.update(str(x).split(":", 1)[0] for x in meta.get(key) or [])
-
-    def warnings(self, label: str) -> list[str]:
-        n = sum(self.reasons.values())
-        if not n:
-            return []
-        out = [
-            f"{label}: {k}/{n} conversations ended on {reason}"
-            for reason, k in self.reasons.most_common()
-            if reason in FAILURE_REASONS and k / n >= MAJORITY
-        ]
-        if self.seed_only:
-            out.append(
-                f"{label}: {self.seed_only}/{n} conversations have no simulated user turn (the seed alone): "
-                "never exported, never counted as simulated"
-            )
-        if self.no_follow_up / n >= MAJORITY:
-            out.append(f"{label}: {self.no_follow_up}/{n} conversations have no follow-up user turn")
-        redrawn = sum(self.redrawn.values())
-        if redrawn and redrawn >= max(3, self.simulated // 4):
-            kinds = ", ".join(f"{k} {v}" for k, v in self.redrawn.most_common())
-            out.append(f"{label}: {redrawn} degenerate turns were drawn again ({kinds})")
-        return out + self._rejection_warning(label, n)
-
-    def _rejection_warning(self, label: str, n: int) -> list[str]:
-        total = sum(self.rejections.values())
-        if not (total and self.reasons.get("rejections", 0) / n >= MAJORITY):
-            return []
-        kind, k = self.rejections.most_common(1)[0]
+            redrawn.update(str(x).split(":", 1)[0] for x in meta.get(key) or [])
+    n = sum(reasons.values())
+    if not n:
+        return []
+    out = []
+    for reason, k in reasons.most_common():
+        if reason in FAILURE_REASONS and k / n >= MAJORITY:
+            out.append(f"{label}: {k}/{n} conversations ended on {reason}")
+    if seed_only:
+        out.append(
+            f"{label}: {seed_only}/{n} conversations have no simulated user turn (the seed alone): "
+            "never exported, never counted as simulated"
+        )
+    if no_follow_up / n >= MAJORITY:
+        out.append(f"{label}: {no_follow_up}/{n} conversations have no follow-up user turn")
+    if redrawn and sum(redrawn.values()) >= max(3, simulated // 4):
+        kinds = ", ".join(f"{k} {v}" for k, v in redrawn.most_common())
+        out.append(f"{label}: {sum(redrawn.values())} degenerate turns were drawn again ({kinds})")
+    total = sum(rejections.values())
+    if total and reasons.get("rejections", 0) / n >= MAJORITY:
+        kind, k = rejections.most_common(1)[0]
         cause = f"{label}: quality control rejected {total} instructions, {k / total:.0%} of them by {kind}"
         if kind == "the judge":
             cause += (
-                f"; the judge model {self.judge or '(the assistant model)'} may be too weak to judge: set `judge:` to "
+                f"; the judge model {judge or '(the assistant model)'} may be too weak to judge: set `judge:` to "
                 "a stronger model, or `judge: false`"
             )
-        return [cause]
+        out.append(cause)
+    return out
 
 
 def _count_rejections(into: Counter[str], items: Any) -> None:
