@@ -3,6 +3,7 @@ configs and the engine share has one source."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,18 +57,30 @@ def test_the_config_modules_are_found():
         assert m in mods
 
 
+_PROBE = """
+import importlib, json, sys
+out = {}
+for name in sys.argv[1:]:
+    for m in [m for m in sys.modules if m == "dialforge" or m.startswith("dialforge.")]:
+        del sys.modules[m]  # each config imported as if first: nothing of dialforge loaded before it
+    importlib.import_module(name)
+    out[name] = sorted(m for m in sys.modules if m.startswith("dialforge."))
+print(json.dumps(out))
+"""
+
+
+def _loaded(mods: list[str]) -> dict[str, list[str]]:
+    r = subprocess.run([sys.executable, "-c", _PROBE, *mods], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
+
+
 def test_importing_a_config_module_loads_no_engine_module():
-    code = "import sys, importlib; importlib.import_module(sys.argv[1]); print('\\n'.join(sys.modules))"
-    procs = {
-        m: subprocess.Popen([sys.executable, "-c", code, m], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for m in _config_modules()
-    }
-    loaded = {}
-    for m, p in procs.items():
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        loaded[m] = sorted(set(out.split()) & ENGINE)
-    assert loaded == {m: [] for m in procs}
+    mods = _config_modules()
+    loaded = _loaded([*mods, "dialforge.pipeline.run"])
+    assert all(m in loaded[m] for m in mods)
+    assert "dialforge.run.kernel" in loaded.pop("dialforge.pipeline.run")  # the probe sees an engine import
+    assert {m: sorted(set(found) & ENGINE) for m, found in loaded.items()} == {m: [] for m in mods}
 
 
 def test_configs_stay_importable_where_they_were():
