@@ -98,6 +98,16 @@ def test_configs_stay_importable_where_they_were():
     assert TrainConfig.__module__ == "dialforge.train.config" and set(PRESETS) == {"default", "platolm", "selftalk"}
 
 
+def test_the_pipeline_checks_live_beside_its_config_and_are_found_where_they_were():
+    from dialforge import pipeline, validate
+    from dialforge.pipeline import validate as pipeline_validate
+
+    assert validate.validate_pipeline is pipeline.validate_pipeline is pipeline_validate.validate_pipeline
+    assert validate.check_simulators is pipeline_validate.check_simulators
+    # a command that checks its inputs does not load the pipeline's config for it
+    assert "dialforge.pipeline.config" not in _loaded(["dialforge.validate"])["dialforge.validate"]
+
+
 def test_the_default_embedder_is_one_fact():
     from dialforge.induce.config import DEFAULT_EMBEDDER
     from dialforge.induce.embed import DEFAULT_EMBEDDER as EMBED_DEFAULT

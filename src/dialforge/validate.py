@@ -1,16 +1,20 @@
 """Checks that need no model, by the names callers import: the generic ones (`checks.py`) and
-the pipeline's (`pipeline/validate.py`, beside its config). Nothing is defined here."""
+the pipeline's (`pipeline/validate.py`, beside its config, loaded on first use: a command that
+checks its inputs does not load the pipeline's config). Nothing is defined here."""
 
 from __future__ import annotations
 
-from .checks import check_dialogues, check_filter, check_inputs, known_filter_fields
-from .pipeline.validate import check_simulators, validate_pipeline
+from typing import Any
 
-__all__ = [
-    "check_dialogues",
-    "check_filter",
-    "check_inputs",
-    "check_simulators",
-    "known_filter_fields",
-    "validate_pipeline",
-]
+from .checks import check_dialogues, check_filter, check_inputs, known_filter_fields
+
+__all__ = ["check_dialogues", "check_filter", "check_inputs", "known_filter_fields"]
+_PIPELINE = ("check_simulators", "validate_pipeline")  # also found here, from pipeline/validate.py
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PIPELINE:
+        from .pipeline import validate
+
+        return getattr(validate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
