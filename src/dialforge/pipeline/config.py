@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
     create_model,
     field_validator,
@@ -74,16 +75,35 @@ class _SimulatorEntry(BaseModel):
         return v
 
     @model_serializer(mode="wrap")
-    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Its own fields and the SimulateConfig fields it sets (not every other one as null)."""
-        own = _SimulatorEntry.model_fields
-        return {k: v for k, v in handler(self).items() if k in own or k in self.model_fields_set}
+    def _given(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """Its own fields and the SimulateConfig fields it sets, not every other one as null;
+        in the shape an entry had before it was a partial (`_BEFORE`), so the config
+        fingerprint of a pipeline run started then is the same and the run resumes."""
+        data = handler(self)
+        keys = _BEFORE.get(self.mode, _BEFORE[None])
+        out = {k: v for k, v in data.items() if k in keys or k in self.model_fields_set}
+        for k, default in _DEFAULTS.items():
+            if k in keys and k not in self.model_fields_set:
+                out[k] = default() if k != "strategy" else default().model_dump(mode=info.mode)
+        return out
 
     def given(self) -> dict[str, Any]:
         """The SimulateConfig fields this simulator sets (null: not set)."""
         keep = self.model_fields_set - {"name", "trained"}
         return {k: v for k in sorted(keep) if (v := getattr(self, k)) is not None}
 
+
+# The keys a simulator entry serialized to when each mode had its own class (the shape the
+# config fingerprint of an older pipeline run was made from), by mode (None: any other mode).
+_COMMON = {"name", "mode", "trained", "user", "user_format", "user_system_prompt", "seeds"}
+_BEFORE: dict[str | None, set[str]] = {
+    "strategy": _COMMON | {"strategy"},
+    "persona": _COMMON | {"personas"},
+    "socratic": _COMMON,
+    None: _COMMON | {"personas", "strategy"},
+}
+# the values those keys had when not given (a strategy simulator's strategy: the defaults)
+_DEFAULTS: dict[str, Any] = {"user_format": lambda: "prompted", "personas": list, "strategy": lambda: StrategyStage()}
 
 # SimulateConfig fields a pipeline simulator does not set: the pipeline's `executor` runs every stage
 _PIPELINE_OWNS = frozenset({"executor"})
@@ -180,9 +200,16 @@ class TrainStage(TrainConfig):
             raise ValueError("set by the pipeline (each simulator's final.jsonl into <run>/train/<simulator>)")
         return v
 
+    @model_serializer(mode="wrap")
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The fields it had before it was a TrainConfig (the shape an older pipeline run's
+        config fingerprint was made from) and those given."""
+        keep = {"kind", "model", "max_steps", "lora", "max_length"} | self.model_fields_set
+        return {k: v for k, v in handler(self).items() if k in keep}
+
     def for_simulator(self, data: str, model: str, out: str) -> TrainConfig:
         """The TrainConfig that trains on one simulator's `data` into `out`."""
-        fields = self.model_dump(exclude={"data", "model", "out"})
+        fields = {k: getattr(self, k) for k in TrainConfig.model_fields if k not in ("data", "model", "out")}
         return TrainConfig(**fields, data=[data], model=self.model or model, out=out)
 
 
