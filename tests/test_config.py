@@ -77,8 +77,19 @@ def test_backend_errors_name_the_field_without_the_union_tag(tmp_path):
         load_config(_Roles, cfg)
 
 
+def test_backend_kinds_derive_from_the_config_union_and_each_has_a_builder():
+    from dialforge.llm.config import BACKEND_KINDS
+    from dialforge.llm.pool import BUILDERS
+
+    assert list(BACKEND_KINDS) == ["http", "transformers", "scripted"]
+    assert {k: cls.model_fields["kind"].default for k, cls in BACKEND_KINDS.items()} == {k: k for k in BACKEND_KINDS}
+    assert set(BUILDERS) == set(BACKEND_KINDS)
+
+
 def test_scripted_backend_from_yaml_replies_in_order():
-    backend = backend_config(kind="scripted", replies=["one", "two"]).build()
+    from dialforge.llm.pool import make_backend
+
+    backend = make_backend(backend_config(kind="scripted", replies=["one", "two"]))
     assert isinstance(backend, ScriptedChatModel)
     from dialforge.llm import LLM
 

@@ -15,9 +15,9 @@ import pytest
 from dialforge.answer import AnswerConfig, answer
 from dialforge.errors import BackendUnavailable
 from dialforge.llm import backend_config
-from dialforge.llm.config import make_backend
 from dialforge.llm.fleet import EndpointFleet
 from dialforge.llm.http import OpenAIHTTPBackend
+from dialforge.llm.pool import make_backend
 from dialforge.llm.types import ChatRequest
 from dialforge.testing import EXAMPLE_TEXT, FakeOpenAIServer
 

@@ -500,11 +500,11 @@ def test_a_bad_base_url_is_a_config_error(url, says):
 
 
 def test_a_real_list_is_a_fleet_and_a_url_is_one_server():
-    from dialforge.llm import backend_config
+    from dialforge.llm import backend_config, make_backend
     from dialforge.llm.fleet import EndpointFleet
 
     assert backend_config(model="m", base_url="https://h.example/v1").base_url == "https://h.example/v1"
-    fleet = backend_config(model="m", base_url=["http://a:1/v1", "http://b:2/v1"]).build()
+    fleet = make_backend(backend_config(model="m", base_url=["http://a:1/v1", "http://b:2/v1"]))
     assert isinstance(fleet, EndpointFleet) and [e.url for e in fleet.endpoints] == ["http://a:1/v1", "http://b:2/v1"]
     with pytest.raises(Exception, match=r"^base_url 'ftp://x' : scheme|^base_url 'ftp://x': scheme"):
         OpenAIHTTPBackend("m", "ftp://x")  # the Python API checks too

@@ -4,9 +4,11 @@
   `TYPE_CHECKING`) form no cycle. Importing any module never depends on import order (the
   package root imported everything while run/rundir.py imported `__version__` from it: a
   knot of 23 modules, cut by `_version.py`).
-- All imports, lazy ones in functions included: the cycles left are the ones issue 24 ("One
-  seam per concept") will remove, listed in KNOWN_LAZY_CYCLES. A new cycle fails; when one is
-  removed, delete it from the list (the test says so).
+- All imports, lazy ones in functions included, form no cycle either (issue 24 removed the
+  last five: config <-> llm, io's reader/registry/seeds, the run kernel <-> executors,
+  pipeline <-> validate, and simulate/ building workflows' and agentic's modes).
+- Layers (LAYERS below, docs/engineering_notes.md "Layers"): a module imports its own layer
+  and those below, never one above, lazily or not.
 """
 
 from __future__ import annotations
@@ -15,13 +17,6 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dialforge"
-
-# Each a set of modules that import each other (lazily) today; issue 24 removes them.
-KNOWN_LAZY_CYCLES = [
-    {"config", "llm.config", "llm.fleet", "llm.http"},
-    {"run.blockdir", "run.kernel", "run.ray_executor"},
-    {"pipeline", "validate"},
-]
 
 
 def _modules() -> dict[str, Path]:
@@ -124,9 +119,47 @@ def test_no_import_cycle_at_load_time():
     assert _cycles(_graph(load_time=True)) == []
 
 
-def test_no_new_lazy_import_cycle():
-    found = _cycles(_graph(load_time=False))
-    new = [c for c in found if not any(c <= known for known in KNOWN_LAZY_CYCLES)]
-    assert not new, f"new import cycles: {[sorted(c) for c in new]}"
-    gone = [k for k in KNOWN_LAZY_CYCLES if not any(c & k for c in found)]
-    assert not gone, f"these cycles are gone: delete them from KNOWN_LAZY_CYCLES: {[sorted(k) for k in gone]}"
+def test_no_import_cycle_even_through_lazy_imports():
+    assert _cycles(_graph(load_time=False)) == []
+
+
+# -- layers: what may import what (docs/engineering_notes.md "Layers") -------------------
+# A module may import its own layer and the layers below it, never one above. Ranks by the
+# module's first name (`simulate.engine` -> `simulate`); config modules are data and sit low.
+LAYERS: list[set[str]] = [
+    {"_version", "_lazy", "_cachedir", "errors", "conversation", "markers", "termination", "aio", "quiet"},
+    {"tiny", "embedded"},
+    {"io"},
+    {"llm", "progress", "stats", "testing"},  # testing: the scripted backend and the fake server
+    {"config"},
+    {"run"},
+    {"train", "induce"},
+    {"simulate"},
+    {"workflows", "agentic", "answer"},
+    {"score", "realism", "report", "checks"},
+    {"pipeline", "validate"},
+    {"commands", "cli"},
+]
+# Upward imports that stay, each with why (module -> module).
+ALLOWED_UP: dict[tuple[str, str], str] = {}
+
+
+def _rank(module: str) -> int:
+    head = module.split(".")[0] or module
+    for i, layer in enumerate(LAYERS):
+        if head in layer:
+            return i
+    raise AssertionError(f"{module}: not in any layer of LAYERS (add its package there)")
+
+
+def _upward() -> list[tuple[str, str]]:
+    out = []
+    for a, targets in _graph(load_time=False).items():
+        for b in targets:
+            if a and b and _rank(b) > _rank(a) and (a, b) not in ALLOWED_UP:
+                out.append((a, b))
+    return sorted(out)
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    assert _upward() == []

@@ -251,3 +251,79 @@ def test_seed_only_conversations_are_never_exported(tmp_path):
     assert (sel["conversations"], sel["kept_after_filter"]) == (4, 0)
     assert (out / "export/persona.sharegpt.jsonl").read_text() == ""
     assert "4/4 conversations have no simulated user turn (the seed alone)" in r.stderr
+
+
+# -- the pipeline config composes the commands' configs --------------------------------------------
+
+
+def _quickstart(**sets):
+    from dialforge.config import load_config
+    from dialforge.pipeline import PipelineConfig
+
+    return load_config(PipelineConfig, ROOT / "examples/quickstart.yaml", sets=sets)
+
+
+def test_a_simulator_is_a_simulate_config_partial_over_the_shared_stage():
+    from dialforge.pipeline import simulate_configs
+
+    # `simulate` takes user_tokenizer; a pipeline simulator used to refuse it ("Extra inputs are not permitted")
+    cfg = _quickstart(**{"simulate.simulators.2.user_tokenizer": "tok/", "simulate.simulators.1.max_turns": 6})
+    sims = simulate_configs(cfg, cfg.model, "lib.json")
+    assert sims["socratic"].user_tokenizer == "tok/" and sims["strategy"].user_tokenizer is None
+    assert sims["persona"].max_turns == 6 and sims["socratic"].max_turns == sims["strategy"].max_turns == 3
+    assert sims["strategy"].strategy is not None and sims["strategy"].strategy.library == "lib.json"
+    assert sims["strategy"].strategy.candidates == 5
+    # an entry serializes to the keys it had when each mode had its own class, plus those it sets
+    # (so a pipeline run started before keeps its config fingerprint), not every field as null
+    common = {"name", "mode", "trained", "user", "user_format", "user_system_prompt", "seeds"}
+    dumped = cfg.model_dump(mode="json")["simulate"]["simulators"]
+    assert [set(d) for d in dumped] == [
+        common | {"strategy"},
+        common | {"personas", "max_turns"},
+        common | {"user_tokenizer"},
+    ]
+    assert dumped[0]["strategy"]["candidates"] == 5 and dumped[2]["user_format"] == "prompted"
+    assert set(_quickstart(train={"lr_scheduler": "cosine"}).model_dump()["train"]) == {
+        "kind", "model", "max_steps", "lora", "max_length", "lr_scheduler"
+    }  # fmt: skip
+
+
+def test_a_pipeline_simulator_field_error_names_its_path(tmp_path):
+    from dialforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"field 'simulate\.simulators\.1\.max_turns': Input should be greater than"):
+        _quickstart(**{"simulate.simulators.1.max_turns": 0})
+    with pytest.raises(ConfigError, match=r"field 'simulate\.simulators\.0\.strategy\.candidatez': unknown field"):
+        _quickstart(**{"simulate.simulators.0.strategy.candidatez": 3})
+    with pytest.raises(ConfigError, match=r"field 'simulate\.simulators\.2\.executor': unknown field"):
+        _quickstart(**{"simulate.simulators.2.executor": "ray"})  # the pipeline's executor runs every stage
+
+
+def test_a_persona_simulator_without_personas_fails_its_mode_check_naming_it():
+    from dialforge.errors import ConfigError
+    from dialforge.pipeline import check_simulators
+
+    cfg = _quickstart(**{"simulate.simulators.1.personas": []})
+    with pytest.raises(
+        ConfigError, match=r"^p.yaml: simulate.simulators.1 \(persona\): .*mode persona needs a list of"
+    ):
+        check_simulators(cfg, "p.yaml")
+
+
+def test_the_train_stage_is_a_train_config_with_the_pipelines_defaults():
+    from dialforge.errors import ConfigError
+
+    cfg = _quickstart(train={"learning_rate": 1e-4, "template": "chatml"})
+    assert cfg.train is not None
+    tc = cfg.train.for_simulator("final.jsonl", "base", "out/train/x")
+    assert (tc.kind, tc.max_steps, tc.max_length, tc.lora) == ("chat", 20, 1024, True)  # a short run by default
+    assert (tc.learning_rate, tc.template, tc.data, tc.model, tc.out) == (
+        1e-4,
+        "chatml",
+        ["final.jsonl"],
+        "base",
+        "out/train/x",
+    )
+    assert _quickstart(train={"preset": "platolm"}).train.for_simulator("d", "m", "o").max_length == 2048  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"field 'train\.data': set by the pipeline"):
+        _quickstart(train={"data": ["x.jsonl"]})

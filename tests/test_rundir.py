@@ -273,7 +273,7 @@ def test_a_key_put_where_a_key_does_not_belong_is_never_written(data_dir, fake_s
 
 
 def test_redact_masks_url_passwords_and_keys_in_api_key_env_only():
-    from dialforge.run.redact import looks_like_a_key, redact
+    from dialforge.llm.redact import looks_like_a_key, redact
 
     cfg = {
         "a": {"base_url": "http://u:pw-123@h:8000/v1", "api_key_env": "OPENAI_API_KEY"},

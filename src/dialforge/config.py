@@ -1,11 +1,11 @@
 """YAML configs validated by pydantic; errors name the file and the path of the bad field.
 
-Fields carry markers instead of living in name lists:
-- `OPERATIONAL` (how fast or where a run goes: concurrency, timeouts, retries, base_url,
-  device, batch size) stays out of the fingerprint, so changing it resumes a run;
-- `INPUT_FILE` (a file or folder the run reads) is fingerprinted by content, not by path,
-  so a moved checkout or run directory resumes, and an edited input is a new config.
-Mark a field with `Annotated[type, OPERATIONAL] = Field(...)`.
+This is the config *loader*: configs themselves are data modules (`*/config.py`) that import
+pydantic, the stdlib, `markers` and other configs only. The loader may import data configs
+(`llm.config`: its backend kinds are union tags left out of error paths), never an engine module.
+
+Fields carry markers (`markers.py`: OPERATIONAL, INPUT_FILE) instead of living in name lists;
+the fingerprint and input resolution below read them.
 """
 
 from __future__ import annotations
@@ -22,27 +22,13 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
+from .io.yaml_files import read_yaml, yaml_load
+from .llm.config import BACKEND_KINDS  # data only: a backend union's tag is never a field name
+from .markers import INPUT_FILE, OPERATIONAL, is_marked
+from .markers import FieldMarker as FieldMarker
 
 C = TypeVar("C", bound=BaseModel)
 M = TypeVar("M", bound=BaseModel)
-
-
-class FieldMarker:
-    """Annotated metadata that says what kind of field this is (see the module docstring)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name.upper()
-
-
-OPERATIONAL = FieldMarker("operational")
-INPUT_FILE = FieldMarker("input_file")
-
-
-def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:
-    return any(m is marker for m in info.metadata)
 
 
 class RoleSwap(dict):  # type: ignore[type-arg]
@@ -78,42 +64,6 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
             node = node[p]
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML that refuses what PyYAML would take silently or crash on: a key given twice in
-    one mapping (the last one won), and an integer past Python's 4300-digit conversion limit
-    (a ValueError traceback). Deep nesting is caught where the loader is called."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = key_node.value
-            if key in first:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first at line {first[key].line + 1})", key_node.start_mark
-                )
-            first[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        try:
-            return super().construct_yaml_int(node)
-        except ValueError:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"an integer of {len(node.value)} characters is too long", node.start_mark
-            ) from None
-
-
-_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
-
-
-def yaml_load(text: str) -> Any:
-    """Parse YAML text strictly (see `_StrictLoader`); RecursionError for nesting too deep."""
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-
-
 def parse_set(items: list[str] | None) -> dict[str, Any]:
     """`--set a.b=c` flags as dotted overrides; values are YAML (`3`, `true`, `[x, y]`, `null`)."""
     out: dict[str, Any] = {}
@@ -132,22 +82,30 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-# Tags of tagged unions inside lists (pipeline simulators by `mode`): pydantic puts the tag in
-# an error's location after the list index; it is not a field, so messages leave it out.
-LIST_UNION_TAGS: set[str] = set()
-
-
 def _field_path(loc: tuple[int | str, ...]) -> tuple[list[str], list[str]]:
-    """(the field path of an error location without union tags, the backend kinds dropped)."""
-    from .llm.config import BACKEND_KINDS  # a backend union's tag is never a field name
-
-    keep, kinds = [], []
-    for i, p in enumerate(loc):
-        if p in BACKEND_KINDS:
-            kinds.append(str(p))
-        elif not (i and isinstance(loc[i - 1], int) and p in LIST_UNION_TAGS):
-            keep.append(str(p))
+    """(the field path of an error location without backend union tags, the backend kinds dropped)."""
+    keep: list[str] = []
+    kinds: list[str] = []
+    for p in loc:
+        (kinds if p in BACKEND_KINDS else keep).append(str(p))
     return keep, kinds
+
+
+def _error_line(x: Any) -> tuple[str, str]:
+    """(the field path, the message) of one pydantic error."""
+    parts, kinds = _field_path(x["loc"])
+    msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"].removeprefix("Value error, ")
+    if kinds and x["type"] == "extra_forbidden":
+        msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
+    return ".".join(parts) or "<root>", msg
+
+
+def _by_source(errs: list[tuple[str, str]]) -> str:
+    """`where: m1; m2; other: m3`: each source once per run of errors from it."""
+    out = []
+    for i, (where, m) in enumerate(errs):
+        out.append(m if i and errs[i - 1][0] == where else f"{where}: {m}")
+    return "; ".join(out)
 
 
 def format_validation_error(e: ValidationError, source: str, origins: dict[str, str] | None = None) -> str:
@@ -157,20 +115,13 @@ def format_validation_error(e: ValidationError, source: str, origins: dict[str, 
     errs: list[tuple[str, str]] = []
     seen: list[tuple[str, str]] = []
     for x in e.errors()[:5]:
-        parts, kinds = _field_path(x["loc"])
-        loc = ".".join(parts) or "<root>"
-        msg = "unknown field" if x["type"] == "extra_forbidden" else x["msg"].removeprefix("Value error, ")
-        if kinds and x["type"] == "extra_forbidden":
-            msg += f" for a {kinds[-1]} backend" + (" (HTTP options need base_url)" if kinds[-1] != "http" else "")
+        loc, msg = _error_line(x)
         if any(loc.endswith("." + r) and msg == m for r, m in seen):
             continue  # a value copied into another field (pipeline `model` -> `induce.model`)
         seen.append((loc, msg))
         errs.append((_origin(loc, origins or {}) or source, f"field '{loc}': {msg}"))
     more = f" (and {len(e.errors()) - 5} more)" if len(e.errors()) > 5 else ""
-    out = []
-    for i, (where, m) in enumerate(errs):  # the source once per run of errors from it
-        out.append(m if i and errs[i - 1][0] == where else f"{where}: {m}")
-    return "; ".join(out) + more
+    return _by_source(errs) + more
 
 
 def config_origins(overrides: dict[str, Any] | None, sets: dict[str, Any] | None) -> dict[str, str]:
@@ -197,72 +148,6 @@ def _origin(loc: str, origins: dict[str, str]) -> str | None:
 
 
 # UTF-32 first: its little-endian mark starts with UTF-16's
-_BOMS: tuple[tuple[str, bytes], ...] = (
-    ("utf-8-sig", b"\xef\xbb\xbf"),
-    ("utf-32", b"\xff\xfe\x00\x00"),
-    ("utf-32", b"\x00\x00\xfe\xff"),
-    ("utf-16", b"\xff\xfe"),
-    ("utf-16", b"\xfe\xff"),
-)
-
-
-def decode_text(raw: bytes, p: Path, what: str) -> str:
-    """UTF-8, or UTF-8/16/32 with a byte-order mark; anything else is named by byte offset."""
-    for encoding, bom in _BOMS:
-        if raw.startswith(bom):
-            try:
-                return raw.decode(encoding)
-            except UnicodeDecodeError as e:
-                raise ConfigError(f"{p}: {what} is not valid {encoding} text (byte offset {e.start})") from None
-    head = raw[:64]
-    if len(head) >= 2 and b"\x00" in head:  # UTF-16 without a BOM: every other byte of ASCII text is 0
-        for encoding, zeros, chars in (("utf-16-le", head[1::2], head[0::2]), ("utf-16-be", head[0::2], head[1::2])):
-            if not zeros.strip(b"\x00") and b"\x00" not in chars:
-                try:
-                    return raw.decode(encoding)
-                except UnicodeDecodeError:
-                    break
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            f"{p}: {what} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8"
-        ) from None
-    nul = text.find("\x00")
-    if nul >= 0:
-        line = text.count("\n", 0, nul) + 1
-        raise ConfigError(f"{p}:{line}: {what} is binary, not YAML text (a NUL character on that line)")
-    return text
-
-
-def _yaml_error(e: yaml.YAMLError, p: Path, what: str) -> ConfigError:
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    context = getattr(e, "context", None)
-    cmark = getattr(e, "context_mark", None)
-    if context and cmark is not None and mark is not None and cmark.line != mark.line:
-        context += f" at line {cmark.line + 1}"
-    detail = f"{problem} ({context})" if context and problem != context else problem
-    return ConfigError(f"{where}: invalid YAML in {what}: {' '.join(str(detail).split())}")
-
-
-def read_yaml(path: str | Path, what: str = "config file") -> Any:
-    """Parsed YAML, or a ConfigError naming the file (and line:column for a syntax error)."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: {what} not found")
-    if p.is_dir():
-        raise ConfigError(f"{p}: {what} is a directory, expected a YAML file")
-    text = decode_text(p.read_bytes(), p, what)
-    try:
-        return yaml_load(text)
-    except yaml.YAMLError as e:
-        raise _yaml_error(e, p, what) from None
-    except RecursionError:
-        raise ConfigError(f"{p}: invalid YAML in {what}: nested too deeply") from None
-
-
 def load_config(
     cls: type[C],
     path: str | Path | None = None,
@@ -287,7 +172,7 @@ def load_config(
             _set_dotted(data, k, v)
     for k, v in (sets or {}).items():
         _set_dotted(data, k, v)
-    from .run.redact import find_secrets
+    from .llm.redact import find_secrets
 
     find_secrets(data)  # a key in a URL or in api_key_env: masked in every message from here on
     origins = config_origins(overrides, sets)

@@ -12,25 +12,23 @@ import random
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import INPUT_FILE, OPERATIONAL
 from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
 from ..io.reader import ReadReport, atomic_write_bytes, read_conversations
-from ..io.registry import ReadFormat
 from ..llm.client import run_sync
-from ..llm.config import BackendConfig, BackendPool
-from ..run.kernel import Executor, ExecutorConfig, make_executor, run_stage
+from ..llm.pool import BackendPool
+from ..run.kernel import Executor, make_executor, run_stage
 from ..run.rundir import RunDir
 from .cluster import cluster
-from .embed import DEFAULT_EMBEDDER, Embedder, resolve_embedder
+from .config import InduceConfig
+from .embed import Embedder, resolve_embedder
 from .extract import extraction_units
-from .filter import FilterConfig, filter_dialogues
+from .filter import filter_dialogues
 from .library import SourceTurn, Strategy, StrategyLibrary
 from .stages import AbstractStage, ExtractStage, abstraction_sample
 
@@ -38,33 +36,6 @@ log = logging.getLogger("dialforge.induce")
 
 
 MAX_CONTEXT_CHARS = 1200  # MiniLM reads ~256 tokens; longer contexts only cost space
-
-
-class InduceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dialogues: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="real dialogue files (any format)")
-    format: ReadFormat = "auto"
-    on_error: Literal["fail", "skip"] = "fail"
-    max_dialogues: int | None = Field(None, ge=1)
-    filter: FilterConfig = FilterConfig()
-    include_first_turn: bool = False
-    model: BackendConfig
-    embedder: str = DEFAULT_EMBEDDER
-    threshold: float = Field(0.5, gt=0, le=1)
-    method: Literal["butina", "components", "leader"] = "butina"
-    knn: int = Field(64, ge=2, description="neighbours searched per strategy (bounds memory: n x knn)")
-    abstract_sample: int = Field(20, ge=1, description="members shown to the LLM per cluster")
-    singletons: Literal["keep", "merge"] = "keep"
-    examples_per_strategy: int = Field(5, ge=1)
-    contexts_per_strategy: int = Field(
-        32, ge=0, description="answers kept per strategy for the provenance ranker (those that preceded its turns)"
-    )
-    seed: int = 0
-    concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="LLM requests in flight at once")
-    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
-        None, description="local (default) or ray: where the extraction and abstraction jobs run"
-    )
 
 
 def _now() -> str:

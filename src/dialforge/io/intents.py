@@ -38,7 +38,7 @@ def read_intents(path: str | Path) -> Intents:
     if not path.exists():
         raise DialforgeError(f"{path}: intents file not found")
     if path.suffix in (".yaml", ".yml"):
-        from ..config import read_yaml
+        from .yaml_files import read_yaml
 
         got = _from_object(read_yaml(path, "intents file"))
         if got is None:

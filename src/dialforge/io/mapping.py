@@ -62,7 +62,7 @@ def make_mapping(**fields: Any) -> Mapping:
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    from ..config import read_yaml
+    from .yaml_files import read_yaml
 
     data = read_yaml(Path(path), "mapping file")
     if not isinstance(data, dict):

@@ -4,13 +4,12 @@ from .client import LLM, StructuredResult
 from .config import (
     BACKEND_KINDS,
     BackendConfig,
-    BackendPool,
     HTTPBackendConfig,
     ScriptedBackendConfig,
     TransformersBackendConfig,
     backend_config,
-    make_backend,
 )
+from .pool import BackendPool, make_backend
 from .structured import parse_structured, strict_schema
 from .types import ChatModel, ChatRequest, Completion, SamplingParams, Usage
 from .usage import UsageTracker

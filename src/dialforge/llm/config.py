@@ -1,24 +1,26 @@
-"""Typed backend configs (one class per kind, a tagged union) and the pool that builds them.
+"""Typed backend configs (one class per kind, a tagged union): data only.
 
 `BackendConfig` is the union every role field uses. `kind` picks the class; configs written
 before `kind` existed still load: `base_url` set -> http, otherwise transformers.
+`BACKEND_KINDS` derives from the union. What builds a backend from its config (and the pool
+that shares one per endpoint) is `llm/pool.py`: importing this module loads no client.
 
-Add a backend: subclass `_Backend` with `kind: Literal["name"] = "name"` and a `build()`
-that returns a `ChatModel`, mark fields that only change speed or place with OPERATIONAL,
-and add the class to `BACKEND_KINDS` (see docs/engineering_notes.md).
+Add a backend: subclass `_Backend` with `kind: Literal["name"] = "name"`, mark fields that
+only change speed or place with OPERATIONAL, add it to the union `_AnyBackend`, and register
+its builder in `llm/pool.py` (`BUILDERS`; see docs/engineering_notes.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator
 
-from ..config import OPERATIONAL
-from ..errors import ConfigError
-from .types import ChatModel, SamplingParams
+from ..markers import OPERATIONAL
+from .types import SamplingParams
+from .urls import check_base_url
+from .urls import resolve_model as resolve_model  # where callers import it from
 
 
 class _Backend(BaseModel):
@@ -47,45 +49,6 @@ class _Backend(BaseModel):
 
         data = self.model_dump(mode="json", exclude={"params", "system_prompt"})
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-
-    def build(self) -> ChatModel:
-        raise NotImplementedError
-
-
-def resolve_model(name: str) -> str:
-    """The local path or hub id to load for a model name: an embedded model's name
-    (`smollm2-135m`, `dialforge-tiny`: embedded.py) is its cached folder (built on first use).
-    Every in-process load goes through here."""
-    from ..embedded import MODELS, embedded_path
-
-    if name in MODELS:
-        return str(embedded_path(name))
-    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
-        known = ", ".join(sorted(MODELS))
-        raise ConfigError(f"model {name!r}: no such folder (a local model path, a hub id, or one of {known})")
-    return name
-
-
-def check_base_url(url: str) -> str:
-    """A base URL a client can send to: http(s), a host, nothing else on the line. Raises
-    ValueError saying what is wrong (a config error, before the first request)."""
-    from urllib.parse import urlsplit
-
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("an empty URL: give the server's base URL, e.g. http://localhost:8000/v1")
-    if url != url.strip() or any(c.isspace() for c in url):
-        raise ValueError(f"{url!r} is not a URL (it contains spaces); e.g. http://localhost:8000/v1")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (a bad port raises here)
-    except ValueError as e:
-        raise ValueError(f"{url!r} is not a URL ({e}); e.g. http://localhost:8000/v1") from None
-    if parts.scheme not in ("http", "https"):
-        what = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
-        raise ValueError(f"{url!r}: {what}; an OpenAI-compatible server URL is http(s)://HOST[:PORT]/PATH")
-    if not parts.hostname:
-        raise ValueError(f"{url!r}: no host; e.g. http://localhost:8000/v1")
-    return url
 
 
 class HTTPBackendConfig(_Backend):
@@ -131,26 +94,6 @@ class HTTPBackendConfig(_Backend):
             )
         return check_base_url(v)
 
-    def build(self) -> ChatModel:
-        from .http import OpenAIHTTPBackend
-
-        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
-        kw: dict[str, Any] = dict(
-            api_key_env=self.api_key_env,
-            max_concurrency=self.max_concurrency,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-            connect_retry_s=self.connect_retry_s,
-            structured_output=self.structured_output,
-        )
-        if len(urls) > 1:
-            from .fleet import EndpointFleet
-
-            return EndpointFleet(self.model, urls, **kw)
-        return OpenAIHTTPBackend(self.model, urls[0], **kw)
-
 
 class TransformersBackendConfig(_Backend):
     """A model loaded in this process with transformers (batched; constrained JSON by xgrammar)."""
@@ -164,18 +107,6 @@ class TransformersBackendConfig(_Backend):
         None, ge=1, description="torch threads on CPU (default 1: one beat two by 4-6x on a busy 2-core machine)"
     )
 
-    def build(self) -> ChatModel:
-        from ..embedded import canonical
-        from .local import TransformersBackend
-
-        return TransformersBackend(
-            resolve_model(self.model),
-            batch_size=self.batch_size,
-            device=self.device,
-            name=canonical(self.model),
-            threads=self.threads,
-        )
-
 
 class ScriptedBackendConfig(_Backend):
     """Replies from a script (dialforge.testing.ScriptedChatModel): dry runs and tests."""
@@ -185,18 +116,6 @@ class ScriptedBackendConfig(_Backend):
     replies: list[str] | None = Field(
         None, description="used in order; then a minimal valid object for structured requests"
     )
-
-    def build(self) -> ChatModel:
-        from ..testing import ScriptedChatModel
-
-        return ScriptedChatModel(self.replies, self.model)
-
-
-BACKEND_KINDS: dict[str, type[_Backend]] = {
-    "http": HTTPBackendConfig,
-    "transformers": TransformersBackendConfig,
-    "scripted": ScriptedBackendConfig,
-}
 
 
 def backend_kind(value: Any) -> str | None:
@@ -209,10 +128,19 @@ def backend_kind(value: Any) -> str | None:
     return getattr(value, "kind", None)
 
 
-BackendConfig = Annotated[
+_AnyBackend = (
     Annotated[HTTPBackendConfig, Tag("http")]
     | Annotated[TransformersBackendConfig, Tag("transformers")]
-    | Annotated[ScriptedBackendConfig, Tag("scripted")],
+    | Annotated[ScriptedBackendConfig, Tag("scripted")]
+)
+
+BACKEND_KINDS: dict[str, type[_Backend]] = {
+    tag.tag: cls for cls, tag in (get_args(member) for member in get_args(_AnyBackend))
+}
+"""Each backend kind (the union's tag, its class's `kind`) and its config class."""
+
+BackendConfig = Annotated[
+    _AnyBackend,
     Discriminator(
         backend_kind,
         custom_error_type="backend_kind",
@@ -232,61 +160,18 @@ def backend_config(value: Mapping[str, Any] | _Backend | None = None, **fields: 
     return _ADAPTER.validate_python({**(value or {}), **fields})
 
 
-def make_backend(cfg: BackendConfig) -> ChatModel:
-    """A fresh backend (prefer `BackendPool.get`: one per endpoint, closed for you)."""
-    return cfg.build()
-
-
 def same_endpoint(a: BackendConfig, b: BackendConfig) -> bool:
     """Whether two role configs reach the same model the same way (one backend serves both)."""
     return a.endpoint_key() == b.endpoint_key()
 
 
-class BackendPool:
-    """One backend per endpoint for every role and stage that shares it (an in-process model
-    loads once), closed together. Use `async with BackendPool() as pool:` in one event loop.
-
-    `injected` maps a config's `model` name to a ready backend (tests hand in a
-    ScriptedChatModel); the pool returns it for every role with that model and leaves
-    closing it to whoever made it.
-    """
-
-    def __init__(self, injected: Mapping[str, ChatModel] | None = None) -> None:
-        self.injected: dict[str, ChatModel] = dict(injected or {})
-        self._built: dict[str, ChatModel] = {}
-
-    def get(self, cfg: BackendConfig) -> ChatModel:
-        if cfg.model in self.injected:
-            return self.injected[cfg.model]
-        key = cfg.endpoint_key()
-        backend = self._built.get(key)
-        if backend is None:
-            backend = self._built[key] = cfg.build()
-        return backend
-
-    def __len__(self) -> int:
-        return len(self._built)
-
-    async def aclose(self) -> None:
-        built, self._built = self._built, {}
-        for backend in built.values():
-            await backend.aclose()
-
-    async def __aenter__(self) -> BackendPool:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+# Moved to llm/pool.py (the builders); still importable from here while callers move over.
+_MOVED = ("BackendPool", "borrow_pool", "make_backend")
 
 
-async def _noop() -> None:
-    return None
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from . import pool
 
-
-def borrow_pool(pool: BackendPool | None) -> tuple[BackendPool, Callable[[], Awaitable[None]]]:
-    """The caller's pool (the caller closes it) or a new one; returns the pool and what to
-    await when the stage ends (closes only a pool made here)."""
-    if pool is not None:
-        return pool, _noop
-    own = BackendPool()
-    return own, own.aclose
+        return getattr(pool, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -211,7 +211,7 @@ class OpenAIHTTPBackend:
         structured_output: bool | str = True,
         connect_retry_s: float = 8.0,
     ) -> None:
-        from .config import check_base_url
+        from .urls import check_base_url
 
         try:
             check_base_url(base_url)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..induce.embed import DEFAULT_EMBEDDER
-from ..io.registry import ReadFormat
+from ..induce.config import DEFAULT_EMBEDDER, ReadFormat
 
 
 class RealismConfig(BaseModel):

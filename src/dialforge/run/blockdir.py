@@ -14,13 +14,9 @@ cache rows, usage once per block, in the cache's transaction) and removes the fo
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import shutil
 import sqlite3
-import tempfile
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +30,8 @@ from ..llm.usage import UsageCounter, UsageTracker
 from .store import RecordStore
 
 if TYPE_CHECKING:
-    from .kernel import Job, Stage
     from .rundir import RunDir
+    from .stage import Stage
 
 log = logging.getLogger("dialforge.run")
 
@@ -118,54 +114,6 @@ class BlockResult:
     pid: int = 0
     node: str = ""
     shared: bool = True
-
-
-def execute_block(stage: Stage, jobs: list[Job], spec: BlockSpec) -> BlockResult:
-    """Worker side: run `jobs` with the local executor's logic in a fresh event loop."""
-    t0 = time.perf_counter()
-    shared = Path(spec.marker).exists()
-    tmp = None if shared else tempfile.mkdtemp(prefix="dialforge-block-")
-    folder = Path(spec.folder) if shared else Path(tmp or "")
-    try:
-        res = asyncio.run(_execute(stage, jobs, spec, folder, shared))
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    res.wall_s = time.perf_counter() - t0
-    return res
-
-
-async def _execute(stage: Stage, jobs: list[Job], spec: BlockSpec, folder: Path, shared: bool) -> BlockResult:
-    from .kernel import StageContext, run_jobs, select_todo
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "attempts").open("a") as f:  # one line per attempt: a retried block shows it
-        f.write(f"{os.getpid()}\n")
-    attempts = len((folder / "attempts").read_text().splitlines())
-    bd = BlockDir(folder, Path(spec.base_cache) if shared else None, read_cache=spec.read_cache)
-    try:
-        store = bd.store(stage.output)
-        todo, retry = select_todo(stage, store, jobs)
-        ctx = StageContext(bd)
-        try:
-            if todo:
-                await stage.open(ctx)
-                await run_jobs(stage, ctx, store, todo, retry, progress=False)
-        finally:
-            await ctx.aclose()
-        return BlockResult(
-            tag=spec.tag,
-            records=list(store.get_many([j.id for j in jobs])),
-            calls=bd.cache.call_rows(),
-            usage=bd.cache.usage_rows(),
-            endpoints=ctx.endpoint_stats(),
-            attempts=attempts,
-            reused=len(jobs) - len(todo),
-            pid=os.getpid(),
-            shared=shared,
-        )
-    finally:
-        bd.close()
 
 
 def merge_block(stage: Stage, run: RunDir, store: RecordStore, res: BlockResult, replace: set[str]) -> int:

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
+from ..termination import FAILURE
+
 # termination reasons that mean a conversation did not end the way it should
-FAILURE_REASONS = frozenset(
-    {"error", "rejections", "role_flip", "repetition", "empty_turn", "context_budget", "copied", "leak", "degenerate"}
-)
+FAILURE_REASONS: frozenset[str] = FAILURE
 # the rejection kinds of IDEAS quality control (simulate/simulators.py StrategyUser), by prefix
 _REJECTION_KINDS = (
     ("judge", "the judge"),

@@ -18,14 +18,29 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DialforgeError
 from ..progress import stage_progress
-from .blockdir import WORKERS, BlockResult, BlockSpec, block_prefix, execute_block, merge_block, read_block
-from .kernel import Job, Stage, StagePlan, StageResult, add_endpoint_stats, finish_stage, plan_stage
+from .blockdir import WORKERS, BlockDir, BlockResult, BlockSpec, block_prefix, merge_block, read_block
+from .stage import (
+    Job,
+    Stage,
+    StageContext,
+    StagePlan,
+    StageResult,
+    add_endpoint_stats,
+    finish_stage,
+    plan_stage,
+    run_jobs,
+    select_todo,
+)
 
 if TYPE_CHECKING:
     from .config import ExecutorConfig
@@ -44,6 +59,52 @@ def _ray() -> Any:
             "executor ray needs Ray: pip install 'dialforge[ray]' (or run with --executor local)"
         ) from None
     return ray
+
+
+def execute_block(stage: Stage, jobs: list[Job], spec: BlockSpec) -> BlockResult:
+    """Worker side: run `jobs` with the local executor's logic in a fresh event loop."""
+    t0 = time.perf_counter()
+    shared = Path(spec.marker).exists()
+    tmp = None if shared else tempfile.mkdtemp(prefix="dialforge-block-")
+    folder = Path(spec.folder) if shared else Path(tmp or "")
+    try:
+        res = asyncio.run(_execute(stage, jobs, spec, folder, shared))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+async def _execute(stage: Stage, jobs: list[Job], spec: BlockSpec, folder: Path, shared: bool) -> BlockResult:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "attempts").open("a") as f:  # one line per attempt: a retried block shows it
+        f.write(f"{os.getpid()}\n")
+    attempts = len((folder / "attempts").read_text().splitlines())
+    bd = BlockDir(folder, Path(spec.base_cache) if shared else None, read_cache=spec.read_cache)
+    try:
+        store = bd.store(stage.output)
+        todo, retry = select_todo(stage, store, jobs)
+        ctx = StageContext(bd)
+        try:
+            if todo:
+                await stage.open(ctx)
+                await run_jobs(stage, ctx, store, todo, retry, progress=False)
+        finally:
+            await ctx.aclose()
+        return BlockResult(
+            tag=spec.tag,
+            records=list(store.get_many([j.id for j in jobs])),
+            calls=bd.cache.call_rows(),
+            usage=bd.cache.usage_rows(),
+            endpoints=ctx.endpoint_stats(),
+            attempts=attempts,
+            reused=len(jobs) - len(todo),
+            pid=os.getpid(),
+            shared=shared,
+        )
+    finally:
+        bd.close()
 
 
 def _run_block(stage: Stage, jobs: list[Job], spec: BlockSpec) -> BlockResult:
@@ -246,29 +307,12 @@ def reap_orphaned_agents(grace_s: float = 2.0) -> list[int]:
     parent (init, a subreaper) that is not a raylet, whose process group (the driver that
     started the local cluster) has no leader left. Those of a live cluster, or of another
     user, are never touched. Returns the pids ended (Linux /proc; elsewhere nothing)."""
-    import os
     import signal
-    from pathlib import Path
 
     proc = Path("/proc")
     if not proc.is_dir():
         return []
-    found = []
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            name = (d / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace").strip()
-            if name not in _AGENTS or d.stat().st_uid != os.getuid():
-                continue
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            ppid, pgid = int(fields[1]), int(fields[2])
-            parent = (proc / str(ppid) / "cmdline").read_bytes() if ppid > 1 else b""
-            if b"raylet" in parent or (pgid != int(d.name) and (proc / str(pgid)).exists()):
-                continue  # its raylet, or the driver that started it, still lives
-            found.append(int(d.name))
-        except (OSError, ValueError, IndexError):
-            continue
+    found = [int(d.name) for d in proc.iterdir() if d.name.isdigit() and _orphaned_agent(proc, d)]
     for pid in found:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
@@ -281,6 +325,21 @@ def reap_orphaned_agents(grace_s: float = 2.0) -> list[int]:
     if found:
         log.warning("ended %d Ray agent process(es) a killed run left: %s", len(found), found)
     return found
+
+
+def _orphaned_agent(proc: Path, d: Path) -> bool:
+    """Whether process folder `d` is one of this user's Ray agents whose raylet and driver are gone."""
+    try:
+        name = (d / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace").strip()
+        if name not in _AGENTS or d.stat().st_uid != os.getuid():
+            return False
+        fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        ppid, pgid = int(fields[1]), int(fields[2])
+        parent = (proc / str(ppid) / "cmdline").read_bytes() if ppid > 1 else b""
+        # its raylet, or the driver that started it, still lives
+        return not (b"raylet" in parent or (pgid != int(d.name) and (proc / str(pgid)).exists()))
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def ray_available() -> bool:

@@ -26,10 +26,10 @@ from ..config import fingerprint_data
 from ..errors import RunDirConflict
 from ..io.reader import aside_path, atomic_write_bytes
 from ..llm.cache import CallCache
+from ..llm.redact import redact
 from ..llm.secrets import MaskSecretsFilter
 from ..llm.usage import UsageTracker
 from .lock import RunLock
-from .redact import redact
 from .store import RecordStore
 
 log = logging.getLogger("dialforge")

@@ -1,12 +1,13 @@
 # The names `score/__init__.py` exports, each loaded on first use (dialforge/_lazy.py).
+from .config import MTBenchConfig, ScoreConfig
 from .dedup import dedup, dedup_file
 from .export import EXPORT_FORMATS, export, export_file, llamafactory_entry
 from .expression import Expression, ExpressionError
 from .judge import QuestionQuality, judge_question_quality
 from .metrics import distinct_n, embedding_diversity, entropy_bits, is_follow_up, mtld, self_bleu
-from .mtbench import MTBenchConfig, mt_bench, parse_rating, summarise_single
+from .mtbench import mt_bench, parse_rating, summarise_single
 from .registry import Metric, register
-from .scoring import ScoreConfig, conversation_scores, score
+from .scoring import conversation_scores, score
 from .select import filter_conversations, filter_file, validate_filter
 
 __all__ = [

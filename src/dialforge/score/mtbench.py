@@ -13,18 +13,16 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ..config import INPUT_FILE, OPERATIONAL
 from ..errors import DialforgeError, RecordError
 from ..io._records import iter_records
 from ..llm.client import LLM, run_sync
-from ..llm.config import BackendConfig, BackendPool
+from ..llm.pool import BackendPool
 from ..llm.types import SamplingParams
-from ..run.kernel import ExecutorConfig, Job, Records, Stage, StageContext, make_executor, run_stage
+from ..run.kernel import Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
+from .config import MTBenchConfig
 
 NEED_REF = ("math", "reasoning", "coding")
 # FastChat's answer temperatures by category
@@ -69,28 +67,6 @@ def parse_pair(judgment: str) -> str:
     if "[[C]]" in judgment:
         return "tie"
     return "error"
-
-
-class MTBenchConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    questions: Annotated[str, INPUT_FILE]
-    reference_answers: Annotated[str | None, INPUT_FILE] = None
-    judge_prompts: Annotated[str, INPUT_FILE]
-    model: BackendConfig
-    judge: BackendConfig
-    mode: Literal["single", "pairwise"] = "single"
-    baseline_answers: Annotated[str | None, INPUT_FILE] = Field(
-        None, description="FastChat answer file of the model to compare with"
-    )
-    max_tokens: int = 1024
-    judge_max_tokens: int = Field(
-        2048, ge=16, description="judgment length cap (FastChat: 2048; a small local judge is faster at 256)"
-    )
-    concurrency: Annotated[int, OPERATIONAL] = 32
-    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
-        None, description="local (default) or ray: where the jobs run"
-    )
 
 
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -130,11 +130,10 @@ _d("workflow_relative_depth", "mean relative workflow depth", "higher", _UNIT, r
 _d("workflow_success", "share of conversations that reached a workflow ending", "higher", _UNIT)
 _d("judge", "mean judge scores per criterion", "higher", _JUDGE, kind="list", report=False)
 
-# Conversation meta fields the readers and simulators write: a filter may name them too.
-META_FIELDS = frozenset(
+# Conversation meta fields a filter may name besides the scores (one list, read by
+# `dialforge filter` and by the pipeline's check of its `filter:`).
+SIMULATED_META = frozenset(
     {
-        "source",
-        "source_id",
         "mode",
         "termination_reason",
         "seed_id",
@@ -142,10 +141,15 @@ META_FIELDS = frozenset(
         "simulator_model",
         "assistant_model",
         "persona",
-        "workflow",
-        "intent",
         "error",
-        "wall_s",
-        "lang",
     }
 )
+"""Meta every simulated conversation carries: what a pipeline's filter may name."""
+META_FIELDS = SIMULATED_META | {"source", "source_id", "workflow", "intent", "wall_s", "lang"}
+"""Meta the readers and workflows write besides: what a filter of any file may name."""
+
+
+def filter_names(simulated_only: bool = False) -> set[str]:
+    """Names a filter expression may use: every conversation score, and the meta fields (those
+    of a simulated conversation only, for the pipeline's filter of what it simulated)."""
+    return conversation_fields() | (SIMULATED_META if simulated_only else META_FIELDS)

@@ -9,39 +9,21 @@ from array import array
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import INPUT_FILE, portable_path
+from ..config import portable_path
 from ..conversation import Conversation
 from ..errors import DialforgeError, RecordError
 from ..io.reader import OnError, ReadReport, atomic_write_bytes, atomic_writer
 from ..io.reader import iter_conversations_located as iter_located
 from ..llm.client import run_sync
-from ..llm.config import BackendConfig
 from . import metrics as M
+from .config import ScoreConfig
 
 log = logging.getLogger("dialforge.score")
-
-
-class ScoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    self_bleu_sample: int = Field(100, ge=2)
-    embedding_sample: int = Field(500, ge=2)
-    embedder: str | None = Field("all-MiniLM-L6-v2", description="None to skip embedding diversity")
-    embedding_cache: str | None = Field(
-        None, description="embedding cache folder (default: the embedder's, $DIALFORGE_CACHE/embeddings)"
-    )
-    library: Annotated[str | None, INPUT_FILE] = Field(
-        None, description="strategy library, for coverage (strategy mode)"
-    )
-    judge: BackendConfig | None = None
-    seed: int = 0
-    concurrency: int = Field(16, ge=1)
 
 
 def locate(path: str | Path) -> tuple[Path, Path, Path]:

@@ -17,7 +17,7 @@ from ..io.reader import OnError, write_conversations
 from ..io.reader import iter_conversations_located as iter_located
 from .dedup import dedup
 from .expression import Expression, ExpressionError
-from .registry import META_FIELDS, conversation_fields
+from .registry import conversation_fields, filter_names
 
 log = logging.getLogger("dialforge.score")
 
@@ -33,11 +33,11 @@ __all__ = [
 ]
 
 
-def validate_filter(expr: str, extra_fields: Iterable[str] = ()) -> Expression:
+def validate_filter(expr: str, extra_fields: Iterable[str] = (), *, simulated_only: bool = False) -> Expression:
     """Parse `expr` and check its names against the registered score fields, the meta fields
-    the simulators write and `extra_fields`: for configs, before any LLM request."""
+    (`registry.filter_names`) and `extra_fields`: for configs, before any LLM request."""
     e = Expression(expr)
-    e.check_names(conversation_fields() | META_FIELDS | set(extra_fields))
+    e.check_names(filter_names(simulated_only) | set(extra_fields))
     return e
 
 

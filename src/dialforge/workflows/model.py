@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config import format_validation_error, read_yaml
+from ..config import format_validation_error
 from ..errors import ConfigError
+from ..io.yaml_files import read_yaml
 
 
 class Option(BaseModel):

@@ -7,30 +7,15 @@ the seeded simulators, and the smallest stage on the kernel (`run/kernel.py`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from .config import INPUT_FILE, OPERATIONAL
-from .conversation import Conversation, Message, stable_hash
-from .io.reader import read_texts
-from .llm.client import LLM, run_sync
-from .llm.config import BackendConfig, BackendPool
-from .run.kernel import ExecutorConfig, Job, Stage, StageContext, make_executor, run_stage
-from .run.rundir import RunDir
-
-
-class AnswerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompts: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="files of seed questions")
-    text_field: str | None = Field(None, description="field of the question records holding the prompt (dotted)")
-    assistant: BackendConfig
-    limit: int | None = Field(None, ge=1, description="answer only the first N questions")
-    concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="questions in flight at once")
-    executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
-        None, description="local (default) or ray: where the jobs run"
-    )
+from ..conversation import Conversation, Message, stable_hash
+from ..io.reader import read_texts
+from ..llm.client import LLM, run_sync
+from ..llm.pool import BackendPool
+from ..run.kernel import Job, Stage, StageContext, make_executor, run_stage
+from ..run.rundir import RunDir
+from .config import AnswerConfig
 
 
 class AnswerStage(Stage):

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Any
 
-from ..llm.secrets import MASK, mask_secrets, register_secret
+from .secrets import MASK, mask_secrets, register_secret
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^@/\s]+)@")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
