@@ -98,14 +98,13 @@ def test_configs_stay_importable_where_they_were():
     assert TrainConfig.__module__ == "dialforge.train.config" and set(PRESETS) == {"default", "platolm", "selftalk"}
 
 
-def test_the_pipeline_checks_live_beside_its_config_and_are_found_where_they_were():
-    from dialforge import pipeline, validate
+def test_the_pipeline_checks_live_beside_its_config():
+    from dialforge import pipeline
     from dialforge.pipeline import validate as pipeline_validate
 
-    assert validate.validate_pipeline is pipeline.validate_pipeline is pipeline_validate.validate_pipeline
-    assert validate.check_simulators is pipeline_validate.check_simulators
+    assert pipeline.validate_pipeline is pipeline_validate.validate_pipeline
     # a command that checks its inputs does not load the pipeline's config for it
-    assert "dialforge.pipeline.config" not in _loaded(["dialforge.validate"])["dialforge.validate"]
+    assert "dialforge.pipeline.config" not in _loaded(["dialforge.checks"])["dialforge.checks"]
 
 
 def test_the_default_embedder_is_one_fact():
@@ -163,11 +162,9 @@ def test_meta_fields_are_one_list_and_both_filter_checks_read_it():
     check_filter("judge_rationale != ''", "p.yaml", judge=True)
 
 
-def test_the_backend_pool_lives_with_the_builders_and_is_still_found_where_it_was():
+def test_the_backend_pool_lives_with_the_builders_not_the_configs():
     from dialforge import llm
     from dialforge.llm import config, pool
 
-    assert config.BackendPool is pool.BackendPool is llm.BackendPool
-    assert config.make_backend is pool.make_backend is llm.make_backend and config.borrow_pool is pool.borrow_pool
-    with pytest.raises(AttributeError):
-        config.NoSuchName  # noqa: B018
+    assert pool.BackendPool is llm.BackendPool and pool.make_backend is llm.make_backend
+    assert not hasattr(config, "BackendPool") and not hasattr(config, "make_backend")

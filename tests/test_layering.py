@@ -137,7 +137,7 @@ LAYERS: list[set[str]] = [
     {"simulate"},
     {"workflows", "agentic", "answer"},
     {"score", "realism", "report", "checks"},
-    {"pipeline", "validate"},
+    {"pipeline"},
     {"commands", "cli"},
 ]
 # Upward imports that stay, each with why (module -> module).

@@ -82,7 +82,8 @@ def test_dialforge_tiny_simulates_offline(tiny_cache, tmp_path, dialforge_cli):
 
 def test_every_in_process_backend_resolves_the_tiny_name(tiny_cache, monkeypatch):
     """simulate, selftalk, eval and answer build their backends with make_backend."""
-    from dialforge.llm.config import backend_config, make_backend, resolve_model
+    from dialforge.llm.config import backend_config, resolve_model
+    from dialforge.llm.pool import make_backend
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tiny_cache))
     path = str(tiny_cache / "dialforge" / "tiny-model-v1")

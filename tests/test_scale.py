@@ -508,7 +508,7 @@ def test_simulate_holds_no_stage_of_records_in_memory(tmp_path):
     import hashlib
 
     from dialforge.llm import backend_config
-    from dialforge.llm.config import BackendPool
+    from dialforge.llm.pool import BackendPool
     from dialforge.simulate import SimulateConfig, simulate_async
     from dialforge.testing import ScriptedChatModel
 

@@ -232,8 +232,7 @@ def test_trained_simulators_need_the_train_stage_and_its_data():
 
 def test_the_example_loads_and_validates_from_any_directory(tmp_path, monkeypatch):
     from dialforge.config import iter_inputs, load_config
-    from dialforge.pipeline import PipelineConfig
-    from dialforge.validate import validate_pipeline
+    from dialforge.pipeline import PipelineConfig, validate_pipeline
 
     monkeypatch.chdir(tmp_path)
     cfg = load_config(PipelineConfig, EXAMPLE)

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..config import INPUT_FILE, OPERATIONAL
 from ..llm.config import BackendConfig
+from ..markers import INPUT_FILE, OPERATIONAL
 from ..simulate.config import StopConfig
 
 STOP_TOKEN = "###STOP###"

@@ -23,7 +23,7 @@ import orjson
 from ..conversation import Conversation, ToolCall, stable_hash
 from ..io.output import write_conversations
 from ..llm.client import run_sync
-from ..llm.config import BackendPool
+from ..llm.pool import BackendPool
 from ..llm.types import SamplingParams
 from ..run.kernel import Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir, config_fingerprint

@@ -103,8 +103,8 @@ def load_config(cls: type[Any], path: Path | None, overrides: dict[str, Any], gi
 def load_checked(cls: Any, config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Any:
     """A command's config: YAML, then flags, then `--set`; every input file checked now, so a
     typo fails before the first model call (file and field path, exit 2)."""
+    from ..checks import check_inputs
     from ..config import config_origins, parse_set
-    from ..validate import check_inputs
 
     given = parse_set(sets)
     cfg = load_config(cls, config, overrides, given)

@@ -95,7 +95,7 @@ def seeds(
     import orjson
 
     from ..io import ReadReport, read_seeds
-    from ..io.reader import atomic_write_bytes
+    from ..io.files import atomic_write_bytes
 
     report = ReadReport(path=str(src))
     texts = read_seeds(src, text_field=text_field, on_error=check_on_error(on_error), report=report)

@@ -118,8 +118,8 @@ def run_pipeline(call: Call, config: Path, out: Path, inputs_base: Path | None =
     from ..config import config_origins, parse_set, resolve_inputs
     from ..pipeline import PipelineConfig
     from ..pipeline import run_pipeline as run
+    from ..pipeline.validate import validate_pipeline
     from ..tiny import uses_tiny
-    from ..validate import validate_pipeline
     from ._load import load_config
 
     given = parse_set(call.sets)

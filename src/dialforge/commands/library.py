@@ -77,7 +77,7 @@ def workflows_import(
     if kind == "sgd":
         import orjson
 
-        from ..io.reader import atomic_write_bytes
+        from ..io.files import atomic_write_bytes
         from ..workflows.sgd import import_sgd
 
         wfs, failed, intents = import_sgd(

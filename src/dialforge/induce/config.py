@@ -10,9 +10,31 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from ..llm.config import BackendConfig
 from ..markers import INPUT_FILE, OPERATIONAL
 from ..run.config import ExecutorConfig
-from .filter import FilterConfig
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+# The published keyword list (English part), plus the content-filter placeholder.
+REFUSAL_MARKERS = (
+    "Omitted content due to a flag from our content filters",
+    "sorry",
+    "Sorry",
+    "apologize",
+    "I cannot",
+    "language model",
+    "UNKNOWN ERROR",
+)
+
+
+class FilterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_user_similarity: float = Field(
+        0.8, ge=0, le=1, description="drop at Indel ratio (python-Levenshtein ratio, as published) >= this"
+    )
+    refusal_markers: list[str] = Field(default_factory=lambda: list(REFUSAL_MARKERS))
+
+
 """The sentence embedder induction and the realism card use unless told otherwise."""
 
 

@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import DialforgeError
+from .config import DEFAULT_EMBEDDER
 
 log = logging.getLogger("dialforge.embed")
-
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 
 def resolve_embedder(name: str) -> str:

@@ -5,31 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Indel
 
 from ..conversation import Conversation
+from .config import REFUSAL_MARKERS, FilterConfig
 
-# The published keyword list (English part), plus the content-filter placeholder.
-REFUSAL_MARKERS = (
-    "Omitted content due to a flag from our content filters",
-    "sorry",
-    "Sorry",
-    "apologize",
-    "I cannot",
-    "language model",
-    "UNKNOWN ERROR",
-)
-
-
-class FilterConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    max_user_similarity: float = Field(
-        0.8, ge=0, le=1, description="drop at Indel ratio (python-Levenshtein ratio, as published) >= this"
-    )
-    refusal_markers: list[str] = Field(default_factory=lambda: list(REFUSAL_MARKERS))
+__all__ = ["REFUSAL_MARKERS", "FilterConfig", "drop_reason", "filter_dialogues"]
 
 
 def drop_reason(conv: Conversation, cfg: FilterConfig) -> str | None:

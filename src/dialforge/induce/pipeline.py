@@ -19,7 +19,9 @@ import orjson
 
 from ..conversation import Conversation, stable_hash
 from ..errors import DialforgeError
-from ..io.reader import ReadReport, atomic_write_bytes, read_conversations
+from ..io.files import atomic_write_bytes
+from ..io.reader import read_conversations
+from ..io.report import ReadReport
 from ..llm.client import run_sync
 from ..llm.pool import BackendPool
 from ..run.kernel import Executor, make_executor, run_stage

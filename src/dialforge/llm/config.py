@@ -163,15 +163,3 @@ def backend_config(value: Mapping[str, Any] | _Backend | None = None, **fields: 
 def same_endpoint(a: BackendConfig, b: BackendConfig) -> bool:
     """Whether two role configs reach the same model the same way (one backend serves both)."""
     return a.endpoint_key() == b.endpoint_key()
-
-
-# Moved to llm/pool.py (the builders); still importable from here while callers move over.
-_MOVED = ("BackendPool", "borrow_pool", "make_backend")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from . import pool
-
-        return getattr(pool, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,7 +30,15 @@ from ..score.config import ScoreConfig
 from ..simulate.config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
 from ..train.config import TrainConfig
 
-ExportFormat = Literal["openai", "trl", "sharegpt", "hf", "llamafactory"]
+
+def _export_format(name: str) -> str:
+    from ..io.registry import check_export_format  # the format registry, read when a config is validated
+
+    return check_export_format(name)
+
+
+#: an export format of the registry (`io/registry.py`), checked as the config is validated
+ExportFormat = Annotated[str, AfterValidator(_export_format)]
 """What `export:` may name: the export formats (to derive from the format registry's
 `EXPORT_FORMATS` once that is a data leaf; the one place the pipeline spells them)."""
 

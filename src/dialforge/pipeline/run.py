@@ -19,7 +19,10 @@ import orjson
 
 from ..errors import DialforgeError, RunDirConflict
 from ..induce.config import InduceConfig
-from ..io.reader import aside_path, atomic_write_bytes, read_conversations, write_conversations
+from ..io.files import aside_path, atomic_write_bytes
+from ..io.output import write_conversations
+from ..io.reader import read_conversations
+from ..io.registry import exporter
 from ..llm.client import run_sync
 from ..llm.pool import BackendPool, borrow_pool
 from ..llm.redact import redact
@@ -225,7 +228,7 @@ def _select(cfg: PipelineConfig, run: PipelineRun, name: str, sdir: Path) -> Non
         atomic_write_bytes(removed, b"")
     exports, left_out = {}, {}
     for fmt in cfg.export:  # each written file is checked by its consumer's rules
-        target = run.out / "export" / (name if fmt in ("hf", "llamafactory") else f"{name}.{fmt}.jsonl")
+        target = run.out / "export" / (name if exporter(fmt).folder else f"{name}.{fmt}.jsonl")
         r = export_file_result(final, fmt, target, name) if deduped else export_conversations([], fmt, target, name)
         exports[fmt] = run.rel(r.paths[0])
         if r.skipped:  # what the consumer would refuse (e.g. no assistant reply left for LLaMA-Factory)

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from .._version import __version__
 from ..config import fingerprint_data
 from ..errors import RunDirConflict
-from ..io.reader import aside_path, atomic_write_bytes
+from ..io.files import aside_path, atomic_write_bytes
 from ..llm.cache import CallCache
 from ..llm.redact import redact
 from ..llm.secrets import MaskSecretsFilter

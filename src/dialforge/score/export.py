@@ -20,8 +20,9 @@ from ..conversation import Conversation
 from ..errors import DialforgeError
 from ..io.llamafactory import llamafactory_entry
 from ..io.output import export_conversations
-from ..io.reader import OnError, iter_conversations
+from ..io.reader import iter_conversations
 from ..io.registry import EXPORT_FORMATS, exporter
+from ..io.report import OnError
 from ..io.writers import ExportResult
 
 #: The consumer whose rules `export` checks each format's output against (`Export.check_as`).

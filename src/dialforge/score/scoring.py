@@ -17,8 +17,9 @@ import orjson
 from ..config import portable_path
 from ..conversation import Conversation
 from ..errors import DialforgeError, RecordError
-from ..io.reader import OnError, ReadReport, atomic_write_bytes, atomic_writer
+from ..io.files import atomic_write_bytes, atomic_writer
 from ..io.reader import iter_conversations_located as iter_located
+from ..io.report import OnError, ReadReport
 from ..llm.client import run_sync
 from . import metrics as M
 from .config import ScoreConfig

@@ -13,8 +13,9 @@ import orjson
 from ..conversation import Conversation
 from ..errors import DialforgeError, RecordError
 from ..io._records import iter_records
-from ..io.reader import OnError, write_conversations
+from ..io.output import write_conversations
 from ..io.reader import iter_conversations_located as iter_located
+from ..io.report import OnError
 from .dedup import dedup
 from .expression import Expression, ExpressionError
 from .registry import conversation_fields, filter_names

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..config import INPUT_FILE, OPERATIONAL
 from ..llm.config import BackendConfig
+from ..markers import INPUT_FILE, OPERATIONAL
 from ..run.config import ExecutorConfig
 from .modes import get_mode, mode_names
 from .stops import GOODBYES

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..conversation import Conversation, Message
 from ..llm.client import run_sync
-from ..llm.config import BackendPool
+from ..llm.pool import BackendPool
 from ..run.kernel import Job, Records, Stage, StageContext, make_executor, run_stage
 from ..run.rundir import RunDir
 from .config import SimulateConfig

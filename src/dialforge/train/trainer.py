@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from ..errors import DialforgeError
-from ..io.reader import atomic_write_bytes, read_conversations
+from ..io.files import atomic_write_bytes
+from ..io.reader import read_conversations
 from ..llm.config import resolve_model
 from .config import PRESETS as PRESETS  # the recipes, where they were
 from .config import TrainConfig

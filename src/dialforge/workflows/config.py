@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import INPUT_FILE, OPERATIONAL
 from ..llm.config import BackendConfig
+from ..markers import INPUT_FILE, OPERATIONAL
 from ..run.config import ExecutorConfig
 from ..simulate.config import StopConfig
 

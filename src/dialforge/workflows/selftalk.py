@@ -21,7 +21,8 @@ from ..errors import DialforgeError
 from ..io.intents import intents_for
 from ..io.output import write_conversations
 from ..llm.client import LLM, run_sync
-from ..llm.config import BackendConfig, BackendPool
+from ..llm.config import BackendConfig
+from ..llm.pool import BackendPool
 from ..llm.types import SamplingParams
 from ..run.health import kept_warning
 from ..run.kernel import Job, Stage, StageContext, make_executor, run_stage
