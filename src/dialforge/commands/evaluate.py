@@ -117,7 +117,7 @@ COMMANDS: list[Command | Group] = [
         config_help="YAML MTBenchConfig (optional: the flags suffice)",
         args=(Arg("out", Path, "run directory", flag="--out", required=True),),
         opts=(
-            Opt("--mode", "mode", help="single or pairwise"),
+            Opt("--mode", "mode"),
             Opt("--baseline-answers", "baseline_answers", kind=Path),
             Opt("--questions", "questions", kind=Path, help="MT-Bench questions (default: the packaged ones)"),
             Opt(
@@ -156,12 +156,12 @@ COMMANDS: list[Command | Group] = [
             Arg("floor", bool, "also compute REAL vs a disjoint REAL split (the floor)", flag="--floor", default=False),
         ),
         opts=(
-            Opt("--seed", "seed", help="seed for every sample, fold and bootstrap"),
+            Opt("--seed", "seed"),
             Opt("--max-turns", "max_turns"),
             Opt("--bootstrap", "bootstrap"),
             Opt("--simulator-model", "simulator_model"),
             Opt("--base-model", "base_model"),
-            Opt("--embedder", "embedder", help="sentence-embedding model"),
+            Opt("--embedder", "embedder"),
             Opt("--cache-dir", "cache_dir", kind=Path),
         ),
     ),

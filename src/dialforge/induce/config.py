@@ -53,15 +53,19 @@ class InduceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dialogues: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="real dialogue files (any format)")
-    format: ReadFormat = "auto"
-    on_error: Literal["fail", "skip"] = "fail"
-    max_dialogues: int | None = Field(None, ge=1)
+    format: ReadFormat = Field("auto", description="input format, or auto (by shape); `dialforge formats` lists them")
+    on_error: Literal["fail", "skip"] = Field("fail", description="fail on the first bad record, or skip and count")
+    max_dialogues: int | None = Field(None, ge=1, description="use only the first N dialogues")
     filter: FilterConfig = FilterConfig()
     include_first_turn: bool = False
     model: BackendConfig
-    embedder: str = DEFAULT_EMBEDDER
-    threshold: float = Field(0.5, gt=0, le=1)
-    method: Literal["butina", "components", "leader"] = "butina"
+    embedder: str = Field(DEFAULT_EMBEDDER, description="sentence-transformers model id or path")
+    threshold: float = Field(0.5, gt=0, le=1, description="cosine threshold for clustering")
+    method: Literal["butina", "components", "leader"] = Field(
+        "butina",
+        description="clustering: butina (sphere exclusion over exact neighbours), components (single "
+        "linkage), leader (the published greedy rule; depends on input order)",
+    )
     knn: int = Field(64, ge=2, description="neighbours searched per strategy (bounds memory: n x knn)")
     abstract_sample: int = Field(20, ge=1, description="members shown to the LLM per cluster")
     singletons: Literal["keep", "merge"] = "keep"

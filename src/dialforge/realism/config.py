@@ -13,13 +13,13 @@ class RealismConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seed: int = 0
+    seed: int = Field(0, description="seed for every sample, fold and bootstrap")
     max_turns: int = Field(3000, ge=10, description="user turns per side for the embedding figures (sampled)")
     first_turns: int = Field(1000, ge=2, description="opening turns per side for first-turn diversity")
     folds: int = Field(5, ge=2, le=20)
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples for the 95% intervals (0: none)")
     mauve_clusters: int | None = Field(None, ge=2, description="default: min(n_sim, n_real) / 10")
-    embedder: str = DEFAULT_EMBEDDER
+    embedder: str = Field(DEFAULT_EMBEDDER, description="sentence-embedding model")
     cache_dir: str | None = Field(None, description="embedding cache folder (shared with induce/score)")
     simulator_model: str | None = Field(None, description="in-process simulator: held-out perplexity")
     base_model: str | None = Field(None, description="its base model (default: from train_summary.json)")

@@ -33,12 +33,16 @@ class ScoreConfig(BaseModel):
 class MTBenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    questions: Annotated[str, INPUT_FILE]
-    reference_answers: Annotated[str | None, INPUT_FILE] = None
-    judge_prompts: Annotated[str, INPUT_FILE]
+    questions: Annotated[str, INPUT_FILE] = Field(description="MT-Bench questions (JSONL)")
+    reference_answers: Annotated[str | None, INPUT_FILE] = Field(
+        None, description="reference answers for math and reasoning questions (JSONL)"
+    )
+    judge_prompts: Annotated[str, INPUT_FILE] = Field(description="FastChat judge prompts (JSONL)")
     model: BackendConfig
     judge: BackendConfig
-    mode: Literal["single", "pairwise"] = "single"
+    mode: Literal["single", "pairwise"] = Field(
+        "single", description="single: rate each answer; pairwise: compare with a baseline"
+    )
     baseline_answers: Annotated[str | None, INPUT_FILE] = Field(
         None, description="FastChat answer file of the model to compare with"
     )

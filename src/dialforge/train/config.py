@@ -55,8 +55,8 @@ class TrainConfig(BaseModel):
     )
     kind: Literal["simulator", "chat"]
     data: Annotated[list[str], INPUT_FILE] = Field(min_length=1, description="dialogue files (any format)")
-    model: str
-    out: str
+    model: str = Field(description="base model: local path, hub id or an embedded model name")
+    out: str = Field(description="output directory (final/ loads as a model)")
     template: str = Field(
         "auto", description="auto (the tokenizer's), chatml, llama3, vicuna, dyadic, or a .jinja file"
     )
@@ -69,19 +69,19 @@ class TrainConfig(BaseModel):
     last_turn_only: bool = False
     strategy_conditioned: bool = Field(False, description="data are IDEAS records labelled by `strategies assign`")
     candidates: int = Field(50, ge=1)
-    max_length: int = Field(2048, ge=16)
-    lora: bool = True
+    max_length: int = Field(2048, ge=16, description="longest example in tokens")
+    lora: bool = Field(True, description="train LoRA adapters (false: full fine-tuning)")
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    packing: bool = False
-    epochs: float = 3.0
-    max_steps: int = -1
-    learning_rate: float = 2e-4
+    packing: bool = Field(False, description="pack several examples into each training sequence (TRL packing)")
+    epochs: float = Field(3.0, description="passes over the data (fractions allowed)")
+    max_steps: int = Field(-1, description="stop after N optimizer steps (-1: run all the epochs)")
+    learning_rate: float = Field(2e-4, description="peak learning rate")
     lr_scheduler: Literal["linear", "cosine", "inverse_sqrt", "constant", "constant_with_warmup"] = "linear"
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = 4
+    batch_size: int = Field(4, description="examples per device per step")
     grad_accum: int = Field(1, ge=1)
     seed: int = 0
     logging_steps: int = 10

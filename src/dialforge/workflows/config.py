@@ -56,7 +56,7 @@ class FilterSpec(BaseModel):
 class SelfTalkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workflows: Annotated[str, INPUT_FILE]
+    workflows: Annotated[str, INPUT_FILE] = Field(description="workflow folder or file (YAML)")
     client: BackendConfig
     agent: BackendConfig
     picker: Literal["auto", "llm", "rouge"] = Field(
@@ -95,7 +95,7 @@ class SelfTalkConfig(BaseModel):
     consistency_judge: BackendConfig | None = Field(
         None, description="LLM judge of the agent staying in character, per utterance (optional)"
     )
-    loops: int = Field(1, ge=1)
+    loops: int = Field(1, ge=1, description="generate -> filter -> train rounds")
     loss_on: Literal["agent", "all"] = "agent"
     train_epochs: float = 1.0
     train_max_steps: int = -1
