@@ -107,7 +107,7 @@ Case = Callable[[Ctx], tuple[list[str], list[str]]]
 CASES: dict[str, Case] = {
     # --- command-line usage
     "unknown option": lambda c: (["convert", "a", "b", "--bogus"], ["dialforge convert", "--bogus"]),
-    "missing argument": lambda c: (["convert"], ["dialforge convert", "Missing argument 'src'"]),
+    "missing argument": lambda c: (["convert"], ["dialforge convert", "Missing argument 'SRC'"]),
     "unknown command": lambda c: (["simulat"], ["dialforge", "No such command 'simulat'"]),
     "unknown subcommand": lambda c: (["eval", "mtbench"], ["dialforge eval", "mtbench"]),
     "option without its value": lambda c: (["stats", "x.jsonl", "--tokenizer"], ["dialforge stats", "--tokenizer"]),
