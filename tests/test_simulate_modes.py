@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.conversation import stable_hash
 from dialforge.llm import LLM, backend_config
@@ -145,42 +146,72 @@ def test_a_mode_registered_twice_is_refused_and_an_unknown_one_names_the_command
         get_mode("agentic", "selftalk")
 
 
-class ScriptUser:
-    """A mode in one class and one registration: the user asks the config's `personas` as
-    its questions, in order (a builder reads the config through its protocol)."""
+class ScriptOptions(BaseModel):
+    """The script mode's own parameters (`options:` in a simulate config or a pipeline simulator)."""
 
-    def __init__(self, llm: LLM, questions: list[str]) -> None:
+    model_config = ConfigDict(extra="forbid")
+    questions: list[str] = Field(min_length=1, description="asked in order, one per user turn")
+    repeat: bool = Field(True, description="start again after the last question")
+
+
+class ScriptUser:
+    """A mode with its own parameters in one module and one registration: the user asks
+    `options.questions`, in order (a builder reads the config through its protocol)."""
+
+    def __init__(self, llm: LLM, opts: ScriptOptions) -> None:
         self.model_id = llm.model_id
-        self.questions = questions
+        self.opts = opts
 
     async def next_turn(self, state: ConvState) -> UserTurn:
-        return UserTurn(text=self.questions[state.user_turns % len(self.questions)], meta={"scripted": True})
+        qs = self.opts.questions
+        if state.user_turns >= len(qs) and not self.opts.repeat:
+            return UserTurn(stop="end_signal")
+        return UserTurn(text=qs[state.user_turns % len(qs)], meta={"scripted": True})
 
 
 def _build_script(cfg: SimulateModeConfig, llm: LLM, judge: LLM | None) -> ScriptUser:
-    return ScriptUser(llm, cfg.personas)
+    return ScriptUser(llm, SCRIPT.options_of(cfg))
 
 
-def _check_script(cfg: SimulateModeConfig) -> str | None:
-    return None if cfg.personas else "mode script needs its questions as `personas`"
+SCRIPT = SimulatorMode[SimulateModeConfig]("script", "a test mode", _build_script, options=ScriptOptions)
 
 
-def test_a_mode_of_your_own_is_one_registration(monkeypatch):
+def test_a_mode_with_its_own_options_is_one_registration(monkeypatch):
     monkeypatch.setattr(modes_module, "_MODES", dict(modes_module.registry()))
-    register_mode(SimulatorMode[SimulateModeConfig]("script", "a test mode", _build_script, _check_script))
+    register_mode(SCRIPT)
     assert mode_names("simulate") == ["strategy", "socratic", "persona", "script"]
     base = dict(mode="script", seeds={"free": 1}, user=backend_config(model="u"), assistant=backend_config(model="a"))
-    with pytest.raises(ValueError, match="mode script needs its questions as `personas`"):
-        SimulateConfig(**base)
+    with pytest.raises(ValueError, match=r"questions: Field required \(mode script's options: questions, repeat\)"):
+        SimulateConfig(**base, options={})
+    with pytest.raises(
+        ValueError,
+        match=r"questions: Field required; questoins: unknown option \(mode script's options: questions, repeat\)",
+    ):
+        SimulateConfig(**base, options={"questoins": ["x"]})
+    with pytest.raises(ValueError, match="mode persona takes no options"):
+        SimulateConfig(**{**base, "mode": "persona"}, personas=["p"], options={"questions": ["x"]})
     questions = ["How is green tea made?", "Which coffee beans taste the most bitter, and why is that so?"]
-    cfg = SimulateConfig(**base, personas=questions, max_turns=2)
+    cfg = SimulateConfig(**base, options={"questions": questions}, max_turns=2)
+    assert cfg.options == {"questions": questions, "repeat": True}  # checked, defaults filled
     sim = make_simulator(cfg, LLM(ScriptedChatModel(lambda r: "unused", "u")))
-    assert isinstance(sim, ScriptUser)
+    assert isinstance(sim, ScriptUser) and sim.opts.questions == questions
     asst = ScriptedChatModel(lambda r: "An answer about drinks and plants.", "a")
     conv = asyncio.run(Engine(cfg, sim, LLM(asst)).run_one("0" * 64, Seed("s", []), 0))
     assert [m.content for m in conv.messages if m.role == "user"] == questions
     assert conv.meta["mode"] == "script" and conv.meta["termination_reason"] == "max_turns"
     assert conv.meta["simulator_model"] == "u" and conv.messages[0].meta == {"scripted": True}
+
+
+def test_options_unset_leave_the_fingerprint_as_it_was():
+    """`options:` came after runs were made: unset, it is not in the fingerprint, so earlier
+    runs resume and keep their conversation ids; set, it is."""
+    from dialforge.config import fingerprint_data
+
+    base = dict(mode="persona", personas=["p"], seeds={"free": 1}, user=backend_config(model="u"))
+    fp = fingerprint_data(SimulateConfig(**base, assistant=backend_config(model="a")))
+    assert "options" not in fp and "personas" in fp
+    fp_set = fingerprint_data(SimulateConfig(**base, assistant=backend_config(model="a"), options=None))
+    assert fp_set == fp
 
 
 def test_seeds_are_deduplicated_across_files_and_a_limit_names_the_files_it_leaves_out(tmp_path, caplog):

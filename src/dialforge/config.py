@@ -24,7 +24,7 @@ from pydantic.fields import FieldInfo
 from .errors import ConfigError
 from .io.yaml_files import read_yaml, yaml_load
 from .llm.config import BACKEND_KINDS  # data only: a backend union's tag is never a field name
-from .markers import INPUT_FILE, OPERATIONAL, is_marked
+from .markers import FINGERPRINT_IF_SET, INPUT_FILE, OPERATIONAL, is_marked
 from .markers import FieldMarker as FieldMarker
 
 C = TypeVar("C", bound=BaseModel)
@@ -284,6 +284,8 @@ def _fingerprint_model(model: BaseModel, dumped: dict[str, Any]) -> dict[str, An
     for name, info in type(model).model_fields.items():
         key = info.alias or name
         if key not in dumped or is_marked(info, OPERATIONAL):
+            continue
+        if dumped[key] is None and is_marked(info, FINGERPRINT_IF_SET):
             continue
         if is_marked(info, INPUT_FILE):
             out[key] = _hash_input(dumped[key])

@@ -3,7 +3,9 @@
 - `OPERATIONAL` (how fast or where a run goes: concurrency, timeouts, retries, base_url,
   device, batch size) stays out of the fingerprint, so changing it resumes a run;
 - `INPUT_FILE` (a file or folder the run reads) is fingerprinted by content, not by path,
-  so a moved checkout or run directory resumes, and an edited input is a new config.
+  so a moved checkout or run directory resumes, and an edited input is a new config;
+- `FINGERPRINT_IF_SET` (a field added after runs were made, default None) is fingerprinted
+  only when set, so adding it kept every earlier run's fingerprint and conversation ids.
 Mark a field with `Annotated[type, OPERATIONAL] = Field(...)`; `dialforge.config` reads them.
 """
 
@@ -24,6 +26,7 @@ class FieldMarker:
 
 OPERATIONAL = FieldMarker("operational")
 INPUT_FILE = FieldMarker("input_file")
+FINGERPRINT_IF_SET = FieldMarker("fingerprint_if_set")
 
 
 def is_marked(info: FieldInfo, marker: FieldMarker) -> bool:

@@ -159,10 +159,11 @@ def modes() -> None:
     from ..simulate.modes import MODES
 
     t = Table(title="simulator modes")
-    for col in ("mode", "commands", "description"):
+    for col in ("mode", "commands", "description", "options"):
         t.add_column(col)
     for m in MODES.values():
-        t.add_row(m.name, ", ".join(m.commands), m.description)
+        opts = ", ".join(m.options.model_fields) if m.options else ""
+        t.add_row(m.name, ", ".join(m.commands), m.description, opts)
     out_console.print(t)
 
 

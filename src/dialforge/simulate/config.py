@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..llm.config import BackendConfig
-from ..markers import INPUT_FILE, OPERATIONAL
+from ..markers import FINGERPRINT_IF_SET, INPUT_FILE, OPERATIONAL
 from ..run.config import ExecutorConfig
 from .modes import get_mode, mode_names
 from .stops import GOODBYES
@@ -87,6 +87,11 @@ class StrategyConfig(BaseModel):
     )
 
 
+def _option_problem(x: Any) -> str:
+    where = ".".join(str(p) for p in x["loc"])
+    return f"{where}: {'unknown option' if x['type'] == 'extra_forbidden' else x['msg']}"
+
+
 class SimulateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -109,6 +114,9 @@ class SimulateConfig(BaseModel):
     )
     personas: list[str] = Field(default_factory=list)
     strategy: StrategyConfig | None = None
+    options: Annotated[dict[str, Any] | None, FINGERPRINT_IF_SET] = Field(
+        None, description="the mode's own parameters (`dialforge modes` lists each mode's)"
+    )
     stop: StopConfig = StopConfig()
     concurrency: Annotated[int, OPERATIONAL] = Field(64, ge=1, description="conversations alive at once")
     executor: Annotated[ExecutorConfig | None, OPERATIONAL] = Field(
@@ -121,6 +129,21 @@ class SimulateConfig(BaseModel):
     def _known_mode(cls, v: str) -> str:
         get_mode(v, "simulate")
         return v
+
+    @field_validator("options")
+    @classmethod
+    def _mode_options(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if v is None or "mode" not in info.data:
+            return v
+        mode = get_mode(info.data["mode"])
+        if mode.options is None:
+            raise ValueError(f"mode {mode.name} takes no options")
+        try:
+            return mode.options.model_validate(v).model_dump(mode="json")
+        except ValidationError as e:
+            problems = "; ".join(_option_problem(x) for x in e.errors())
+            known = ", ".join(mode.options.model_fields)
+            raise ValueError(f"{problems} (mode {mode.name}'s options: {known})") from None
 
     @model_validator(mode="after")
     def _check(self) -> SimulateConfig:

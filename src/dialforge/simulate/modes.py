@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from pydantic import BaseModel
+
 if TYPE_CHECKING:
     from ..llm.client import LLM
     from .config import SeedConfig, SimulateConfig, StopConfig, StrategyConfig
@@ -71,6 +73,9 @@ class SimulateModeConfig(ModeConfig, Protocol):
     @property
     def strategy(self) -> StrategyConfig | None: ...
 
+    @property
+    def options(self) -> dict[str, Any] | None: ...
+
 
 C = TypeVar("C", bound=ModeConfig, contravariant=True)
 
@@ -90,6 +95,15 @@ class SimulatorMode(Generic[C]):
     # a problem with the command's config for this mode (one line), or None
     check: Callable[[C], str | None] = _no_problem
     commands: tuple[str, ...] = ("simulate", "run")
+    # the mode's own parameters (`options:` of SimulateConfig and of a pipeline simulator),
+    # checked as the config is validated; the builder reads them with `options_of`
+    options: type[BaseModel] | None = None
+
+    def options_of(self, cfg: Any) -> Any:
+        """The config's `options:` as this mode's options model (its defaults where unset)."""
+        if self.options is None:
+            raise ValueError(f"simulator mode {self.name!r} takes no options")
+        return self.options.model_validate(getattr(cfg, "options", None) or {})
 
 
 _MODES: dict[str, SimulatorMode[Any]] = {}
