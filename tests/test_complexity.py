@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-radon_complexity = pytest.importorskip("radon.complexity")
+from radon import complexity as radon_complexity  # the dev extra
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dialforge"
 CEILING = 15
@@ -22,24 +20,30 @@ PARSERS: set[tuple[str, str]] = {
     ("io/formats.py", "parse_openai"),
     ("io/formats.py", "parse_sharegpt"),
     ("io/tod_formats.py", "parse_abcd"),
-    ("io/oasst_messages.py", "read_oasst_messages"),
-    ("io/check.py", "_check_chat_record"),  # a consumer's rules for one record, field by field
-    ("io/check.py", "_check_lf_data"),
 }
 
 
-def _over() -> list[tuple[str, str, int]]:
-    out = []
+def _complexities() -> dict[tuple[str, str], int]:
+    out = {}
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
         for block in radon_complexity.cc_visit(path.read_text(encoding="utf-8")):
             if hasattr(block, "methods"):
                 continue  # a class: radon lists its methods on their own too
             name = f"{block.classname}.{block.name}" if block.classname else block.name
-            if block.complexity > CEILING and (rel, name) not in PARSERS:
-                out.append((rel, name, block.complexity))
+            out[(rel, name)] = max(block.complexity, out.get((rel, name), 0))
     return out
+
+
+def _over() -> list[tuple[str, str, int]]:
+    return [(f, n, c) for (f, n), c in _complexities().items() if c > CEILING and (f, n) not in PARSERS]
 
 
 def test_no_function_above_the_complexity_ceiling():
     assert _over() == []
+
+
+def test_the_parsers_listed_are_still_over_the_ceiling():
+    """A listed parser that was split below the ceiling leaves the list (so it stays there)."""
+    cc = _complexities()
+    assert [p for p in PARSERS if cc.get(p, 0) <= CEILING] == []
