@@ -36,6 +36,7 @@ def test_quickstart_on_tiny_model_and_resume(tmp_path):
     assert "text is not meaningful" in r.stderr
     assert (tmp_path / "cache/dialforge/tiny-model-v1/config.json").exists()  # built once, cached
     state = json.loads((out / "pipeline.json").read_text())
+    assert str(tmp_path) not in (out / "pipeline.json").read_text()  # files inside the run, by relative path
     names = ("strategy", "persona", "socratic")
     assert list(state["stages"]) == [
         "start",

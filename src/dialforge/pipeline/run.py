@@ -153,6 +153,8 @@ async def _generate(
             summary = await simulate_async(sc, sdir, progress=progress, pool=pool)
             sims[name] = sdir
             warnings = [f"{name}: {w}" for w in summary.pop("warnings", [])]
+            if summary.get("output"):  # pipeline.json names files inside the run, never local paths
+                summary["output"] = run.rel(Path(summary["output"]))
             run.done(f"simulate.{name}", warnings=warnings, **summary)
     finally:
         await close_pool()
@@ -281,7 +283,7 @@ def _realism(cfg: PipelineConfig, run: PipelineRun, sims: dict[str, Path], real:
             continue
         summary["floor"] = run.rel(write_card(floor, sdir, FLOOR_JSON))
         summary["card"] = run.rel(Path(summary["card"]))
-        summary["real"] = str(real)
+        summary["real"] = run.rel(real) if real.is_relative_to(run.out) else str(real)
         summary["floor_discriminator_auc"] = floor.discriminator.auc
         summary["floor_overall_realism"] = floor.overall.score
         # the card's caveats (small samples) are not health warnings: they stay with the card
