@@ -19,6 +19,12 @@ from dialforge.testing import FakeOpenAIServer
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _ctrl_c_on() -> None:
+    """The child takes Ctrl-C even when this suite runs as a shell's background job (`cmd &`
+    starts it with SIGINT ignored, and Python then keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(pred, what: str, p: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -69,7 +75,7 @@ def test_ctrl_c_on_simulate_exits_130_and_the_same_command_resumes(tmp_path, dat
         path.write_text(yaml.safe_dump(cfg))
         out = tmp_path / "run"
         cmd = [*dialforge_cli, "simulate", "--config", str(path), "--out", str(out)]
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_on)
         conv_file = out / "conversations.jsonl"
         _wait_for(lambda: calls["n"] > 6, "the stalled request", p)
         p.send_signal(signal.SIGINT)
@@ -112,7 +118,9 @@ def test_ctrl_c_on_train_exits_130(tmp_path, tiny_model_dir, dialforge_cli):
     )
     cmd = [*dialforge_cli, "train", "chat", "--config", str(cfg)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_ctrl_c_on
+    )
     _wait_for(lambda: (tmp_path / "t" / "checkpoint-2" / "trainer_state.json").exists(), "a checkpoint", p)
     p.send_signal(signal.SIGINT)
     _assert_interrupted(p, "train")
