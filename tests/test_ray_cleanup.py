@@ -34,28 +34,45 @@ def _orphan(name: str) -> int:
     return int(r.stdout.strip())
 
 
+def _live_agent(name: str, parent: str) -> tuple[subprocess.Popen, int]:
+    """An agent `name` whose parent `parent` (a bash renamed so) lives and leads its own
+    process group, as a driver or a raylet does: (the parent, the agent's pid). Its own group,
+    so the test does not depend on who leads the group pytest runs in."""
+    p = subprocess.Popen(
+        ["bash", "-c", f"exec -a {parent} bash -c '(exec -a {name} sleep 120) & echo $!; wait'"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert p.stdout is not None
+    return p, int(p.stdout.readline())
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_orphaned_agents_are_ended_and_live_ones_kept():
     orphans = [_orphan("ray::DashboardAgent"), _orphan("ray::RuntimeEnvAgent")]
     other = _orphan("ray::SomethingElse")  # not an agent: never touched
-    live = subprocess.Popen(["bash", "-c", "exec -a ray::DashboardAgent sleep 120"])  # its driver lives
+    driver, by_driver = _live_agent("ray::DashboardAgent", "python-driver")  # its driver lives
+    raylet, by_raylet = _live_agent("ray::RuntimeEnvAgent", "raylet")  # its raylet lives
+    live = [by_driver, by_raylet]
     try:
         time.sleep(0.3)
-        assert all(_alive(p) for p in [*orphans, other, live.pid])
+        assert all(_alive(p) for p in [*orphans, other, *live])
         ended = reap_orphaned_agents(grace_s=1.0)  # ours, and any a killed run left on this machine
-        assert set(orphans) <= set(ended) and other not in ended and live.pid not in ended
+        assert set(orphans) <= set(ended) and not {other, *live} & set(ended)
         deadline = time.monotonic() + 5
         while any(_alive(p) for p in orphans) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_alive(p) for p in orphans)
-        assert _alive(other) and _alive(live.pid)
+        assert _alive(other) and all(_alive(p) for p in live)
     finally:
-        for p in [*orphans, other, live.pid]:
+        for p in [*orphans, other, *live]:
             try:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
-        live.wait()
+        for parent in (driver, raylet):
+            parent.wait()
 
 
 @pytest.mark.slow
