@@ -4,8 +4,6 @@ input as one error line with exit 2."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,25 +13,6 @@ from dialforge.testing import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "agent_tools.yaml"
-
-
-@pytest.fixture()
-def cli(capsys, monkeypatch):  # type: ignore[no-untyped-def]
-    """`dialforge ARGS` in this process: (exit code, stdout, stderr)."""
-    from dialforge.cli import main
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        monkeypatch.setattr(sys, "argv", ["dialforge", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, out, err)
-
-    return run
 
 
 def test_example_over_http_exports_pass_the_checks(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

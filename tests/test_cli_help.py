@@ -30,23 +30,14 @@ COMMANDS = _commands()
 
 
 @pytest.fixture()
-def cli(capsys, monkeypatch):
-    """`dialforge ARGS` in this process at 80 columns: (exit code, stdout, stderr)."""
-    from dialforge.cli import main
-
+def cli(cli, monkeypatch):
+    """The in-process `dialforge` (conftest) at 80 columns: (exit code, stdout, stderr)."""
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setattr("shutil.get_terminal_size", lambda *a, **k: __import__("os").terminal_size((80, 24)))
 
     def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["dialforge", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
+        r = cli(*args)
+        return r.returncode, r.stdout, r.stderr
 
     return run
 

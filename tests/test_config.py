@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,25 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 class _Roles(BaseModel):
     user: BackendConfig
-
-
-@pytest.fixture()
-def cli(capsys, monkeypatch):
-    """`dialforge ARGS` in this process (no interpreter start-up): (exit code, stdout, stderr)."""
-    from dialforge.cli import main
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        monkeypatch.setattr(sys, "argv", ["dialforge", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
 
 
 # -- typed backends -----------------------------------------------------------------------------
