@@ -39,8 +39,6 @@ def _export_format(name: str) -> str:
 
 #: an export format of the registry (`io/registry.py`), checked as the config is validated
 ExportFormat = Annotated[str, AfterValidator(_export_format)]
-"""What `export:` may name: the export formats (to derive from the format registry's
-`EXPORT_FORMATS` once that is a data leaf; the one place the pipeline spells them)."""
 
 
 class StrategyStage(StrategyConfig):
