@@ -264,9 +264,10 @@ async def agentic_async(
         exports: dict[str, str] = {}
         if kept:
             from ..io.output import export_conversations
+            from ..io.registry import exporter
 
-            for fmt in cfg.export:
-                target = out / "exports" / (fmt if fmt == "llamafactory" else f"{fmt}.jsonl")
+            for fmt in cfg.export:  # a folder format (llamafactory) writes a folder named for it
+                target = out / "exports" / (fmt if exporter(fmt).folder else f"{fmt}.jsonl")
                 export_conversations(kept, fmt, target, name="agentic")
                 exports[fmt] = str(target)
         warnings = list(res.warnings)
