@@ -253,7 +253,9 @@ def test_rouge_picker_where_asked(tmp_path):
 
 @pytest.mark.slow
 def test_mode_registry_drives_config_and_cli():
-    from dialforge.simulate.modes import MODES, mode_names
+    from dialforge.simulate.modes import mode_names, registry
+
+    MODES = registry()
 
     assert mode_names("simulate") == ["strategy", "socratic", "persona"]
     assert "selftalk" in MODES and "selftalk" not in mode_names("simulate")

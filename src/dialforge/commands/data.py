@@ -156,12 +156,12 @@ def modes() -> None:
     """The registered simulator modes and the commands that offer them."""
     from rich.table import Table
 
-    from ..simulate.modes import MODES
+    from ..simulate.modes import registry
 
     t = Table(title="simulator modes")
     for col in ("mode", "commands", "description", "options"):
         t.add_column(col)
-    for m in MODES.values():
+    for m in registry().values():
         opts = ", ".join(m.options.model_fields) if m.options else ""
         t.add_row(m.name, ", ".join(m.commands), m.description, opts)
     out_console.print(t)

@@ -129,12 +129,6 @@ def registry() -> dict[str, SimulatorMode[Any]]:
     return _MODES
 
 
-def __getattr__(name: str) -> Any:
-    if name == "MODES":  # `from dialforge.simulate.modes import MODES` (the CLI): providers loaded
-        return registry()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def register_mode(mode: SimulatorMode[Any]) -> SimulatorMode[Any]:
     if mode.name in _MODES:
         raise ValueError(f"simulator mode {mode.name!r} is already registered")
